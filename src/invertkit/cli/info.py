@@ -1,0 +1,73 @@
+"""``invertkit info CHECKPOINT``: format, architecture, resolution, latent spaces, parameter count."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="describe a checkpoint file or zoo model")
+    p.add_argument("checkpoint", help="checkpoint path (.pkl, .pt, .safetensors) or zoo name")
+    p.add_argument("--weights", default=None, help="weight file for a zoo model that needs one")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)
+
+
+def describe(source: str, weights: str | None = None) -> dict[str, Any]:
+    """What ``info`` prints, as a dict."""
+    from ..generators.loading import load_generator
+    from ..generators.zoo import ZOO
+
+    if source in ZOO:
+        entry = ZOO.get(source)
+        G = load_generator(source, weights=weights)
+        params = sum(p.numel() for p in G.module.parameters())  # type: ignore[attr-defined]
+        return {"source": source, "format": "zoo", "architecture": type(G.module).__name__, **G.describe(),  # type: ignore[attr-defined]
+                "parameters": params, "weights": str(entry.locate(weights)), "provenance": entry.source}
+
+    from ..generators.checkpoints import read_checkpoint
+    from ..generators.stylegan2 import StyleGAN2Generator
+
+    loaded = read_checkpoint(source)
+    G = StyleGAN2Generator(loaded.config, loaded.state_dict, name=source)
+    cfg = loaded.config
+    n_map = sum(v.numel() for k, v in loaded.state_dict.items() if k.startswith("mapping.") and not k.endswith("w_avg"))
+    n_syn = sum(p.numel() for n, p in G.net.named_parameters() if n.startswith("synthesis."))
+    return {
+        "source": source,
+        "format": loaded.format,
+        "architecture": f"StyleGAN2 ({cfg.architecture})",
+        **G.describe(),
+        "z_dim": cfg.z_dim,
+        "w_dim": cfg.w_dim,
+        "c_dim": cfg.c_dim,
+        "num_ws": cfg.num_ws,
+        "mapping_layers": cfg.mapping_layers,
+        "channels_per_resolution": {r: cfg.channels_at(r) for r in cfg.block_resolutions},
+        "parameters": n_map + n_syn,
+        "parameters_mapping": n_map,
+        "parameters_synthesis": n_syn,
+        "config": cfg.to_dict(),
+        "meta": loaded.meta,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    d = describe(args.checkpoint, args.weights)
+    if args.json:
+        print(json.dumps(d, indent=2, default=str))
+        return 0
+    shapes = d.get("latent_shapes", {})
+    print(f"{d['source']}")
+    print(f"  format:        {d['format']}")
+    print(f"  architecture:  {d['architecture']}")
+    print(f"  resolution:    {d['resolution']}x{d['resolution']}, {d['channels']} channel(s)")
+    print(f"  latent spaces: " + ", ".join(f"{s} {list(shapes.get(s, []))}" for s in d["spaces"]))
+    if "c_dim" in d and d["c_dim"]:
+        print(f"  conditional:   c_dim={d['c_dim']} (pass a label)")
+    if "channels_per_resolution" in d:
+        print("  channels:      " + ", ".join(f"{r}:{c}" for r, c in d["channels_per_resolution"].items()))
+    print(f"  parameters:    {d['parameters']:,}")
+    return 0

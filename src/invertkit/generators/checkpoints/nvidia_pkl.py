@@ -1,0 +1,479 @@
+"""Read NVIDIA StyleGAN2-ADA network pickles without executing anything in them.
+
+A network pickle (``network-snapshot-*.pkl``, ``ffhq.pkl`` ...) is ``pickle.dump`` of
+``dict(G, D, G_ema, training_set_kwargs, augment_pipe)``. Each network is written by NVIDIA's
+``torch_utils.persistence`` as a call ``_reconstruct_persistent_obj(meta)`` where ``meta`` holds the
+*Python source of the module that defines it* (``module_src``), the class name, and ``state``: the
+``nn.Module.__dict__`` (``_parameters``, ``_buffers``, ``_modules`` with nested networks of the same
+form, ``_non_persistent_buffers_set``, ``_init_kwargs`` ...). A normal ``pickle.load`` runs
+``exec(module_src)``: loading such a file is running its author's code.
+
+:class:`RestrictedUnpickler` resolves globals from an allow-list only. The persistence hook becomes
+:class:`PersistentRecord`, which keeps ``meta`` as plain data (``module_src`` stays an unexecuted
+string); ``dnnlib.util.EasyDict`` becomes a plain dict subclass; tensors, storages and numpy scalars
+rebuild through small wrappers around torch/numpy functions (storages via
+``torch.load(..., weights_only=True)``). Any other global (``os.system``, ``builtins.exec``,
+``subprocess.Popen`` ...) stops the load with a :class:`CheckpointError`.
+
+Verified against real pickles written by stylegan2-ada-pytorch's ``training.networks.Generator``
+with ``pickle.dump`` as in ``training_loop.py`` (see ``tests/test_checkpoints_nvidia.py``).
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import io
+import os
+import pickle
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ...errors import CheckpointError
+from ..stylegan2.config import ARCHITECTURES, StyleGAN2Config
+from .detect import NVIDIA_PKL, LoadedCheckpoint, check_file, estimate_w_avg, jsonable, validate_state_dict
+
+__all__ = [
+    "PersistentRecord",
+    "RestrictedUnpickler",
+    "config_from_nvidia_kwargs",
+    "flatten_module_state",
+    "read_nvidia_pkl",
+    "safe_unpickle",
+]
+
+_LEGACY_HINT = (
+    "convert it to a PyTorch pickle first with NVIDIA's stylegan2-ada-pytorch: "
+    "`python legacy.py --source=OLD.pkl --dest=NEW.pkl` (in a trusted environment), then load NEW.pkl"
+)
+
+
+# ------------------------------------------------------------------------------------------------
+# inert stand-ins
+# ------------------------------------------------------------------------------------------------
+
+
+class PersistentRecord:
+    """What ``torch_utils.persistence._reconstruct_persistent_obj(meta)`` becomes here: the data, no code.
+
+    ``meta`` is a dict with ``type``, ``version``, ``module_src`` (never executed), ``class_name``
+    and ``state`` (the module's ``__dict__``: ``_parameters``, ``_buffers``, ``_modules`` ...).
+    """
+
+    __slots__ = ("meta",)
+
+    def __init__(self, meta: Any) -> None:
+        if not isinstance(meta, dict):
+            raise TypeError("persistent object record is not a dict")
+        self.meta = meta
+
+    def __setstate__(self, state: Any) -> None:  # real persistent objects never get BUILD state
+        raise pickle.UnpicklingError("unexpected state for a persistent object record")
+
+    @property
+    def class_name(self) -> str:
+        return str(self.meta.get("class_name", ""))
+
+    @property
+    def state(self) -> dict[str, Any]:
+        st = self.meta.get("state")
+        return st if isinstance(st, dict) else {}
+
+    def __repr__(self) -> str:
+        return f"PersistentRecord({self.class_name!r})"
+
+
+class InertEasyDict(dict):
+    """Stand-in for ``dnnlib.util.EasyDict``: a plain dict (attribute access is not needed here)."""
+
+    __slots__ = ()
+
+    def __setstate__(self, state: Any) -> None:
+        if state:
+            raise pickle.UnpicklingError("unexpected attribute state for an EasyDict")
+
+
+# ------------------------------------------------------------------------------------------------
+# allow-listed rebuild functions (wrappers: they check their arguments and drop hooks)
+# ------------------------------------------------------------------------------------------------
+
+_STORAGE_TYPES = (torch.TypedStorage, torch.UntypedStorage)
+
+
+def _load_storage_from_bytes(b: Any) -> Any:
+    # torch.storage._load_from_bytes calls torch.load(weights_only=False); a weights-only load of the
+    # same bytes accepts every storage torch itself writes.
+    if not isinstance(b, (bytes, bytearray)):
+        raise TypeError("storage payload is not bytes")
+    obj = torch.load(io.BytesIO(bytes(b)), map_location="cpu", weights_only=True)
+    if not isinstance(obj, _STORAGE_TYPES):
+        raise TypeError(f"storage payload holds a {type(obj).__name__}, not a storage")
+    return obj
+
+
+def _rebuild_tensor_v2(storage: Any, storage_offset: Any, size: Any, stride: Any, *_: Any, **__: Any) -> Tensor:
+    if not isinstance(storage, _STORAGE_TYPES):
+        raise TypeError("tensor rebuilt from something that is not a storage")
+    return torch._utils._rebuild_tensor_v2(  # bounds are checked by Tensor.set_
+        storage, int(storage_offset), tuple(int(s) for s in size), tuple(int(s) for s in stride), False, OrderedDict()
+    )
+
+
+def _rebuild_parameter(data: Any, *_: Any, **__: Any) -> Tensor:
+    if not isinstance(data, Tensor):
+        raise TypeError("parameter rebuilt from something that is not a tensor")
+    return data  # parameters are read as plain tensors; hooks and extra state are dropped
+
+
+def _numpy_reconstruct(subtype: Any, shape: Any, typecode: Any) -> np.ndarray:
+    if subtype is not np.ndarray:
+        raise TypeError("numpy array of a subclass")
+    return np.ndarray.__new__(np.ndarray, shape, typecode)
+
+
+def _latin1_bytes(text: Any, encoding: Any = "latin1") -> bytes:
+    # pickle protocol 2 has no bytes opcode and writes bytes as _codecs.encode(str, "latin1")
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise TypeError("only latin-1 byte strings are rebuilt")
+    return text.encode("latin1")
+
+
+def _numpy_multiarray() -> Any:
+    core = getattr(np, "_core", None)
+    if core is not None and hasattr(core, "multiarray"):
+        return core.multiarray
+    return np.core.multiarray  # numpy < 2
+
+
+def _allowed_globals() -> dict[tuple[str, str], Any]:
+    ma = _numpy_multiarray()
+    allowed: dict[tuple[str, str], Any] = {
+        ("torch_utils.persistence", "_reconstruct_persistent_obj"): PersistentRecord,
+        ("dnnlib.util", "EasyDict"): InertEasyDict,
+        ("dnnlib", "EasyDict"): InertEasyDict,
+        ("collections", "OrderedDict"): OrderedDict,
+        ("builtins", "set"): set,  # pickle protocol <= 3 writes sets as set(list)
+        ("builtins", "frozenset"): frozenset,
+        ("_codecs", "encode"): _latin1_bytes,
+        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+        ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+        ("torch.storage", "_load_from_bytes"): _load_storage_from_bytes,
+        ("numpy", "dtype"): np.dtype,
+        ("numpy", "ndarray"): np.ndarray,
+    }
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed[(mod, "scalar")] = ma.scalar
+        allowed[(mod, "_reconstruct")] = _numpy_reconstruct
+    for name in dir(torch):
+        value = getattr(torch, name, None)
+        if isinstance(value, torch.dtype):
+            allowed[("torch", name)] = value
+        elif name.endswith("Storage") and isinstance(value, type) and issubclass(value, _STORAGE_TYPES):
+            allowed[("torch", name)] = value
+    return allowed
+
+
+_ALLOWED = _allowed_globals()
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """A ``pickle.Unpickler`` that resolves only allow-listed globals and executes nothing.
+
+    Raises :class:`CheckpointError` for any other global (naming it), for legacy TensorFlow
+    networks and for persistent IDs (which plain network pickles never contain).
+    """
+
+    def __init__(self, file: BinaryIO, path: str | os.PathLike[str]) -> None:
+        super().__init__(file)
+        self._path = str(path)
+
+    def find_class(self, module: str, name: str) -> Any:
+        mod, nm = module, name
+        # protocol <= 2 pickles from Python 2 name modules the old way (``__builtin__``, ``copy_reg``)
+        if (mod, nm) in _compat_pickle.NAME_MAPPING:
+            mod, nm = _compat_pickle.NAME_MAPPING[(mod, nm)]
+        elif mod in _compat_pickle.IMPORT_MAPPING:
+            mod = _compat_pickle.IMPORT_MAPPING[mod]
+        if mod == "dnnlib.tflib" or mod.startswith("dnnlib.tflib."):
+            raise CheckpointError(
+                f"{self._path} is a legacy TensorFlow StyleGAN/StyleGAN2 pickle ({module}.{name}), which invertkit "
+                f"cannot read directly; {_LEGACY_HINT}"
+            )
+        value = _ALLOWED.get((mod, nm))
+        if value is None:
+            raise CheckpointError(
+                f"refusing to load {self._path}: pickle references {module}.{name}, which is not allowed in a "
+                "network pickle (only tensors, arrays and NVIDIA persistence records are read; nothing in the file "
+                "is executed). The file is not a StyleGAN2 network pickle or has been tampered with"
+            )
+        return value
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise CheckpointError(
+            f"{self._path}: pickle uses persistent IDs, which NVIDIA network pickles do not; if it was written "
+            "with torch.save, it is not a network pickle"
+        )
+
+
+def safe_unpickle(path: str | os.PathLike[str]) -> Any:
+    """Unpickle ``path`` with :class:`RestrictedUnpickler`; every failure becomes a CheckpointError."""
+    p = check_file(path)
+    try:
+        with open(p, "rb") as f:
+            return RestrictedUnpickler(f, p).load()
+    except CheckpointError:
+        raise
+    except (EOFError, pickle.UnpicklingError) as exc:
+        raise CheckpointError(
+            f"{p}: not a complete pickle ({exc or type(exc).__name__}); the file is truncated or corrupted, "
+            "download or copy it again"
+        ) from None
+    except RecursionError:
+        raise CheckpointError(f"{p}: pickle is nested too deeply to be a network pickle") from None
+    except MemoryError:
+        raise CheckpointError(f"{p}: not enough memory to read this pickle") from None
+    except Exception as exc:  # noqa: BLE001 - any rebuild error means a malformed file
+        raise CheckpointError(
+            f"{p}: cannot be read as a network pickle ({type(exc).__name__}: {exc}); the file is corrupted "
+            "or not a StyleGAN2-ADA pickle"
+        ) from None
+
+
+# ------------------------------------------------------------------------------------------------
+# records -> state dict and config
+# ------------------------------------------------------------------------------------------------
+
+
+def flatten_module_state(
+    record: PersistentRecord, path: str | os.PathLike[str], prefix: str = ""
+) -> dict[str, Tensor]:
+    """NVIDIA-named state dict of a persistent module record, in ``nn.Module.state_dict()`` order.
+
+    Parameters, then persistent buffers (``_non_persistent_buffers_set`` excluded), then submodules.
+    """
+    out: dict[str, Tensor] = {}
+
+    def visit(rec: PersistentRecord, pre: str, depth: int) -> None:
+        if depth > 32:
+            raise CheckpointError(f"{path}: network modules are nested too deeply")
+        st = rec.state
+        non_persistent = st.get("_non_persistent_buffers_set") or ()
+        for group in ("_parameters", "_buffers"):
+            entries = st.get(group) or {}
+            if not isinstance(entries, Mapping):
+                raise CheckpointError(f"{path}: {pre or 'network'} has a malformed {group} entry")
+            for name, value in entries.items():
+                if value is None or (group == "_buffers" and name in non_persistent):
+                    continue
+                if not isinstance(value, Tensor):
+                    raise CheckpointError(f"{path}: {pre}{name} is a {type(value).__name__}, not a tensor")
+                out[f"{pre}{name}"] = value
+        modules = st.get("_modules") or {}
+        if not isinstance(modules, Mapping):
+            raise CheckpointError(f"{path}: {pre or 'network'} has a malformed _modules entry")
+        for name, sub in modules.items():
+            if sub is None:
+                continue
+            if not isinstance(sub, PersistentRecord):
+                raise CheckpointError(f"{path}: submodule {pre}{name} is not an NVIDIA persistent module")
+            visit(sub, f"{pre}{name}.", depth + 1)
+
+    visit(record, prefix, 0)
+    return out
+
+
+_GENERATOR_ARGS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs")
+# runtime-only options: they change speed or training, not the function the weights compute
+_IGNORED_SYNTHESIS = {"fp16_channels_last", "fused_modconv_default", "channels_last"}
+_IGNORED_MAPPING = {"w_avg_beta"}
+
+
+def _as_int(value: Any, what: str) -> int:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{what} must be a number, got {value!r}") from None
+    if f != int(f):
+        raise CheckpointError(f"{what} must be an integer, got {value!r}")
+    return int(f)
+
+
+def config_from_nvidia_kwargs(
+    init_kwargs: Mapping[str, Any], init_args: tuple[Any, ...] = (), attrs: Mapping[str, Any] | None = None
+) -> tuple[StyleGAN2Config, dict[str, Any]]:
+    """``StyleGAN2Config`` from NVIDIA ``Generator`` constructor arguments, plus the ignored options.
+
+    Handles stylegan2-ada-pytorch (``synthesis_kwargs`` nested) and the stylegan3 repository's
+    ``networks_stylegan2.Generator`` (synthesis options flat beside ``mapping_kwargs``). ``attrs``
+    (the network's plain attributes) fills top-level values the kwargs lack.
+    """
+    kw: dict[str, Any] = {}
+    for name, value in zip(_GENERATOR_ARGS, init_args):
+        kw[name] = value
+    kw.update(init_kwargs)
+    attrs = attrs or {}
+    for name in _GENERATOR_ARGS[:5]:
+        if name not in kw and name in attrs:
+            kw[name] = attrs[name]
+    missing = [n for n in _GENERATOR_ARGS[:5] if n not in kw]
+    if missing:
+        raise CheckpointError(f"generator constructor arguments lack {missing}")
+    mapping_kw = kw.pop("mapping_kwargs", None) or {}
+    synthesis_kw = kw.pop("synthesis_kwargs", None) or {}
+    if not isinstance(mapping_kw, Mapping) or not isinstance(synthesis_kw, Mapping):
+        raise CheckpointError("generator mapping_kwargs/synthesis_kwargs are not dicts")
+    mapping, synthesis = dict(mapping_kw), dict(synthesis_kw)
+    top = {n: kw.pop(n) for n in _GENERATOR_ARGS[:5]}
+    synthesis.update(kw)  # stylegan3 repository: everything else is a synthesis option
+    ignored: dict[str, Any] = {}
+
+    activation = mapping.pop("activation", "lrelu")
+    if activation != "lrelu":
+        raise CheckpointError(f"mapping activation {activation!r} is not supported (only 'lrelu')")
+    cfg: dict[str, Any] = {
+        "z_dim": _as_int(top["z_dim"], "z_dim"),
+        "c_dim": _as_int(top["c_dim"], "c_dim"),
+        "w_dim": _as_int(top["w_dim"], "w_dim"),
+        "img_resolution": _as_int(top["img_resolution"], "img_resolution"),
+        "img_channels": _as_int(top["img_channels"], "img_channels"),
+    }
+    if "num_layers" in mapping:
+        cfg["mapping_layers"] = _as_int(mapping.pop("num_layers"), "mapping num_layers")
+    if "lr_multiplier" in mapping:
+        cfg["mapping_lr_multiplier"] = float(mapping.pop("lr_multiplier"))
+    for src, dst in (("layer_features", "mapping_layer_features"), ("embed_features", "embed_features")):
+        if src in mapping:
+            v = mapping.pop(src)
+            cfg[dst] = None if v is None else _as_int(v, f"mapping {src}")
+    for k in _IGNORED_MAPPING & set(mapping):
+        ignored[f"mapping.{k}"] = mapping.pop(k)
+    if mapping:
+        raise CheckpointError(f"unsupported mapping network options {sorted(mapping)}")
+
+    act = synthesis.pop("activation", "lrelu")
+    if act != "lrelu":
+        raise CheckpointError(f"synthesis activation {act!r} is not supported (only 'lrelu')")
+    ks = synthesis.pop("kernel_size", 3)
+    if _as_int(ks, "kernel_size") != 3:
+        raise CheckpointError(f"synthesis kernel_size {ks!r} is not supported (only 3)")
+    for src in ("channel_base", "channel_max", "num_fp16_res"):
+        if src in synthesis:
+            cfg[src] = _as_int(synthesis.pop(src), src)
+    if "conv_clamp" in synthesis:
+        v = synthesis.pop("conv_clamp")
+        cfg["conv_clamp"] = None if v is None else float(v)
+    if "architecture" in synthesis:
+        arch = synthesis.pop("architecture")
+        if arch not in ARCHITECTURES:
+            raise CheckpointError(f"synthesis architecture {arch!r} is not supported ({', '.join(ARCHITECTURES)})")
+        cfg["architecture"] = str(arch)
+    if "resample_filter" in synthesis:
+        cfg["resample_filter"] = tuple(_as_int(v, "resample_filter tap") for v in synthesis.pop("resample_filter"))
+    if "use_noise" in synthesis:
+        cfg["use_noise"] = bool(synthesis.pop("use_noise"))
+    for k in _IGNORED_SYNTHESIS & set(synthesis):
+        ignored[f"synthesis.{k}"] = synthesis.pop(k)
+    if synthesis:
+        raise CheckpointError(f"unsupported synthesis network options {sorted(synthesis)}")
+    return StyleGAN2Config(**cfg), ignored
+
+
+def _is_stylegan3(record: PersistentRecord) -> bool:
+    src = record.meta.get("module_src")
+    if isinstance(src, str) and "Alias-Free Generative Adversarial Networks" in src:
+        return True
+    synthesis = (record.state.get("_modules") or {}).get("synthesis")
+    if isinstance(synthesis, PersistentRecord):
+        subs = synthesis.state.get("_modules") or {}
+        inp = subs.get("input")
+        if isinstance(inp, PersistentRecord) and inp.class_name == "SynthesisInput":
+            return True
+    return False
+
+
+def _source_repository(record: PersistentRecord) -> str:
+    src = record.meta.get("module_src")
+    if isinstance(src, str) and "Analyzing and Improving the Image Quality of StyleGAN" in src:
+        return "stylegan3 (training/networks_stylegan2.py)"
+    return "stylegan2-ada-pytorch (training/networks.py)"
+
+
+def read_nvidia_pkl(path: str | os.PathLike[str]) -> LoadedCheckpoint:
+    """Read an NVIDIA StyleGAN2-ADA network pickle safely; ``G_ema`` preferred, ``G`` as fallback.
+
+    Raises:
+        CheckpointError: unreadable or unsafe pickle, legacy TensorFlow pickle, StyleGAN3 network,
+            no generator inside, or weights that do not fit the pickled configuration.
+    """
+    p = check_file(path)
+    data = safe_unpickle(p)
+    meta: dict[str, Any] = {"source_format": NVIDIA_PKL}
+    if isinstance(data, PersistentRecord):
+        record, key = data, None
+        meta["pickle_content"] = "a single network"
+    elif isinstance(data, dict):
+        keys = [str(k) for k in data.keys()]
+        meta["pickle_keys"] = keys
+        key = "G_ema" if data.get("G_ema") is not None else ("G" if data.get("G") is not None else None)
+        if key is None:
+            raise CheckpointError(
+                f"{p}: pickle has no generator network (no 'G_ema' or 'G'; keys: {', '.join(keys) or 'none'}); "
+                "pass a StyleGAN2-ADA network pickle such as network-snapshot-*.pkl"
+            )
+        record = data[key]
+        if key == "G":
+            meta["note"] = "no G_ema in the pickle: loaded the training generator G (not the moving average)"
+        if isinstance(data.get("training_set_kwargs"), Mapping):
+            meta["training_set_kwargs"] = jsonable(data["training_set_kwargs"])
+    elif isinstance(data, tuple):
+        raise CheckpointError(f"{p}: pickle holds a tuple, not a network dict; if it is a TensorFlow pickle, {_LEGACY_HINT}")
+    else:
+        raise CheckpointError(f"{p}: pickle holds a {type(data).__name__}, not a StyleGAN2-ADA network dict")
+    where = key or "the pickle"
+    if not isinstance(record, PersistentRecord):
+        raise CheckpointError(
+            f"{p}: {where} is a {type(record).__name__}, not an NVIDIA persistent network; "
+            "pass a network pickle written by stylegan2-ada-pytorch or stylegan3"
+        )
+    if record.meta.get("type", "class") != "class":
+        raise CheckpointError(f"{p}: {where} has unknown persistent record type {record.meta.get('type')!r}")
+    if _is_stylegan3(record):
+        raise CheckpointError(
+            f"{p}: StyleGAN3 (alias-free) generators are not supported yet; use a StyleGAN2 / StyleGAN2-ADA pickle"
+        )
+    if record.class_name != "Generator":
+        raise CheckpointError(f"{p}: {where} is a {record.class_name or 'unnamed'} network, not a StyleGAN2 Generator")
+    state = record.state
+    init_kwargs = state.get("_init_kwargs")
+    init_args = state.get("_init_args") or ()
+    if not isinstance(init_kwargs, Mapping) or not isinstance(init_args, (tuple, list)):
+        raise CheckpointError(f"{p}: {where} lacks its constructor arguments (_init_kwargs); not a StyleGAN2-ADA network")
+    attrs = {k: v for k, v in state.items() if isinstance(k, str) and not k.startswith("_")}
+    try:
+        config, ignored = config_from_nvidia_kwargs(init_kwargs, tuple(init_args), attrs)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{p}: {exc}") from None
+    meta.update(
+        network=key or "single network",
+        class_name=record.class_name,
+        code=_source_repository(record),
+        persistence_version=jsonable(record.meta.get("version")),
+        init_kwargs=jsonable(dict(init_kwargs)),
+    )
+    if ignored:
+        meta["ignored_kwargs"] = jsonable(ignored)
+    sd = flatten_module_state(record, p)
+    if "mapping.w_avg" not in sd:  # networks built with w_avg_beta=None do not track it
+        sd["mapping.w_avg"] = torch.zeros(config.w_dim)  # placeholder so shapes validate
+        sd = validate_state_dict(sd, config, p)
+        sd["mapping.w_avg"] = estimate_w_avg(config, sd)
+        meta["w_avg"] = "estimated: mean of the mapping over 10000 z (seed 0); the pickle tracks none"
+    else:
+        sd = validate_state_dict(sd, config, p, hint="the pickle's weights disagree with its _init_kwargs")
+        meta["w_avg"] = "from checkpoint (mapping.w_avg)"
+    return LoadedCheckpoint(format=NVIDIA_PKL, config=config, state_dict=sd, meta=meta)

@@ -1,0 +1,51 @@
+"""``load_generator``: one entry point for zoo names and checkpoint files of every format."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError
+from .base import Generator
+from .zoo import ZOO
+
+
+def load_generator(
+    path_or_name: str | os.PathLike[str],
+    device: torch.device | str = "cpu",
+    *,
+    weights: str | os.PathLike[str] | None = None,
+) -> Generator:
+    """Load a generator by zoo name (``"dcgan-digiface64"``) or from a checkpoint file.
+
+    Checkpoint formats are detected from the file's content: NVIDIA StyleGAN2-ADA ``.pkl`` (read by a
+    restricted unpickler: nothing in the file executes), rosinality ``.pt`` (``weights_only`` load)
+    and invertkit's native ``.safetensors``.
+
+    Args:
+        path_or_name: a name listed by ``invertkit zoo`` or a path to a checkpoint.
+        device: where the weights go.
+        weights: for zoo models, the weight file to use instead of the default location.
+
+    Raises:
+        CheckpointError: unknown name, missing or unreadable file, unsupported network.
+    """
+    key = os.fspath(path_or_name)
+    if key in ZOO:
+        gen = ZOO.get(key).load(weights)
+    else:
+        if weights is not None:
+            raise CheckpointError(f"--weights/weights= is only for zoo models; {key} is not one ({', '.join(ZOO.names())})")
+        path = Path(key)
+        if not path.exists():
+            raise CheckpointError(
+                f"{key}: no such file, and not a zoo model name (zoo: {', '.join(ZOO.names())}); check the path"
+            )
+        from .checkpoints import read_checkpoint  # local: keeps `import invertkit` light
+        from .stylegan2 import StyleGAN2Generator
+
+        loaded = read_checkpoint(path)
+        gen = StyleGAN2Generator(loaded.config, loaded.state_dict, name=path.name)
+    return gen.to(device)

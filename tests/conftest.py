@@ -1,0 +1,39 @@
+"""Shared fixtures: tiny seeded generators and the location of ../shared/data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from invertkit.generators import wrap
+from invertkit.generators.architectures import mlp_generator
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _single_thread_determinism():
+    # Tests compare bits across runs; keep thread count fixed so reductions are reproducible.
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data`` beside the repo; tests that need it skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent (it sits beside the repo in CI)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def tiny_mlp():
+    """A seeded MLP generator: z in R^8 -> 1 x 8 x 8 greyscale images."""
+    torch.manual_seed(0)
+    net = mlp_generator(z_dim=8, hidden=32, out_dim=64)
+    return wrap(net, (8,), 8, 1, name="tiny-mlp")
