@@ -14,7 +14,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from checkpoint_factories import random_nvidia_state, random_rosinality_g_ema, tiny_config, write_nvidia_pkl  # noqa: E402
+from checkpoint_factories import random_rosinality_g_ema, tiny_config, write_nvidia_pkl  # noqa: E402
 
 from invertkit.generators.checkpoints import (  # noqa: E402
     LoadedCheckpoint,

@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import InvertkitError
-from . import convert, demo, info, zoo
+from . import convert, demo, generate, info, zoo
 
-COMMANDS = (zoo, info, convert, demo)
+COMMANDS = (zoo, info, convert, generate, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
