@@ -429,7 +429,10 @@ class SynthesisNetwork(nn.Module):
         self.img_resolution = cfg.img_resolution
         self.block_resolutions = cfg.block_resolutions
         self.num_ws = cfg.num_ws
-        self.fused_modconv = True
+        # True / False force one path; None ("auto") fuses only for batch 1 or on CUDA: on CPU a grouped
+        # convolution over N samples runs about 2x slower than modulating activations around one
+        # shared convolution (same maths, measured at 256 px, batch 4; results agree to ~1e-6).
+        self.fused_modconv: bool | None = None
         for res in self.block_resolutions:
             in_ch = cfg.channels_at(res // 2) if res > 4 else 0
             setattr(self, f"b{res}", SynthesisBlock(in_ch, cfg.channels_at(res), cfg, res,
@@ -485,11 +488,14 @@ class SynthesisNetwork(nn.Module):
                 raise ValueError(f"style for {name} must have shape [{n}, {d}], got {list(s.shape)}")
         x = img = None
         i = 0
+        fused = self.fused_modconv
+        if fused is None:
+            fused = n == 1 or styles[0].device.type == "cuda"
         for res in self.block_resolutions:
             block = self.block(res)
             k = len(block.layer_names)
             x, img = block(x, img, styles[i:i + k], n=n, noise_mode=noise_mode, generator=generator,
-                           noise=noise, fused=self.fused_modconv, prefix=f"b{res}.")
+                           noise=noise, fused=fused, prefix=f"b{res}.")
             i += k
         return img
 

@@ -1,0 +1,135 @@
+"""The ``invertkit`` command: zoo, info, convert, generate, demo, and the one-line error contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from checkpoint_factories import random_nvidia_state, tiny_config, write_nvidia_pkl  # noqa: E402
+
+from invertkit.cli.main import main  # noqa: E402
+from invertkit.cli.options import parse_seeds  # noqa: E402
+from invertkit.errors import ConfigError  # noqa: E402
+from invertkit.generators import load_generator  # noqa: E402
+
+
+@pytest.fixture
+def nvidia_pkl(tmp_path) -> Path:
+    cfg = tiny_config()
+    return write_nvidia_pkl(tmp_path / "tiny.pkl", cfg, random_nvidia_state(cfg, seed=1))
+
+
+def test_zoo_lists_models(capsys):
+    assert main(["zoo", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {"dcgan-digiface64", "mnist-mlp-gan"} <= set(rows)
+    assert rows["dcgan-digiface64"]["present"] and "gan-face-generate" in rows["dcgan-digiface64"]["source"]
+    assert main(["zoo"]) == 0
+    assert "mnist-mlp-gan" in capsys.readouterr().out
+
+
+def test_info_stylegan2_pickle(nvidia_pkl, capsys):
+    assert main(["info", str(nvidia_pkl)]) == 0
+    out = capsys.readouterr().out
+    assert "nvidia-pkl" in out and "16x16" in out and "w+ [6, 32]" in out
+    assert main(["info", str(nvidia_pkl), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    G = load_generator(nvidia_pkl)
+    assert d["parameters"] == sum(p.numel() for p in G.net.parameters())
+    assert d["num_ws"] == 6 and d["spaces"] == ["z", "w", "w+", "s"]
+
+
+def test_info_zoo(capsys):
+    assert main(["info", "dcgan-digiface64", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["resolution"] == 64 and d["parameters"] == 3_576_704
+
+
+def test_convert_both_ways_same_images(nvidia_pkl, tmp_path, capsys):
+    native, ros = tmp_path / "g.safetensors", tmp_path / "g.pt"
+    assert main(["convert", str(nvidia_pkl), str(native)]) == 0
+    assert main(["convert", str(native), str(ros)]) == 0
+    back = tmp_path / "back.safetensors"
+    assert main(["convert", str(ros), str(back)]) == 0
+    imgs = []
+    for path in (nvidia_pkl, native, ros, back):
+        G = load_generator(path)
+        with torch.no_grad():
+            imgs.append(G.synthesize(G.sample_latent(2, "z", seed=3), "z"))
+    for other in imgs[1:]:
+        assert torch.allclose(imgs[0], other, atol=1e-5)
+    # never overwrite finished work silently
+    assert main(["convert", str(nvidia_pkl), str(native)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["convert", str(nvidia_pkl), str(native), "--force"]) == 0
+    assert main(["convert", str(nvidia_pkl), str(tmp_path / "g.bin")]) == 2
+
+
+def test_generate(nvidia_pkl, tmp_path):
+    out = tmp_path / "gen"
+    assert main(["generate", str(nvidia_pkl), "--seeds", "0-2,5", "--trunc", "0.7", "--out", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["grid.png", "seed0000.png", "seed0001.png", "seed0002.png", "seed0005.png"]
+    a = np.asarray(Image.open(out / "seed0000.png"))
+    assert a.shape == (16, 16, 3)
+    assert main(["generate", "dcgan-digiface64", "--seeds", "1", "--out", str(tmp_path / "dc")]) == 0
+    assert main(["generate", "dcgan-digiface64", "--seeds", "1", "--trunc", "0.5", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-3,7, 10-11") == [0, 1, 2, 3, 7, 10, 11]
+    with pytest.raises(ConfigError):
+        parse_seeds("a-b")
+
+
+def test_demo_small(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--steps", "5"]) == 0
+    for name in ("report.html", "run.json", "latents.npz", "metrics.csv", "metrics.json"):
+        assert (out / name).is_file(), name
+    rows = json.loads((out / "metrics.json").read_text())
+    assert [r["image"] for r in rows][:2] == ["astronaut", "lfw-0"] and len(rows) == 7
+    assert all(np.isfinite(r["psnr"]) and r["psnr"] > 5 for r in rows)
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["steps"] == 5 and run["generator"]["name"] == "dcgan-digiface64"
+    assert run["environment"]["packages"]["torch"]
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64") == 14 and "<svg" in html and "astronaut" in html
+    with np.load(out / "latents.npz") as f:
+        assert f["z"].shape == (7, 100)
+
+
+BAD_FILES = {
+    "missing.pkl": None,
+    "random.pkl": bytes(range(256)) * 4,
+    "empty.pt": b"",
+    "text.safetensors": b"hello world, not a checkpoint",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_checkpoint_one_line_exit_2(tmp_path, name):
+    path = tmp_path / name
+    if BAD_FILES[name] is not None:
+        path.write_bytes(BAD_FILES[name])
+    proc = subprocess.run([sys.executable, "-m", "invertkit.cli.main", "info", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and name in lines[0] and lines[0].startswith("invertkit: error:")
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_debug_shows_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "invertkit.cli.main", "--debug", "info", str(tmp_path / "nope.pkl")], capture_output=True, text=True
+    )
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "CheckpointError" in proc.stderr
