@@ -74,6 +74,20 @@ def test_convert_both_ways_same_images(nvidia_pkl, tmp_path, capsys):
     assert main(["convert", str(nvidia_pkl), str(tmp_path / "g.bin")]) == 2
 
 
+def test_convert_to_rosinality_needs_lossy_for_conv_clamp(tmp_path, capsys):
+    cfg = tiny_config(conv_clamp=256)
+    src = write_nvidia_pkl(tmp_path / "clamped.pkl", cfg, random_nvidia_state(cfg, seed=2))
+    dst = tmp_path / "clamped.pt"
+    assert main(["convert", str(src), str(dst)]) == 2
+    assert "--lossy" in capsys.readouterr().err and not dst.exists()
+    assert main(["convert", str(src), str(dst), "--lossy"]) == 0
+    a, b = load_generator(src), load_generator(dst)
+    assert b.config.conv_clamp == 256  # invertkit's own record in the .pt restores it
+    with torch.no_grad():
+        z = a.sample_latent(2, "z", seed=0)
+        assert torch.allclose(a.synthesize(z, "z"), b.synthesize(z, "z"), atol=1e-5)
+
+
 def test_generate(nvidia_pkl, tmp_path):
     out = tmp_path / "gen"
     assert main(["generate", str(nvidia_pkl), "--seeds", "0-2,5", "--trunc", "0.7", "--out", str(out)]) == 0

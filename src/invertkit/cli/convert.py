@@ -16,6 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dst", help="file to write: .safetensors (native) or .pt (rosinality)")
     p.add_argument("--to", choices=["native", "rosinality"], default=None, help="output format (default: from DST's suffix)")
     p.add_argument("--force", action="store_true", help="overwrite DST if it exists")
+    p.add_argument("--lossy", action="store_true", help="rosinality output: drop conv_clamp, which rosinality does not implement")
     p.set_defaults(func=run)
 
 
@@ -29,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
     if dst.exists() and not args.force:
         raise ConfigError(f"{dst}: exists; pass --force to overwrite it")
     loaded = read_checkpoint(args.src)
-    (save_native if fmt == "native" else save_rosinality)(loaded, dst)
+    if fmt == "native":
+        save_native(loaded, dst)
+    else:
+        save_rosinality(loaded, dst, strict=not args.lossy)
     print(f"wrote {dst} ({fmt}, {loaded.config.img_resolution}x{loaded.config.img_resolution} StyleGAN2 from {loaded.format})")
     return 0

@@ -116,7 +116,7 @@ def check_rosinality_compatible(cfg: StyleGAN2Config, *, strict: bool = True) ->
     if cfg.img_resolution < 8:
         problems.append("a 4 px generator")
     if cfg.conv_clamp is not None and strict:
-        problems.append(f"conv_clamp={cfg.conv_clamp:g} (rosinality never clamps; pass strict=False to drop it)")
+        problems.append(f"conv_clamp={cfg.conv_clamp:g} (rosinality never clamps; drop it with strict=False, or `invertkit convert --lossy`)")
     if problems:
         raise CheckpointError("cannot express this generator as a rosinality checkpoint: " + "; ".join(problems))
     notes = []
