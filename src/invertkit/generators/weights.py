@@ -35,22 +35,39 @@ def read_state_dict(path: str | os.PathLike[str], key: str | None = None) -> dic
     return dict(obj)
 
 
+def few(items: list[str], n: int = 4) -> str:
+    """``"a, b, c, d (+3 more)"``: a short list for one-line error messages."""
+    s = ", ".join(items[:n])
+    return s + (f" (+{len(items) - n} more)" if len(items) > n else "")
+
+
+def layout_problems(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, object]) -> list[str]:
+    """What keeps ``state`` from fitting ``expected`` (key -> shape): missing, unexpected, non-tensor,
+    mis-shaped entries, as short phrases; empty when it fits."""
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
+    not_tensor = [f"{k} ({type(state[k]).__name__})" for k in expected if k in state and not isinstance(state[k], Tensor)]
+    bad = [
+        f"{k} {list(v.shape)} (expected {list(expected[k])})"
+        for k in expected
+        if isinstance(v := state.get(k), Tensor) and tuple(v.shape) != tuple(expected[k])
+    ]
+    parts = []
+    if missing:
+        parts.append(f"missing {few(missing)}")
+    if extra:
+        parts.append(f"unexpected {few(extra)}")
+    if not_tensor:
+        parts.append(f"not tensors {few(not_tensor)}")
+    if bad:
+        parts.append(f"wrong shape {few(bad, 3)}")
+    return parts
+
+
 def load_into(module: nn.Module, state_dict: Mapping[str, Tensor], path: str | os.PathLike[str]) -> nn.Module:
     """``module.load_state_dict(state_dict, strict=True)`` with a one-line CheckpointError on mismatch."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    bad = [k for k in own if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
-    if missing or unexpected or bad:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {missing[:5]}")
-        if unexpected:
-            parts.append(f"unexpected keys {unexpected[:5]}")
-        if bad:
-            parts.append(
-                "shape mismatch " + ", ".join(f"{k} {list(state_dict[k].shape)} != {list(own[k].shape)}" for k in bad[:3])
-            )
-        raise CheckpointError(f"{path}: weights do not fit {type(module).__name__}: {'; '.join(parts)}")
+    problems = layout_problems({k: tuple(v.shape) for k, v in module.state_dict().items()}, state_dict)
+    if problems:
+        raise CheckpointError(f"{path}: weights do not fit {type(module).__name__}: {'; '.join(problems)}")
     module.load_state_dict(state_dict, strict=True)
     return module

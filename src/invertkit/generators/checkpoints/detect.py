@@ -28,6 +28,7 @@ from torch import Tensor
 
 from ...errors import CheckpointError
 from ..stylegan2.config import StyleGAN2Config
+from ..weights import layout_problems
 
 NVIDIA_PKL = "nvidia-pkl"
 ROSINALITY_PT = "rosinality-pt"
@@ -203,11 +204,6 @@ def nvidia_layout(cfg: StyleGAN2Config) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def _few(items: list[str], n: int = 4) -> str:
-    s = ", ".join(items[:n])
-    return s + (f" (+{len(items) - n} more)" if len(items) > n else "")
-
-
 def validate_state_dict(
     state: Mapping[str, Tensor], cfg: StyleGAN2Config, path: str | os.PathLike[str], *, hint: str = ""
 ) -> dict[str, Tensor]:
@@ -217,22 +213,9 @@ def validate_state_dict(
         CheckpointError: missing, unexpected or mis-shaped tensors, or non-finite values.
     """
     want = nvidia_layout(cfg)
-    missing = [k for k in want if k not in state]
-    extra = [k for k in state if k not in want]
-    bad = [
-        f"{k} {list(state[k].shape)} (expected {list(want[k])})"
-        for k in want
-        if k in state and tuple(state[k].shape) != want[k]
-    ]
     fix = f"; {hint}" if hint else ""
-    if missing or extra or bad:
-        parts = []
-        if missing:
-            parts.append(f"missing {_few(missing)}")
-        if extra:
-            parts.append(f"unexpected {_few(extra)}")
-        if bad:
-            parts.append(f"wrong shape {_few(bad, 3)}")
+    parts = layout_problems(want, state)
+    if parts:
         raise CheckpointError(
             f"{path}: weights do not fit the StyleGAN2 configuration ({cfg.img_resolution}px, "
             f"w_dim={cfg.w_dim}, {cfg.mapping_layers} mapping layers): {'; '.join(parts)}{fix}"

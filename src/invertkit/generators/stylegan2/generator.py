@@ -20,16 +20,12 @@ from torch import Tensor
 
 from ...errors import CheckpointError, ConfigError, LatentSpaceError
 from ..base import NOISE_MODES, Generator, seeded_generator
+from ..weights import layout_problems
 from .config import StyleGAN2Config
 from .network import StyleGAN2Network, truncate
 
 _ORDER = {"z": 0, "w": 1, "w+": 2, "s": 3}
 _CONVERSIONS = "z->w, z->w+, z->s, w->w+, w->s, w+->s (and identity)"
-
-
-def _short_list(items: list[str], limit: int = 6) -> str:
-    head = ", ".join(items[:limit])
-    return head + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
 
 
 class StyleGAN2Generator(Generator):
@@ -69,24 +65,9 @@ class StyleGAN2Generator(Generator):
     def load_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:
         """Load NVIDIA-named weights strictly; raise CheckpointError naming every mismatch."""
         expected = self.net.state_dict()
-        missing = sorted(set(expected) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(expected))
-        problems = []
-        bad_shape = []
-        for k in sorted(set(expected) & set(state_dict)):
-            v = state_dict[k]
-            if not isinstance(v, Tensor):
-                problems.append(f"{k} is a {type(v).__name__}, not a tensor")
-            elif tuple(v.shape) != tuple(expected[k].shape):
-                bad_shape.append(f"{k} {list(v.shape)} (expected {list(expected[k].shape)})")
-            elif not torch.isfinite(v).all():
-                problems.append(f"{k} contains NaN or Inf")
-        if missing:
-            problems.append(f"missing keys: {_short_list(missing)}")
-        if unexpected:
-            problems.append(f"unexpected keys: {_short_list(unexpected)}")
-        if bad_shape:
-            problems.append(f"shape mismatches: {_short_list(bad_shape)}")
+        problems = layout_problems({k: tuple(v.shape) for k, v in expected.items()}, state_dict)
+        if not problems:
+            problems = [f"{k} contains NaN or Inf" for k in expected if not torch.isfinite(state_dict[k]).all()]
         if problems:
             raise CheckpointError(
                 f"StyleGAN2 weights for {self.name} do not match its config "
