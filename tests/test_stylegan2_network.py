@@ -311,7 +311,7 @@ def test_conditional_label_handling(gens):
 def test_bad_spaces_and_shapes_raise(gens):
     G = gens["skip16"]
     with pytest.raises(LatentSpaceError, match="choose one of"):
-        G.sample_latent(1, "p")
+        G.sample_latent(1, "q")
     with pytest.raises(LatentSpaceError, match="w\\+->s"):
         G.convert(G.sample_latent(1, "w", seed=0), "w", "z")
     with pytest.raises(LatentSpaceError):

@@ -1,4 +1,13 @@
-"""Writing a run directory: latents, images, metrics, run.json and report.html for one inversion."""
+"""Writing a run directory while a run goes on: per-image files as soon as each batch finishes
+(finished work is never lost), then the tables, run.json and report.html at the end.
+
+Layout of ``OUT/``::
+
+    images/<stem>_target.png  <stem>_recon.png  [<stem>_observed.png]
+    latents/<stem>.npz        key "w" [1, num_ws, w_dim] for W-type spaces (NVIDIA's projector
+                              layout), else the space's own key ("z", "s", ...); also "space"
+    metrics.csv  metrics.json run.json  report.html
+"""
 
 from __future__ import annotations
 
@@ -9,15 +18,126 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from torch import Tensor
 
 from .generators.base import Generator
 from .io.images import save_image
-from .io.latents import save_latents
 from .io.report import ReportItem, write_report
 from .io.runinfo import write_run_json
 from .methods.result import InversionResult
 from .metrics import PROTOCOL
+
+W_SPACES = ("w", "w+", "p", "pn")
+
+
+def latent_arrays(G: Generator, latents: Tensor, space: str) -> dict[str, np.ndarray]:
+    """Arrays to save for one image's latent ``[1, ...]``: ``w`` as ``[1, num_ws, w_dim]`` for W-type
+    spaces (what NVIDIA's tools read), the space's own array otherwise (and always under its name)."""
+    out = {space.replace("+", "plus").replace(":", "_").replace("-", "_"): latents.detach().float().cpu().numpy()}
+    if space in W_SPACES and "w+" in G.spaces:
+        with torch.no_grad():
+            out["w"] = G.convert(latents, space, "w+").detach().float().cpu().numpy()
+    elif space in ("z", "z-sphere"):
+        out["z"] = latents.detach().float().cpu().numpy()
+    return out
+
+
+class RunWriter:
+    """Accumulates per-image results of one run into ``out_dir``."""
+
+    def __init__(self, out_dir: str | os.PathLike[str], G: Generator, *, title: str = "invertkit inversion") -> None:
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.G = G
+        self.title = title
+        self.rows: list[dict[str, Any]] = []
+        self.items: list[ReportItem] = []
+        self.curves: dict[str, list[float]] = {}
+        self.failures: dict[str, str] = {}
+        self.config: dict[str, Any] = {}
+        self.seconds = 0.0
+        self.used_stems: set[str] = set()
+
+    def _stem(self, name: str) -> str:
+        stem = Path(name).stem.replace(" ", "_") or "image"
+        candidate, k = stem, 1
+        while candidate in self.used_stems:  # two inputs a/x.png and b/x.png must not overwrite each other
+            k += 1
+            candidate = f"{stem}-{k}"
+        self.used_stems.add(candidate)
+        return candidate
+
+    def add(self, result: InversionResult, targets: Tensor, names: Sequence[str], *, observed: Tensor | None = None) -> None:
+        """Write the files of a finished batch right away."""
+        self.config = result.config
+        self.seconds += result.timings.get("seconds", 0.0)
+        per_image_s = result.timings.get("seconds", 0.0) / max(len(names), 1)
+        evals = result.timings.get("evaluations_per_image") or [result.timings.get("evaluations", 0.0)] * len(names)
+        loss = result.history.get("loss")
+        for i, name in enumerate(names):
+            stem = self._stem(name)
+            save_image(targets[i], self.out / "images" / f"{stem}_target.png")
+            save_image(result.reconstructions[i], self.out / "images" / f"{stem}_recon.png")
+            if observed is not None:
+                save_image(observed[i], self.out / "images" / f"{stem}_observed.png")
+            arrays = latent_arrays(self.G, result.latents[i : i + 1], result.space)
+            (self.out / "latents").mkdir(exist_ok=True)
+            np.savez(self.out / "latents" / f"{stem}.npz", **arrays, space=np.asarray(result.space))
+            self.rows.append({"image": name, **result.metrics[i], "seconds": per_image_s, "evaluations": float(evals[i])})
+            self.items.append(ReportItem(name, targets[i].detach().cpu(), result.reconstructions[i].detach().cpu(), dict(result.metrics[i])))
+            if loss is not None and loss.numel():
+                self.curves[name] = loss[:, i].tolist()
+
+    def fail(self, name: str, message: str) -> None:
+        self.failures[name] = message
+
+    def finish(self, *, notes: Sequence[str] = (), extra: dict[str, Any] | None = None) -> Path:
+        """Write metrics.csv/json, run.json and report.html; returns the run directory."""
+        out = self.out
+        (out / "metrics.json").write_text(json.dumps(self.rows, indent=2) + "\n", encoding="utf-8")
+        fields: list[str] = []
+        for r in self.rows:
+            fields += [k for k in r if k not in fields]
+        with open(out / "metrics.csv", "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=fields or ["image"])
+            writer.writeheader()
+            writer.writerows(self.rows)
+        write_run_json(
+            out / "run.json",
+            generator=self.G.describe(),
+            config=self.config,
+            timings={"seconds": self.seconds, "images": len(self.rows), "seconds_per_image": self.seconds / max(len(self.rows), 1)},
+            metric_protocol={**PROTOCOL, "resolution": f"{self.G.resolution}x{self.G.resolution} (the generator's)"},
+            images=[r["image"] for r in self.rows],
+            failures=self.failures,
+            **(extra or {}),
+        )
+        summary = {
+            "generator": f"{self.G.name} ({self.G.resolution}x{self.G.resolution}, {self.G.channels} channel{'s' if self.G.channels > 1 else ''})",
+            "method": f"{self.config.get('method', '?')} in space {self.config.get('space', '?')}",
+            "options": ", ".join(f"{k}={v}" for k, v in self.config.items() if k not in ("method", "space")),
+            "images": f"{len(self.rows)} inverted" + (f", {len(self.failures)} failed" if self.failures else ""),
+        }
+        for key, label in (("psnr", "mean PSNR"), ("ssim", "mean SSIM"), ("psnr_observed", "mean PSNR of the observation fit"), ("nscd", "mean NSCD")):
+            vals = [r[key] for r in self.rows if key in r]
+            if vals:
+                unit = " dB" if key.startswith("psnr") else ""
+                summary[label] = f"{sum(vals) / len(vals):.3f}{unit}"
+        summary["metric protocol"] = f"uint8-quantised images on [0, 1] at {self.G.resolution} px; PSNR = 10 log10(1/MSE)"
+        summary["time"] = f"{self.seconds:.1f} s ({self.seconds / max(len(self.rows), 1):.2f} s per image)"
+        write_report(
+            out / "report.html",
+            title=self.title,
+            subtitle=f"files beside this report: images/, latents/, metrics.csv, metrics.json, run.json",
+            items=self.items,
+            summary=summary,
+            curves=self.curves,
+            failures=self.failures,
+            notes=notes,
+        )
+        return out
 
 
 def write_run(
@@ -28,62 +148,9 @@ def write_run(
     names: Sequence[str],
     *,
     title: str = "invertkit inversion",
-    failures: dict[str, str] | None = None,
     notes: Sequence[str] = (),
-    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write everything a user needs to look at and reproduce ``result`` into ``out_dir``.
-
-    Files: ``latents.npz`` (key = space), ``images/<name>_target.png`` and ``_recon.png``,
-    ``metrics.json`` / ``metrics.csv`` (one row per image), ``run.json``, ``report.html``.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    names = list(names)
-    save_latents(out / "latents.npz", result.latents, result.space, names)
-    for i, name in enumerate(names):
-        stem = Path(name).stem
-        save_image(targets[i], out / "images" / f"{stem}_target.png")
-        save_image(result.reconstructions[i], out / "images" / f"{stem}_recon.png")
-
-    per_image_seconds = result.timings.get("seconds", 0.0) / max(len(names), 1)
-    rows = [{"image": n, **m, "seconds": per_image_seconds} for n, m in zip(names, result.metrics)]
-    (out / "metrics.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    with open(out / "metrics.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["image"])
-        writer.writeheader()
-        writer.writerows(rows)
-
-    write_run_json(
-        out / "run.json",
-        generator=G.describe(),
-        config=result.config,
-        timings=result.timings,
-        metric_protocol={**PROTOCOL, "resolution": f"{G.resolution}x{G.resolution} (the generator's)"},
-        images=names,
-        failures=failures or {},
-        **(extra or {}),
-    )
-
-    loss = result.history.get("loss")
-    curves = {name: loss[:, i].tolist() for i, name in enumerate(names)} if loss is not None else None
-    mean_psnr = sum(m.get("psnr", 0.0) for m in result.metrics) / max(len(result.metrics), 1)
-    summary = {
-        "generator": f"{G.name} ({G.resolution}x{G.resolution}, {G.channels} channel{'s' if G.channels > 1 else ''})",
-        "method": f"{result.config.get('method', '?')} in space {result.space}",
-        "options": ", ".join(f"{k}={v}" for k, v in result.config.items() if k != "method"),
-        "images": str(len(names)),
-        "mean PSNR": f"{mean_psnr:.2f} dB (uint8-quantised, [0, 1], at {G.resolution} px)",
-        "time": f"{result.timings.get('seconds', 0.0):.1f} s for {int(result.timings.get('steps', 0))} steps, all images in one batch",
-    }
-    write_report(
-        out / "report.html",
-        title=title,
-        subtitle=f"{len(names)} image(s) inverted into {G.name}; files beside this report: latents.npz, metrics.csv, run.json",
-        items=[ReportItem(n, targets[i], result.reconstructions[i], m) for i, (n, m) in enumerate(zip(names, result.metrics))],
-        summary=summary,
-        curves=curves,
-        failures=failures,
-        notes=notes,
-    )
-    return out
+    """One-batch convenience: ``RunWriter`` with a single ``add``."""
+    writer = RunWriter(out_dir, G, title=title)
+    writer.add(result, targets, names)
+    return writer.finish(notes=notes)

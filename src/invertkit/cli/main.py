@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import InvertkitError
-from . import convert, demo, generate, info, zoo
+from . import bench, convert, demo, generate, info, invert, zoo
 
-COMMANDS = (zoo, info, convert, generate, demo)
+COMMANDS = (zoo, info, convert, generate, invert, bench, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,6 +26,25 @@ class DCGANGenerator(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         return self.main(z.reshape(z.shape[0], self.nz, 1, 1))
 
+    def as_sequence(self) -> nn.Sequential:
+        """``[reshape to N x nz x 1 x 1, *main]`` sharing this module's layers: the indices layerwise
+        inversion cuts at (``"1"`` = after the reshape, ``"k"`` = after ``main[k-2]``)."""
+        return nn.Sequential(Reshape(self.nz, 1, 1), *self.main)
+
+
+class Reshape(nn.Module):
+    """``x -> x.reshape(N, *shape)`` as a module, so reshapes can sit inside an ``nn.Sequential``."""
+
+    def __init__(self, *shape: int) -> None:
+        super().__init__()
+        self.shape = tuple(int(d) for d in shape)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"
+
 
 def mlp_generator(z_dim: int = 64, hidden: int = 256, out_dim: int = 784) -> nn.Sequential:
     """``Linear ReLU Linear ReLU Linear Tanh``: the MNIST MLP GAN generator (keys ``0.*``, ``2.*``, ``4.*``)."""

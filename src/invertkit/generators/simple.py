@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError, LatentSpaceError
 from .base import Generator, seeded_generator
+from .layers import LayerSplit, check_split_layer
 
 
 class SimpleGenerator(Generator):
@@ -85,14 +86,56 @@ class SimpleGenerator(Generator):
     def synthesize(self, latent: Tensor, space: str = "z", **kw: object) -> Tensor:
         """Images ``N x C x R x R``, nominal range [-1, 1], from latents ``[N, *latent_shape]``."""
         latent = self.check_latent(latent, space)
-        out = self.module(latent)
+        return self._to_image(self.module(latent), latent.shape[0])
+
+    def _to_image(self, out: Tensor, n: int) -> Tensor:
         want = (self.channels, self.resolution, self.resolution)
-        if out.shape[0] != latent.shape[0] or math.prod(out.shape[1:]) != math.prod(want):
+        if out.shape[0] != n or math.prod(out.shape[1:]) != math.prod(want):
             raise LatentSpaceError(
-                f"{self.name} returned shape {list(out.shape)} for {latent.shape[0]} latents; "
-                f"expected {latent.shape[0]} x {'x'.join(map(str, want))} values (check resolution/channels given to wrap())"
+                f"{self.name} returned shape {list(out.shape)} for {n} latents; "
+                f"expected {n} x {'x'.join(map(str, want))} values (check resolution/channels given to wrap())"
             )
-        return out.reshape(latent.shape[0], *want)
+        return out.reshape(n, *want)
+
+    # ---- layerwise split ----------------------------------------------------------------------
+    def _sequence(self) -> nn.Sequential | None:
+        as_sequence = getattr(self.module, "as_sequence", None)
+        if callable(as_sequence):
+            seq = as_sequence()
+            if isinstance(seq, nn.Sequential):
+                return seq
+        return self.module if isinstance(self.module, nn.Sequential) else None
+
+    def layer_names_for_split(self) -> list[str]:
+        """Split points ``"1"`` .. ``str(len - 1)`` of the module's sequence (empty if it has none)."""
+        seq = self._sequence()
+        return [] if seq is None else [str(k) for k in range(1, len(seq))]
+
+    def layer_split(self, layer: str | int) -> LayerSplit:
+        """Cut the module's sequence before index ``layer`` (see ``generators.layers``).
+
+        The sequence is the module itself when it is an ``nn.Sequential``, or ``module.as_sequence()``
+        (DCGAN: ``[reshape, *main]``). ``head(z, "z")`` returns ``(sequence[:k](z),)``;
+        ``tail((x,), None)`` runs ``sequence[k:]`` and reshapes to ``N x C x R x R``. The tail takes
+        no latent (``tail_space`` None; a latent passed anyway is ignored).
+        """
+        seq = self._sequence()
+        if seq is None:
+            raise LatentSpaceError(
+                f"{self.name} cannot be split for layerwise inversion: its module is a "
+                f"{type(self.module).__name__}, not an nn.Sequential and without an as_sequence() method; "
+                "wrap an nn.Sequential or give the module as_sequence() returning one")
+        k = int(check_split_layer(self, layer, self.layer_names_for_split()))
+        first, rest = seq[:k], seq[k:]
+
+        def head(latent: Tensor, space: str = "z", **kw: object) -> tuple[Tensor]:
+            return (first(self.check_latent(latent, space)),)
+
+        def tail(state: tuple[Tensor, ...], latent_tail: Tensor | None = None, **kw: object) -> Tensor:
+            (x,) = state
+            return self._to_image(rest(x), x.shape[0])
+
+        return LayerSplit(name=str(k), head=head, tail=tail, tail_space=None)
 
 
 def wrap(

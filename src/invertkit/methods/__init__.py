@@ -13,9 +13,11 @@ from typing import Any
 
 from torch import Tensor
 
+from ..degradations import Degradation
 from ..errors import ConfigError, ImageError
 from ..generators.base import Generator
 from ..registry import Registry
+from .context import RunContext
 from .result import InversionResult
 
 
@@ -23,7 +25,7 @@ from .result import InversionResult
 class MethodSpec:
     """A registered method: its function and its options dataclass."""
 
-    run: Callable[[Generator, Tensor, Any], InversionResult]
+    run: Callable[[Generator, Tensor, Any, RunContext], InversionResult]
     options: type
 
 
@@ -40,28 +42,63 @@ def make_options(method: str, **kwargs: Any) -> Any:
     return cls(**kwargs)
 
 
-def invert(G: Generator, images: Tensor, method: str = "optimize", **options: Any) -> InversionResult:
+def invert(
+    G: Generator,
+    images: Tensor,
+    method: str = "optimize",
+    *,
+    degradation: Degradation | None = None,
+    init_latent: Tensor | None = None,
+    image_ids: list[int] | None = None,
+    reference: Tensor | None = None,
+    extra_metrics: tuple[str, ...] = (),
+    **options: Any,
+) -> InversionResult:
     """Find latents that make ``G`` reproduce ``images``.
 
     Args:
         G: any Generator.
-        images: ``N x C x H x W`` in [-1, 1] with ``C, H, W == G.channels, G.resolution, G.resolution``.
+        images: the observations, ``N x C x H x W`` in [-1, 1]: ``G.channels x G.resolution^2``, or
+            the degradation's output size when ``degradation`` is given.
         method: a registered method name (``invertkit.methods.METHODS.names()``).
+        degradation: restoration by inversion: the loss compares ``degradation(G(latent))`` with
+            ``images`` and the result holds the restored full images.
+        init_latent: starting latents for ``init="given"`` (hybrid methods).
+        image_ids: positions of the images in the whole run (seeds derive from them).
+        reference: clean images to score against (when ``images`` is a simulated degradation).
+        extra_metrics: more metric names (``invertkit.metrics.METRICS``) to score.
         **options: fields of the method's options dataclass (e.g. ``space``, ``steps``, ``seed``).
     """
     want = (G.channels, G.resolution, G.resolution)
+    if degradation is not None:
+        want = (degradation.observed_channels(G.channels), degradation.observed_size(G.resolution), degradation.observed_size(G.resolution))
     if images.dim() != 4 or tuple(images.shape[1:]) != want:
         raise ImageError(
-            f"images must be N x {want[0]} x {want[1]} x {want[2]} for {G.name}, got {list(images.shape)}; "
-            "read files with invertkit.io.images.read_images(paths, G.resolution, G.channels)"
+            f"images must be N x {want[0]} x {want[1]} x {want[2]} for {G.name}"
+            f"{' after ' + degradation.describe() if degradation else ''}, got {list(images.shape)}; "
+            "read files with invertkit.io.images.read_images(paths, size, channels)"
         )
+    if image_ids is not None and len(image_ids) != images.shape[0]:
+        raise ConfigError(f"image_ids has {len(image_ids)} entries for {images.shape[0]} images")
     spec = METHODS.get(method)
     opts = make_options(method, **options)
-    result = spec.run(G, images.to(G.device, dtype=images.dtype if images.is_floating_point() else None), opts)
+    ctx = RunContext(
+        degradation=degradation,
+        init_latent=init_latent.to(G.device) if init_latent is not None else None,
+        image_ids=image_ids,
+        reference=reference.to(G.device).float() if reference is not None else None,
+        extra_metrics=tuple(extra_metrics),
+    )
+    result = spec.run(G, images.to(G.device).float(), opts, ctx)
     result.config = {"method": method, **dataclasses.asdict(opts), "space": result.space}
+    if degradation is not None:
+        result.config["degradation"] = degradation.describe()
     return result
 
 
+from . import basincma as _basincma  # noqa: E402,F401  (registers "basincma")
+from . import cma as _cma  # noqa: E402,F401  (registers "cma")
 from . import optimize as _optimize  # noqa: E402,F401  (registers "optimize")
+from . import plain as _plain  # noqa: E402,F401  (registers "plain", the baseline)
 
-__all__ = ["METHODS", "InversionResult", "MethodSpec", "invert", "make_options"]
+__all__ = ["METHODS", "InversionResult", "MethodSpec", "RunContext", "invert", "make_options"]

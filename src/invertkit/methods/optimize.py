@@ -1,7 +1,14 @@
-"""``optimize``: a first, plain gradient-based inversion (Adam on the latent, MSE loss).
+"""``optimize``: gradient-based inversion in any latent space (Adam with NVIDIA's projector
+schedule, or a batched per-image L-BFGS).
 
-This is the thin path the demo uses; the full optimisation engine (all spaces, objectives,
-optimisers, schedules) replaces it. Kept deliberately small.
+Covers Image2StyleGAN (W+), Image2StyleGAN++ (W+ and noise), NVIDIA's and rosinality's projectors
+(W, lr ramp, latent noise, noise regulariser), PULSE (``z-sphere``), Zhu et al.'s P_N space with its
+Gaussian prior (``pn``), layerwise inversion (``f:LAYER``), K random starts keeping the best per image,
+per-image early stopping, and restoration through a degradation operator.
+
+All candidates of all images are optimised together, one forward pass per step; each image's loss
+is its own (the batch loss is their sum, Adam is element-wise and L-BFGS runs per image), and each
+start is drawn from a seed derived from the image's id, so results do not depend on batching.
 """
 
 from __future__ import annotations
@@ -12,63 +19,264 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from ..generators.base import Generator
-from ..metrics import psnr
+from ..objectives.combined import Objective
 from . import METHODS, MethodSpec
+from .init import derive_seed, initial_latents, latent_row_std, resolve_init
+from .context import RunContext
+from .lbfgs import BatchedLBFGS
+from .problem import Problem
 from .result import InversionResult
+from .schedule import latent_noise_scale, projector_lr
+from .scoring import score
+from .variables import Variables, base_space, default_space, optimizable_spaces
+
+DEFAULT_LOSS = "mse=1,perceptual=1"
 
 
 @dataclass(frozen=True)
 class OptimizeOptions:
-    """Options of ``optimize`` (defaults are the API's and the CLI's)."""
+    """Options of ``optimize`` (these defaults are the API's and the CLI's)."""
 
-    space: str | None = None  # None: the generator's first space ("z" for simple generators)
-    steps: int = 200
-    lr: float = 0.1
-    prior_weight: float = 1e-2  # pulls z towards the Gaussian shell; keeps faces face-like
-    seed: int = 0
-    log_every: int = 1  # record history every k steps (recording stays on device)
+    space: str | None = None  # default w+ for StyleGAN2, z otherwise; also z-sphere, w, s, p, pn, f:LAYER
+    steps: int = 300  # optimiser steps per image (CMA-ES generations for cma/basincma)
+    optimizer: str = "adam"  # adam | lbfgs
+    lr: float = 0.1  # learning rate (peak of the projector schedule; L-BFGS: first step length)
+    schedule: str = "projector"  # projector (NVIDIA's lr ramp up / cosine down) | constant
+    lr_rampup: float = 0.05  # fraction of the steps spent ramping the learning rate up
+    lr_rampdown: float = 0.25  # fraction of the steps spent ramping it down
+    latent_noise: float = 0.05  # projector's initial latent noise, x the latent's row std; 0 disables
+    latent_noise_ramp: float = 0.75  # fraction of the steps over which the latent noise decays to 0
+    loss: str = DEFAULT_LOSS  # weighted terms: mse, l1, perceptual, lpips, lpips-vgg, prior, noise, nscd, spread
+    init: str = "auto"  # auto (mean for StyleGAN2, random otherwise) | mean | random | given
+    restarts: int = 1  # K starts per image; the best after restart_steps continues
+    restart_steps: int = 0  # steps of the K-start phase (part of `steps`); 0: steps // 10
+    noise: bool = False  # also optimise StyleGAN2's noise maps (adds noise=1e5 unless --loss names it)
+    target_loss: float | None = None  # per-image early stop when the loss falls below this
+    target_psnr: float | None = None  # ... or when PSNR against the observation reaches this (dB)
+    check_every: int = 10  # steps between early-stop checks
+    seed: int = 0  # run seed; each image's starts derive from it and the image's position
+    log_every: int = 1  # record the loss curve every k steps
 
 
-def optimize(G: Generator, images: Tensor, opts: OptimizeOptions) -> InversionResult:
-    """Adam on latents from seeded random starts; per-image losses are summed so images do not interact."""
-    space = G.check_space(opts.space or G.spaces[0])
-    images = images.float()
-    n = images.shape[0]
-    # Image i starts from the latent of seed (seed, i): reproducible, and independent of the other
-    # images (a DCGAN's mean latent z = 0 can sit where every first-layer ReLU is off: no gradient).
-    latent = torch.cat([G.sample_latent(1, space, seed=opts.seed * 1_000_003 + i) for i in range(n)])
-    latent.requires_grad_(True)
-    optim = torch.optim.Adam([latent], lr=opts.lr)
-    n_logs = (opts.steps + opts.log_every - 1) // opts.log_every
-    loss_log = torch.zeros(n_logs, n, device=images.device)  # stays on device: no host sync per step
+def resolve_space(G: Generator, space: str | None) -> str:
+    space = space or default_space(G)
+    if not space.startswith("f:"):
+        if space not in optimizable_spaces(G):
+            raise ConfigError(f"space {space!r} is not available for {G.name}; choose one of: {', '.join(optimizable_spaces(G))}")
+    base_space(G, space)
+    return space
 
-    start = time.perf_counter()
-    for step in range(opts.steps):
-        recon = G.synthesize(latent, space)
-        per_image = (recon - images).pow(2).flatten(1).mean(1)
-        if opts.prior_weight:
-            # squared distance of ||z||^2 / d from 1: keeps z near the shell where Gaussian samples live
-            per_image = per_image + opts.prior_weight * (latent.pow(2).flatten(1).mean(1) - 1.0).pow(2)
+
+def build_problem(G: Generator, images: Tensor, space: str, loss: str, ctx: RunContext, noise: bool) -> Problem:
+    spec = loss
+    if noise and "noise=" not in spec:
+        spec = f"{spec},noise=1e5"  # NVIDIA projector's regularise_noise_weight
+    objective = Objective.build(spec, device=G.device)
+    return Problem.build(G, space, images, objective, ctx.degradation)
+
+
+def _adam_phase(
+    problem: Problem,
+    var: Variables,
+    opts: OptimizeOptions,
+    steps: int,
+    image_index: Tensor | None,
+    rngs: list[torch.Generator],
+    log: list[Tensor],
+    early_stop: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Adam over ``steps`` with the projector schedule; returns (final per-candidate loss, evaluations per candidate)."""
+    prepared = problem.prepared_for(image_index)
+    params = var.tensors()
+    optim = torch.optim.Adam(params, lr=opts.lr, betas=(0.9, 0.999))
+    row_std = latent_row_std(problem.G, base_space(problem.G, problem.space)) if opts.latent_noise > 0 else 0.0
+    b = var.batch
+    done = torch.zeros(b, dtype=torch.bool, device=var.latent.device)
+    evals = torch.zeros(b, device=var.latent.device)
+    frozen = var.snapshot()
+    last = torch.zeros(b, device=var.latent.device)
+    for step in range(steps):
+        t = step / max(steps, 1)
+        lr = projector_lr(t, opts.lr, opts.lr_rampup, opts.lr_rampdown) if opts.schedule == "projector" else opts.lr
+        for group in optim.param_groups:
+            group["lr"] = lr
+        scale = latent_noise_scale(t, opts.latent_noise, opts.latent_noise_ramp) * row_std
+        perturb = _row_noise(rngs, var.latent) * scale if scale > 0 else None
+        total, parts, images = problem.loss(var, prepared, perturb)
         optim.zero_grad(set_to_none=True)
-        per_image.sum().backward()
+        total.sum().backward()
         optim.step()
+        var.project_()
+        evals += (~done).float()
+        last = torch.where(done, last, total.detach())
         if step % opts.log_every == 0:
-            loss_log[step // opts.log_every] = per_image.detach()
-    seconds = time.perf_counter() - start
+            log.append(last.clone())
+        if early_stop and (step + 1) % opts.check_every == 0:
+            reached = _reached(problem, opts, total.detach(), images.detach(), image_index)
+            newly = reached & ~done
+            frozen.assign_where(newly, var.snapshot())  # remember where each finished image stopped
+            done |= newly
+            if bool(done.all()):  # one sync every check_every steps
+                break
+        if early_stop:
+            var.assign_where(done, frozen)
+    return last, evals
 
+
+def _row_noise(rngs: list[torch.Generator], like: Tensor) -> Tensor:
+    """Standard normal noise shaped like ``like``, row b drawn from ``rngs[b]`` (batch-independent)."""
+    return torch.stack([torch.randn(like.shape[1:], generator=g, device=like.device) for g in rngs])
+
+
+def _reached(problem: Problem, opts: OptimizeOptions, total: Tensor, images: Tensor, image_index: Tensor | None) -> Tensor:
+    from ..metrics import psnr
+
+    reached = torch.zeros_like(total, dtype=torch.bool)
+    if opts.target_loss is not None:
+        reached |= total <= opts.target_loss
+    if opts.target_psnr is not None:
+        obs = problem.observation if image_index is None else problem.observation[image_index]
+        observed = problem.observe(images)
+        if observed.shape == obs.shape:
+            reached |= psnr(observed, obs) >= opts.target_psnr
+    return reached
+
+
+def _lbfgs_phase(
+    problem: Problem, var: Variables, opts: OptimizeOptions, steps: int, image_index: Tensor | None, log: list[Tensor]
+) -> tuple[Tensor, Tensor]:
+    prepared = problem.prepared_for(image_index)
+    params = var.tensors()
+    sizes = [p[0].numel() for p in params]
+    b = var.batch
+
+    def unflatten(x: Tensor) -> None:
+        with torch.no_grad():
+            for p, chunk in zip(params, x.split(sizes, dim=1)):
+                p.copy_(chunk.view(p.shape))
+
+    def flat() -> Tensor:
+        return torch.cat([p.detach().reshape(b, -1) for p in params], dim=1)
+
+    def loss_and_grad() -> tuple[Tensor, Tensor]:
+        for p in params:
+            p.grad = None
+        total = problem.loss(var, prepared)[0]
+        total.sum().backward()
+        return total.detach(), torch.cat([p.grad.reshape(b, -1) for p in params], dim=1)
+
+    def f(x: Tensor) -> Tensor:
+        unflatten(x)
+        var.project_()
+        return problem.loss(var, prepared)[0].detach()
+
+    solver = BatchedLBFGS(lr=opts.lr)
+    x = flat()
+    loss, grad = loss_and_grad()
+    evals = torch.ones(b, device=x.device)
+    for _ in range(steps):
+        new_x, n_eval = solver.step(x, f, loss, grad)
+        unflatten(new_x)
+        var.project_()
+        new_x = flat()
+        new_loss, new_grad = loss_and_grad()
+        solver.update(new_x - x, new_grad - grad)
+        x, loss, grad = new_x, new_loss, new_grad
+        evals += n_eval + 1
+        log.append(loss.clone())
+    return loss, evals
+
+
+def optimize(G: Generator, images: Tensor, opts: OptimizeOptions, ctx: RunContext | None = None) -> InversionResult:
+    """Invert ``images`` (``N x C x H x W`` observations in [-1, 1]) by gradient-based optimisation."""
+    ctx = ctx or RunContext()
+    if opts.optimizer not in ("adam", "lbfgs"):
+        raise ConfigError(f"optimizer must be adam or lbfgs, got {opts.optimizer!r}")
+    if opts.steps < 0 or opts.restarts < 1:
+        raise ConfigError("steps must be >= 0 and restarts >= 1")
+    space = resolve_space(G, opts.space)
+    base = base_space(G, space)
+    n = images.shape[0]
+    ids = ctx.image_ids if ctx.image_ids is not None else list(range(n))
+    init = resolve_init(G, opts.init)
+    k = opts.restarts
+    problem = build_problem(G, images.float(), space, opts.loss, ctx, opts.noise)
+    # every random draw of a row comes from that row's own generator: results do not depend on batching
+    rngs = [torch.Generator(device=G.device).manual_seed(derive_seed(opts.seed, i, c, 7)) for i in ids for c in range(k)]
+    noise_seeds = [derive_seed(opts.seed, i, c, 11) for i in ids for c in range(k)] if opts.noise else None
+    start = time.perf_counter()
+    log: list[Tensor] = []
+    evals = torch.zeros(n, device=G.device)
+
+    latents = initial_latents(G, base, ids, k, init=init, seed=opts.seed, given=ctx.init_latent)
+    var = Variables.create(G, space, latents, noise_seeds=noise_seeds)
+    want_stop = opts.target_loss is not None or opts.target_psnr is not None
+    main_steps = opts.steps
+    if k > 1:
+        # phase 1: all N*K starts for a few steps, keep the best start of each image
+        idx = torch.arange(n, device=G.device).repeat_interleave(k)
+        # the starts' short phase is part of the step budget: every image still takes `steps` steps
+        r_steps = min(opts.restart_steps or max(1, opts.steps // 10), max(opts.steps - 1, 1))
+        main_steps = opts.steps - r_steps
+        short = OptimizeOptions(**{**opts.__dict__, "latent_noise": 0.0, "schedule": "constant"})
+        phase_log: list[Tensor] = []
+        if opts.optimizer == "adam":
+            last, ev = _adam_phase(problem, var, short, r_steps, idx, rngs, phase_log)
+        else:
+            last, ev = _lbfgs_phase(problem, var, short, r_steps, idx, phase_log)
+        best = last.view(n, k).argmin(dim=1)
+        pick = torch.arange(n, device=G.device) * k + best
+        evals += ev.view(n, k).sum(1)
+        # fresh leaves from the best start (the projector schedule restarts for the main phase)
+        var = var.take(pick)
+        rngs = [rngs[int(j)] for j in pick.tolist()]
+    if opts.optimizer == "adam":
+        _, ev = _adam_phase(problem, var, opts, main_steps, None, rngs, log, early_stop=want_stop)
+    else:
+        _, ev = _lbfgs_phase(problem, var, opts, main_steps, None, log)
+    evals += ev
+    seconds = time.perf_counter() - start
+    return finish(G, problem, var, log, evals, seconds, opts.steps, ctx)
+
+
+def finish(G: Generator, problem: Problem, var: Variables, log: list[Tensor], evals: Tensor, seconds: float, steps: int, ctx: RunContext) -> InversionResult:
+    """Render the final latents, score them and package the result."""
     with torch.inference_mode():
-        final = latent.detach()
-        recon = G.synthesize(final, space)
-        scores = psnr(recon, images)
-    metrics = [{"psnr": float(v)} for v in scores.cpu()]
+        recon = var.render()
+        observed = problem.observe(recon)
+        reference = ctx.reference if ctx.reference is not None else (problem.observation if ctx.degradation is None else None)
+        base = base_space(G, var.space)
+        latent = var.latent.detach()
+        metrics = score(
+            G,
+            recon,
+            reference if reference is not None else recon,
+            latents=latent if not var.space.startswith("f:") else None,
+            space=base,
+            observed=(observed, problem.observation) if ctx.degradation is not None else None,
+            extra=ctx.extra_metrics,
+        )
+        if reference is None:  # a real observation without its clean image: only the observed fit is meaningful
+            for m in metrics:
+                for key in ("psnr", "ssim", "mse", "mae"):
+                    m.pop(key, None)
+    history = {"loss": torch.stack(log).float().cpu() if log else torch.zeros(0, recon.shape[0])}
+    extras = {}
+    if var.noise:
+        extras["noise"] = {k: v.detach() for k, v in var.noise.items()}
+    if var.state:
+        extras["state"] = tuple(t.detach() for t in var.state if t is not None)
+    ev = evals.detach().cpu()
     return InversionResult(
-        latents=final,
-        space=space,
-        reconstructions=recon,
-        history={"loss": loss_log.cpu()},
+        latents=latent,
+        space=var.space,
+        reconstructions=recon.detach(),
+        history=history,
         metrics=metrics,
-        timings={"seconds": seconds, "steps": opts.steps, "evaluations": opts.steps + 1},
+        timings={"seconds": seconds, "seconds_per_image": seconds / max(recon.shape[0], 1), "steps": steps, "evaluations": float(ev.mean()), "evaluations_per_image": [float(e) for e in ev]},
+        extras=extras,
     )
 
 

@@ -20,6 +20,7 @@ class InversionResult:
         metrics: one dict per image, e.g. ``{"psnr": 23.1}`` (protocol in ``invertkit.metrics``).
         timings: ``seconds``, ``steps``, ``evaluations`` (generator forward passes per image).
         config: the fully resolved options of the run (for run.json).
+        extras: other optimised tensors (StyleGAN2 noise maps, layerwise intermediate state).
     """
 
     latents: Tensor
@@ -29,3 +30,4 @@ class InversionResult:
     metrics: list[dict[str, float]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)

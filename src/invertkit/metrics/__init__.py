@@ -1,10 +1,69 @@
-"""Image-quality metrics, one per file, all on ``N x C x H x W`` batches in [-1, 1].
+"""Image-quality metrics, one per file, all on ``N x C x H x W`` batches in [-1, 1], returning ``[N]``.
 
-Protocol (printed into every run.json): images are quantised to uint8 first, as users see them,
-then scored on [0, 1]; PSNR = 10 log10(1 / MSE).
+Protocol (printed into every run.json, see :data:`PROTOCOL`): images are quantised to uint8 first,
+as users see them, then scored on [0, 1]; PSNR = 10 log10(1 / MSE); SSIM with an 11-tap Gaussian
+window (sigma 1.5); LPIPS (AlexNet) at 256 px; perceptual = ImageNet MobileNetV2 feature distance.
+``METRICS`` maps names to ``fn(a, b) -> [N]``; ``available_metrics()`` lists those that can run here.
 """
 
+from .distribution import (
+    DISTRIBUTION_PROTOCOL,
+    extract_features,
+    feature_statistics,
+    fid,
+    fmd,
+    frechet_distance,
+    frechet_distance_features,
+    kid,
+    kid_score,
+)
+from .identity import IDENTITY_PROTOCOL, IdentitySimilarity, identity_similarity
+from .lpips import LPIPSMetric, lpips
+from .mse_mae import MAE, MSE, mae, mse
+from .nscd import nscd, nscd_of_samples
+from .perceptual import Perceptual, perceptual
 from .protocol import PROTOCOL, quantize
-from .psnr import PSNR, mse, psnr
+from .psnr import PSNR, psnr
+from .registry import HIGHER_IS_BETTER, METRICS, available_metrics
+from .ssim import SSIM, ssim
 
-__all__ = ["PROTOCOL", "PSNR", "mse", "psnr", "quantize"]
+PROTOCOL = {
+    **PROTOCOL,
+    **DISTRIBUTION_PROTOCOL,
+    "identity": IDENTITY_PROTOCOL,
+    "nscd": "LSAP: mean over modulated convs + last ToRGB of 1 - cos(s_l, mu_l), mu_l = mean unit style over 10^4 mapped samples",
+}
+
+__all__ = [
+    "DISTRIBUTION_PROTOCOL",
+    "HIGHER_IS_BETTER",
+    "IDENTITY_PROTOCOL",
+    "IdentitySimilarity",
+    "extract_features",
+    "feature_statistics",
+    "fid",
+    "fmd",
+    "frechet_distance",
+    "frechet_distance_features",
+    "identity_similarity",
+    "kid",
+    "kid_score",
+    "nscd",
+    "nscd_of_samples",
+    "LPIPSMetric",
+    "MAE",
+    "METRICS",
+    "MSE",
+    "PROTOCOL",
+    "PSNR",
+    "Perceptual",
+    "SSIM",
+    "available_metrics",
+    "lpips",
+    "mae",
+    "mse",
+    "perceptual",
+    "psnr",
+    "quantize",
+    "ssim",
+]

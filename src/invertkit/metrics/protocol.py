@@ -11,6 +11,14 @@ PROTOCOL = {
     "quantized": "uint8 before scoring (round((x + 1) * 127.5)), as users see the images",
     "score_range": "[0, 1]",
     "psnr": "10 * log10(1 / MSE) per image on [0, 1] (equals 10 * log10(4 / MSE) on [-1, 1])",
+    "mse_mae": "mean squared / absolute error per image on [0, 1]",
+    "ssim": "Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, data range 1, population covariance, "
+    "mean over pixels whose window lies inside the image, then over channels (= skimage structural_similarity)",
+    "lpips": "LPIPS v0.1, AlexNet backbone (torchvision ImageNet) + published linear heads, images resized "
+    "bilinearly (antialiased when shrinking) to 256 x 256; lower is better",
+    "perceptual": "ImageNet MobileNetV2 (torchvision weights) taps at strides 2/4/8/16/32, per tap mean over "
+    "locations of the squared distance of channel-unit-normalised features, mean over taps; at the "
+    "images' own resolution (upsampled to 32 px if smaller); in [0, 4], lower is better",
 }
 
 

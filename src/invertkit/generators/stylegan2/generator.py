@@ -7,13 +7,21 @@ Spaces (all float32, on the generator's device):
 - ``"w+"`` ``[N, num_ws, w_dim]``: one w per synthesis input (see ``StyleGAN2Config.num_ws``).
 - ``"s"``  ``[N, sum(style_dims)]``: the per-layer style vectors (affine outputs, ToRGB included,
   *before* ToRGB's ``1/sqrt(in_channels)`` gain), concatenated in ``style_layer_names`` order.
+- ``"p"``  ``[N, num_ws, w_dim]``: P+ (Zhu et al. 2020), each w+ row with the mapping's last
+  activation undone, ``p = lrelu_{5.0}(w) / sqrt(2)`` (the last FC layer's pre-activation; see
+  ``spaces``).
+- ``"pn"`` ``[N, num_ws, w_dim]``: P_N+, p whitened row-wise by a PCA fitted on mapped samples,
+  ``v = Lambda^-1 C^T (p - mu)``; ~N(0, I) for sampled latents. Fitted lazily (10^5 samples) and
+  cached in memory and under ``$INVERTKIT_HOME/stats``; ``spaces.p_stats(G, n=...)`` picks the fit.
 
-Conversions go downstream only: z->w, z->w+, z->s, w->w+, w->s, w+->s, plus identities.
+Conversions: z -> w -> {w+, p, pn} -> s. w+, p and pn are bijective images of each other, so any
+of them converts to any other; nothing converts back to z, from s, or from a per-layer space to w.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -21,11 +29,18 @@ from torch import Tensor
 from ...errors import CheckpointError, ConfigError, LatentSpaceError
 from ..base import NOISE_MODES, Generator, seeded_generator
 from ..weights import layout_problems
+from . import spaces as _sp
 from .config import StyleGAN2Config
 from .network import StyleGAN2Network, truncate
 
-_ORDER = {"z": 0, "w": 1, "w+": 2, "s": 3}
-_CONVERSIONS = "z->w, z->w+, z->s, w->w+, w->s, w+->s (and identity)"
+if TYPE_CHECKING:
+    from ..layers import LayerSplit
+
+# w+, p and pn share a rank: they are bijective images of one another
+_ORDER = {"z": 0, "w": 1, "w+": 2, "p": 2, "pn": 2, "s": 3}
+_CONVERSIONS = ("z->w, z->w+, z->p, z->pn, z->s, w->w+, w->p, w->pn, w->s, w+->s, p->s, pn->s, "
+                "and among w+, p, pn in any direction (and identity)")
+_PER_LAYER = ("w+", "p", "pn")
 
 
 class StyleGAN2Generator(Generator):
@@ -42,7 +57,7 @@ class StyleGAN2Generator(Generator):
         init_seed: seed of the random initialisation (only when ``state_dict`` is None).
     """
 
-    spaces = ("z", "w", "w+", "s")
+    spaces = ("z", "w", "w+", "s", "p", "pn")
 
     def __init__(self, config: StyleGAN2Config, state_dict: Mapping[str, Tensor] | None = None, *,
                  name: str = "stylegan2", device: torch.device | str = "cpu", init_seed: int = 0) -> None:
@@ -131,7 +146,8 @@ class StyleGAN2Generator(Generator):
     def latent_shape(self, space: str) -> tuple[int, ...]:
         self.check_space(space)
         cfg = self.config
-        return {"z": (cfg.z_dim,), "w": (cfg.w_dim,), "w+": (cfg.num_ws, cfg.w_dim),
+        per_layer = (cfg.num_ws, cfg.w_dim)
+        return {"z": (cfg.z_dim,), "w": (cfg.w_dim,), "w+": per_layer, "p": per_layer, "pn": per_layer,
                 "s": (sum(self.style_dims),)}[space]
 
     def _label(self, c: Tensor | int | None, n: int) -> Tensor | None:
@@ -176,10 +192,15 @@ class StyleGAN2Generator(Generator):
 
     def convert(self, latent: Tensor, src: str, dst: str, *, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, c: Tensor | int | None = None) -> Tensor:
-        """Map latents downstream: z->w, z->w+, z->s, w->w+, w->s, w+->s, or identity.
+        """Convert latents between spaces (differentiable).
 
-        Truncation ``w_avg + psi (w - w_avg)`` is applied to w / w+ codes (for w+ and s only the first
-        ``truncation_cutoff`` rows when given); it is undefined for sources s and destination z.
+        Allowed: z -> w -> {w+, p, pn} -> s, any of w+/p/pn to another, and identities. p and pn are
+        per-layer (``[N, num_ws, w_dim]``): ``p = lrelu_{5}(w)/sqrt(2)`` row-wise and
+        ``pn = Lambda^-1 C^T (p - mu)`` (see ``spaces``).
+
+        Truncation ``w_avg + psi (w - w_avg)`` is applied in W (for per-layer codes only the first
+        ``truncation_cutoff`` rows when given), so a p/pn source is first mapped to w+; it is
+        undefined for source s and destination z.
         """
         self.check_space(src)
         self.check_space(dst)
@@ -193,19 +214,45 @@ class StyleGAN2Generator(Generator):
             raise ConfigError(f"truncation is not defined for a conversion {src!r} -> {dst!r}")
         if src == "s" or dst == "z":
             return x
+        if src == dst and truncation_psi == 1:
+            if c is not None:
+                self._label(c, x.shape[0])
+            return x
         if src == "z":
             x = self.net.mapping(x, self._label(c, x.shape[0]))
         elif c is not None:
             self._label(c, x.shape[0])  # validate only; w already encodes the label
+        if src in ("p", "pn") and dst in ("p", "pn") and truncation_psi == 1:
+            return self._p_convert(x, src, dst)
+        if src in ("p", "pn"):
+            x = self._p_convert(x, src, "w+")
         w_avg = self.net.mapping.w_avg
         if src in ("z", "w"):
             if dst == "w":
                 return truncate(x, w_avg, truncation_psi)
             x = x.unsqueeze(1).repeat(1, self.num_ws, 1)
         x = truncate(x, w_avg, truncation_psi, truncation_cutoff)
-        if dst == "w+":
-            return x
+        if dst in _PER_LAYER:
+            return self._p_convert(x, "w+", dst)
         return torch.cat(self.net.synthesis.styles_from_ws(x), dim=1)
+
+    def _p_convert(self, x: Tensor, src: str, dst: str) -> Tensor:
+        """Row-wise maps among w+, p and pn (all ``[N, num_ws, w_dim]``)."""
+        if src == dst:
+            return x
+        if src == "w+":
+            x, src = _sp.w_to_p(x), "p"
+        if src == "pn":
+            x, src = _sp.pn_to_p(x, self.p_stats()), "p"
+        if dst == "p":
+            return x
+        if dst == "pn":
+            return _sp.p_to_pn(x, self.p_stats())
+        return _sp.p_to_w(x)
+
+    def p_stats(self, n: int | None = None, seed: int = 0, **kw: object) -> _sp.PSpaceStats:
+        """The P-space PCA used by ``"pn"`` (see ``spaces.p_stats``): fitted once, cached."""
+        return _sp.p_stats(self, n, seed, **kw)  # type: ignore[arg-type]
 
     def synthesize(self, latent: Tensor, space: str, *, noise_mode: str = "const", c: Tensor | int | None = None,
                    generator: torch.Generator | None = None, truncation_psi: float = 1.0,
@@ -220,23 +267,108 @@ class StyleGAN2Generator(Generator):
         """
         if noise_mode not in NOISE_MODES:
             raise ConfigError(f"noise_mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
-        syn = self.net.synthesis
+        styles = self.styles(latent, space, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, c=c)
+        self.check_noise(noise, styles[0].shape[0])
+        return self.net.synthesis.forward_styles(styles, noise_mode=noise_mode, generator=generator, noise=noise)
+
+    def styles(self, latent: Tensor, space: str, **kw: object) -> list[Tensor]:
+        """Per-layer style vectors of ``latent`` in any space, one ``[N, style_dims[i]]`` per
+        ``style_layer_names`` entry (differentiable; ``kw``: truncation and label as in ``convert``)."""
         if space == "s":
-            if truncation_psi != 1:
+            if kw.get("truncation_psi", 1.0) != 1:
                 raise ConfigError("truncation is not defined for S-space latents")
-            styles = self.split_styles(latent)
-        else:
-            ws = self.convert(latent, space, "w+", truncation_psi=truncation_psi,
-                              truncation_cutoff=truncation_cutoff, c=c)
+            return self.split_styles(latent)
+        return self.net.synthesis.styles_from_ws(self.convert(latent, space, "w+", **kw))  # type: ignore[arg-type]
+
+    # ---- noise maps ---------------------------------------------------------------------------
+    def noise_shapes(self) -> dict[str, tuple[int, int]]:
+        """``{layer name: (H, W)}`` for every layer that takes a noise map (empty without noise)."""
+        syn = self.net.synthesis
+        return {name: (syn.layer(name).resolution,) * 2 for name in syn.noise_layer_names}
+
+    def initial_noise(self, n: int, seed: int | None = None) -> dict[str, Tensor]:
+        """Fresh unit-Gaussian noise maps ``{layer: [n, 1, H, W]}`` (seeded on CPU, then moved to the device).
+
+        Pass them as ``synthesize(..., noise=maps)`` to optimise per-image noise (they are scaled by
+        each layer's learned ``noise_strength``, as NVIDIA does for its noise buffers).
+        """
+        g = seeded_generator(seed)
+        return {name: torch.randn([int(n), 1, h, w], generator=g).to(self.device)
+                for name, (h, w) in self.noise_shapes().items()}
+
+    def check_noise(self, noise: Mapping[str, Tensor] | None, n: int) -> None:
+        """Validate ``{layer: map}`` overrides: known layers, maps ``[H, W]``, ``[1|n, 1, H, W]``."""
+        if not noise:
+            return
+        shapes = self.noise_shapes()
+        unknown = sorted(set(noise) - set(shapes))
+        if unknown:
+            valid = ", ".join(shapes) if shapes else "none (this generator has no noise inputs)"
+            raise LatentSpaceError(f"unknown noise layer(s) {unknown} for {self.name}; layers taking noise: {valid}")
+        for name, t in noise.items():
+            hw = shapes[name]
+            ok = isinstance(t, Tensor) and (tuple(t.shape) == hw or (
+                t.ndim == 4 and t.shape[0] in (1, n) and t.shape[1] == 1 and tuple(t.shape[2:]) == hw))
+            if not ok:
+                got = list(t.shape) if isinstance(t, Tensor) else type(t).__name__
+                raise LatentSpaceError(
+                    f"noise map for {name} must have shape [{hw[0]}, {hw[1]}] or [1 or {n}, 1, {hw[0]}, {hw[1]}], got {got}")
+
+    # ---- layerwise split ----------------------------------------------------------------------
+    def layer_names_for_split(self) -> list[str]:
+        """Valid split points: block resolutions ``"4"``, ``"8"``, ..., ``str(R // 2)``."""
+        return [str(r) for r in self.config.block_resolutions[:-1]]
+
+    def layer_split(self, layer: str) -> LayerSplit:
+        """Cut the synthesis network after block ``b{layer}`` (see ``generators.layers``).
+
+        ``head(latent, space, **kw)`` returns the state ``(x, img)`` after that block: features
+        ``[N, C, r, r]`` and the RGB skip image ``[N, img_channels, r, r]`` (None for the "orig" and
+        "resnet" architectures, whose only ToRGB is in the last block). ``tail(state, ws, **kw)``
+        runs the remaining blocks with the styles of a w+ latent ``ws [N, num_ws, w_dim]``; only the
+        rows of layers after the cut are read. ``**kw`` are ``noise_mode`` (default "const") and
+        ``noise`` as in ``synthesize``.
+        """
+        from ..layers import LayerSplit, check_split_layer
+
+        names = self.layer_names_for_split()
+        layer = check_split_layer(self, layer, names)
+        res = int(layer)
+        resolutions = self.config.block_resolutions
+        head_res = [r for r in resolutions if r <= res]
+        tail_res = [r for r in resolutions if r > res]
+        syn = self.net.synthesis
+
+        def head(latent: Tensor, space: str = "w+", *, noise_mode: str = "const",
+                 noise: dict[str, Tensor] | None = None, **kw: object) -> tuple[Tensor, Tensor | None]:
+            styles = self.styles(latent, space, **kw)
+            self.check_noise(noise, styles[0].shape[0])
+            return syn.run_blocks(styles, None, None, head_res, noise_mode=noise_mode, noise=noise)  # type: ignore[return-value]
+
+        def tail(state: tuple[Tensor, Tensor | None], latent_tail: Tensor, *, noise_mode: str = "const",
+                 noise: dict[str, Tensor] | None = None) -> Tensor:
+            x, img = state
+            ws = self.check_latent(latent_tail, "w+")
+            if ws.shape[0] != x.shape[0]:
+                raise LatentSpaceError(f"tail latent has {ws.shape[0]} rows but the state has {x.shape[0]}")
+            self.check_noise(noise, x.shape[0])
             styles = syn.styles_from_ws(ws)
-        return syn.forward_styles(styles, noise_mode=noise_mode, generator=generator, noise=noise)
+            _, img = syn.run_blocks(styles, x, img, tail_res, noise_mode=noise_mode, noise=noise)
+            return img  # type: ignore[return-value]
+
+        return LayerSplit(name=layer, head=head, tail=tail, tail_space="w+")
 
     @torch.no_grad()
     def mean_latent(self, space: str) -> Tensor:
-        """z: zeros; w: ``w_avg``; w+: ``w_avg`` repeated; s: styles of that w+. Batch dimension 1."""
+        """Batch dimension 1. z: zeros; w: ``w_avg``; w+: ``w_avg`` repeated; s: styles of that w+;
+        p: the fitted P mean ``mu`` repeated; pn: zeros (the image of ``pn = 0`` is that of the P mean)."""
         self.check_space(space)
         if space == "z":
             return torch.zeros(1, self.config.z_dim, device=self.device)
+        if space == "pn":
+            return torch.zeros(1, *self.latent_shape("pn"), device=self.device)
+        if space == "p":
+            return self.p_stats().mean.clone().expand(1, self.num_ws, -1).contiguous()
         w = self.net.mapping.w_avg.detach().clone().unsqueeze(0)
         return w if space == "w" else self.convert(w, "w", space)
 

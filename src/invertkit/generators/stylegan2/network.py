@@ -450,6 +450,13 @@ class SynthesisNetwork(nn.Module):
             w_idx += 2 if res > 4 else 1  # torgb shares its w with the next block's conv0
         assert max(self.layer_w_index) == self.num_ws - 1
         self.noise_layer_names = [n for n in self.layer_names if not n.endswith("torgb")] if cfg.use_noise else []
+        # which entries of the per-layer style list each block consumes
+        self.block_style_slices: dict[int, slice] = {}
+        i = 0
+        for res in self.block_resolutions:
+            k = len(self.block(res).layer_names)
+            self.block_style_slices[res] = slice(i, i + k)
+            i += k
 
     def block(self, res: int) -> SynthesisBlock:
         return getattr(self, f"b{res}")
@@ -486,18 +493,30 @@ class SynthesisNetwork(nn.Module):
         for s, d, name in zip(styles, self.style_dims, self.layer_names):
             if s.shape != (n, d):
                 raise ValueError(f"style for {name} must have shape [{n}, {d}], got {list(s.shape)}")
-        x = img = None
-        i = 0
+        _, img = self.run_blocks(styles, None, None, self.block_resolutions, noise_mode=noise_mode,
+                                 generator=generator, noise=noise)
+        return img
+
+    def run_blocks(self, styles: Sequence[Tensor], x: Tensor | None, img: Tensor | None,
+                   resolutions: Sequence[int], *, noise_mode: str = "const",
+                   generator: torch.Generator | None = None,
+                   noise: dict[str, Tensor] | None = None) -> tuple[Tensor | None, Tensor | None]:
+        """Run the blocks ``resolutions`` (consecutive, increasing) from the state ``(x, img)``.
+
+        ``styles`` is the full per-layer list (``layer_names`` order); each block takes its own slice.
+        ``x`` is the feature map entering the first block (None for b4) and ``img`` the running
+        RGB skip image (None before the first ToRGB and for non-skip architectures). Returns the
+        state after the last block: features ``[N, C, R, R]`` and the image (or None). This is the
+        seam layerwise inversion cuts the network at.
+        """
+        n = styles[0].shape[0]
         fused = self.fused_modconv
         if fused is None:
             fused = n == 1 or styles[0].device.type == "cuda"
-        for res in self.block_resolutions:
-            block = self.block(res)
-            k = len(block.layer_names)
-            x, img = block(x, img, styles[i:i + k], n=n, noise_mode=noise_mode, generator=generator,
-                           noise=noise, fused=fused, prefix=f"b{res}.")
-            i += k
-        return img
+        for res in resolutions:
+            x, img = self.block(res)(x, img, styles[self.block_style_slices[res]], n=n, noise_mode=noise_mode,
+                                     generator=generator, noise=noise, fused=fused, prefix=f"b{res}.")
+        return x, img
 
     def forward(self, ws: Tensor, *, noise_mode: str = "const", generator: torch.Generator | None = None,
                 noise: dict[str, Tensor] | None = None) -> Tensor:

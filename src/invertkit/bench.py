@@ -1,0 +1,169 @@
+"""The comparison bench: several methods on the same generator, images and metric protocol.
+
+``run_bench`` runs each method spec (``name[:space][@key=value,...]``) over the same images in the
+same batches, keeps every method's run directory, and writes one table (``bench.json``,
+``bench.csv``, ``bench.md``) and ``bench.html`` (table, quality-versus-time plot, grids).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .errors import ConfigError
+from .generators.base import Generator
+from .io.bench_report import write_bench_html
+from .io.runinfo import write_run_json
+from .methods import METHODS, invert
+from .metrics import HIGHER_IS_BETTER
+from .runs import RunWriter
+
+
+@dataclass(frozen=True)
+class MethodRun:
+    """One bench entry: the spec as typed, the method, and its options."""
+
+    spec: str
+    method: str
+    options: dict[str, Any]
+
+
+def _value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+def parse_method_spec(spec: str) -> MethodRun:
+    """``"optimize:w+@steps=100;loss=mse=1+perceptual=1"`` -> method ``optimize``, space ``w+``, options.
+
+    Options after ``@`` are ``key=value`` pairs separated by ``;``; inside a ``loss`` value the terms
+    are joined by ``+`` (commas separate the methods of a bench).
+    """
+    head, _, tail = spec.partition("@")
+    name, _, space = head.partition(":")
+    if name not in METHODS:
+        raise ConfigError(f"bench method {spec!r}: unknown method {name!r}; known: {', '.join(METHODS.names())}")
+    options: dict[str, Any] = {}
+    if space:
+        options["space"] = space
+    for part in tail.split(";"):
+        if part.strip():
+            k, _, v = part.partition("=")
+            k = k.strip()
+            options[k] = v.strip().replace("+", ",") if k == "loss" else _value(v.strip())
+    return MethodRun(spec, name, options)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    vals = [v for v in values if math.isfinite(v)]
+    if not vals:
+        return float("nan"), float("nan")
+    m = sum(vals) / len(vals)
+    return m, math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals))
+
+
+def run_bench(
+    G: Generator,
+    images: Tensor,
+    names: Sequence[str],
+    methods: Sequence[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    common: dict[str, Any] | None = None,
+    batch_size: int = 8,
+    extra_metrics: tuple[str, ...] = (),
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run every method spec on ``images`` (``N x C x H x W`` in [-1, 1]) and write the bench files.
+
+    ``common`` options (e.g. ``steps``, ``seed``) apply to every method that has them; a spec's own
+    ``@key=value`` options win. Returns the table rows (also written to ``bench.json``).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = [parse_method_spec(m) for m in methods]
+    rows: list[dict[str, Any]] = []
+    recons: dict[str, Tensor] = {}
+    for run in runs:
+        if progress:
+            progress(run.spec)
+        fields = set(METHODS.get(run.method).options.__dataclass_fields__)
+        opts = {k: v for k, v in (common or {}).items() if k in fields}
+        opts.update(run.options)
+        writer = RunWriter(out / _slug(run.spec), G, title=f"bench: {run.spec} on {G.name}")
+        metrics: list[dict[str, float]] = []
+        evals: list[float] = []
+        seconds = 0.0
+        outs = []
+        for s in range(0, images.shape[0], batch_size):
+            batch = images[s : s + batch_size]
+            res = invert(G, batch, run.method, image_ids=list(range(s, s + batch.shape[0])), extra_metrics=extra_metrics, **opts)
+            writer.add(res, batch, names[s : s + batch.shape[0]])
+            metrics += res.metrics
+            evals += res.timings.get("evaluations_per_image") or [res.timings.get("evaluations", 0.0)] * batch.shape[0]
+            seconds += res.timings["seconds"]
+            outs.append(res.reconstructions.detach().cpu())
+        writer.finish()
+        recons[run.spec] = torch.cat(outs)
+        row: dict[str, Any] = {"method": run.spec}
+        for key in sorted({k for m in metrics for k in m}, key=lambda k: (k not in ("psnr", "ssim"), k)):
+            mean, std = _mean_std([m[key] for m in metrics if key in m])
+            row[f"{key}_mean"] = mean
+            if key == "psnr":
+                row["psnr_std"] = std
+        row["seconds_per_image"] = seconds / images.shape[0]
+        row["evaluations_per_image"] = sum(evals) / len(evals)
+        row["images"] = images.shape[0]
+        rows.append(row)
+    _write_tables(out, rows)
+    columns = ["method"] + [c for c in rows[0] if c != "method"] if rows else ["method"]
+    write_bench_html(
+        out / "bench.html",
+        title=f"invertkit bench: {len(runs)} methods, {images.shape[0]} images, {G.name}",
+        rows=rows,
+        columns=columns,
+        targets=images.detach().cpu(),
+        recons=recons,
+        notes=[
+            f"Metric protocol: uint8-quantised images on [0, 1] at {G.resolution} px; PSNR = 10 log10(1/MSE).",
+            "Higher is better for: " + ", ".join(k for k, up in sorted(HIGHER_IS_BETTER.items()) if up) + "; lower for the others.",
+            "seconds_per_image: wall time of the batched run divided by the number of images.",
+            "evaluations_per_image: generator forward passes per image (all starts and line-search trials included).",
+        ],
+    )
+    write_run_json(out / "run.json", generator=G.describe(), methods=[r.spec for r in runs], common_options=common or {}, images=list(names))
+    return rows
+
+
+def _slug(spec: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in spec.replace("+", "plus"))
+
+
+def _write_tables(out: Path, rows: list[dict[str, Any]]) -> None:
+    (out / "bench.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    with open(out / "bench.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    (out / "bench.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

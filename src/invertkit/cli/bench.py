@@ -1,0 +1,62 @@
+"""``invertkit bench``: several methods on the same images; one table, one page."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from ..errors import ImageError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="compare inversion methods on the same images (table, plot, grids)")
+    p.add_argument("--generator", "-g", required=True, help="zoo name or checkpoint path")
+    p.add_argument("--weights", default=None, help="weight file for zoo models that need one")
+    p.add_argument("--images", nargs="+", required=True, help="image files or folders")
+    p.add_argument("--methods", required=True, help="comma-separated specs name[:space][@key=value;...], e.g. optimize:w,optimize:w+,cma:z,plain,optimize:z@restarts=8;loss=mse=1+perceptual=0.1")
+    p.add_argument("--steps", type=int, default=None, help="steps for every method that has them (generations for cma/basincma)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--loss", default=None, help="loss for every method that takes one, e.g. mse=1,perceptual=1")
+    p.add_argument("--max-images", type=int, default=None, help="use only the first N images")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--metrics", default="perceptual", help="extra metrics (default perceptual; lpips when its weights are present)")
+    p.add_argument("--out", "-o", default="runs/bench")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bench import run_bench
+    from ..generators import load_generator
+    from ..io.images import read_image
+    from .invert import expand_inputs
+
+    G = load_generator(args.generator, device=args.device, weights=args.weights)
+    paths = expand_inputs(args.images)[: args.max_images]
+    tensors, names, failed = [], [], 0
+    for p in paths:
+        try:
+            tensors.append(read_image(p, G.resolution, G.channels))
+            names.append(p.name)
+        except ImageError as exc:
+            failed += 1
+            print(f"invertkit: skipped {exc}")
+    if not tensors:
+        raise ImageError("no readable images for the bench")
+    common = {"seed": args.seed}
+    if args.steps is not None:
+        common["steps"] = args.steps
+    if args.loss:
+        common["loss"] = args.loss
+    extra = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    from ..metrics import available_metrics
+
+    extra = tuple(m for m in extra if m in available_metrics())
+    rows = run_bench(
+        G, torch.cat(tensors).to(G.device), names, [m.strip() for m in args.methods.split(",") if m.strip()], args.out,
+        common=common, batch_size=args.batch_size, extra_metrics=extra, progress=lambda s: print(f"bench: {s}", flush=True),
+    )
+    print((open(f"{args.out}/bench.md").read()))
+    print(f"wrote {args.out}/bench.html, bench.md, bench.csv, bench.json ({len(rows)} methods, {len(names)} images)")
+    return 1 if failed else 0

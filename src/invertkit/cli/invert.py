@@ -1,0 +1,120 @@
+"""``invertkit invert IMAGES... --generator G``: invert image files, write a run directory."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from ..errors import ConfigError, ImageError
+from .options import add_options_flags, given_options
+
+
+def _method_classes() -> dict[str, type]:
+    from ..methods import METHODS
+
+    names = sorted(METHODS.names(), key=lambda m: (m != "optimize", m))  # optimize's help first
+    return {name: METHODS.get(name).options for name in names}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "invert",
+        help="invert image files into a generator; writes images, latents, metrics and report.html",
+        description="Invert images (files or folders) into a generator. Method options come from the "
+        "method's options dataclass; unset flags keep the method's defaults.",
+    )
+    p.add_argument("images", nargs="+", help="image files or folders of images")
+    p.add_argument("--generator", "-g", required=True, help="zoo name (invertkit zoo) or checkpoint path")
+    p.add_argument("--weights", default=None, help="weight file for zoo models that need one (mnist-mlp-gan)")
+    p.add_argument("--method", "-m", default="optimize", help="optimize | cma | basincma | plain (default optimize)")
+    p.add_argument("--batch-size", type=int, default=8, help="images optimised together (default 8)")
+    p.add_argument("--out", "-o", default="runs/invert", help="output folder (default runs/invert)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--degrade", default=None, help="restoration: downsample:F, grayscale, noise:SIGMA, mask:PATH, joined by +")
+    p.add_argument("--mask", default=None, help="inpainting mask image (white = known pixels)")
+    p.add_argument("--simulate", action="store_true", help="the inputs are clean images: degrade them, restore, and score against the clean ones")
+    p.add_argument("--metrics", default="", help="extra metrics, comma-separated (perceptual, lpips, ...)")
+    add_options_flags(p, _method_classes())
+    p.set_defaults(func=run)
+
+
+def expand_inputs(items: list[str]) -> list[Path]:
+    """Files as given, folders expanded to their images (sorted)."""
+    from ..io.images import list_images
+
+    out: list[Path] = []
+    for item in items:
+        path = Path(item)
+        out.extend(list_images(path) if path.is_dir() else [path])
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..degradations import parse_degradation
+    from ..generators import load_generator
+    from ..io.images import read_image
+    from ..methods import invert
+    from ..runs import RunWriter
+
+    classes = _method_classes()
+    if args.method not in classes:
+        raise ConfigError(f"unknown --method {args.method!r}; choose one of: {', '.join(classes)}")
+
+    owners = {m: set(c.__dataclass_fields__) for m, c in classes.items()}
+    options = given_options(args, args.method, owners)
+    if args.batch_size < 1:
+        raise ConfigError("--batch-size must be >= 1")
+    G = load_generator(args.generator, device=args.device, weights=args.weights)
+    degradation = parse_degradation(args.degrade, G.resolution, args.mask)
+    if args.simulate and degradation is None:
+        raise ConfigError("--simulate needs --degrade or --mask")
+    extra = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    paths = expand_inputs(args.images)
+    if not paths:
+        raise ImageError("no images found in the given paths")
+    writer = RunWriter(args.out, G, title=f"invertkit invert: {len(paths)} image(s) into {G.name}")
+
+    # read everything first: broken files are reported by name and skipped, the rest goes on
+    size = G.resolution if (degradation is None or args.simulate) else degradation.observed_size(G.resolution)
+    channels = G.channels if (degradation is None or args.simulate) else degradation.observed_channels(G.channels)
+    good: list[tuple[int, str, torch.Tensor]] = []
+    for i, path in enumerate(paths):
+        try:
+            good.append((i, path.name, read_image(path, size, channels)))
+        except ImageError as exc:
+            writer.fail(str(path), str(exc))
+            print(f"invertkit: skipped {exc}", flush=True)
+
+    bar = tqdm(total=len(good), unit="img", desc=f"{args.method}", disable=None)
+    for start in range(0, len(good), args.batch_size):
+        chunk = good[start : start + args.batch_size]
+        ids = [c[0] for c in chunk]
+        names = [c[1] for c in chunk]
+        images = torch.cat([c[2] for c in chunk]).to(G.device)
+        reference = None
+        observation = images
+        if args.simulate:
+            reference = images
+            observation = degradation.observe(images, seed=ids[0])
+        result = invert(G, observation, args.method, degradation=degradation, image_ids=ids, reference=reference, extra_metrics=extra, **options)
+        shown_target = reference if reference is not None else (images if degradation is None else _upsample(observation, G))
+        writer.add(result, shown_target, names, observed=_upsample(observation, G) if degradation is not None else None)
+        bar.update(len(chunk))
+    bar.close()
+    out = writer.finish()
+    print(f"wrote {out}/report.html, metrics.csv, metrics.json, run.json, images/, latents/ ({len(good)} inverted, {len(writer.failures)} failed)")
+    return 1 if writer.failures else 0
+
+
+def _upsample(observation: torch.Tensor, G) -> torch.Tensor:
+    """Observations shown at the generator's size and channels (nearest neighbour: pixels stay honest)."""
+    x = observation
+    if x.shape[-1] != G.resolution:
+        x = torch.nn.functional.interpolate(x, size=(G.resolution, G.resolution), mode="nearest")
+    if x.shape[1] != G.channels:
+        x = x.expand(-1, G.channels, -1, -1)
+    return x

@@ -1,0 +1,96 @@
+"""The bench's HTML page: one table, a quality-versus-time plot, and a grid per method."""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from .images import make_grid
+from .report import CSS, PALETTE, png_data_uri
+
+
+def svg_scatter(points: Sequence[tuple[str, float, float]], *, x_label: str, y_label: str, width: int = 640, height: int = 300) -> str:
+    """Labelled points ``(name, x, y)``; x on a log scale (seconds span orders of magnitude)."""
+    pts = [(n, x, y) for n, x, y in points if x > 0 and math.isfinite(y)]
+    if not pts:
+        return "<p>(nothing to plot)</p>"
+    lx = [math.log10(x) for _, x, _ in pts]
+    ys = [y for _, _, y in pts]
+    x0, x1 = min(lx) - 0.15, max(lx) + 0.15
+    y0, y1 = min(ys), max(ys)
+    pad = max((y1 - y0) * 0.15, 0.5)
+    y0, y1 = y0 - pad, y1 + pad
+    left, right, top, bottom = 56, 170, 12, 40
+    pw, ph = width - left - right, height - top - bottom
+
+    def px(v: float) -> float:
+        return left + pw * (v - x0) / (x1 - x0)
+
+    def py(v: float) -> float:
+        return top + ph * (1 - (v - y0) / (y1 - y0))
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
+           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#999"/>']
+    for k in range(5):
+        v = y0 + (y1 - y0) * k / 4
+        out.append(f'<text x="{left - 6}" y="{py(v) + 4:.1f}" text-anchor="end">{v:.1f}</text>')
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(v):.1f}" y2="{py(v):.1f}" stroke="#e4e4e4"/>')
+    for e in range(math.floor(x0), math.ceil(x1) + 1):
+        for m in (1, 2, 5):
+            v = math.log10(m) + e
+            if x0 <= v <= x1:
+                out.append(f'<text x="{px(v):.1f}" y="{top + ph + 16}" text-anchor="middle">{m * 10.0**e:g}</text>')
+    out.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">{html.escape(x_label)} (log)</text>')
+    out.append(f'<text x="14" y="{top + ph / 2}" text-anchor="middle" transform="rotate(-90 14 {top + ph / 2})">{html.escape(y_label)}</text>')
+    for j, (name, x, y) in enumerate(pts):
+        c = PALETTE[j % len(PALETTE)]
+        out.append(f'<circle cx="{px(math.log10(x)):.1f}" cy="{py(y):.1f}" r="5" fill="{c}"/>')
+        ly = top + 10 + 14 * j
+        out.append(f'<circle cx="{left + pw + 14}" cy="{ly - 4}" r="4" fill="{c}"/><text x="{left + pw + 22}" y="{ly}">{html.escape(name[:22])}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def write_bench_html(
+    path: str | os.PathLike[str],
+    *,
+    title: str,
+    rows: list[dict[str, Any]],
+    columns: list[str],
+    targets: Tensor,
+    recons: dict[str, Tensor],
+    notes: Sequence[str] = (),
+) -> Path:
+    """Write the bench page: table of ``rows`` (``columns``), plot, and target + per-method grids."""
+    h = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{h(title)}</title><style>{CSS}</style></head><body>",
+             f"<h1>{h(title)}</h1>"]
+    parts.append("<table><tr>" + "".join(f"<th>{h(c)}</th>" for c in columns) + "</tr>")
+    for r in rows:
+        cells = []
+        for c in columns:
+            v = r.get(c, "")
+            cells.append(f"<td class='num'>{v:.3f}</td>" if isinstance(v, float) else f"<td>{h(str(v))}</td>")
+        parts.append("<tr>" + "".join(cells) + "</tr>")
+    parts.append("</table>")
+    parts.append("<h2>Quality versus time</h2>")
+    parts.append(svg_scatter([(r["method"], r["seconds_per_image"], r["psnr_mean"]) for r in rows if "psnr_mean" in r],
+                             x_label="seconds per image", y_label="mean PSNR (dB)"))
+    parts.append("<h2>Reconstructions</h2><p class='sub'>first row: targets; then one row per method, in table order</p>")
+    n = min(targets.shape[0], 12)
+    scale = max(1, 96 // targets.shape[-1])
+    parts.append(f"<p><b>targets</b><br><img style='image-rendering:pixelated' src='{png_data_uri(make_grid([targets[:n]], scale=scale), 0)}'></p>")
+    for name, rec in recons.items():
+        parts.append(f"<p><b>{h(name)}</b><br><img style='image-rendering:pixelated' src='{png_data_uri(make_grid([rec[:n]], scale=scale), 0)}'></p>")
+    if notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{h(x)}</li>" for x in notes) + "</ul>")
+    parts.append("</body></html>")
+    path = Path(path)
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path

@@ -1,0 +1,84 @@
+"""Initial latents: the mean latent, seeded random starts, or a given latent.
+
+Each (image, candidate) pair draws from its own seed, derived from the run seed and the image's id
+(its position in the whole run, not in the batch), so results do not depend on how images are
+batched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError, LatentSpaceError
+from ..generators.base import Generator
+
+INITS = ("auto", "mean", "random", "given")
+
+
+def derive_seed(seed: int, *keys: int) -> int:
+    """A 31-bit seed from the run seed and integer keys (image id, candidate, purpose)."""
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *[int(k) & 0xFFFFFFFF for k in keys]]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def resolve_init(G: Generator, init: str) -> str:
+    """``auto``: the mean latent for StyleGAN-like generators (as NVIDIA's projector), random otherwise
+    (a DCGAN's mean z = 0 can sit where every first-layer ReLU is off, giving no gradient)."""
+    if init not in INITS:
+        raise ConfigError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+    if init == "auto":
+        return "mean" if "w" in G.spaces else "random"
+    return init
+
+
+def initial_latents(
+    G: Generator,
+    space: str,
+    image_ids: Sequence[int],
+    candidates: int,
+    *,
+    init: str,
+    seed: int,
+    given: Tensor | None = None,
+) -> Tensor:
+    """Latents ``[len(image_ids) * candidates, ...]`` in ``space`` (a generator space), image-major.
+
+    With ``mean`` init the first candidate of each image is the mean latent and the others are random;
+    with ``given``, ``given[i]`` seeds every candidate of image i (candidates beyond the first are
+    perturbed copies, so K starts still explore).
+    """
+    n = len(image_ids)
+    rows = []
+    for i, image_id in enumerate(image_ids):
+        for k in range(candidates):
+            s = derive_seed(seed, image_id, k)
+            if init == "given":
+                if given is None:
+                    raise ConfigError("init='given' needs an initial latent (init_latent=...)")
+                base = G.check_latent(given[i : i + 1] if given.dim() > len(G.latent_shape(space)) else given, space)[:1]
+                if k > 0:
+                    g = torch.Generator().manual_seed(s)
+                    base = base + 0.1 * base.std() * torch.randn(base.shape, generator=g).to(base.device)
+                rows.append(base)
+            elif init == "mean" and k == 0:
+                rows.append(G.mean_latent(space))
+            else:
+                rows.append(G.sample_latent(1, space, seed=s))
+    out = torch.cat(rows).detach()
+    if given is not None and init == "given" and given.shape[0] not in (1, n):
+        raise LatentSpaceError(f"init_latent has {given.shape[0]} rows for {n} images")
+    return out
+
+
+@torch.no_grad()
+def latent_row_std(G: Generator, space: str, samples: int = 1000) -> float:
+    """RMS norm of a centred latent row (last dimension) over seeded samples: NVIDIA's ``w_std``."""
+    cache = G.__dict__.setdefault("_row_std_cache", {})  # per generator object, computed once
+    if space not in cache:
+        x = G.sample_latent(samples, space, seed=123_456).float()
+        rows = x.reshape(-1, x.shape[-1])
+        cache[space] = float((rows - rows.mean(0)).square().sum(1).mean().sqrt())
+    return cache[space]

@@ -1,0 +1,51 @@
+"""``plain``: the baseline a user would write in twenty lines: Adam at a constant learning rate on the
+latent, MSE loss, no schedule, no noise, no prior. Kept as a reference point for the bench (same
+seeded starts as ``optimize``), not as a recommended method."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..generators.base import Generator
+from . import METHODS, MethodSpec
+from .context import RunContext
+from .init import initial_latents, resolve_init
+from .optimize import build_problem, finish
+from .result import InversionResult
+from .variables import Variables, default_space
+
+
+@dataclass(frozen=True)
+class PlainOptions:
+    """Options of ``plain``."""
+
+    space: str | None = None  # None: w+ for StyleGAN2, z otherwise (generator spaces only)
+    steps: int = 300
+    lr: float = 0.1  # the learning rate of NVIDIA's and rosinality's projectors
+    init: str = "auto"
+    seed: int = 0
+
+
+def run_plain(G: Generator, images: Tensor, opts: PlainOptions, ctx: RunContext) -> InversionResult:
+    space = G.check_space(opts.space or default_space(G))
+    n = images.shape[0]
+    ids = ctx.image_ids if ctx.image_ids is not None else list(range(n))
+    problem = build_problem(G, images.float(), space, "mse=1", ctx, noise=False)
+    start = time.perf_counter()
+    var = Variables.create(G, space, initial_latents(G, space, ids, 1, init=resolve_init(G, opts.init), seed=opts.seed, given=ctx.init_latent))
+    optim = torch.optim.Adam([var.latent], lr=opts.lr)
+    log = []
+    for _ in range(opts.steps):
+        loss = problem.loss(var, problem.prepared)[0]
+        optim.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        optim.step()
+        log.append(loss.detach())
+    return finish(G, problem, var, log, torch.full((n,), float(opts.steps + 1)), time.perf_counter() - start, opts.steps, ctx)
+
+
+METHODS.add("plain", MethodSpec(run=run_plain, options=PlainOptions))
