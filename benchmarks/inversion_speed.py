@@ -3,7 +3,7 @@
     python benchmarks/inversion_speed.py [--quick] [--device cpu]
 
 Prints one JSON object: for each generator (the two offline zoo models and a random-weight 256 px
-StyleGAN2 in W+), with the default objective of ``optimize``:
+StyleGAN2 in W+), with the default (auto) settings of ``optimize`` for that generator:
 
 - ``seconds_per_step``: wall time of ``invertkit.invert(..., method="optimize")`` per step at batch 4;
 - ``overhead_ratio``: that, divided by the time of one generator + objective forward+backward at the
@@ -25,7 +25,7 @@ import torch
 
 import invertkit
 from invertkit.generators.stylegan2 import StyleGAN2Config, StyleGAN2Generator
-from invertkit.methods.optimize import DEFAULT_LOSS
+from invertkit.methods.optimize import auto_defaults
 from invertkit.objectives.combined import Objective
 
 
@@ -74,7 +74,7 @@ def peak_mb(device: str) -> float:
 
 
 def bench(G, space: str, steps: int, batches: list[int], device: str) -> dict[str, object]:
-    objective = Objective.build(DEFAULT_LOSS, device=device)
+    objective = Objective.build(str(auto_defaults(G)["loss"]), device=device)
     with torch.no_grad():
         pool = G.synthesize(G.sample_latent(max(batches), space, seed=1), space).clamp(-1, 1)
     b4 = pool[: min(4, pool.shape[0])]
@@ -84,6 +84,7 @@ def bench(G, space: str, steps: int, batches: list[int], device: str) -> dict[st
     throughput = {str(b): b / ours(G, pool[:b], space, steps) for b in batches}
     return {
         "space": space,
+        "loss": auto_defaults(G)["loss"],
         "batch": b4.shape[0],
         "steps": steps,
         "seconds_per_step": step,
@@ -100,7 +101,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     steps = 10 if args.quick else 40
-    out: dict[str, object] = {"device": args.device, "torch_threads": torch.get_num_threads(), "loss": DEFAULT_LOSS}
+    out: dict[str, object] = {"device": args.device, "torch_threads": torch.get_num_threads()}
     out["dcgan-digiface64"] = bench(invertkit.load_generator("dcgan-digiface64", args.device), "z", steps, [1, 4, 16], args.device)
     try:
         out["mnist-mlp-gan"] = bench(invertkit.load_generator("mnist-mlp-gan", args.device), "z", steps, [1, 4, 16], args.device)

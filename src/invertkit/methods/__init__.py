@@ -90,7 +90,8 @@ def invert(
         extra_metrics=tuple(extra_metrics),
     )
     result = spec.run(G, images.to(G.device).float(), opts, ctx)
-    result.config = {"method": method, **dataclasses.asdict(opts), "space": result.space}
+    # methods may resolve "auto" options; their resolved values win in the recorded config
+    result.config = {"method": method, **dataclasses.asdict(opts), **result.config, "space": result.space}
     if degradation is not None:
         result.config["degradation"] = degradation.describe()
     return result

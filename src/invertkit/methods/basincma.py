@@ -14,7 +14,7 @@ from . import METHODS, MethodSpec
 from .cma import ask_all, cma_space, new_strategies
 from .context import RunContext
 from .init import initial_latents, resolve_init
-from .optimize import DEFAULT_LOSS, build_problem, finish
+from .optimize import auto_defaults, build_problem, finish
 from .result import InversionResult
 from .variables import SPHERE, Variables, base_space, project_sphere
 
@@ -31,7 +31,7 @@ class BasinCMAOptions:
     sigma: float = 1.0
     diagonal_above: int = 600
     final_steps: int = 50  # Adam steps polishing the best latent at the end (0: none)
-    loss: str = DEFAULT_LOSS
+    loss: str | None = None  # None: the generator's auto loss (as optimize)
     init: str = "auto"
     seed: int = 0
 
@@ -41,7 +41,7 @@ def run_basincma(G: Generator, images: torch.Tensor, opts: BasinCMAOptions, ctx:
     base = base_space(G, space)
     n = images.shape[0]
     ids = ctx.image_ids if ctx.image_ids is not None else list(range(n))
-    problem = build_problem(G, images.float(), space, opts.loss, ctx, noise=False)
+    problem = build_problem(G, images.float(), space, opts.loss or str(auto_defaults(G)["loss"]), ctx, noise=False)
     shape = G.latent_shape(base)
     start = time.perf_counter()
     x0 = initial_latents(G, base, ids, 1, init=resolve_init(G, opts.init), seed=opts.seed, given=ctx.init_latent)

@@ -22,7 +22,7 @@ from ..generators.base import Generator
 from . import METHODS, MethodSpec
 from .context import RunContext
 from .init import derive_seed, initial_latents, latent_row_std, resolve_init
-from .optimize import DEFAULT_LOSS, build_problem, finish
+from .optimize import auto_defaults, build_problem, finish
 from .problem import Problem
 from .result import InversionResult
 from .variables import SPHERE, Variables, base_space, project_sphere
@@ -37,7 +37,7 @@ class CMAOptions:
     popsize: int = 0  # 0: CMA-ES's default 4 + 3 ln(d)
     sigma: float = 1.0  # initial step size, in units of the latent's per-dimension spread
     diagonal_above: int = 600  # separable CMA-ES above this many dimensions
-    loss: str = DEFAULT_LOSS
+    loss: str | None = None  # None: the generator's auto loss (as optimize)
     init: str = "auto"
     chunk: int = 256  # candidates per forward pass
     seed: int = 0
@@ -96,7 +96,7 @@ def run_cma(G: Generator, images: Tensor, opts: CMAOptions, ctx: RunContext) -> 
     base = base_space(G, space)
     n = images.shape[0]
     ids = ctx.image_ids if ctx.image_ids is not None else list(range(n))
-    problem = build_problem(G, images.float(), space, opts.loss, ctx, noise=False)
+    problem = build_problem(G, images.float(), space, opts.loss or str(auto_defaults(G)["loss"]), ctx, noise=False)
     shape = G.latent_shape(base)
     start = time.perf_counter()
     x0 = initial_latents(G, base, ids, 1, init=resolve_init(G, opts.init), seed=opts.seed, given=ctx.init_latent)

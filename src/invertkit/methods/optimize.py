@@ -13,6 +13,7 @@ start is drawn from a seed derived from the image's id, so results do not depend
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -35,6 +36,33 @@ from .variables import Variables, base_space, default_space, optimizable_spaces
 DEFAULT_LOSS = "mse=1,perceptual=1"
 
 
+def auto_defaults(G: Generator) -> dict[str, object]:
+    """What ``auto`` means for ``G``. StyleGAN-like generators (a W space) get NVIDIA's projector
+    recipe: one start from the mean latent, lr ramp, decaying latent noise. Generators with only z
+    (DCGAN, MLP GANs) have many poor local minima and dead-ReLU plateaus: several random starts and a
+    constant learning rate did best there (measured on real faces and MNIST digits: see the README)."""
+    if "w" in G.spaces:
+        return {"schedule": "projector", "latent_noise": 0.05, "restarts": 1, "loss": DEFAULT_LOSS}
+    return {"schedule": "constant", "latent_noise": 0.0, "restarts": 8, "loss": GENERIC_LOSS}
+
+
+GENERIC_LOSS = "mse=1"
+
+
+def resolve_options(G: Generator, opts: OptimizeOptions) -> OptimizeOptions:
+    """``opts`` with every ``auto`` / None field replaced by its value for ``G``."""
+    auto = auto_defaults(G)
+    changes = {}
+    if opts.schedule == "auto":
+        changes["schedule"] = auto["schedule"]
+    for name in ("latent_noise", "restarts", "loss"):
+        if getattr(opts, name) is None:
+            changes[name] = auto[name]
+    if opts.restart_steps == 0 and (changes.get("restarts") or opts.restarts or 1) > 1:
+        changes["restart_steps"] = max(1, opts.steps // 20)
+    return dataclasses.replace(opts, **changes)
+
+
 @dataclass(frozen=True)
 class OptimizeOptions:
     """Options of ``optimize`` (these defaults are the API's and the CLI's)."""
@@ -43,15 +71,15 @@ class OptimizeOptions:
     steps: int = 300  # optimiser steps per image (CMA-ES generations for cma/basincma)
     optimizer: str = "adam"  # adam | lbfgs
     lr: float = 0.1  # learning rate (peak of the projector schedule; L-BFGS: first step length)
-    schedule: str = "projector"  # projector (NVIDIA's lr ramp up / cosine down) | constant
+    schedule: str = "auto"  # auto | projector (NVIDIA's lr ramp up / cosine down) | constant
     lr_rampup: float = 0.05  # fraction of the steps spent ramping the learning rate up
     lr_rampdown: float = 0.25  # fraction of the steps spent ramping it down
-    latent_noise: float = 0.05  # projector's initial latent noise, x the latent's row std; 0 disables
+    latent_noise: float | None = None  # projector's initial latent noise x the latent's row std (auto: 0.05 StyleGAN, else 0)
     latent_noise_ramp: float = 0.75  # fraction of the steps over which the latent noise decays to 0
-    loss: str = DEFAULT_LOSS  # weighted terms: mse, l1, perceptual, lpips, lpips-vgg, prior, noise, nscd, spread
+    loss: str | None = None  # auto, or weighted terms: mse, l1, perceptual, lpips, lpips-vgg, prior, noise, nscd, spread
     init: str = "auto"  # auto (mean for StyleGAN2, random otherwise) | mean | random | given
-    restarts: int = 1  # K starts per image; the best after restart_steps continues
-    restart_steps: int = 0  # steps of the K-start phase (part of `steps`); 0: steps // 10
+    restarts: int | None = None  # K starts per image, best kept after restart_steps (auto: 1 StyleGAN, 8 else)
+    restart_steps: int = 0  # steps of the K-start phase (part of `steps`); 0: steps // 20
     noise: bool = False  # also optimise StyleGAN2's noise maps (adds noise=1e5 unless --loss names it)
     target_loss: float | None = None  # per-image early stop when the loss falls below this
     target_psnr: float | None = None  # ... or when PSNR against the observation reaches this (dB)
@@ -192,6 +220,9 @@ def _lbfgs_phase(
 def optimize(G: Generator, images: Tensor, opts: OptimizeOptions, ctx: RunContext | None = None) -> InversionResult:
     """Invert ``images`` (``N x C x H x W`` observations in [-1, 1]) by gradient-based optimisation."""
     ctx = ctx or RunContext()
+    opts = resolve_options(G, opts)
+    if opts.schedule not in ("projector", "constant"):
+        raise ConfigError(f"schedule must be auto, projector or constant, got {opts.schedule!r}")
     if opts.optimizer not in ("adam", "lbfgs"):
         raise ConfigError(f"optimizer must be adam or lbfgs, got {opts.optimizer!r}")
     if opts.steps < 0 or opts.restarts < 1:
@@ -218,7 +249,7 @@ def optimize(G: Generator, images: Tensor, opts: OptimizeOptions, ctx: RunContex
         # phase 1: all N*K starts for a few steps, keep the best start of each image
         idx = torch.arange(n, device=G.device).repeat_interleave(k)
         # the starts' short phase is part of the step budget: every image still takes `steps` steps
-        r_steps = min(opts.restart_steps or max(1, opts.steps // 10), max(opts.steps - 1, 1))
+        r_steps = min(opts.restart_steps or max(1, opts.steps // 20), max(opts.steps - 1, 1))
         main_steps = opts.steps - r_steps
         short = OptimizeOptions(**{**opts.__dict__, "latent_noise": 0.0, "schedule": "constant"})
         phase_log: list[Tensor] = []
@@ -238,7 +269,9 @@ def optimize(G: Generator, images: Tensor, opts: OptimizeOptions, ctx: RunContex
         _, ev = _lbfgs_phase(problem, var, opts, main_steps, None, log)
     evals += ev
     seconds = time.perf_counter() - start
-    return finish(G, problem, var, log, evals, seconds, opts.steps, ctx)
+    result = finish(G, problem, var, log, evals, seconds, opts.steps, ctx)
+    result.config = dataclasses.asdict(opts)  # the resolved values, for run.json
+    return result
 
 
 def finish(G: Generator, problem: Problem, var: Variables, log: list[Tensor], evals: Tensor, seconds: float, steps: int, ctx: RunContext) -> InversionResult:

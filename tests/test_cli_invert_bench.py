@@ -1,0 +1,112 @@
+"""``invertkit invert`` and ``invertkit bench`` end to end on small inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from invertkit.bench import parse_method_spec  # noqa: E402
+from invertkit.cli.main import main  # noqa: E402
+from invertkit.errors import ConfigError  # noqa: E402
+from invertkit.generators import load_generator  # noqa: E402
+from invertkit.io.images import save_image  # noqa: E402
+
+
+@pytest.fixture
+def sg2_pkl(tmp_path, tiny_sg2) -> Path:
+    """The tiny seeded StyleGAN2 (NVIDIA's initialisation, so its images vary) as a native checkpoint."""
+    from invertkit.generators.checkpoints import save_native
+
+    return save_native(tiny_sg2, tmp_path / "tiny.safetensors")
+
+
+@pytest.fixture
+def drawn_images(sg2_pkl, tmp_path) -> Path:
+    """Three images the tiny generator drew (RGB, RGBA, palette modes) plus a broken file."""
+    G = load_generator(sg2_pkl)
+    folder = tmp_path / "imgs"
+    with torch.no_grad():
+        x = G.synthesize(G.sample_latent(3, "w", seed=5), "w").clamp(-1, 1)
+    save_image(x[0], folder / "a.png")
+    Image.open(save_image(x[1], folder / "b.png")).convert("RGBA").save(folder / "b.png")
+    Image.open(save_image(x[2], folder / "c.png")).convert("P").save(folder / "c.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    return folder
+
+
+def test_invert_writes_everything_and_keeps_going(sg2_pkl, drawn_images, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["invert", str(drawn_images), "--generator", str(sg2_pkl), "--steps", "60", "--loss", "mse=1",
+                 "--batch-size", "2", "--out", str(out), "--lr", "0.1"])
+    assert code == 1  # one input failed
+    assert "broken.jpg" in capsys.readouterr().out
+    rows = json.loads((out / "metrics.json").read_text())
+    assert [r["image"] for r in rows] == ["a.png", "b.png", "c.png"]
+    assert all({"image", "psnr", "ssim", "seconds", "nscd"} <= set(r) for r in rows)
+    assert all(r["psnr"] > 15 for r in rows)
+    run = json.loads((out / "run.json").read_text())
+    assert "broken.jpg" in next(iter(run["failures"])) and run["config"]["space"] == "w+"
+    with np.load(out / "latents" / "a.npz") as f:
+        assert f["w"].shape == (1, 6, 32)  # NVIDIA's projected_w layout: [1, num_ws, w_dim]
+    for name in ("a_target.png", "a_recon.png", "c_recon.png"):
+        assert (out / "images" / name).is_file()
+    html = (out / "report.html").read_text()
+    assert "broken.jpg" in html and "<svg" in html and html.count("<img") == 6
+
+
+def test_invert_batching_does_not_change_results(sg2_pkl, drawn_images, tmp_path):
+    outs = []
+    for bs in ("1", "3"):
+        out = tmp_path / f"bs{bs}"
+        main(["invert", str(drawn_images / "a.png"), str(drawn_images / "c.png"), "-g", str(sg2_pkl), "--steps", "15",
+              "--loss", "mse=1", "--batch-size", bs, "--out", str(out), "--space", "w"])
+        outs.append([np.load(out / "latents" / f"{n}.npz")["w"] for n in ("a", "c")])
+    for a, b in zip(*outs):
+        assert np.allclose(a, b, atol=1e-4)
+
+
+def test_invert_restoration_simulated(sg2_pkl, drawn_images, tmp_path):
+    out = tmp_path / "sr"
+    code = main(["invert", str(drawn_images / "a.png"), "-g", str(sg2_pkl), "--degrade", "downsample:2", "--simulate",
+                 "--steps", "40", "--loss", "mse=1", "--space", "w", "--out", str(out)])
+    assert code == 0
+    row = json.loads((out / "metrics.json").read_text())[0]
+    assert {"psnr", "psnr_observed"} <= set(row)
+    assert (out / "images" / "a_observed.png").is_file()
+    assert json.loads((out / "run.json").read_text())["config"]["degradation"] == "downsample:2"
+
+
+def test_invert_flag_errors(sg2_pkl, drawn_images, tmp_path, capsys):
+    args = ["invert", str(drawn_images / "a.png"), "-g", str(sg2_pkl), "--out", str(tmp_path / "x")]
+    assert main(args + ["--method", "cma", "--optimizer", "lbfgs"]) == 2
+    assert "--optimizer" in capsys.readouterr().err
+    assert main(args + ["--space", "q"]) == 2
+    assert main(args + ["--simulate"]) == 2
+    assert main(args + ["--method", "nope"]) == 2
+
+
+def test_parse_method_spec():
+    r = parse_method_spec("optimize:w+@steps=50;loss=mse=1+perceptual=0.5;noise=true")
+    assert r.method == "optimize" and r.options == {"space": "w+", "steps": 50, "loss": "mse=1,perceptual=0.5", "noise": True}
+    assert parse_method_spec("cma").options == {}
+    with pytest.raises(ConfigError):
+        parse_method_spec("bogus:z")
+
+
+def test_bench_table(sg2_pkl, drawn_images, tmp_path):
+    out = tmp_path / "bench"
+    main(["bench", "-g", str(sg2_pkl), "--images", str(drawn_images), "--methods", "optimize:w,optimize:w+,cma:w@popsize=6,plain:w",
+          "--steps", "8", "--loss", "mse=1", "--out", str(out), "--metrics", "perceptual"])
+    rows = json.loads((out / "bench.json").read_text())
+    assert [r["method"] for r in rows] == ["optimize:w", "optimize:w+", "cma:w@popsize=6", "plain:w"]
+    for r in rows:
+        assert {"psnr_mean", "psnr_std", "ssim_mean", "seconds_per_image", "evaluations_per_image", "nscd_mean", "perceptual_mean"} <= set(r)
+    assert rows[2]["evaluations_per_image"] == 8 * 6
+    assert (out / "bench.md").read_text().count("\n") == 6
+    assert "<svg" in (out / "bench.html").read_text()
+    assert (out / "optimize_w" / "metrics.csv").is_file()
