@@ -4,19 +4,16 @@ search: CMA-ES learns where good basins start). The best refined latent per imag
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
 
 from ..generators.base import Generator
 from . import METHODS, MethodSpec
-from .cma import ask_all, cma_space, new_strategies
+from .cma import Search
 from .context import RunContext
-from .init import initial_latents, resolve_init
-from .optimize import auto_defaults, build_problem, finish
 from .result import InversionResult
-from .variables import SPHERE, Variables, base_space, project_sphere
+from .variables import Variables
 
 
 @dataclass(frozen=True)
@@ -37,42 +34,16 @@ class BasinCMAOptions:
 
 
 def run_basincma(G: Generator, images: torch.Tensor, opts: BasinCMAOptions, ctx: RunContext) -> InversionResult:
-    space = cma_space(G, opts.space)
-    base = base_space(G, space)
-    n = images.shape[0]
-    ids = ctx.image_ids if ctx.image_ids is not None else list(range(n))
-    problem = build_problem(G, images.float(), space, opts.loss or str(auto_defaults(G)["loss"]), ctx, noise=False)
-    shape = G.latent_shape(base)
-    start = time.perf_counter()
-    x0 = initial_latents(G, base, ids, 1, init=resolve_init(G, opts.init), seed=opts.seed, given=ctx.init_latent)
-    strategies = new_strategies(G, space, x0, ids, opts.sigma, opts.popsize, opts.diagonal_above, opts.seed)
-    best_x = x0.detach().clone()
-    best_f = torch.full((n,), float("inf"), device=G.device)
-    evals = torch.zeros(n)
-    log = []
+    search = Search.begin(G, images, ctx, space=opts.space, loss=opts.loss, init=opts.init, sigma=opts.sigma,
+                          popsize=opts.popsize, diagonal_above=opts.diagonal_above, seed=opts.seed)
     for _ in range(opts.steps):
-        cand = ask_all(strategies)
-        p = cand.shape[1]
-        x = torch.from_numpy(cand).float().to(G.device).reshape(n * p, *shape)
-        index = torch.arange(n, device=G.device).repeat_interleave(p)
-        refined, losses = refine(problem, space, x, index, opts.inner_steps, opts.inner_lr)
-        losses = losses.view(n, p)
-        for es, c, f in zip(strategies, cand, losses.double().cpu().numpy()):
-            es.tell(list(c), list(f))
-        gen_best, arg = losses.min(dim=1)
-        better = gen_best < best_f
-        best_f = torch.where(better, gen_best, best_f)
-        chosen = refined.view(n, p, *shape)[torch.arange(n, device=G.device), arg]
-        best_x = torch.where(better.view(-1, *[1] * len(shape)), chosen, best_x)
-        evals += p * (opts.inner_steps + 1)
-        log.append(best_f.clone())
+        search.generation(lambda x, index: refine(search.problem, search.space, x, index, opts.inner_steps, opts.inner_lr),
+                          opts.inner_steps + 1)
     if opts.final_steps:
-        best_x, best_f = refine(problem, space, best_x, None, opts.final_steps, opts.inner_lr)
-        evals += opts.final_steps + 1
-        log.append(best_f.clone())
-    seconds = time.perf_counter() - start
-    var = Variables(G, space, project_sphere(best_x) if space == SPHERE else best_x)
-    return finish(G, problem, var, log, evals, seconds, opts.steps, ctx)
+        search.best_x, search.best_f = refine(search.problem, search.space, search.best_x, None, opts.final_steps, opts.inner_lr)
+        search.evals += opts.final_steps + 1
+        search.log.append(search.best_f.clone())
+    return search.result(ctx, opts.steps)
 
 
 def refine(problem, space: str, x: torch.Tensor, index: torch.Tensor | None, steps: int, lr: float) -> tuple[torch.Tensor, torch.Tensor]:

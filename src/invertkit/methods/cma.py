@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,40 +92,67 @@ def evaluate(problem: Problem, x: Tensor, image_index: Tensor, chunk: int) -> Te
     return torch.cat(out)
 
 
-def run_cma(G: Generator, images: Tensor, opts: CMAOptions, ctx: RunContext) -> InversionResult:
-    space = cma_space(G, opts.space)
-    base = base_space(G, space)
-    n = images.shape[0]
-    ids = ctx.image_ids if ctx.image_ids is not None else list(range(n))
-    problem = build_problem(G, images.float(), space, opts.loss or str(auto_defaults(G)["loss"]), ctx, noise=False)
-    shape = G.latent_shape(base)
-    start = time.perf_counter()
-    x0 = initial_latents(G, base, ids, 1, init=resolve_init(G, opts.init), seed=opts.seed, given=ctx.init_latent)
-    strategies = new_strategies(G, space, x0, ids, opts.sigma, opts.popsize, opts.diagonal_above, opts.seed)
-    best_x = x0.detach().clone()
-    best_f = torch.full((n,), float("inf"), device=G.device)
-    evals = torch.zeros(n)
-    log = []
-    for _ in range(opts.steps):
-        cand = ask_all(strategies)  # [N, P, D]
+@dataclass
+class Search:
+    """The state of a per-image CMA-ES search: strategies, best latent and loss so far."""
+
+    problem: Problem
+    space: str
+    strategies: list
+    best_x: Tensor
+    best_f: Tensor
+    evals: Tensor
+    log: list[Tensor]
+    start: float
+
+    @classmethod
+    def begin(cls, G: Generator, images: Tensor, ctx: RunContext, *, space: str | None, loss: str | None, init: str,
+              sigma: float, popsize: int, diagonal_above: int, seed: int) -> Search:
+        space = cma_space(G, space)
+        base = base_space(G, space)
+        n = images.shape[0]
+        ids = ctx.image_ids if ctx.image_ids is not None else list(range(n))
+        problem = build_problem(G, images.float(), space, loss or str(auto_defaults(G)["loss"]), ctx, noise=False)
+        start = time.perf_counter()
+        x0 = initial_latents(G, base, ids, 1, init=resolve_init(G, init), seed=seed, given=ctx.init_latent)
+        strategies = new_strategies(G, space, x0, ids, sigma, popsize, diagonal_above, seed)
+        return cls(problem, space, strategies, x0.detach().clone(), torch.full((n,), float("inf"), device=G.device),
+                   torch.zeros(n), [], start)
+
+    def generation(self, fitness: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]], evals_per_candidate: int) -> None:
+        """Ask every strategy, score all candidates at once with ``fitness(x, image_index) -> (latents
+        to keep, losses)``, tell each strategy its own losses, and keep each image's best."""
+        G = self.problem.G
+        n = self.best_x.shape[0]
+        shape = tuple(self.best_x.shape[1:])
+        cand = ask_all(self.strategies)  # [N, P, D]
         p = cand.shape[1]
         x = torch.from_numpy(cand).float().to(G.device).reshape(n * p, *shape)
         index = torch.arange(n, device=G.device).repeat_interleave(p)
-        losses = evaluate(problem, x, index, opts.chunk).view(n, p)
-        for es, c, f in zip(strategies, cand, losses.double().cpu().numpy()):
+        kept, losses = fitness(x, index)
+        losses = losses.view(n, p)
+        for es, c, f in zip(self.strategies, cand, losses.double().cpu().numpy()):
             es.tell(list(c), list(f))
         gen_best, arg = losses.min(dim=1)
-        better = gen_best < best_f
-        best_f = torch.where(better, gen_best, best_f)
-        chosen = x.view(n, p, *shape)[torch.arange(n, device=G.device), arg]
-        best_x = torch.where(better.view(-1, *[1] * len(shape)), chosen, best_x)
-        evals += p
-        log.append(best_f.clone())
-    seconds = time.perf_counter() - start
-    if space == SPHERE:
-        best_x = project_sphere(best_x)
-    var = Variables(G, space, best_x)
-    return finish(G, problem, var, log, evals, seconds, opts.steps, ctx)
+        better = gen_best < self.best_f
+        self.best_f = torch.where(better, gen_best, self.best_f)
+        chosen = kept.view(n, p, *shape)[torch.arange(n, device=G.device), arg]
+        self.best_x = torch.where(better.view(-1, *[1] * len(shape)), chosen, self.best_x)
+        self.evals += p * evals_per_candidate
+        self.log.append(self.best_f.clone())
+
+    def result(self, ctx: RunContext, steps: int) -> InversionResult:
+        best = project_sphere(self.best_x) if self.space == SPHERE else self.best_x
+        var = Variables(self.problem.G, self.space, best)
+        return finish(self.problem.G, self.problem, var, self.log, self.evals, time.perf_counter() - self.start, steps, ctx)
+
+
+def run_cma(G: Generator, images: Tensor, opts: CMAOptions, ctx: RunContext) -> InversionResult:
+    search = Search.begin(G, images, ctx, space=opts.space, loss=opts.loss, init=opts.init, sigma=opts.sigma,
+                          popsize=opts.popsize, diagonal_above=opts.diagonal_above, seed=opts.seed)
+    for _ in range(opts.steps):
+        search.generation(lambda x, index: (x, evaluate(search.problem, x, index, opts.chunk)), 1)
+    return search.result(ctx, opts.steps)
 
 
 METHODS.add("cma", MethodSpec(run=run_cma, options=CMAOptions))
