@@ -57,7 +57,8 @@ def test_perceptual_loss_matches_function_and_has_gradient():
     with torch.no_grad():
         assert torch.allclose(out, perceptual_distance(a, b), atol=1e-6)
         assert perceptual_distance(b, b).abs().max() < 1e-6
-        far = perceptual_distance((a + 0.6 * torch.randn_like(a)).clamp(-1, 1), b)
+        noise = torch.randn(a.shape, generator=torch.Generator().manual_seed(0))
+        far = perceptual_distance((a + 0.6 * noise).clamp(-1, 1), b)
     assert (far > out.detach()).all()  # more noise, larger distance
     assert (out > 0).all() and (out < 4).all()
     out.sum().backward()
@@ -103,3 +104,17 @@ def test_lpips_loss_without_backbone_names_the_file(tmp_path, monkeypatch):
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     with pytest.raises(CheckpointError, match="vgg16-397923af.pth"):
         IMAGE_LOSSES.get("lpips-vgg")()
+
+
+def test_perceptual_loss_works_after_first_use_under_inference_mode():
+    # scoring (inference_mode) may load the shared network before an optimisation needs gradients
+    from invertkit.features import mobilenet
+
+    mobilenet._CACHE.clear()
+    a, b = _images()
+    with torch.inference_mode():
+        perceptual_distance(a, b)
+    loss = IMAGE_LOSSES.get("perceptual")()
+    x = a.clone().requires_grad_()
+    loss(x, loss.prepare(b)).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0

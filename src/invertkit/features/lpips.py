@@ -168,7 +168,9 @@ def cached_lpips(
     head = resolve_weight(LPIPS_HEADS[net], head_path).resolve()
     key = (net, backbone, head, device_key(device))
     if key not in _CACHE:
-        _CACHE[key] = load_lpips(net, backbone, head, device)
+        # a shared net must hold normal tensors even when first asked for under inference_mode
+        with torch.inference_mode(False):
+            _CACHE[key] = load_lpips(net, backbone, head, device)
     return _CACHE[key]
 
 

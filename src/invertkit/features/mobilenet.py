@@ -145,7 +145,9 @@ def cached_mobilenet_v2(device: str | torch.device = "cpu", path: str | os.PathL
     file = resolve_weight(MOBILENET_V2, path)
     key = (file.resolve(), device_key(device))
     if key not in _CACHE:
-        _CACHE[key] = load_mobilenet_v2(file, device)
+        # a shared net must hold normal tensors even when first asked for under inference_mode
+        with torch.inference_mode(False):
+            _CACHE[key] = load_mobilenet_v2(file, device)
     return _CACHE[key]
 
 

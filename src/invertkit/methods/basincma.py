@@ -21,9 +21,9 @@ class BasinCMAOptions:
     """Options of ``basincma`` (defaults are the API's and the CLI's)."""
 
     space: str | None = None  # None: z (w for StyleGAN2)
-    steps: int = 10  # CMA-ES generations
-    popsize: int = 8
-    inner_steps: int = 20  # Adam steps refining every proposal
+    steps: int = 10  # CMA-ES generations (each costs popsize x (inner_steps + 1) evaluations)
+    popsize: int = 6  # proposals per generation and image
+    inner_steps: int = 10  # Adam steps refining every proposal
     inner_lr: float = 0.05
     sigma: float = 1.0
     diagonal_above: int = 600
