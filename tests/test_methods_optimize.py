@@ -118,6 +118,10 @@ def test_inpainting_recovers_hidden_pixels(tiny_mlp):
     # the reconstruction fills the hole with the generator's content, close to the truth
     assert mean_psnr(r) > 22
     assert all(m["psnr_observed"] > 25 for m in r.metrics)
+    # the delivered image keeps every known pixel exactly and takes only the hole from the generator
+    comp = r.extras["composite"]
+    assert torch.equal(comp * mask, obs) and torch.equal(comp * (1 - mask), r.reconstructions * (1 - mask))
+    assert all(m["psnr_composite"] >= m["psnr"] - 1e-6 or m["psnr_composite"] > 30 for m in r.metrics)
 
 
 def test_super_resolution_and_grayscale(tiny_sg2):

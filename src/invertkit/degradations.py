@@ -43,6 +43,11 @@ class Degradation:
     def describe(self) -> str:
         return self.name
 
+    def composite(self, restored: Tensor, observation: Tensor) -> Tensor | None:
+        """The delivered image when the observation holds exact pixels of it (inpainting: known
+        pixels kept, the rest from the generator); None when no pixel is observed exactly."""
+        return None
+
 
 @dataclass
 class Downsample(Degradation):
@@ -101,6 +106,14 @@ class Mask(Degradation):
 
     def describe(self) -> str:
         return f"mask({float(self.mask.mean()):.0%} known)"
+
+    def composite(self, restored: Tensor, observation: Tensor) -> Tensor | None:
+        if observation.shape != restored.shape:
+            return None
+        m = self.mask.to(restored.device, restored.dtype)
+        if m.shape[-2:] != restored.shape[-2:]:
+            m = F.interpolate(m, size=restored.shape[-2:], mode="nearest")
+        return m * observation + (1 - m) * restored
 
 
 @dataclass

@@ -3,7 +3,7 @@
 
 Layout of ``OUT/``::
 
-    images/<stem>_target.png  <stem>_recon.png  [<stem>_observed.png]
+    images/<stem>_target.png  <stem>_recon.png  [<stem>_observed.png  <stem>_restored.png]
     latents/<stem>.npz        key "w" [1, num_ws, w_dim] for W-type spaces (NVIDIA's projector
                               layout), else the space's own key ("z", "s", ...); also "space"
     metrics.csv  metrics.json run.json  report.html
@@ -82,6 +82,8 @@ class RunWriter:
             save_image(result.reconstructions[i], self.out / "images" / f"{stem}_recon.png")
             if observed is not None:
                 save_image(observed[i], self.out / "images" / f"{stem}_observed.png")
+            if "composite" in result.extras:  # inpainting: observed pixels kept, hole filled
+                save_image(result.extras["composite"][i], self.out / "images" / f"{stem}_restored.png")
             arrays = latent_arrays(self.G, result.latents[i : i + 1], result.space)
             (self.out / "latents").mkdir(exist_ok=True)
             np.savez(self.out / "latents" / f"{stem}.npz", **arrays, space=np.asarray(result.space))

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..generators.base import Generator
+from ..metrics import psnr
 from ..objectives.combined import Objective
 from . import METHODS, MethodSpec
 from .init import derive_seed, initial_latents, latent_row_std, resolve_init
@@ -159,8 +160,6 @@ def _row_noise(rngs: list[torch.Generator], like: Tensor) -> Tensor:
 
 
 def _reached(problem: Problem, opts: OptimizeOptions, total: Tensor, images: Tensor, image_index: Tensor | None) -> Tensor:
-    from ..metrics import psnr
-
     reached = torch.zeros_like(total, dtype=torch.bool)
     if opts.target_loss is not None:
         reached |= total <= opts.target_loss
@@ -291,12 +290,20 @@ def finish(G: Generator, problem: Problem, var: Variables, log: list[Tensor], ev
             observed=(observed, problem.observation) if ctx.degradation is not None else None,
             extra=ctx.extra_metrics,
         )
+        filled = ctx.degradation.composite(recon, problem.observation) if ctx.degradation is not None else None
+        if filled is not None:  # inpainting: known pixels delivered as observed, the hole from the generator
+            scores = psnr(filled, reference) if reference is not None else None
+            for i, m in enumerate(metrics):
+                if scores is not None:
+                    m["psnr_composite"] = float(scores[i])
         if reference is None:  # a real observation without its clean image: only the observed fit is meaningful
             for m in metrics:
                 for key in ("psnr", "ssim", "mse", "mae"):
                     m.pop(key, None)
     history = {"loss": torch.stack(log).float().cpu() if log else torch.zeros(0, recon.shape[0])}
     extras = {}
+    if filled is not None:
+        extras["composite"] = filled.detach()
     if var.noise:
         extras["noise"] = {k: v.detach() for k, v in var.noise.items()}
     if var.state:
