@@ -150,3 +150,16 @@ def test_plain_baseline(tiny_mlp):
     r = invertkit.invert(tiny_mlp, target, method="plain", steps=50)
     assert r.timings["evaluations_per_image"] == [51.0, 51.0]
     assert r.history["loss"].shape == (50, 2)
+
+
+def test_layerwise_spaces(tiny_mlp, tiny_sg2):
+    # a target outside the MLP's range: optimising the state after layer 2 fits better than z alone
+    target = torch.linspace(-1, 1, 64).view(1, 1, 8, 8)
+    z = invertkit.invert(tiny_mlp, target, steps=100, loss=MSE, restarts=1)
+    f = invertkit.invert(tiny_mlp, target, space="f:2", steps=100, loss=MSE, restarts=1)
+    assert f.space == "f:2" and f.extras["state"][0].shape == (1, 32)
+    assert f.metrics[0]["psnr"] > z.metrics[0]["psnr"]
+    g = invertkit.invert(tiny_sg2, drawn(tiny_sg2, 1, 3, "w"), space="f:8", steps=30, loss=MSE)
+    assert g.latents.shape == (1, 6, 32) and len(g.extras["state"]) == 2
+    with pytest.raises(LatentSpaceError):
+        invertkit.invert(tiny_sg2, drawn(tiny_sg2, 1, 3, "w"), space="f:99", steps=1)

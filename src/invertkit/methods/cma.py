@@ -104,6 +104,7 @@ class Search:
     evals: Tensor
     log: list[Tensor]
     start: float
+    loss: str = ""
 
     @classmethod
     def begin(cls, G: Generator, images: Tensor, ctx: RunContext, *, space: str | None, loss: str | None, init: str,
@@ -112,12 +113,13 @@ class Search:
         base = base_space(G, space)
         n = images.shape[0]
         ids = ctx.image_ids if ctx.image_ids is not None else list(range(n))
-        problem = build_problem(G, images.float(), space, loss or str(auto_defaults(G)["loss"]), ctx, noise=False)
+        loss = loss or str(auto_defaults(G)["loss"])
+        problem = build_problem(G, images.float(), space, loss, ctx, noise=False)
         start = time.perf_counter()
         x0 = initial_latents(G, base, ids, 1, init=resolve_init(G, init), seed=seed, given=ctx.init_latent)
         strategies = new_strategies(G, space, x0, ids, sigma, popsize, diagonal_above, seed)
         return cls(problem, space, strategies, x0.detach().clone(), torch.full((n,), float("inf"), device=G.device),
-                   torch.zeros(n), [], start)
+                   torch.zeros(n), [], start, loss)
 
     def generation(self, fitness: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]], evals_per_candidate: int) -> None:
         """Ask every strategy, score all candidates at once with ``fitness(x, image_index) -> (latents
@@ -144,7 +146,9 @@ class Search:
     def result(self, ctx: RunContext, steps: int) -> InversionResult:
         best = project_sphere(self.best_x) if self.space == SPHERE else self.best_x
         var = Variables(self.problem.G, self.space, best)
-        return finish(self.problem.G, self.problem, var, self.log, self.evals, time.perf_counter() - self.start, steps, ctx)
+        result = finish(self.problem.G, self.problem, var, self.log, self.evals, time.perf_counter() - self.start, steps, ctx)
+        result.config = {"loss": self.loss}  # the resolved loss, for run.json
+        return result
 
 
 def run_cma(G: Generator, images: Tensor, opts: CMAOptions, ctx: RunContext) -> InversionResult:
