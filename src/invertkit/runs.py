@@ -132,7 +132,7 @@ class RunWriter:
         write_report(
             out / "report.html",
             title=self.title,
-            subtitle=f"files beside this report: images/, latents/, metrics.csv, metrics.json, run.json",
+            subtitle="files beside this report: images/, latents/, metrics.csv, metrics.json, run.json",
             items=self.items,
             summary=summary,
             curves=self.curves,

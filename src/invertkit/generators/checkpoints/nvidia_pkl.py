@@ -105,7 +105,7 @@ _STORAGE_TYPES = (torch.TypedStorage, torch.UntypedStorage)
 
 
 def _load_storage_from_bytes(b: Any) -> Any:
-    # torch.storage._load_from_bytes calls torch.load(weights_only=False); a weights-only load of the
+    # torch.storage._load_from_bytes calls an unrestricted torch.load; a weights-only load of the
     # same bytes accepts every storage torch itself writes.
     if not isinstance(b, (bytes, bytearray)):
         raise TypeError("storage payload is not bytes")
