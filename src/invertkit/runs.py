@@ -24,6 +24,7 @@ from torch import Tensor
 
 from .generators.base import Generator
 from .io.images import save_image
+from .io.latents import save_latent_file, space_key
 from .io.report import ReportItem, write_report
 from .io.runinfo import write_run_json
 from .methods.result import InversionResult
@@ -35,7 +36,7 @@ W_SPACES = ("w", "w+", "p", "pn")
 def latent_arrays(G: Generator, latents: Tensor, space: str) -> dict[str, np.ndarray]:
     """Arrays to save for one image's latent ``[1, ...]``: ``w`` as ``[1, num_ws, w_dim]`` for W-type
     spaces (what NVIDIA's tools read), the space's own array otherwise (and always under its name)."""
-    out = {space.replace("+", "plus").replace(":", "_").replace("-", "_"): latents.detach().float().cpu().numpy()}
+    out = {space_key(space): latents.detach().float().cpu().numpy()}
     if space in W_SPACES and "w+" in G.spaces:
         with torch.no_grad():
             out["w"] = G.convert(latents, space, "w+").detach().float().cpu().numpy()
@@ -85,8 +86,7 @@ class RunWriter:
             if "composite" in result.extras:  # inpainting: observed pixels kept, hole filled
                 save_image(result.extras["composite"][i], self.out / "images" / f"{stem}_restored.png")
             arrays = latent_arrays(self.G, result.latents[i : i + 1], result.space)
-            (self.out / "latents").mkdir(exist_ok=True)
-            np.savez(self.out / "latents" / f"{stem}.npz", **arrays, space=np.asarray(result.space))
+            save_latent_file(self.out / "latents" / f"{stem}.npz", arrays, result.space)
             self.rows.append({"image": name, **result.metrics[i], "seconds": per_image_s, "evaluations": float(evals[i])})
             self.items.append(ReportItem(name, targets[i].detach().cpu(), result.reconstructions[i].detach().cpu(), dict(result.metrics[i])))
             if loss is not None and loss.numel():

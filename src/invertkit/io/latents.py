@@ -1,4 +1,6 @@
-"""Latent files: ``.npz`` holding one array per space (plus image names)."""
+"""Latent files: one ``.npz`` per image, holding its latent under the space's own key, ``w`` as
+``[1, num_ws, w_dim]`` for W-type spaces (NVIDIA's projector layout, so their tools read it) and
+``space`` naming which key is the optimised one."""
 
 from __future__ import annotations
 
@@ -12,26 +14,33 @@ from torch import Tensor
 from ..errors import LatentSpaceError
 
 
-def save_latents(path: str | os.PathLike[str], latents: Tensor, space: str, names: list[str]) -> Path:
-    """Write ``latents`` (``[N, ...]``) under the key ``space`` with the image ``names`` beside them."""
+def space_key(space: str) -> str:
+    """The npz key of a space name (``w+`` -> ``wplus``, ``z-sphere`` -> ``z_sphere``, ``f:16`` -> ``f_16``)."""
+    return space.replace("+", "plus").replace(":", "_").replace("-", "_")
+
+
+def save_latent_file(path: str | os.PathLike[str], arrays: dict[str, np.ndarray], space: str) -> Path:
+    """Write one image's latent arrays (each ``[1, ...]``) and the space name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arr = latents.detach().float().cpu().numpy()
-    np.savez(path, **{space: arr, "names": np.asarray(names, dtype=str)})
+    np.savez(path, **arrays, space=np.asarray(space))
     return path
 
 
-def load_latents(path: str | os.PathLike[str], space: str) -> tuple[Tensor, list[str]]:
-    """Read the ``space`` array of a latent file written by :func:`save_latents`; NaN/inf is refused."""
+def load_latent_file(path: str | os.PathLike[str]) -> tuple[Tensor, str]:
+    """Read a file written by :func:`save_latent_file`: ``(latent [1, ...], space)``; NaN/inf is refused."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as f:
-            if space not in f.files:
-                raise LatentSpaceError(f"{path}: has no latents for space {space!r} (it holds {sorted(f.files)})")
-            arr = np.asarray(f[space], dtype=np.float32)
-            names = [str(s) for s in f["names"]] if "names" in f.files else [str(i) for i in range(len(arr))]
+            if "space" not in f.files:
+                raise LatentSpaceError(f"{path}: no 'space' entry; not an invertkit latent file")
+            space = str(f["space"])
+            key = space_key(space)
+            if key not in f.files:
+                raise LatentSpaceError(f"{path}: holds no array for its space {space!r}")
+            arr = np.asarray(f[key], dtype=np.float32)
     except (OSError, ValueError) as exc:
         raise LatentSpaceError(f"{path}: not a readable latent .npz file ({exc})") from None
     if not np.isfinite(arr).all():
-        raise LatentSpaceError(f"{path}: latents contain NaN or infinity; re-run the inversion that wrote it")
-    return torch.from_numpy(arr), names
+        raise LatentSpaceError(f"{path}: latent contains NaN or infinity; re-run the inversion that wrote it")
+    return torch.from_numpy(arr), space

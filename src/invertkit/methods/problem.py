@@ -51,8 +51,8 @@ class Problem:
         self, variables: Variables, prepared: dict[str, Any], perturb: Tensor | None = None
     ) -> tuple[Tensor, dict[str, Tensor], Tensor]:
         """Per-candidate total loss ``[B]``, its unweighted terms, and the rendered images."""
-        images = variables.render(perturb)
         latent = variables.latent if perturb is None else variables.latent + perturb
+        images = variables.render(latent)
         total, parts = self.objective(
             self.observe(images), prepared, G=self.G, latent=latent, space=base_space(self.G, self.space), noise=variables.noise or None
         )

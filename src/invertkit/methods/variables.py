@@ -104,9 +104,10 @@ class Variables:
     def batch(self) -> int:
         return self.latent.shape[0]
 
-    def render(self, perturb: Tensor | None = None) -> Tensor:
-        """Images ``B x C x H x W``; ``perturb`` is added to the main latent (projector's latent noise)."""
-        latent = self.latent if perturb is None else self.latent + perturb
+    def render(self, latent: Tensor | None = None) -> Tensor:
+        """Images ``B x C x H x W`` of the variables; ``latent`` replaces the main latent (e.g. a
+        noise-perturbed copy, as in the projector)."""
+        latent = self.latent if latent is None else latent
         kw = {"noise": self.noise} if self.noise else {}
         if self.split is not None:
             return self.split.tail(self.state, latent if self.split.tail_space else None)  # type: ignore[attr-defined]
