@@ -20,6 +20,12 @@ def test_roundtrip_w_plus_with_nvidia_key(tiny_sg2, tmp_path):
         assert f["w"].shape == (1, tiny_sg2.num_ws, 32)
 
 
+def test_roundtrip_w_whose_key_is_also_nvidias(tiny_sg2, tmp_path):
+    w = tiny_sg2.sample_latent(2, "w", seed=3)[1:]
+    back, space = load_latent_file(save_latent_file(tmp_path / "w.npz", latent_arrays(tiny_sg2, w, "w"), "w"))
+    assert space == "w" and back.shape == (1, 32) and torch.equal(back, w)
+
+
 def test_roundtrip_pn_and_z(tiny_sg2, tiny_mlp, tmp_path):
     pn = tiny_sg2.sample_latent(1, "w+", seed=4)
     pn = tiny_sg2.convert(pn, "w+", "pn")

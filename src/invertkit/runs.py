@@ -6,6 +6,9 @@ Layout of ``OUT/``::
     images/<stem>_target.png  <stem>_recon.png  [<stem>_observed.png  <stem>_restored.png]
     latents/<stem>.npz        key "w" [1, num_ws, w_dim] for W-type spaces (NVIDIA's projector
                               layout), else the space's own key ("z", "s", ...); also "space"
+    latents/<stem>_delta.safetensors   methods that tune the generator (pti): the image's tuned
+                              weights minus the base's (``generators.tuning``); ``<stem>.npz`` is
+                              its pivot; images/<stem>_pivot.png the pivot's image before tuning
     metrics.csv  metrics.json run.json  report.html
 """
 
@@ -60,6 +63,7 @@ class RunWriter:
         self.config: dict[str, Any] = {}
         self.seconds = 0.0
         self.used_stems: set[str] = set()
+        self.deltas: dict[str, str] = {}  # image name -> its weight delta file, relative to out_dir
 
     def _stem(self, name: str) -> str:
         stem = Path(name).stem.replace(" ", "_") or "image"
@@ -87,10 +91,23 @@ class RunWriter:
                 save_image(result.extras["composite"][i], self.out / "images" / f"{stem}_restored.png")
             arrays = latent_arrays(self.G, result.latents[i : i + 1], result.space)
             save_latent_file(self.out / "latents" / f"{stem}.npz", arrays, result.space)
+            if "deltas" in result.extras:  # generator tuning (pti): the image's own weights, as a difference
+                self._save_delta(result, i, stem, name)
             self.rows.append({"image": name, **result.metrics[i], "seconds": per_image_s, "evaluations": float(evals[i])})
             self.items.append(ReportItem(name, targets[i].detach().cpu(), result.reconstructions[i].detach().cpu(), dict(result.metrics[i])))
             if loss is not None and loss.numel():
                 self.curves[name] = loss[:, i].tolist()
+
+    def _save_delta(self, result: InversionResult, i: int, stem: str, name: str) -> None:
+        from .generators.tuning import save_delta
+
+        path = self.out / "latents" / f"{stem}_delta.safetensors"
+        meta = {**result.extras.get("delta_meta", {"base": self.G.name}), "image": name, "pivot_file": f"{stem}.npz"}
+        save_delta(path, result.extras["deltas"][i], meta)
+        self.deltas[name] = path.relative_to(self.out).as_posix()
+        pivot = result.extras.get("pivot", {}).get("reconstructions")
+        if pivot is not None:
+            save_image(pivot[i], self.out / "images" / f"{stem}_pivot.png")
 
     def fail(self, name: str, message: str) -> None:
         self.failures[name] = message
@@ -114,6 +131,7 @@ class RunWriter:
             metric_protocol={**PROTOCOL, "resolution": f"{self.G.resolution}x{self.G.resolution} (the generator's)"},
             images=[r["image"] for r in self.rows],
             failures=self.failures,
+            **({"deltas": self.deltas} if self.deltas else {}),
             **(extra or {}),
         )
         summary = {
@@ -127,6 +145,8 @@ class RunWriter:
             if vals:
                 unit = " dB" if key.startswith("psnr") else ""
                 summary[label] = f"{sum(vals) / len(vals):.3f}{unit}"
+        if self.deltas:
+            summary["tuned weights"] = f"{len(self.deltas)} delta file(s): latents/<name>_delta.safetensors (load_generator(G, delta=...))"
         summary["metric protocol"] = f"uint8-quantised images on [0, 1] at {self.G.resolution} px; PSNR = 10 log10(1/MSE)"
         summary["time"] = f"{self.seconds:.1f} s ({self.seconds / max(len(self.rows), 1):.2f} s per image)"
         write_report(

@@ -1,4 +1,5 @@
-"""``invertkit generate G --seeds 0-7``: draw images from seeds (truncation, noise mode, class label)."""
+"""``invertkit generate G --seeds 0-7``: draw images from seeds (truncation, noise mode, class label),
+or render a saved latent (``--latent``), optionally with a pti run's tuned weights (``--delta``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trunc", type=float, default=1.0, help="truncation psi for StyleGAN2 (default 1.0)")
     p.add_argument("--noise-mode", default="const", choices=["const", "random", "none"], help="StyleGAN2 noise (default const)")
     p.add_argument("--class", dest="class_idx", type=int, default=None, help="class index for conditional StyleGAN2")
+    p.add_argument("--latent", default=None, help="render this latent file (a run's latents/<name>.npz) instead of seeds")
+    p.add_argument("--delta", default=None, help="weight delta file from a pti run (latents/<name>_delta.safetensors) to add to the generator")
     p.add_argument("--out", default="runs/generate", help="output folder (default runs/generate)")
     p.set_defaults(func=run)
 
@@ -26,12 +29,22 @@ def run(args: argparse.Namespace) -> int:
     from ..generators import load_generator
     from ..io.images import make_grid, save_image
 
-    G = load_generator(args.generator, device=args.device, weights=args.weights)
+    G = load_generator(args.generator, device=args.device, weights=args.weights, delta=args.delta)
     out = Path(args.out)
     styled = "w" in G.spaces  # StyleGAN-like: truncation and noise apply
     if not styled and (args.trunc != 1.0 or args.class_idx is not None):
         raise ConfigError(f"--trunc and --class need a StyleGAN generator; {G.name} has only {', '.join(G.spaces)}")
     images = []
+    if args.latent is not None:
+        from ..io.latents import load_latent_file
+        from ..methods.variables import base_space
+
+        latent, space = load_latent_file(args.latent)
+        with torch.inference_mode():
+            img = G.synthesize(latent.to(G.device), base_space(G, space))
+        path = save_image(img[0], out / f"{Path(args.latent).stem}.png")
+        print(f"wrote {path}")
+        return 0
     with torch.inference_mode():
         for seed in parse_seeds(args.seeds):
             z = G.sample_latent(1, "z", seed=seed)

@@ -30,6 +30,9 @@ def describe(source: str, weights: str | None = None) -> dict[str, Any]:
     from ..generators.checkpoints import read_checkpoint
     from ..generators.stylegan2 import StyleGAN2Generator
 
+    encoder = describe_encoder(source)
+    if encoder is not None:
+        return encoder
     loaded = read_checkpoint(source)
     G = StyleGAN2Generator(loaded.config, loaded.state_dict, name=source)
     cfg = loaded.config
@@ -54,10 +57,39 @@ def describe(source: str, weights: str | None = None) -> dict[str, Any]:
     }
 
 
+def describe_encoder(source: str) -> dict[str, Any] | None:
+    """What ``info`` prints for an encoder file, or None if ``source`` is not one."""
+    from ..encoders.files import METADATA_KEY, load_encoder
+
+    if not source.endswith(".safetensors"):
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(source, framework="pt") as f:
+            if METADATA_KEY not in (f.metadata() or {}):
+                return None
+    except Exception:  # noqa: BLE001 - not a readable safetensors: the checkpoint reader says why
+        return None
+    enc = load_encoder(source)
+    c = enc.config
+    return {"source": source, "format": "invertkit encoder", "architecture": f"{c.arch} encoder for {c.generator}",
+            "resolution": c.resolution, "channels": c.channels, "space": c.space, "latent_shape": list(c.latent_shape),
+            "widths": list(c.widths), "parameters": enc.parameter_count(),
+            "trained_steps": enc.meta.get("trained_steps"), "heldout_psnr": enc.meta.get("heldout_psnr")}
+
+
 def run(args: argparse.Namespace) -> int:
     d = describe(args.checkpoint, args.weights)
     if args.json:
         print(json.dumps(d, indent=2, default=str))
+        return 0
+    if d["format"] == "invertkit encoder":
+        print(f"{d['source']}\n  format:        {d['format']}\n  architecture:  {d['architecture']}")
+        print(f"  input:         {d['resolution']}x{d['resolution']}, {d['channels']} channel(s)")
+        print(f"  predicts:      {d['space']} {d['latent_shape']}")
+        print(f"  parameters:    {d['parameters']:,}")
+        print(f"  trained:       {d['trained_steps']} steps, held-out PSNR {d['heldout_psnr']} dB")
         return 0
     shapes = d.get("latent_shapes", {})
     print(f"{d['source']}")

@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", help="image files or folders of images")
     p.add_argument("--generator", "-g", required=True, help="zoo name (invertkit zoo) or checkpoint path")
     p.add_argument("--weights", default=None, help="weight file for zoo models that need one (mnist-mlp-gan)")
-    p.add_argument("--method", "-m", default="optimize", help="optimize | cma | basincma | plain (default optimize)")
+    p.add_argument("--method", "-m", default="optimize", help="optimize | encoder | restyle | hybrid | pti | cma | basincma | plain (default optimize)")
     p.add_argument("--batch-size", type=int, default=8, help="images optimised together (default 8)")
     p.add_argument("--out", "-o", default="runs/invert", help="output folder (default runs/invert)")
     p.add_argument("--device", default="cpu")

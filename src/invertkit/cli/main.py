@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import InvertkitError
-from . import bench, convert, demo, generate, info, invert, zoo
+from . import bench, convert, demo, generate, info, invert, train_encoder, zoo
 
-COMMANDS = (zoo, info, convert, generate, invert, bench, demo)
+COMMANDS = (zoo, info, convert, generate, invert, train_encoder, bench, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from ..errors import ConfigError
 
@@ -38,13 +39,16 @@ def field_help(cls: type) -> dict[str, str]:
     import inspect
     import re
 
-    try:
-        src = inspect.getsource(cls)
-    except (OSError, TypeError):
-        return {}
-    out = {}
-    for m in re.finditer(r"^\s+(\w+): [^=\n]+= [^#\n]+#\s*(.+)$", src, flags=re.M):
-        out[m.group(1)] = m.group(2).strip()
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):  # base classes first, so a subclass's comment wins
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            src = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for m in re.finditer(r"^\s+(\w+): [^=\n]+= [^#\n]+#\s*(.+)$", src, flags=re.M):
+            out[m.group(1)] = m.group(2).strip()
     return out
 
 
@@ -86,7 +90,7 @@ def add_options_flags(p: argparse.ArgumentParser, classes: dict[str, type], skip
         if len(defaults) < len(classes):
             dtext += "; only " + ", ".join(defaults)
         flag = "--" + name.replace("_", "-")
-        text = f"{entry['help']} ({dtext})".strip()
+        text = f"{entry['help']} ({dtext})".strip().replace("%", "%%")  # argparse formats help with %
         if entry["type"] == "bool":
             p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:

@@ -15,6 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..encoders.shipped import shipped_encoders
+
+    encoders = shipped_encoders()
     rows = []
     for name in ZOO:
         entry = ZOO.get(name)
@@ -30,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
                 "description": entry.description,
                 "source": entry.source,
                 "how_to_get": entry.how_to_get,
+                "encoders": encoders.get(name, []),
             }
         )
     if args.json:
@@ -38,4 +42,6 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         status = f"present: {r['path']}" if r["present"] else f"missing: {r['how_to_get']}"
         print(f"{r['name']}\n  {r['description']}\n  source: {r['source']}\n  {status}")
+        if r["encoders"]:
+            print(f"  shipped encoders: {', '.join(r['encoders'])} (--method encoder / restyle / hybrid / pti)")
     return 0

@@ -16,9 +16,9 @@ from __future__ import annotations
 import abc
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from ..errors import LatentSpaceError
+from ..errors import ConfigError, LatentSpaceError
 
 NOISE_MODES = ("random", "const", "none")
 
@@ -97,6 +97,16 @@ class Generator(abc.ABC):
                 f"got {list(latent.shape)}"
             )
         return latent.to(self.device, torch.float32)
+
+    # ---- weights (generator tuning, e.g. PTI; see ``generators.tuning``) -----------------------
+    def state_dict(self) -> dict[str, Tensor]:
+        """All weights and buffers, in the generator's own naming (shared with the live weights)."""
+        raise ConfigError(f"generator {self.name} does not expose its weights ({type(self).__name__} has no state_dict)")
+
+    def tunable_module(self) -> nn.Module:
+        """The sub-network whose weights generator tuning may change (its names are a subset of
+        ``state_dict``'s). Generators that cannot be tuned raise ConfigError."""
+        raise ConfigError(f"generator {self.name} does not support weight tuning ({type(self).__name__} has no tunable_module)")
 
     def describe(self) -> dict[str, object]:
         """A JSON-friendly summary (used by ``invertkit info`` and run.json)."""

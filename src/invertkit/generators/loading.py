@@ -17,6 +17,7 @@ def load_generator(
     device: torch.device | str = "cpu",
     *,
     weights: str | os.PathLike[str] | None = None,
+    delta: str | os.PathLike[str] | None = None,
 ) -> Generator:
     """Load a generator by zoo name (``"dcgan-digiface64"``) or from a checkpoint file.
 
@@ -28,9 +29,12 @@ def load_generator(
         path_or_name: a name listed by ``invertkit zoo`` or a path to a checkpoint.
         device: where the weights go.
         weights: for zoo models, the weight file to use instead of the default location.
+        delta: a weight delta file (``<name>_delta.safetensors`` from a ``pti`` run) to add to the
+            loaded weights; it must have been made from this generator (see ``generators.tuning``).
 
     Raises:
-        CheckpointError: unknown name, missing or unreadable file, unsupported network.
+        CheckpointError: unknown name, missing or unreadable file, unsupported network, or a delta
+            made for another generator.
     """
     key = os.fspath(path_or_name)
     if key in ZOO:
@@ -48,4 +52,10 @@ def load_generator(
 
         loaded = read_checkpoint(path)
         gen = StyleGAN2Generator(loaded.config, loaded.state_dict, name=path.name)
-    return gen.to(device)
+    gen = gen.to(device)
+    if delta is not None:
+        from .tuning import apply_delta, read_delta
+
+        tensors, meta = read_delta(delta)
+        gen = apply_delta(gen, tensors, meta=meta, source=os.fspath(delta), copy_generator=False)
+    return gen

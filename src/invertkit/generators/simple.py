@@ -22,8 +22,8 @@ class SimpleGenerator(Generator):
     """A Generator around a ``z -> image`` module; space ``"z"`` only, z ~ N(0, I).
 
     The module is put in eval mode (batch-norm uses its running statistics, as at sampling time) and
-    its parameters are frozen: inversion optimises latents, not weights. Call
-    ``generator.module.requires_grad_(True)`` for methods that tune the generator.
+    its parameters are frozen: inversion optimises latents, not weights. Methods that tune the
+    generator (PTI) work on a copy from ``generators.tuning.tunable_copy``; the whole module is tunable.
     """
 
     def __init__(
@@ -59,6 +59,14 @@ class SimpleGenerator(Generator):
     def to(self, device: torch.device | str) -> SimpleGenerator:
         self.module.to(device)
         return self
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The module's state dict (``main.0.weight`` ...)."""
+        return self.module.state_dict()
+
+    def tunable_module(self) -> nn.Module:
+        """The whole module (batch-norm layers stay in eval mode: running statistics are not updated)."""
+        return self.module
 
     @property
     def latent_dim(self) -> int:

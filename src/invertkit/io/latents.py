@@ -41,6 +41,9 @@ def load_latent_file(path: str | os.PathLike[str]) -> tuple[Tensor, str]:
             arr = np.asarray(f[key], dtype=np.float32)
     except (OSError, ValueError) as exc:
         raise LatentSpaceError(f"{path}: not a readable latent .npz file ({exc})") from None
+    if space == "w" and arr.ndim == 3:
+        # a W latent's key is also NVIDIA's "w" ([1, num_ws, w_dim]: the same w on every row)
+        arr = arr[:, 0]
     if not np.isfinite(arr).all():
         raise LatentSpaceError(f"{path}: latent contains NaN or infinity; re-run the inversion that wrote it")
     return torch.from_numpy(arr), space

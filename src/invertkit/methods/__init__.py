@@ -99,7 +99,10 @@ def invert(
 
 from . import basincma as _basincma  # noqa: E402,F401  (registers "basincma")
 from . import cma as _cma  # noqa: E402,F401  (registers "cma")
+from . import encoder as _encoder  # noqa: E402,F401  (registers "encoder" and "restyle")
+from . import hybrid as _hybrid  # noqa: E402,F401  (registers "hybrid")
 from . import optimize as _optimize  # noqa: E402,F401  (registers "optimize")
 from . import plain as _plain  # noqa: E402,F401  (registers "plain", the baseline)
+from . import pti as _pti  # noqa: E402,F401  (registers "pti", pivotal tuning)
 
 __all__ = ["METHODS", "InversionResult", "MethodSpec", "RunContext", "invert", "make_options"]

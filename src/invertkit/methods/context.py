@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from torch import Tensor
 
@@ -19,6 +20,9 @@ class RunContext:
         image_ids: each image's position in the whole run (seeds derive from it; default 0..N-1).
         reference: clean images to score against when the observation is a simulated degradation.
         extra_metrics: names from ``invertkit.metrics.METRICS`` to add to the per-image scores.
+        extra_terms: more loss terms, name -> (weight, fn); ``fn(latent, images) -> [B]`` gets the
+            candidates' base-space latents and their rendered (undegraded) images; e.g. the hybrid
+            method's domain regulariser ``||latent - E(G(latent))||^2``.
     """
 
     degradation: Degradation | None = None
@@ -26,3 +30,4 @@ class RunContext:
     image_ids: list[int] | None = None
     reference: Tensor | None = None
     extra_metrics: tuple[str, ...] = ()
+    extra_terms: dict[str, tuple[float, Callable[[Tensor, Tensor], Tensor]]] = field(default_factory=dict)

@@ -103,6 +103,8 @@ def build_problem(G: Generator, images: Tensor, space: str, loss: str, ctx: RunC
     if noise and "noise=" not in spec:
         spec = f"{spec},noise=1e5"  # NVIDIA projector's regularise_noise_weight
     objective = Objective.build(spec, device=G.device)
+    for name, (weight, fn) in ctx.extra_terms.items():
+        objective.add_term(name, weight, fn)
     return Problem.build(G, space, images, objective, ctx.degradation)
 
 

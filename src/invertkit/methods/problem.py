@@ -54,7 +54,8 @@ class Problem:
         latent = variables.latent if perturb is None else variables.latent + perturb
         images = variables.render(latent)
         total, parts = self.objective(
-            self.observe(images), prepared, G=self.G, latent=latent, space=base_space(self.G, self.space), noise=variables.noise or None
+            self.observe(images), prepared, G=self.G, latent=latent, space=base_space(self.G, self.space), noise=variables.noise or None,
+            images=images,
         )
         return total, parts, images
 

@@ -84,6 +84,8 @@ class Objective:
     device: torch.device | str = "cpu"
     image_losses: dict[str, Any] = field(default_factory=dict)
     latent_fns: dict[str, Callable[..., Tensor]] = field(default_factory=dict)
+    # terms computed from the latent and the rendered (undegraded) image: fn(latent, images) -> [B]
+    render_fns: dict[str, Callable[[Tensor, Tensor], Tensor]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, spec: str | dict[str, float], device: torch.device | str = "cpu") -> Objective:
@@ -95,6 +97,13 @@ class Objective:
             else:
                 obj.latent_fns[name] = _latent_term(name)
         return obj
+
+    def add_term(self, name: str, weight: float, fn: Callable[[Tensor, Tensor], Tensor]) -> None:
+        """Add a term ``weight * fn(latent, images)`` (per-image ``[B]``) computed from the latent and its render."""
+        if name in self.weights:
+            raise ConfigError(f"loss term {name!r} is given twice")
+        self.weights[name] = float(weight)
+        self.render_fns[name] = fn
 
     def prepare(self, observation: Tensor) -> dict[str, Any]:
         """Target-side data of every image term (features computed once per run)."""
@@ -110,13 +119,17 @@ class Objective:
         latent: Tensor,
         space: str,
         noise: dict[str, Tensor] | None = None,
+        images: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Total ``[B]`` and each term's unweighted value ``[B]``."""
+        """Total ``[B]`` and each term's unweighted value ``[B]``; ``images`` (the undegraded renders)
+        are needed only by ``render_fns`` terms."""
         parts: dict[str, Tensor] = {}
         for name, loss in self.image_losses.items():
             parts[name] = loss(observed_recon, prepared[name])
         for name, fn in self.latent_fns.items():
             parts[name] = fn(G, latent, space, noise)
+        for name, fn in self.render_fns.items():
+            parts[name] = fn(latent, observed_recon if images is None else images)
         total = sum(self.weights[k] * v for k, v in parts.items())
         return total, parts  # type: ignore[return-value]
 

@@ -106,6 +106,11 @@ class StyleGAN2Generator(Generator):
         """Weights in NVIDIA naming."""
         return self.net.state_dict()
 
+    def tunable_module(self) -> torch.nn.Module:
+        """The synthesis network (``synthesis.*``): PTI tunes it around a fixed pivot; the mapping
+        network stays frozen, so z -> w, ``w_avg`` and the P/P_N statistics keep their meaning."""
+        return self.net.synthesis
+
     # ---- style layout -------------------------------------------------------------------------
     @property
     def num_ws(self) -> int:

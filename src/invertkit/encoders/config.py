@@ -1,0 +1,118 @@
+"""What an encoder is: architecture, the generator and latent space it serves, and its size.
+
+The config is stored as JSON in the encoder's safetensors file, so a file alone rebuilds its network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import CheckpointError, ConfigError
+from ..generators.base import Generator
+
+ARCHS = ("psp", "e4e", "restyle")
+
+
+def default_space(G: Generator) -> str:
+    """The space encoders predict for ``G``: W+ for StyleGAN-like generators, else its first space (z)."""
+    return "w+" if "w+" in G.spaces else G.spaces[0]
+
+
+def default_widths(resolution: int, base: int = 32, cap: int = 256) -> tuple[int, ...]:
+    """Channels of the backbone stages; each stage halves the size, down to 4x4 (at least 2 stages).
+
+    64 px -> (32, 64, 128, 256) ending at 4x4; 28 px -> (32, 64, 128) ending at 4x4 (28, 14, 7, 4).
+    """
+    stages = max(2, math.ceil(math.log2(resolution)) - 2)
+    return tuple(min(cap, base * 2**i) for i in range(stages))
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """An encoder's architecture.
+
+    Attributes:
+        arch: ``psp`` (feature pyramid, one head per W+ row), ``e4e`` (one w plus per-row offsets,
+            unlocked progressively) or ``restyle`` (sees image and current reconstruction, predicts a
+            residual; applied iteratively).
+        generator: name of the generator it was trained for (checked when loading by name).
+        resolution, channels: the generator's image size; inputs are ``N x channels x res x res`` in [-1, 1].
+        space: the latent space predicted (``w+`` for StyleGAN2, ``z`` for z-only generators).
+        latent_shape: one latent's shape in ``space``, e.g. ``(14, 512)`` or ``(100,)``.
+        widths: channels of the backbone stages.
+        blocks: residual blocks per stage.
+    """
+
+    arch: str
+    generator: str
+    resolution: int
+    channels: int
+    space: str
+    latent_shape: tuple[int, ...]
+    widths: tuple[int, ...]
+    blocks: int = 1
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ConfigError(f"unknown encoder architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        if self.resolution < 8 or self.channels < 1 or self.blocks < 1 or not self.widths:
+            raise ConfigError(f"invalid encoder size: resolution {self.resolution}, channels {self.channels}, "
+                              f"blocks {self.blocks}, widths {self.widths}")
+        if not self.latent_shape or any(d <= 0 for d in self.latent_shape) or len(self.latent_shape) > 2:
+            raise ConfigError(f"encoder latent_shape must be (dim,) or (rows, dim), got {self.latent_shape}")
+
+    @property
+    def rows(self) -> int:
+        """Number of latent rows (W+ layers); 1 for a flat latent."""
+        return self.latent_shape[0] if len(self.latent_shape) == 2 else 1
+
+    @property
+    def dim(self) -> int:
+        """Size of one row."""
+        return self.latent_shape[-1] if len(self.latent_shape) == 2 else math.prod(self.latent_shape)
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels: ReStyle also sees the current reconstruction."""
+        return 2 * self.channels if self.arch == "restyle" else self.channels
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any, *, where: str = "encoder config") -> EncoderConfig:
+        """Rebuild from JSON data, refusing anything malformed with a CheckpointError naming ``where``."""
+        if not isinstance(d, dict):
+            raise CheckpointError(f"{where}: the encoder config is not a JSON object")
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(names - set(d) - {"blocks"})
+        if missing or set(d) - names:
+            raise CheckpointError(f"{where}: encoder config has missing {missing} / unknown {sorted(set(d) - names)} fields")
+        try:
+            kw = dict(d)
+            kw["latent_shape"] = tuple(int(x) for x in d["latent_shape"])
+            kw["widths"] = tuple(int(x) for x in d["widths"])
+            for k in ("resolution", "channels", "blocks"):
+                if k in kw:
+                    kw[k] = int(kw[k])
+            for k in ("arch", "generator", "space"):
+                if not isinstance(kw[k], str):
+                    raise TypeError(f"{k} must be a string")
+            return cls(**kw)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{where}: invalid encoder config ({exc})") from None
+
+
+def config_for(G: Generator, arch: str = "psp", *, space: str | None = None, width: int = 32,
+               max_width: int = 256, blocks: int = 1) -> EncoderConfig:
+    """The encoder config for generator ``G`` (space defaults to :func:`default_space`)."""
+    space = G.check_space(space or default_space(G))
+    shape = tuple(G.latent_shape(space))
+    if len(shape) > 2:
+        raise ConfigError(f"encoders predict flat or per-row latents; {space} has shape {shape}")
+    return EncoderConfig(arch=arch, generator=G.name, resolution=G.resolution, channels=G.channels,
+                         space=space, latent_shape=shape,
+                         widths=default_widths(G.resolution, width, max_width), blocks=blocks)

@@ -1,0 +1,95 @@
+"""Encoder files: one ``.safetensors`` with the weights and the JSON config in its header.
+
+Loading reads a length-prefixed JSON header and raw tensor bytes; nothing in the file executes. The
+config is validated, the network is built from it, and the tensors must match it exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import CheckpointError
+from .config import EncoderConfig
+from .nets import Encoder
+
+METADATA_KEY = "invertkit_encoder"
+FORMAT_VERSION = 1
+
+
+def save_encoder(encoder: Encoder, path: str | os.PathLike[str], *, meta: dict[str, Any] | None = None) -> Path:
+    """Write ``encoder`` (weights, buffers, config and ``meta`` facts such as training options) atomically."""
+    from safetensors.torch import save_file
+
+    p = Path(path)
+    payload = {"format_version": FORMAT_VERSION, "config": encoder.config.to_dict(), "meta": meta or {}}
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in encoder.state_dict().items()
+               if v.is_floating_point()}
+    tmp = p.with_name(p.name + ".tmp")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(payload, sort_keys=True)})
+        os.replace(tmp, p)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(p, 0o666 & ~umask)  # safetensors writes private files; an encoder is meant to be shared
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"{p}: cannot write the encoder ({exc.strerror or exc})") from None
+    return p
+
+
+def read_encoder_file(path: str | os.PathLike[str]) -> tuple[EncoderConfig, dict[str, torch.Tensor], dict[str, Any]]:
+    """Config, tensors and meta of an encoder file; CheckpointError on anything malformed."""
+    from safetensors import SafetensorError, safe_open
+
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: no such encoder file; train one with `invertkit train-encoder` or check the path")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{p}: not a readable encoder file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                              "encoders are .safetensors files written by invertkit train-encoder") from None
+    if METADATA_KEY not in metadata:
+        raise CheckpointError(f"{p}: a safetensors file without invertkit encoder metadata; "
+                              "is this a generator checkpoint? Encoders are written by invertkit train-encoder")
+    try:
+        payload = json.loads(metadata[METADATA_KEY])
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{p}: the encoder header is not valid JSON ({exc.msg})") from None
+    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{p}: unsupported encoder format version "
+                              f"{payload.get('format_version') if isinstance(payload, dict) else '?'} (this invertkit reads {FORMAT_VERSION})")
+    config = EncoderConfig.from_dict(payload.get("config"), where=str(p))
+    meta = payload.get("meta") if isinstance(payload.get("meta"), dict) else {}
+    return config, tensors, meta
+
+
+def load_encoder(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> Encoder:
+    """Build the encoder a file describes and load its weights strictly; returned in eval mode.
+
+    Raises:
+        CheckpointError: missing/unreadable file, bad config, tensors that do not fit the config.
+    """
+    config, tensors, meta = read_encoder_file(path)
+    enc = Encoder(config)
+    expected = {k: v for k, v in enc.state_dict().items() if v.is_floating_point()}
+    problems = [f"missing {k}" for k in expected if k not in tensors]
+    problems += [f"unexpected {k}" for k in tensors if k not in expected]
+    problems += [f"{k}: shape {list(tensors[k].shape)}, expected {list(v.shape)}" for k, v in expected.items()
+                 if k in tensors and tensors[k].shape != v.shape]
+    if not problems:
+        problems = [f"{k} contains NaN or Inf" for k in expected if not torch.isfinite(tensors[k]).all()]
+    if problems:
+        shown = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
+        raise CheckpointError(f"{path}: the encoder weights do not fit its config ({shown}); the file is damaged or was edited")
+    enc.load_state_dict(tensors, strict=False)  # integer buffers (batch-norm counters) are not stored
+    enc.meta = meta
+    return enc.eval().requires_grad_(False).to(device)

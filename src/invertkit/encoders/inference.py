@@ -1,0 +1,45 @@
+"""Encoding images with a trained encoder (one pass, or ReStyle's iterations)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+from ..generators.base import Generator
+from .nets import Encoder
+
+
+def encode(encoder: Encoder, G: Generator, images: Tensor, *, iterations: int = 1,
+           trace: list[Tensor] | None = None) -> Tensor:
+    """Latents ``[N, *encoder.config.latent_shape]`` in ``encoder.config.space`` for ``images``
+    (``N x C x R x R`` in [-1, 1]).
+
+    pSp/e4e encoders take one pass. A ReStyle encoder starts from the mean latent and its image and
+    adds ``iterations`` residuals, each computed from the image and the current reconstruction; the
+    latents after each iteration are appended to ``trace`` when given.
+    """
+    space = encoder.config.space
+    if encoder.config.arch != "restyle":
+        latent = encoder(images)
+        if trace is not None:
+            trace.append(latent)
+        return latent
+    if iterations < 1:
+        raise ConfigError(f"restyle needs iterations >= 1, got {iterations}")
+    latent = G.mean_latent(space).expand(images.shape[0], *encoder.config.latent_shape).contiguous()
+    recon = G.synthesize(latent, space)
+    for i in range(iterations):
+        latent = latent + encoder(images, recon)
+        if trace is not None:
+            trace.append(latent)
+        if i + 1 < iterations:
+            recon = G.synthesize(latent, space)
+    return latent
+
+
+@torch.no_grad()
+def encode_batched(encoder: Encoder, G: Generator, images: Tensor, *, iterations: int = 1, batch: int = 64) -> Tensor:
+    """:func:`encode` in chunks of ``batch`` images, without gradients."""
+    return torch.cat([encode(encoder, G, images[i:i + batch], iterations=iterations)
+                      for i in range(0, images.shape[0], batch)])

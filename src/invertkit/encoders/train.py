@@ -1,0 +1,370 @@
+"""Train an encoder for a generator: ``train_encoder(G, out_dir, TrainOptions(...))``.
+
+Training images are drawn by the generator itself (so the true latent is known and a latent loss is
+available), optionally mixed with a folder of real images. Losses: pixel MSE and perceptual distance
+between the image and ``G(E(image))``, MSE to the true latent, LSAP's NSCD (StyleGAN2), and for e4e
+the offset regulariser and the latent discriminator. ReStyle runs ``iterations`` refinement steps per
+batch, each with its own loss (the reconstruction fed back is detached, as in ReStyle).
+
+The output folder holds:
+
+- ``encoder.safetensors``: the encoder (updated at every checkpoint, so it is usable mid-run);
+- ``train_state.pt``: everything needed to resume (weights, optimiser, data stream, step); read with
+  ``torch.load(weights_only=True)``, so nothing in it executes;
+- ``log.jsonl``: one JSON line per logged step (losses, lr, seconds; held-out PSNR at checkpoints);
+- ``samples/step_NNNNNN.png``: held-out images (top row) and their reconstructions (bottom row);
+- ``options.json``: the options and the generator of the run.
+
+Running again with the same folder resumes where the last checkpoint left off; an interrupted run
+(Ctrl-C) writes a checkpoint before it exits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+from ..generators.base import Generator
+from ..io.images import list_images, make_grid, read_images
+from ..metrics import psnr
+from .config import ARCHS, config_for
+from .data import Batch, TrainingData, eval_batch
+from .discriminator import LatentDiscriminator, discriminator_loss, generator_loss
+from .files import save_encoder
+from .nets import Encoder
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Encoder training options (``invertkit train-encoder`` flags come from these fields)."""
+
+    arch: str = "psp"  # psp, e4e or restyle
+    steps: int = 3000  # optimisation steps
+    batch: int = 32  # images per step
+    lr: float = 1e-3  # Adam learning rate; cosine decay to 1% of it over the run
+    pixel_weight: float = 1.0  # weight of the pixel MSE between image and reconstruction
+    perceptual_weight: float = 0.8  # weight of the MobileNetV2 perceptual distance (pSp uses 0.8 LPIPS)
+    latent_weight: float = 1.0  # weight of the MSE to the true latent (generated images only)
+    nscd_weight: float = 0.0  # weight of LSAP's NSCD loss (StyleGAN2 only; LSAP's encoder uses 0.5)
+    offset_weight: float = 2e-4  # e4e: weight of the squared norm of the per-row offsets
+    adversarial_weight: float = 0.1  # e4e: weight of the latent discriminator loss (0 turns it off)
+    unlock_every: int = 0  # e4e: steps between switching on the next row's offset (0: auto, steps / (2 rows))
+    iterations: int = 3  # restyle: refinement iterations per training batch
+    images: str | None = None  # folder of real images mixed into training (pixel and perceptual losses)
+    real_fraction: float = 0.25  # share of each batch drawn from --images
+    augment: bool = False  # blur/greyscale/brightness-jitter the encoder's inputs (targets stay clean): helps on real photos
+    width: int = 32  # channels of the first backbone stage (doubling per stage)
+    max_width: int = 256  # channel cap of the backbone
+    blocks: int = 1  # residual blocks per backbone stage
+    init_from: str | None = None  # start from another encoder file's weights (e.g. a pSp encoder to warm-start ReStyle)
+    seed: int = 0  # seeds the weights' initialisation and the training stream
+    checkpoint_every: int = 500  # steps between checkpoints (encoder file, resume state, sample grid)
+    log_every: int = 50  # steps between log lines
+    eval_images: int = 64  # held-out generated images scored at each checkpoint
+
+
+# options that may change between an interrupted run and its resumption
+_RESUMABLE = {"steps", "checkpoint_every", "log_every", "eval_images"}
+
+
+def _check_options(o: TrainOptions) -> None:
+    if o.arch not in ARCHS:
+        raise ConfigError(f"unknown encoder architecture {o.arch!r}; choose one of {', '.join(ARCHS)}")
+    if o.steps < 1 or o.batch < 2 or o.iterations < 1 or o.checkpoint_every < 1 or o.log_every < 1:
+        raise ConfigError("steps, iterations, checkpoint_every and log_every must be >= 1 and batch >= 2")
+    if not 0 <= o.real_fraction < 1:
+        raise ConfigError(f"real_fraction must be in [0, 1), got {o.real_fraction}")
+    if min(o.pixel_weight, o.perceptual_weight, o.latent_weight, o.nscd_weight, o.offset_weight, o.adversarial_weight) < 0:
+        raise ConfigError("loss weights must be >= 0")
+
+
+def warm_start(encoder: Encoder, path: str) -> None:
+    """Copy the weights of the encoder in ``path`` into ``encoder`` (same backbone and heads).
+
+    From a pSp encoder into a ReStyle one, the extra input channels (the current reconstruction)
+    start at zero and ReStyle's start is the mean latent, so the first ReStyle pass reproduces the
+    pSp encoder exactly and training only has to learn the refinement.
+    """
+    from .files import load_encoder
+
+    src = load_encoder(path)
+    a, b = src.config, encoder.config
+    if (a.latent_shape, a.widths, a.blocks, a.resolution, a.channels) != (b.latent_shape, b.widths, b.blocks, b.resolution, b.channels):
+        raise ConfigError(f"{path}: --init-from needs an encoder of the same size and latent layout "
+                          f"(it has widths {a.widths}, latent {a.latent_shape}; this run: {b.widths}, {b.latent_shape})")
+    mine = encoder.state_dict()
+    with torch.no_grad():
+        for name, value in src.state_dict().items():
+            if name in ("latent_mean", "active"):
+                continue
+            target = mine[name]
+            if target.shape == value.shape:
+                target.copy_(value)
+            elif name == "backbone.stem.0.weight" and target.shape[1] == 2 * value.shape[1]:
+                target.zero_()
+                target[:, : value.shape[1]] = value  # image channels as trained; reconstruction channels off
+            else:
+                raise ConfigError(f"{path}: cannot warm-start {name} {list(target.shape)} from {list(value.shape)}")
+
+
+def load_real_images(folder: str | os.PathLike[str], G: Generator) -> Tensor:
+    """Every image of ``folder`` at G's size and channels, ``M x C x R x R`` in [-1, 1]."""
+    paths = list_images(folder)
+    batch = read_images(paths, G.resolution, G.channels)
+    if batch.images is None or batch.images.shape[0] == 0:
+        raise ConfigError(f"{folder}: no readable images for --images (PNG, JPEG, PGM ...)")
+    return batch.images
+
+
+class Trainer:
+    """One training run; ``run()`` trains to ``options.steps`` and returns the encoder file."""
+
+    def __init__(self, G: Generator, out_dir: str | os.PathLike[str], options: TrainOptions, *,
+                 real_images: Tensor | None = None, progress: bool = True,
+                 log: Callable[[str], None] | None = None) -> None:
+        _check_options(options)
+        if options.nscd_weight > 0 and not hasattr(G, "styles"):
+            raise ConfigError(f"the NSCD loss needs a StyleGAN2 generator; {G.name} has no style space")
+        self.G, self.o, self.out = G, options, Path(out_dir)
+        self.progress, self.log = progress, log or (lambda s: None)
+        self.config = config_for(G, options.arch, width=options.width, max_width=options.max_width, blocks=options.blocks)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(options.seed)
+            self.encoder = Encoder(self.config).to(G.device)
+        if options.arch != "restyle":
+            self.encoder.latent_mean.copy_(G.mean_latent(self.config.space)[0])
+        if options.init_from:
+            warm_start(self.encoder, options.init_from)
+        self.e4e = options.arch == "e4e" and self.config.rows > 1
+        if self.e4e:
+            self.encoder.active.zero_()
+            self.encoder.active[0] = 1
+        self.disc = None
+        if options.arch == "e4e" and options.adversarial_weight > 0:
+            self.disc = LatentDiscriminator(self.config.dim).to(G.device)
+            self.disc_opt = torch.optim.Adam(self.disc.parameters(), lr=options.lr * 0.1, betas=(0.5, 0.99))
+        self.opt = torch.optim.Adam(self.encoder.parameters(), lr=options.lr)
+        if real_images is None and options.images:
+            real_images = load_real_images(options.images, G)
+        self.data = TrainingData(G, self.config.space, options.batch, options.seed + 1,
+                                 real_images=real_images, real_fraction=options.real_fraction if real_images is not None else 0.0,
+                                 augment=options.augment)
+        self.eval = eval_batch(G, self.config.space, options.eval_images)
+        self.perceptual = None
+        if options.perceptual_weight > 0:
+            from ..features.mobilenet import cached_mobilenet_v2
+            from ..objectives.image_losses import perceptual_distance
+
+            net = cached_mobilenet_v2(G.device)
+            self.perceptual = lambda a, b: perceptual_distance(a, b, net)
+        self.step = 0
+        self.seconds = 0.0
+        self.data_state = self.data.state()
+
+    # ---- schedule ---------------------------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up over 2% of the steps, then cosine decay to 1% of ``lr``."""
+        total, warm = self.o.steps, max(1, self.o.steps // 50)
+        if step < warm:
+            return self.o.lr * (step + 1) / warm
+        t = (step - warm) / max(1, total - warm)
+        return self.o.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+    def unlock(self, step: int) -> None:
+        """e4e's progressive training: one more offset row switched on every ``unlock_every`` steps."""
+        if not self.e4e:
+            return
+        every = self.o.unlock_every or max(1, self.o.steps // (2 * self.config.rows))
+        on = min(self.config.rows, 1 + step // every)
+        self.encoder.active.zero_()
+        self.encoder.active[:on] = 1
+
+    # ---- losses -----------------------------------------------------------------------------------
+    def losses(self, batch: Batch, latent: Tensor) -> tuple[Tensor, dict[str, float], Tensor]:
+        """Weighted loss of ``latent`` for ``batch`` (scalar), its terms, and the reconstruction."""
+        o, G, space = self.o, self.G, self.config.space
+        recon = G.synthesize(latent, space)
+        terms: dict[str, Tensor] = {}
+        if o.pixel_weight:
+            terms["pixel"] = (recon - batch.images).square().mean()
+        if self.perceptual is not None:
+            terms["perceptual"] = self.perceptual(recon, batch.images).mean()
+        if o.latent_weight and batch.known.any():
+            terms["latent"] = (latent - batch.latents)[batch.known].square().mean()
+        if o.nscd_weight:
+            from ..objectives.nscd import nscd_loss
+
+            terms["nscd"] = nscd_loss(G, latent, space).mean()
+        if self.e4e and o.offset_weight:
+            terms["offset"] = self.encoder.offsets(latent).square().sum((1, 2)).mean()
+        if self.disc is not None:
+            terms["adversarial"] = generator_loss(self.disc, self._codes(latent))
+        weights = {"pixel": o.pixel_weight, "perceptual": o.perceptual_weight, "latent": o.latent_weight,
+                   "nscd": o.nscd_weight, "offset": o.offset_weight, "adversarial": o.adversarial_weight}
+        total = sum(weights[k] * v for k, v in terms.items())
+        return total, {k: float(v.detach()) for k, v in terms.items()}, recon
+
+    def _codes(self, latent: Tensor) -> Tensor:
+        """The codes the latent discriminator judges: the base w (row 0) or the flat latent."""
+        return latent[:, 0] if latent.dim() == 3 else latent.flatten(1)
+
+    def _real_codes(self, n: int) -> Tensor:
+        with torch.no_grad():
+            z = torch.randn((n, *self.G.latent_shape("z")), generator=self.data.rng).to(self.G.device)
+            return self._codes(self.G.convert(z, "z", self.config.space))
+
+    # ---- one step -------------------------------------------------------------------------------
+    def start_latent(self, n: int) -> tuple[Tensor, Tensor]:
+        """ReStyle's starting point: the mean latent and its image, for ``n`` images."""
+        space = self.config.space
+        mean = self.G.mean_latent(space).expand(n, *self.config.latent_shape).contiguous()
+        with torch.no_grad():
+            return mean, self.G.synthesize(mean, space)
+
+    def train_step(self, batch: Batch) -> dict[str, float]:
+        self.encoder.train()
+        self.opt.zero_grad(set_to_none=True)
+        if self.config.arch == "restyle":
+            latent, recon = self.start_latent(batch.images.shape[0])
+            logs: dict[str, float] = {}
+            for _ in range(self.o.iterations):
+                latent = latent.detach() + self.encoder(batch.encoder_inputs, recon.detach())
+                loss, logs, recon = self.losses(batch, latent)
+                (loss / self.o.iterations).backward()
+        else:
+            latent = self.encoder(batch.encoder_inputs)
+            loss, logs, _ = self.losses(batch, latent)
+            loss.backward()
+        self.opt.step()
+        if self.disc is not None:
+            self.disc_opt.zero_grad(set_to_none=True)
+            d_loss = discriminator_loss(self.disc, self._real_codes(latent.shape[0]), self._codes(latent.detach()))
+            d_loss.backward()
+            self.disc_opt.step()
+            logs["disc"] = float(d_loss.detach())
+        logs["loss"] = float(loss.detach())
+        return logs
+
+    # ---- evaluation, checkpoints -------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, Tensor]:
+        """Mean PSNR (dB) on the held-out images, and their reconstructions."""
+        from .inference import encode
+
+        self.encoder.eval()
+        latent = encode(self.encoder, self.G, self.eval.images, iterations=self.o.iterations)
+        recon = self.G.synthesize(latent, self.config.space)
+        return float(psnr(recon, self.eval.images).mean()), recon
+
+    def meta(self, eval_psnr: float | None) -> dict[str, Any]:
+        return {"trained_steps": self.step, "options": dataclasses.asdict(self.o), "generator": self.G.describe(),
+                "heldout_psnr": None if eval_psnr is None else round(eval_psnr, 3), "heldout_seeds": f"{self.eval.images.shape[0]} images, seeds from 1000000",
+                "train_seconds": round(self.seconds, 1)}
+
+    def checkpoint(self) -> float:
+        """Write the encoder file, the resume state and a sample grid; return the held-out PSNR."""
+        value, recon = self.evaluate()
+        save_encoder(self.encoder, self.out / "encoder.safetensors", meta=self.meta(value))
+        state = {"step": torch.tensor(self.step), "seconds": torch.tensor(self.seconds),
+                 "encoder": self.encoder.state_dict(), "opt": self.opt.state_dict(), "data": self.data_state}
+        if self.disc is not None:
+            state["disc"] = self.disc.state_dict()
+            state["disc_opt"] = self.disc_opt.state_dict()
+        tmp = self.out / "train_state.pt.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, self.out / "train_state.pt")
+        k = min(8, recon.shape[0])
+        (self.out / "samples").mkdir(exist_ok=True)
+        make_grid([self.eval.images[:k], recon[:k]], scale=max(1, 128 // self.G.resolution)).save(
+            self.out / "samples" / f"step_{self.step:06d}.png")
+        return value
+
+    def resume(self) -> bool:
+        """Load ``train_state.pt`` if the folder holds an interrupted run of the same options."""
+        path = self.out / "train_state.pt"
+        if not path.is_file():
+            return False
+        saved = json.loads((self.out / "options.json").read_text())["options"]
+        now = dataclasses.asdict(self.o)
+        differ = sorted(k for k in now if k not in _RESUMABLE and saved.get(k) != now[k])
+        if differ:
+            raise ConfigError(f"{self.out} holds a run with other options ({', '.join(differ)}); "
+                              "pass the same options to resume it, or another --out for a new run")
+        state = torch.load(path, map_location=self.G.device, weights_only=True)
+        self.encoder.load_state_dict(state["encoder"])
+        self.opt.load_state_dict(state["opt"])
+        self.data.set_state(state["data"])
+        self.data_state = state["data"]
+        if self.disc is not None:
+            self.disc.load_state_dict(state["disc"])
+            self.disc_opt.load_state_dict(state["disc_opt"])
+        self.step, self.seconds = int(state["step"]), float(state["seconds"])
+        self.log(f"resuming {self.out} at step {self.step}")
+        return True
+
+    def _write_log(self, record: dict[str, Any]) -> None:
+        with open(self.out / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def run(self) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
+        if not self.resume():
+            (self.out / "log.jsonl").unlink(missing_ok=True)
+            (self.out / "options.json").write_text(json.dumps(
+                {"options": dataclasses.asdict(self.o), "generator": self.G.describe(),
+                 "config": self.config.to_dict()}, indent=2))
+        from tqdm import tqdm
+
+        bar = tqdm(total=self.o.steps, initial=self.step, disable=not self.progress, desc="train-encoder", unit="step")
+        try:
+            while self.step < self.o.steps:
+                t0 = time.perf_counter()
+                for group in self.opt.param_groups:
+                    group["lr"] = self.lr_at(self.step)
+                self.unlock(self.step)
+                logs = self.train_step(self.data.next())
+                self.step += 1
+                self.data_state = self.data.state()  # the stream after a completed step (what resume needs)
+                self.seconds += time.perf_counter() - t0
+                bar.update(1)
+                if self.step % self.o.log_every == 0 or self.step == self.o.steps:
+                    bar.set_postfix(loss=f"{logs['loss']:.4f}")
+                    self._write_log({"step": self.step, "lr": self.lr_at(self.step - 1), "seconds": round(self.seconds, 2), **logs})
+                if self.step % self.o.checkpoint_every == 0 or self.step == self.o.steps:
+                    value = self.checkpoint()
+                    self._write_log({"step": self.step, "heldout_psnr": round(value, 3)})
+                    bar.write(f"step {self.step}: held-out PSNR {value:.2f} dB")
+        except KeyboardInterrupt:
+            bar.close()
+            self.checkpoint()
+            self.log(f"interrupted at step {self.step}; checkpoint written, run the same command to resume")
+            raise
+        bar.close()
+        return self.out / "encoder.safetensors"
+
+
+def train_encoder(G: Generator, out_dir: str | os.PathLike[str], options: TrainOptions | None = None, *,
+                  real_images: Tensor | None = None, progress: bool = False,
+                  log: Callable[[str], None] | None = None, **kw: Any) -> Path:
+    """Train (or resume) an encoder for ``G`` into ``out_dir``; returns the encoder file's path.
+
+    Args:
+        G: the generator (its weights stay frozen).
+        out_dir: the run folder (see the module docstring for what it holds).
+        options: a :class:`TrainOptions`; keyword arguments override its fields.
+        real_images: ``M x C x R x R`` in [-1, 1], instead of ``options.images``.
+        progress: show a progress bar.
+    """
+    options = dataclasses.replace(options or TrainOptions(), **kw)
+    return Trainer(G, out_dir, options, real_images=real_images, progress=progress, log=log).run()

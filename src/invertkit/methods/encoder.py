@@ -1,0 +1,96 @@
+"""``encoder`` and ``restyle``: inversion in one forward pass of a trained encoder (pSp / e4e), or a
+few passes of ReStyle's residual refinement. No optimisation: the fast end of the quality/time curve.
+
+The encoder is a file written by ``invertkit train-encoder``, or ``"auto"``: the one cached or shipped
+for the generator (``invertkit.encoders.shipped``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..encoders.inference import encode
+from ..encoders.shipped import encoder_iterations, resolve_encoder
+from ..errors import ConfigError
+from ..generators.base import Generator
+from ..metrics import psnr
+from . import METHODS, MethodSpec
+from .context import RunContext
+from .result import InversionResult
+from .scoring import score
+
+
+@dataclass(frozen=True)
+class EncoderOptions:
+    """Options of ``encoder``."""
+
+    encoder: str = "auto"  # encoder file from train-encoder, or auto: the cached/shipped one for the generator
+    batch: int = 64  # images per encoder forward pass
+
+
+@dataclass(frozen=True)
+class RestyleOptions:
+    """Options of ``restyle``."""
+
+    encoder: str = "auto"  # restyle encoder file from train-encoder, or auto: the cached/shipped one
+    iterations: int | None = None  # refinement passes (None: as many as the encoder was trained with)
+    batch: int = 64  # images per encoder forward pass
+
+
+def no_degradation(ctx: RunContext, method: str) -> None:
+    if ctx.degradation is not None:
+        raise ConfigError(f"{method} inverts clean, whole images (encoders never saw degraded ones); "
+                          "for restoration use --method optimize or pti")
+
+
+def encoded_result(G: Generator, images: Tensor, encoder_spec: str, archs: tuple[str, ...], iterations: int | None,
+                   batch: int, ctx: RunContext) -> InversionResult:
+    """Encode ``images`` in chunks of ``batch``, render, score; history holds PSNR after each iteration."""
+    enc = resolve_encoder(G, encoder_spec, archs)
+    iters = encoder_iterations(enc, iterations)
+    if iters < 1 or batch < 1:
+        raise ConfigError("iterations and batch must be >= 1")
+    space = enc.config.space
+    start = time.perf_counter()
+    latents, recons, traces = [], [], []
+    with torch.inference_mode():
+        for s in range(0, images.shape[0], batch):
+            trace: list[Tensor] = []
+            latent = encode(enc, G, images[s:s + batch], iterations=iters, trace=trace)
+            latents.append(latent)
+            recons.append(G.synthesize(latent, space))
+            traces.append(trace)
+    seconds = time.perf_counter() - start
+    history = {}
+    if iters > 1:  # ReStyle's quality after each iteration (rendered outside the timed part)
+        with torch.inference_mode():
+            curves = [torch.stack([psnr(G.synthesize(t, space), images[s * batch:(s + 1) * batch]) for t in trace])
+                      for s, trace in enumerate(traces)]
+        history["psnr"] = torch.cat(curves, 1).cpu()
+    latent, recon = torch.cat(latents), torch.cat(recons)
+    reference = ctx.reference if ctx.reference is not None else images
+    metrics = score(G, recon, reference, latents=latent, space=space, extra=ctx.extra_metrics)
+    n = images.shape[0]
+    return InversionResult(
+        latents=latent, space=space, reconstructions=recon, history=history, metrics=metrics,
+        timings={"seconds": seconds, "steps": iters, "evaluations": float(iters), "evaluations_per_image": [float(iters)] * n},
+        config={"encoder": enc.source, "encoder_arch": enc.config.arch, "iterations": iters},
+    )
+
+
+def run_encoder(G: Generator, images: Tensor, opts: EncoderOptions, ctx: RunContext) -> InversionResult:
+    no_degradation(ctx, "encoder")
+    return encoded_result(G, images, opts.encoder, ("psp", "e4e"), None, opts.batch, ctx)
+
+
+def run_restyle(G: Generator, images: Tensor, opts: RestyleOptions, ctx: RunContext) -> InversionResult:
+    no_degradation(ctx, "restyle")
+    return encoded_result(G, images, opts.encoder, ("restyle",), opts.iterations, opts.batch, ctx)
+
+
+METHODS.add("encoder", MethodSpec(run=run_encoder, options=EncoderOptions))
+METHODS.add("restyle", MethodSpec(run=run_restyle, options=RestyleOptions))

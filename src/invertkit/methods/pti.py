@@ -1,0 +1,372 @@
+"""``pti``: Pivotal Tuning Inversion (Roich, Mokady, Bermano, Cohen-Or: "Pivotal Tuning for
+Latent-based Editing of Real Images", ACM TOG 2022), for any generator that can be tuned.
+
+1. **Pivot.** Another registered method inverts the images. ``pivot="auto"`` takes ``hybrid`` when
+   that method is registered and works for this generator (an encoder exists for it), else
+   ``optimize``; for StyleGAN2 the pivot lives in W, PTI's choice: edits of a W pivot stay where the
+   generator behaves well. The pivot's latents are the result's latents.
+2. **Pivotal tuning.** Each image gets its own copy of the generator (StyleGAN2: the synthesis
+   network is tuned, the mapping stays frozen; a ``wrap``-ped network: all of it), tuned with Adam
+   (PTI: lr 3e-4, 350 steps) so that ``G_tuned(pivot)`` reproduces the image under ``loss``
+   (PTI: L2 + LPIPS; here by default ``mse=1,perceptual=1``), plus PTI's **locality regulariser**:
+   every step a random latent ``x_r`` is drawn (StyleGAN2: w with truncation 0.5, as PTI, converted
+   to the pivot's space; z-only generators: z), the point ``x = pivot + alpha (x_r - pivot) / |x_r -
+   pivot|`` is taken, and ``locality_loss(G_tuned(x), G(x))`` (PTI: L2 0.1 + LPIPS 0.1) keeps the
+   generator unchanged away from the pivot. ``alpha`` defaults to the median distance between two
+   such samples in the pivot's space (measured on 256 pairs), a scale-free stand-in for PTI's 30 in
+   FFHQ's W+. Tuning of an image stops early when its perceptual term falls below
+   ``target_perceptual`` (PTI: LPIPS 0.06).
+
+The result's reconstructions come from the tuned generators; each image's tuned weights are kept as
+a delta (``extras["deltas"][i]``: tuned minus base for the tensors that changed, see
+``generators.tuning``); ``tuned_generator(G, result, i)`` rebuilds image i's generator, e.g. to render
+an edited pivot. Metrics are scored as for every method (the pivot's own scores are kept as
+``psnr_pivot`` / ``perceptual_pivot`` and in ``extras["pivot"]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import CheckpointError, ConfigError, LatentSpaceError
+from ..generators.base import Generator
+from ..generators.tuning import (
+    apply_delta,
+    generator_digest,
+    tunable_copy,
+    weight_delta,
+)
+from ..metrics import psnr
+from ..objectives.combined import Objective, index_prepared
+from ..objectives.image_losses import IMAGE_LOSSES, perceptual_distance
+from . import METHODS, MethodSpec, invert
+from .context import RunContext
+from .init import derive_seed
+from .result import InversionResult
+from .scoring import score
+from .variables import base_space
+
+LOCALITY_TRUNCATION = 0.5  # PTI samples the regulariser's w with truncation psi 0.5
+ALPHA_PAIRS = 256  # sample pairs measuring the typical distance (auto alpha)
+OWN_SPACE_METHODS = ("hybrid", "encoder")  # pivots from an encoder come in the encoder's space
+PIVOT_METRICS = ("psnr", "ssim", "perceptual", "lpips")  # kept per image as <name>_pivot
+
+
+@dataclass(frozen=True)
+class PTIOptions:
+    """Options of ``pti`` (defaults: PTI's published hyper-parameters where it has them)."""
+
+    pivot: str = "auto"  # method finding the pivots: auto (hybrid when usable, else optimize) or any registered method
+    space: str | None = None  # the pivot's latent space (None: w for StyleGAN2, as PTI; else the pivot method's default)
+    pivot_steps: int | None = None  # steps of the pivot method (None: its own default)
+    pivot_options: str = ""  # more options for the pivot method, key=value;key=value (e.g. restarts=4;lr=0.05)
+    steps: int = 350  # tuning steps per image (PTI: 350)
+    lr: float = 3e-4  # Adam learning rate of the generator's weights (PTI: 3e-4)
+    loss: str = "mse=1,perceptual=1"  # image terms fitting G_tuned(pivot) to the image (PTI: L2 + LPIPS)
+    locality: bool = True  # PTI's locality regulariser: keep G unchanged at latents alpha away from the pivot
+    locality_alpha: float | None = None  # distance moved from the pivot toward a random latent (None: median distance between two samples of the space)
+    locality_loss: str = "mse=0.1,perceptual=0.1"  # loss between original and tuned images there (PTI: L2 0.1, LPIPS 0.1)
+    target_perceptual: float | None = 0.02  # stop tuning an image once its perceptual distance is below this (None or 0: never; see README)
+    check_every: int = 10  # steps between early-stop checks
+    seed: int = 0  # run seed; pivot starts and locality draws derive from it and the image's position
+
+
+def parse_pivot_options(text: str) -> dict[str, Any]:
+    """``"restarts=4;lr=0.05;loss=mse=1,perceptual=1"`` -> ``{"restarts": 4, "lr": 0.05, "loss": "mse=1,perceptual=1"}``."""
+    out: dict[str, Any] = {}
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"pivot_options {text!r}: expected key=value pairs separated by ';'")
+        out[key.strip()] = _value(value.strip())
+    return out
+
+
+def _value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    return None if low == "none" else text
+
+
+def _pivot_kwargs(G: Generator, method: str, opts: PTIOptions) -> dict[str, Any]:
+    """Options handed to the pivot method: seed, space, steps, then ``pivot_options`` (which win)."""
+    fields = {f.name for f in dataclasses.fields(METHODS.get(method).options)}
+    kw: dict[str, Any] = {}
+    if "seed" in fields:
+        kw["seed"] = opts.seed
+    space = opts.space
+    if space is None and "space" in fields and method not in OWN_SPACE_METHODS and "w" in G.spaces:
+        space = "w"
+    if space is not None:
+        kw["space"] = space
+    if opts.pivot_steps is not None:
+        kw["steps"] = opts.pivot_steps
+    kw.update(parse_pivot_options(opts.pivot_options))
+    return kw
+
+
+def run_pivot(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext) -> tuple[str, InversionResult, str | None]:
+    """Invert ``images`` with the pivot method; returns (method used, its result, why auto fell back or None)."""
+    if opts.pivot == "pti":
+        raise ConfigError("pti cannot be its own pivot; choose e.g. pivot=optimize")
+
+    def run(method: str) -> InversionResult:
+        return invert(G, images, method, degradation=ctx.degradation, init_latent=ctx.init_latent, image_ids=ctx.image_ids,
+                      reference=ctx.reference, extra_metrics=ctx.extra_metrics, **_pivot_kwargs(G, method, opts))
+
+    if opts.pivot != "auto":
+        return opts.pivot, run(opts.pivot), None
+    fallback = "hybrid is not registered"
+    if "hybrid" in METHODS:
+        try:
+            return "hybrid", run("hybrid"), None
+        except (ConfigError, CheckpointError, LatentSpaceError) as exc:  # no encoder for G, or it cannot do this space
+            fallback = f"hybrid not usable here: {exc}"
+    return "optimize", run("optimize"), fallback
+
+
+def image_objective(spec: str, device: torch.device, what: str) -> Objective:
+    """An Objective of image terms only (latent terms do not depend on the weights being tuned)."""
+    obj = Objective.build(spec, device=device)
+    if obj.latent_fns:
+        raise ConfigError(
+            f"pti's {what} takes image terms only ({', '.join(IMAGE_LOSSES.names())}), got {', '.join(obj.latent_fns)}; "
+            "latent terms belong to the pivot (pivot_options=loss=...)"
+        )
+    return obj
+
+
+def locality_samples(G: Generator, space: str, n: int, seed: int) -> Tensor:
+    """``n`` random latents in ``space`` as PTI's regulariser draws them: z ~ N(0, I) for ``z``;
+    otherwise (StyleGAN2) w with truncation 0.5, converted to ``space``."""
+    kw: dict[str, Any] = {"truncation_psi": LOCALITY_TRUNCATION} if space != "z" and "w" in G.spaces else {}
+    return G.sample_latent(n, space, seed=seed, **kw).detach()
+
+
+@torch.no_grad()
+def typical_distance(G: Generator, space: str, pairs: int = ALPHA_PAIRS, seed: int = 0) -> float:
+    """Median Euclidean distance (whole latent flattened) between two :func:`locality_samples`."""
+    x = locality_samples(G, space, 2 * pairs, seed).flatten(1).float()
+    return float((x[0::2] - x[1::2]).norm(dim=1).median())
+
+
+def toward(pivot: Tensor, targets: Tensor, alpha: float) -> Tensor:
+    """Points at distance ``alpha`` from ``pivot`` ``[1, ...]`` in the directions of ``targets`` ``[S, ...]`` (PTI's morphed codes)."""
+    d = targets - pivot
+    norm = d.flatten(1).norm(dim=1).clamp_min(1e-8).view(-1, *([1] * (d.dim() - 1)))
+    return pivot + alpha * d / norm
+
+
+def _tune_one(
+    G: Generator,
+    pivot: Tensor,
+    space: str,
+    observation: Tensor,
+    prepared: dict[str, Any],
+    objective: Objective,
+    regulariser: Objective | None,
+    anchors: Tensor | None,
+    opts: PTIOptions,
+    ctx: RunContext,
+) -> tuple[Generator, Tensor, Tensor, int]:
+    """Tune a copy of ``G`` so that it draws ``observation`` ``[1, C', H', W']`` at ``pivot`` ``[1, ...]``.
+
+    ``anchors`` ``[steps, ...]``: the regulariser's latents, one per step. Returns (tuned copy,
+    loss curve ``[steps_taken]``, locality curve ``[steps_taken]``, steps taken).
+    """
+    T, params = tunable_copy(G)
+    # PTI: Adam with default betas; the fused kernel is several times faster for millions of weights
+    optim = torch.optim.Adam(params, lr=opts.lr, fused=pivot.device.type in ("cpu", "cuda"))
+    observe = ctx.degradation if ctx.degradation is not None else (lambda x: x)
+    losses: list[Tensor] = []
+    local: list[Tensor] = []
+    want_stop = bool(opts.target_perceptual)  # None or 0 (the CLI's way to say none): tune all steps
+    chunk = max(1, min(16, 2**22 // max(G.channels * G.resolution**2, 1)))  # original images per batch, ~16 MB
+    originals: dict[str, Any] = {}
+    step = 0
+    for step in range(opts.steps):
+        # the pivot and the regulariser's latent in one forward pass of the tuned generator
+        batch = pivot if anchors is None else torch.cat([pivot, anchors[step : step + 1]])
+        images = T.synthesize(batch, space)
+        total, parts = objective(observe(images[:1]), prepared, G=T, latent=pivot, space=space)
+        if want_stop and step % opts.check_every == 0:
+            p = parts.get("perceptual")
+            if p is None:
+                p = perceptual_distance(observe(images[:1]).detach(), observation)
+            if float(p.detach()) < opts.target_perceptual:  # one sync every check_every steps
+                break  # the current weights reached the target: keep them, no further update
+        losses.append(total.detach())
+        if regulariser is not None and anchors is not None:
+            if step % chunk == 0:  # the original generator's images (and their features) for the next steps, batched
+                with torch.no_grad():
+                    originals = regulariser.prepare(G.synthesize(anchors[step : step + chunk], space))
+            row = torch.tensor([step % chunk], device=pivot.device)
+            reg, _ = regulariser(images[1:], index_prepared(originals, row), G=T, latent=anchors[step : step + 1], space=space)
+            local.append(reg.detach())
+            total = total + reg
+        optim.zero_grad(set_to_none=True)
+        total.sum().backward()
+        optim.step()
+    else:
+        step = opts.steps
+    empty = torch.zeros(0, device=pivot.device)
+    curve = torch.cat(losses) if losses else empty
+    return T, curve, torch.cat(local) if local else empty, step
+
+
+def _pad(curves: list[Tensor], steps: int) -> Tensor:
+    """Per-image curves of possibly different lengths -> ``[steps, N]`` (CPU), each padded with its last value."""
+    cols = []
+    for c in curves:
+        c = c.float().cpu()
+        fill = c[-1:] if c.numel() else torch.full((1,), float("nan"))
+        cols.append(torch.cat([c, fill.expand(steps - c.numel())]) if c.numel() < steps else c[:steps])
+    return torch.stack(cols, dim=1) if cols else torch.zeros(steps, 0)
+
+
+def pti(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext | None = None) -> InversionResult:
+    """Invert ``images`` (``N x C x H x W`` observations in [-1, 1]) by a pivot plus per-image generator tuning."""
+    ctx = ctx or RunContext()
+    if opts.steps < 0 or opts.lr <= 0 or opts.check_every < 1:
+        raise ConfigError("pti needs steps >= 0, lr > 0 and check_every >= 1")
+    if opts.locality_alpha is not None and opts.locality_alpha <= 0:
+        raise ConfigError(f"locality_alpha must be > 0 (or None for auto), got {opts.locality_alpha}")
+    G.tunable_module()  # a generator that cannot be tuned fails before the pivot's work
+    objective = image_objective(opts.loss, G.device, "loss")
+    regulariser = image_objective(opts.locality_loss, G.device, "locality_loss") if opts.locality else None
+    n = images.shape[0]
+    ids = ctx.image_ids if ctx.image_ids is not None else list(range(n))
+    start = time.perf_counter()
+
+    pivot_method, pivot, fallback = run_pivot(G, images, opts, ctx)
+    if "state" in pivot.extras or "noise" in pivot.extras:
+        raise ConfigError(f"pti needs pivots that are plain latents; the {pivot_method} pivot in {pivot.space!r} also carries "
+                          "layer state or noise maps (drop f:LAYER spaces and noise=true from the pivot)")
+    space = base_space(G, pivot.space)
+    pivots = pivot.latents.detach()
+    pivot_seconds = time.perf_counter() - start
+
+    alpha = None
+    if opts.locality:
+        alpha = opts.locality_alpha if opts.locality_alpha is not None else typical_distance(G, space)  # a property of G: fixed seed
+    observe = ctx.degradation if ctx.degradation is not None else (lambda x: x)
+    prepared = objective.prepare(images)
+    digest = generator_digest(G)
+    recons, deltas, curves, local_curves, taken = [], [], [], [], []
+    for i, image_id in enumerate(ids):
+        anchors = None
+        if alpha is not None:
+            draws = locality_samples(G, space, max(opts.steps, 1), derive_seed(opts.seed, image_id, 13))
+            anchors = toward(pivots[i : i + 1], draws, alpha)
+        index = torch.tensor([i], device=images.device)
+        T, curve, local, steps_taken = _tune_one(G, pivots[i : i + 1], space, images[i : i + 1], index_prepared(prepared, index),
+                                                 objective, regulariser, anchors, opts, ctx)
+        with torch.inference_mode():
+            recons.append(T.synthesize(pivots[i : i + 1], space))
+        deltas.append(weight_delta(G, T))
+        curves.append(curve)
+        local_curves.append(local)
+        taken.append(steps_taken)
+        del T  # one tuned copy alive at a time
+    seconds = time.perf_counter() - start
+    recon = torch.cat(recons)
+
+    metrics, composite = _score(G, recon, images, pivots, space, ctx, observe)
+    for m, pm in zip(metrics, pivot.metrics):
+        m.update({f"{k}_pivot": pm[k] for k in PIVOT_METRICS if k in pm})
+    per_step = 3 if alpha is not None else 1  # tuned(pivot), and tuned(x) + original(x) for the regulariser
+    pivot_evals = pivot.timings.get("evaluations_per_image") or [pivot.timings.get("evaluations", 0.0)] * n
+    evals = [float(pe) + per_step * s for pe, s in zip(pivot_evals, taken)]
+    history = {"loss": _pad(curves, opts.steps)}
+    if alpha is not None:
+        history["locality"] = _pad(local_curves, opts.steps)
+    extras: dict[str, Any] = {
+        "deltas": deltas,
+        "delta_meta": {"base": G.name, "base_digest": digest, "base_class": type(G).__name__, "method": "pti", "space": pivot.space},
+        "pivot": {"method": pivot_method, "reconstructions": pivot.reconstructions.detach(), "metrics": pivot.metrics,
+                  "timings": pivot.timings, "config": pivot.config},
+    }
+    if composite is not None:
+        extras["composite"] = composite
+    config = {
+        **dataclasses.asdict(opts),
+        "pivot": pivot_method,
+        "pivot_steps": pivot.config.get("steps", opts.pivot_steps),
+        "locality_alpha": alpha,
+        "pivot_config": pivot.config,
+    }
+    if fallback is not None and opts.pivot == "auto":
+        config["pivot_auto"] = fallback
+    return InversionResult(
+        latents=pivots,
+        space=pivot.space,
+        reconstructions=recon.detach(),
+        history=history,
+        metrics=metrics,
+        timings={
+            "seconds": seconds,
+            "seconds_per_image": seconds / max(n, 1),
+            "pivot_seconds": pivot_seconds,
+            "tuning_seconds": seconds - pivot_seconds,
+            "steps": opts.steps,
+            "steps_per_image": taken,
+            "evaluations": sum(evals) / max(n, 1),
+            "evaluations_per_image": evals,
+        },
+        config=config,
+        extras=extras,
+    )
+
+
+def _score(G: Generator, recon: Tensor, observation: Tensor, pivots: Tensor, space: str, ctx: RunContext, observe: Any) -> tuple[list[dict[str, float]], Tensor | None]:
+    """Per-image metrics with the protocol every method uses (``optimize.finish``): against the clean
+    reference when known, the observed fit under a degradation; NSCD of the pivots in the base ``G``."""
+    with torch.inference_mode():
+        reference = ctx.reference if ctx.reference is not None else (observation if ctx.degradation is None else None)
+        metrics = score(
+            G, recon, reference if reference is not None else recon, latents=pivots, space=space,
+            observed=(observe(recon), observation) if ctx.degradation is not None else None, extra=ctx.extra_metrics,
+        )
+        composite = ctx.degradation.composite(recon, observation) if ctx.degradation is not None else None
+        if composite is not None and reference is not None:
+            for m, v in zip(metrics, psnr(composite, reference).tolist()):
+                m["psnr_composite"] = float(v)
+    if reference is None:  # a real observation without its clean image: only the observed fit is meaningful
+        for m in metrics:
+            for key in ("psnr", "ssim", "mse", "mae"):
+                m.pop(key, None)
+    return metrics, composite
+
+
+def tuned_generator(G: Generator, result: InversionResult, i: int) -> Generator:
+    """Image ``i``'s tuned generator from a ``pti`` result: ``G`` plus ``result.extras["deltas"][i]``.
+
+    Render it at the pivot (``result.latents[i : i + 1]`` in ``result.space``) or at an edited pivot.
+
+    Raises:
+        ConfigError: the result holds no tuned weights, or ``i`` is out of range.
+        CheckpointError: ``G`` is not the generator the result was tuned from.
+    """
+    deltas = result.extras.get("deltas")
+    if deltas is None:
+        raise ConfigError("this result holds no tuned weights (extras['deltas']); only pti results have them")
+    if not 0 <= i < len(deltas):
+        raise ConfigError(f"image index {i} is out of range for a result of {len(deltas)} images")
+    return apply_delta(G, deltas[i], meta=result.extras.get("delta_meta"), source=f"result.extras['deltas'][{i}]")
+
+
+METHODS.add("pti", MethodSpec(run=pti, options=PTIOptions))

@@ -1,0 +1,205 @@
+"""Encoders: architecture, files, training (with resume), inference methods, hybrid, NSCD."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from invertkit.encoders import Encoder, EncoderConfig, TrainOptions, config_for, encode, load_encoder, save_encoder, train_encoder
+from invertkit.encoders.config import default_widths
+from invertkit.encoders.nets import row_levels
+from invertkit.encoders.train import Trainer
+from invertkit.errors import CheckpointError, ConfigError, ImageError
+from invertkit.methods import invert
+from invertkit.metrics import psnr
+
+FAST = dict(width=8, max_width=16, perceptual_weight=0.0, eval_images=8, log_every=5)
+
+
+def test_widths_and_row_levels():
+    assert default_widths(64) == (32, 64, 128, 256)
+    assert default_widths(28) == (32, 64, 128)  # 28 -> 14 -> 7 -> 4
+    assert default_widths(1024, 16, 128)[-1] == 128
+    # pSp's split for 18 rows: 3 coarse, 4 middle, 11 fine
+    assert row_levels(18, 3) == [0] * 3 + [1] * 4 + [2] * 11
+    assert row_levels(10, 2) == [0, 0] + [1] * 8
+
+
+@pytest.mark.parametrize("arch", ["psp", "e4e", "restyle"])
+def test_encoder_shapes(arch, tiny_sg2, tiny_mlp):
+    for G, shape in ((tiny_sg2, (tiny_sg2.num_ws, 32)), (tiny_mlp, (8,))):
+        cfg = config_for(G, arch, width=8, max_width=16)
+        assert cfg.latent_shape == shape and cfg.space == ("w+" if G is tiny_sg2 else "z")
+        enc = Encoder(cfg).eval()
+        x = torch.rand(3, G.channels, G.resolution, G.resolution) * 2 - 1
+        out = enc(x, x) if arch == "restyle" else enc(x)
+        assert out.shape == (3, *shape)
+        with pytest.raises(ImageError, match="N x"):
+            enc(x[:, :, :4])
+
+
+def test_e4e_rows_start_as_one_w(tiny_sg2):
+    enc = Encoder(config_for(tiny_sg2, "e4e", width=8, max_width=16)).eval()
+    enc.active.zero_()
+    enc.active[0] = 1
+    out = enc(torch.zeros(2, 3, 16, 16))
+    assert torch.allclose(out, out[:, :1].expand_as(out))  # all rows equal: a code in W
+    enc.active.fill_(1)
+    assert not torch.allclose(enc(torch.zeros(2, 3, 16, 16)), out)
+
+
+def test_file_round_trip_and_refusals(tiny_sg2, tmp_path):
+    torch.manual_seed(0)
+    enc = Encoder(config_for(tiny_sg2, "psp", width=8, max_width=16)).eval()
+    enc.latent_mean.normal_()
+    path = save_encoder(enc, tmp_path / "e.safetensors", meta={"note": "x"})
+    back = load_encoder(path)
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.equal(back(x), enc(x)) and back.meta == {"note": "x"} and back.config == enc.config
+
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 50)
+    with pytest.raises(CheckpointError, match="junk.safetensors"):
+        load_encoder(tmp_path / "junk.safetensors")
+    with pytest.raises(CheckpointError, match="no such encoder"):
+        load_encoder(tmp_path / "missing.safetensors")
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    save_file(tensors, str(tmp_path / "nometa.safetensors"))
+    with pytest.raises(CheckpointError, match="without invertkit encoder metadata"):
+        load_encoder(tmp_path / "nometa.safetensors")
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    bad = dict(tensors)
+    bad["heads.0.linear.weight"] = torch.zeros(3, 3)
+    save_file(bad, str(tmp_path / "shape.safetensors"), metadata=meta)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_encoder(tmp_path / "shape.safetensors")
+    payload = json.loads(meta["invertkit_encoder"])
+    payload["config"]["arch"] = "evil"
+    save_file(tensors, str(tmp_path / "cfg.safetensors"), metadata={"invertkit_encoder": json.dumps(payload)})
+    with pytest.raises((CheckpointError, ConfigError), match="architecture"):
+        load_encoder(tmp_path / "cfg.safetensors")
+
+
+def _heldout(G, n=16):
+    with torch.no_grad():
+        lat = torch.cat([G.sample_latent(1, "z", seed=500 + i) for i in range(n)])
+        return G.synthesize(lat, "z")
+
+
+def test_training_learns_and_writes_its_folder(tiny_mlp, tmp_path):
+    path = train_encoder(tiny_mlp, tmp_path / "run", steps=150, batch=32, checkpoint_every=75, **FAST)
+    out = tmp_path / "run"
+    assert path == out / "encoder.safetensors"
+    for name in ("train_state.pt", "log.jsonl", "options.json", "samples/step_000075.png", "samples/step_000150.png"):
+        assert (out / name).is_file(), name
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["heldout_psnr"] for r in log if "heldout_psnr" in r][-1] > 0
+    enc = load_encoder(path)
+    assert enc.meta["trained_steps"] == 150
+    images = _heldout(tiny_mlp)
+    with torch.no_grad():
+        mean_psnr = psnr(tiny_mlp.synthesize(torch.zeros(16, 8), "z"), images).mean()
+        got = psnr(tiny_mlp.synthesize(encode(enc, tiny_mlp, images), "z"), images).mean()
+    assert got > mean_psnr + 3  # far better than the average image
+
+
+def test_interrupted_training_resumes_to_the_same_weights(tiny_mlp, tmp_path, monkeypatch):
+    opts = TrainOptions(steps=30, batch=8, checkpoint_every=100, **FAST)
+    ref = train_encoder(tiny_mlp, tmp_path / "ref", opts)
+
+    real_step = Trainer.train_step
+
+    def interrupt_at_12(self, batch):
+        if self.step == 12:
+            raise KeyboardInterrupt
+        return real_step(self, batch)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupt_at_12)
+    with pytest.raises(KeyboardInterrupt):
+        train_encoder(tiny_mlp, tmp_path / "cut", opts)
+    assert load_encoder(tmp_path / "cut" / "encoder.safetensors").meta["trained_steps"] == 12  # nothing lost
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    resumed = train_encoder(tiny_mlp, tmp_path / "cut", opts)
+    a, b = load_encoder(ref).state_dict(), load_encoder(resumed).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ConfigError, match="other options"):
+        train_encoder(tiny_mlp, tmp_path / "cut", opts, lr=0.5)
+
+
+def test_e4e_and_restyle_train(tiny_sg2, tiny_mlp, tmp_path):
+    e4e = load_encoder(train_encoder(tiny_sg2, tmp_path / "e4e", arch="e4e", steps=20, batch=8, checkpoint_every=20, **FAST))
+    assert e4e.active.sum() == min(tiny_sg2.num_ws, 1 + 19 // max(1, 20 // (2 * tiny_sg2.num_ws)))
+    assert "disc" in (tmp_path / "e4e" / "log.jsonl").read_text()
+    rs = train_encoder(tiny_mlp, tmp_path / "rs", arch="restyle", steps=60, batch=16, iterations=2, checkpoint_every=60, **FAST)
+    x = _heldout(tiny_mlp, 8)
+    res = invert(tiny_mlp, x, "restyle", encoder=str(rs))  # as many iterations as trained
+    assert res.history["psnr"].shape == (2, 8) and res.config["iterations"] == 2
+    with torch.no_grad():
+        mean_psnr = psnr(tiny_mlp.synthesize(torch.zeros(8, 8), "z"), x).mean()
+    assert res.history["psnr"][-1].mean() > mean_psnr + 3
+    assert res.timings["evaluations"] == 2
+    assert invert(tiny_mlp, x, "restyle", encoder=str(rs), iterations=3).history["psnr"].shape == (3, 8)
+
+
+def test_encoder_methods_and_their_errors(tiny_sg2, tiny_mlp, tmp_path):
+    path = train_encoder(tiny_sg2, tmp_path / "psp", steps=60, batch=8, checkpoint_every=60, **FAST)
+    x = tiny_sg2.synthesize(tiny_sg2.sample_latent(3, "w+", seed=8), "w+").detach()
+    res = invert(tiny_sg2, x, "encoder", encoder=str(path), batch=2)
+    assert res.space == "w+" and res.latents.shape == (3, tiny_sg2.num_ws, 32)
+    assert "nscd" in res.metrics[0] and "psnr" in res.metrics[0]
+    assert torch.allclose(res.reconstructions, tiny_sg2.synthesize(res.latents, "w+"), atol=1e-5)
+    # hybrid: the encoder's guess, refined
+    hyb = invert(tiny_sg2, x, "hybrid", encoder=str(path), steps=30, loss="mse=1")
+    assert hyb.config["init"] == "encoder"
+    assert sum(m["psnr"] for m in hyb.metrics) > sum(m["psnr"] for m in res.metrics)
+    dom = invert(tiny_sg2, x, "hybrid", encoder=str(path), steps=5, loss="mse=1", domain=1.0)
+    assert dom.config["domain"] == 1.0
+    with pytest.raises(ConfigError, match="no psp/e4e encoder for tiny-sg2"):
+        invert(tiny_sg2, x, "encoder")
+    with pytest.raises(ConfigError, match="needs restyle"):
+        invert(tiny_sg2, x, "restyle", encoder=str(path))
+    with pytest.raises(ConfigError, match="trained for tiny-sg2"):
+        invert(tiny_mlp, torch.zeros(1, 1, 8, 8), "encoder", encoder=str(path))
+    from invertkit.degradations import Grayscale
+
+    with pytest.raises(ConfigError, match="clean, whole images"):
+        invert(tiny_sg2, x[:, :1], "encoder", encoder=str(path), degradation=Grayscale())
+
+
+def test_nscd_loss_lowers_nscd_of_encoded_and_optimised_latents(tiny_sg2, tmp_path):
+    x = tiny_sg2.synthesize(tiny_sg2.sample_latent(4, "w+", seed=21), "w+").detach()
+    kw = dict(steps=80, batch=8, checkpoint_every=80, **FAST)
+    plain = train_encoder(tiny_sg2, tmp_path / "plain", latent_weight=0.0, **kw)
+    lsap = train_encoder(tiny_sg2, tmp_path / "lsap", latent_weight=0.0, nscd_weight=2.0, **kw)
+    n_plain = [m["nscd"] for m in invert(tiny_sg2, x, "encoder", encoder=str(plain)).metrics]
+    n_lsap = [m["nscd"] for m in invert(tiny_sg2, x, "encoder", encoder=str(lsap)).metrics]
+    assert sum(n_lsap) < sum(n_plain)
+    opt = dict(space="w+", steps=40, seed=0)
+    o_plain = [m["nscd"] for m in invert(tiny_sg2, x, "optimize", loss="mse=1", **opt).metrics]
+    o_lsap = [m["nscd"] for m in invert(tiny_sg2, x, "optimize", loss="mse=1,nscd=0.5", **opt).metrics]
+    assert sum(o_lsap) < sum(o_plain)
+
+
+def test_config_refuses_nonsense():
+    with pytest.raises(ConfigError, match="architecture"):
+        EncoderConfig(arch="x", generator="g", resolution=16, channels=3, space="z", latent_shape=(4,), widths=(8,))
+    with pytest.raises(CheckpointError, match="missing"):
+        EncoderConfig.from_dict({"arch": "psp"}, where="f.safetensors")
+
+
+def test_restyle_warm_started_from_psp_reproduces_it_on_the_first_pass(tiny_sg2, tmp_path):
+    psp = train_encoder(tiny_sg2, tmp_path / "psp", steps=10, batch=8, checkpoint_every=10, **FAST)
+    trainer = Trainer(tiny_sg2, tmp_path / "rs", TrainOptions(arch="restyle", init_from=str(psp), **FAST))
+    x = tiny_sg2.synthesize(tiny_sg2.sample_latent(2, "w+", seed=1), "w+").detach()
+    a = invert(tiny_sg2, x, "encoder", encoder=str(psp)).latents
+    with torch.no_grad():
+        b = encode(trainer.encoder.eval(), tiny_sg2, x, iterations=1)
+    assert torch.allclose(a, b, atol=1e-5)
+    with pytest.raises(ConfigError, match="same size"):
+        train_encoder(tiny_sg2, tmp_path / "bad", arch="restyle", steps=1, init_from=str(psp), **{**FAST, "width": 4})
