@@ -20,13 +20,7 @@ from invertkit.encoders.shipped import find_encoder
 from invertkit.encoders.files import load_encoder
 from invertkit.generators import load_generator
 
-
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
+from generator_speed import timed  # benchmarks/ is on sys.path when a script in it runs
 
 
 def measure(G, enc: Encoder, batches: list[int], repeats: int) -> dict[str, dict[str, float]]:

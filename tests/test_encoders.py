@@ -203,3 +203,28 @@ def test_restyle_warm_started_from_psp_reproduces_it_on_the_first_pass(tiny_sg2,
     assert torch.allclose(a, b, atol=1e-5)
     with pytest.raises(ConfigError, match="same size"):
         train_encoder(tiny_sg2, tmp_path / "bad", arch="restyle", steps=1, init_from=str(psp), **{**FAST, "width": 4})
+
+
+def test_real_images_from_folders_and_globs_are_mixed_in(tiny_mlp, tmp_path):
+    from invertkit.encoders.data import TrainingData, augment
+    from invertkit.encoders.train import load_real_images, real_image_paths
+    from invertkit.io.images import save_image
+
+    x = _heldout(tiny_mlp, 6)
+    for i in range(6):
+        save_image(x[i], tmp_path / "real" / f"s{i % 3}" / f"{i}.png")
+    assert len(real_image_paths(str(tmp_path / "real"))) == 6  # recursive
+    assert len(real_image_paths(str(tmp_path / "real" / "s[12]"))) == 4  # a glob of folders
+    with pytest.raises(ConfigError, match="no readable images"):
+        load_real_images(str(tmp_path / "nothing*"), tiny_mlp)
+    real = load_real_images(str(tmp_path / "real"), tiny_mlp)
+    data = TrainingData(tiny_mlp, "z", 8, seed=0, real_images=real, real_fraction=0.25, augment=True)
+    batch = data.next()
+    assert batch.images.shape == (8, 1, 8, 8) and batch.known.tolist() == [True] * 6 + [False] * 2
+    assert batch.inputs is not None and batch.inputs.shape == batch.images.shape
+    g = torch.Generator().manual_seed(0)
+    aug = augment(x, g)
+    assert aug.shape == x.shape and aug.min() >= -1 and aug.max() <= 1 and not torch.equal(aug, x)
+    path = train_encoder(tiny_mlp, tmp_path / "run", steps=4, batch=8, checkpoint_every=4, images=str(tmp_path / "real"),
+                         augment=True, **FAST)
+    assert load_encoder(path).meta["options"]["images"] == str(tmp_path / "real")

@@ -20,7 +20,8 @@ from invertkit.generators.tuning import (
     weight_delta,
 )
 from invertkit.methods import METHODS, MethodSpec
-from invertkit.methods.pti import parse_pivot_options, tuned_generator, typical_distance
+from invertkit.methods.pti import tuned_generator, typical_distance
+from invertkit.optiontext import parse_key_values
 
 # fast settings: pixel losses only (the perceptual network is exercised by the early-stop test)
 FAST = {"loss": "mse=1", "locality_loss": "mse=0.1", "target_perceptual": None}
@@ -230,7 +231,7 @@ def test_bad_options_and_untunable_generators(tiny_mlp):
         invert(tiny_mlp, images, "pti", pivot="pti")
     with pytest.raises(ConfigError, match="key=value"):
         invert(tiny_mlp, images, "pti", pivot_options="restarts")
-    assert parse_pivot_options("restarts=4;lr=0.05;loss=mse=1,l1=2;noise=false") == {
+    assert parse_key_values("restarts=4;lr=0.05;loss=mse=1,l1=2;noise=false", where="x") == {
         "restarts": 4, "lr": 0.05, "loss": "mse=1,l1=2", "noise": False}
 
     class Frozen(SimpleGenerator):

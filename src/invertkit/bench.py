@@ -25,6 +25,7 @@ from .io.bench_report import write_bench_html
 from .io.runinfo import write_run_json
 from .methods import METHODS, invert
 from .metrics import HIGHER_IS_BETTER
+from .optiontext import parse_key_values
 from .runs import RunWriter
 
 
@@ -35,17 +36,6 @@ class MethodRun:
     spec: str
     method: str
     options: dict[str, Any]
-
-
-def _value(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    return text
 
 
 def parse_method_spec(spec: str) -> MethodRun:
@@ -61,11 +51,8 @@ def parse_method_spec(spec: str) -> MethodRun:
     options: dict[str, Any] = {}
     if space:
         options["space"] = space
-    for part in tail.split(";"):
-        if part.strip():
-            k, _, v = part.partition("=")
-            k = k.strip()
-            options[k] = v.strip().replace("+", ",") if k == "loss" else _value(v.strip())
+    for key, value in parse_key_values(tail, where=f"bench method {spec!r}").items():
+        options[key] = value.replace("+", ",") if key == "loss" and isinstance(value, str) else value
     return MethodRun(spec, name, options)
 
 

@@ -35,7 +35,7 @@ class Batch:
 def augment(images: Tensor, rng: torch.Generator) -> Tensor:
     """Photographic nuisances the generator never draws, so an encoder trained on its images copes
     with real ones: per image, with probability 1/2 a blur (downsample by 1.5-3x and back, as a small
-    upscaled photo looks), 1/5 greyscale, and brightness +-0.1 / contrast x0.85-1.15. ``N x C x R x R``
+    upscaled photo looks), 1/3 greyscale (many photographs to invert are), and brightness +-0.1 / contrast x0.85-1.15. ``N x C x R x R``
     in [-1, 1] -> same shape and range."""
     n, c, r = images.shape[0], images.shape[1], images.shape[-1]
     u = torch.rand(n, 5, generator=rng).to(images.device)
@@ -45,7 +45,7 @@ def augment(images: Tensor, rng: torch.Generator) -> Tensor:
         small = F.interpolate(images[i:i + 1], size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         out[i:i + 1] = F.interpolate(small, size=(r, r), mode="bicubic", align_corners=False)
     if c == 3:
-        grey = (u[:, 2] < 0.2)[:, None, None, None]
+        grey = (u[:, 2] < 1 / 3)[:, None, None, None]
         out = torch.where(grey, out.mean(1, keepdim=True).expand_as(out), out)
     contrast = (0.85 + 0.3 * u[:, 3])[:, None, None, None]
     brightness = (0.2 * u[:, 4] - 0.1)[:, None, None, None]

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
+from ..io.safetensors_file import write_safetensors
 from .config import EncoderConfig
 from .nets import Encoder
 
@@ -23,24 +24,11 @@ FORMAT_VERSION = 1
 
 def save_encoder(encoder: Encoder, path: str | os.PathLike[str], *, meta: dict[str, Any] | None = None) -> Path:
     """Write ``encoder`` (weights, buffers, config and ``meta`` facts such as training options) atomically."""
-    from safetensors.torch import save_file
-
     p = Path(path)
     payload = {"format_version": FORMAT_VERSION, "config": encoder.config.to_dict(), "meta": meta or {}}
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in encoder.state_dict().items()
                if v.is_floating_point()}
-    tmp = p.with_name(p.name + ".tmp")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(payload, sort_keys=True)})
-        os.replace(tmp, p)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(p, 0o666 & ~umask)  # safetensors writes private files; an encoder is meant to be shared
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"{p}: cannot write the encoder ({exc.strerror or exc})") from None
-    return p
+    return write_safetensors(p, tensors, {METADATA_KEY: json.dumps(payload, sort_keys=True)}, "encoder")
 
 
 def read_encoder_file(path: str | os.PathLike[str]) -> tuple[EncoderConfig, dict[str, torch.Tensor], dict[str, Any]]:

@@ -36,7 +36,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..generators.base import Generator
-from ..io.images import list_images, make_grid, read_images
+from ..io.images import make_grid, read_images
 from ..metrics import psnr
 from .config import ARCHS, config_for
 from .data import Batch, TrainingData, eval_batch
@@ -61,7 +61,7 @@ class TrainOptions:
     adversarial_weight: float = 0.1  # e4e: weight of the latent discriminator loss (0 turns it off)
     unlock_every: int = 0  # e4e: steps between switching on the next row's offset (0: auto, steps / (2 rows))
     iterations: int = 3  # restyle: refinement iterations per training batch
-    images: str | None = None  # folder of real images mixed into training (pixel and perceptual losses)
+    images: str | None = None  # real images mixed into training (pixel and perceptual losses): a folder (recursive) or a glob
     real_fraction: float = 0.25  # share of each batch drawn from --images
     augment: bool = False  # blur/greyscale/brightness-jitter the encoder's inputs (targets stay clean): helps on real photos
     width: int = 32  # channels of the first backbone stage (doubling per stage)
@@ -118,12 +118,30 @@ def warm_start(encoder: Encoder, path: str) -> None:
                 raise ConfigError(f"{path}: cannot warm-start {name} {list(target.shape)} from {list(value.shape)}")
 
 
-def load_real_images(folder: str | os.PathLike[str], G: Generator) -> Tensor:
-    """Every image of ``folder`` at G's size and channels, ``M x C x R x R`` in [-1, 1]."""
-    paths = list_images(folder)
-    batch = read_images(paths, G.resolution, G.channels)
-    if batch.images is None or batch.images.shape[0] == 0:
-        raise ConfigError(f"{folder}: no readable images for --images (PNG, JPEG, PGM ...)")
+def real_image_paths(spec: str) -> list[Path]:
+    """Image files named by ``spec``: a folder (searched recursively) or a glob pattern of folders
+    and files (e.g. ``orl_faces/s[234]?`` for ORL subjects 20-40), sorted."""
+    import glob
+
+    from ..io.images import IMAGE_SUFFIXES
+
+    roots = [Path(p) for p in sorted(glob.glob(spec))] if glob.has_magic(spec) else [Path(spec)]
+    files: list[Path] = []
+    for root in roots:
+        if root.is_dir():
+            files += sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif root.is_file():
+            files.append(root)
+    return files
+
+
+def load_real_images(spec: str, G: Generator) -> Tensor:
+    """Every image ``spec`` names (see :func:`real_image_paths`) at G's size and channels,
+    ``M x C x R x R`` in [-1, 1]."""
+    paths = real_image_paths(spec)
+    batch = read_images(paths, G.resolution, G.channels) if paths else None
+    if batch is None or batch.images.shape[0] == 0:
+        raise ConfigError(f"{spec}: no readable images for --images (a folder, searched recursively, or a glob pattern)")
     return batch.images
 
 

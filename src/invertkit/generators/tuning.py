@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CheckpointError, ConfigError
+from ..io.safetensors_file import write_safetensors
 from .base import Generator
 
 METADATA_KEY = "invertkit_delta"
@@ -175,17 +176,7 @@ def save_delta(path: str | os.PathLike[str], delta: Mapping[str, Tensor], meta: 
         raise ConfigError(f"save_delta: {bad[0]} contains NaN or infinity; the tuning diverged (lower the learning rate)")
     header = json.dumps({**dict(meta), "format": FORMAT, "format_version": FORMAT_VERSION}, sort_keys=True, default=str)
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in delta.items()}
-    from safetensors.torch import save_file  # local: keeps `import invertkit` light
-
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    try:
-        save_file(tensors, str(tmp), metadata={METADATA_KEY: header})
-        os.replace(tmp, p)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"{p}: cannot write the weight delta ({exc.strerror or exc})") from None
-    return p
+    return write_safetensors(p, tensors, {METADATA_KEY: header}, "weight delta")
 
 
 def read_delta(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, Any]]:

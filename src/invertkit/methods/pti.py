@@ -45,6 +45,7 @@ from ..generators.tuning import (
 from ..metrics import psnr
 from ..objectives.combined import Objective, index_prepared
 from ..objectives.image_losses import IMAGE_LOSSES, perceptual_distance
+from ..optiontext import parse_key_values
 from . import METHODS, MethodSpec, invert
 from .context import RunContext
 from .init import derive_seed
@@ -77,31 +78,6 @@ class PTIOptions:
     seed: int = 0  # run seed; pivot starts and locality draws derive from it and the image's position
 
 
-def parse_pivot_options(text: str) -> dict[str, Any]:
-    """``"restarts=4;lr=0.05;loss=mse=1,perceptual=1"`` -> ``{"restarts": 4, "lr": 0.05, "loss": "mse=1,perceptual=1"}``."""
-    out: dict[str, Any] = {}
-    for part in text.split(";"):
-        if not part.strip():
-            continue
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"pivot_options {text!r}: expected key=value pairs separated by ';'")
-        out[key.strip()] = _value(value.strip())
-    return out
-
-
-def _value(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    return None if low == "none" else text
-
-
 def _pivot_kwargs(G: Generator, method: str, opts: PTIOptions) -> dict[str, Any]:
     """Options handed to the pivot method: seed, space, steps, then ``pivot_options`` (which win)."""
     fields = {f.name for f in dataclasses.fields(METHODS.get(method).options)}
@@ -115,7 +91,7 @@ def _pivot_kwargs(G: Generator, method: str, opts: PTIOptions) -> dict[str, Any]
         kw["space"] = space
     if opts.pivot_steps is not None:
         kw["steps"] = opts.pivot_steps
-    kw.update(parse_pivot_options(opts.pivot_options))
+    kw.update(parse_key_values(opts.pivot_options, where="pivot_options"))
     return kw
 
 

@@ -19,8 +19,16 @@ from typing import Any
 from torch import Tensor
 
 from ...errors import CheckpointError
+from ...io.safetensors_file import write_safetensors
 from ..stylegan2.config import StyleGAN2Config
-from .detect import NATIVE, LoadedCheckpoint, check_file, jsonable, unpack_generator, validate_state_dict
+from .detect import (
+    NATIVE,
+    LoadedCheckpoint,
+    check_file,
+    jsonable,
+    unpack_generator,
+    validate_state_dict,
+)
 
 __all__ = ["METADATA_KEY", "FORMAT_VERSION", "read_native", "save_native"]
 
@@ -57,16 +65,7 @@ def save_native(generator_or_loaded: Any, path: str | os.PathLike[str], *, meta:
         header = json.dumps(payload, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{p}: the config cannot be stored as JSON ({exc})") from None
-    from safetensors.torch import save_file  # local: keeps `import invertkit` light
-
-    tmp = p.with_name(p.name + ".tmp")
-    try:
-        save_file(tensors, str(tmp), metadata={METADATA_KEY: header})
-        os.replace(tmp, p)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"{p}: cannot write the checkpoint ({exc.strerror or exc})") from None
-    return p
+    return write_safetensors(p, tensors, {METADATA_KEY: header}, "checkpoint")
 
 
 def _payload(p: Path, metadata: dict[str, str] | None) -> dict[str, Any]:
