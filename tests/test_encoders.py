@@ -59,6 +59,13 @@ def test_file_round_trip_and_refusals(tiny_sg2, tmp_path):
     x = torch.rand(2, 3, 16, 16)
     assert torch.equal(back(x), enc(x)) and back.meta == {"note": "x"} and back.config == enc.config
 
+    from invertkit.encoders.files import ship_encoder
+
+    half = load_encoder(ship_encoder(path, tmp_path / "half.safetensors"))
+    assert half.meta["stored_as"] == "float16" and half.latent_mean.dtype == torch.float32
+    assert torch.allclose(half(x), enc(x), atol=1e-2)
+    assert (tmp_path / "half.safetensors").stat().st_size < 0.6 * path.stat().st_size
+
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 50)
     with pytest.raises(CheckpointError, match="junk.safetensors"):
         load_encoder(tmp_path / "junk.safetensors")
@@ -215,6 +222,7 @@ def test_real_images_from_folders_and_globs_are_mixed_in(tiny_mlp, tmp_path):
         save_image(x[i], tmp_path / "real" / f"s{i % 3}" / f"{i}.png")
     assert len(real_image_paths(str(tmp_path / "real"))) == 6  # recursive
     assert len(real_image_paths(str(tmp_path / "real" / "s[12]"))) == 4  # a glob of folders
+    assert len(real_image_paths(f"{tmp_path / 'real' / 's0'},{tmp_path / 'real' / 's[12]'}")) == 6
     with pytest.raises(ConfigError, match="no readable images"):
         load_real_images(str(tmp_path / "nothing*"), tiny_mlp)
     real = load_real_images(str(tmp_path / "real"), tiny_mlp)
@@ -228,3 +236,21 @@ def test_real_images_from_folders_and_globs_are_mixed_in(tiny_mlp, tmp_path):
     path = train_encoder(tiny_mlp, tmp_path / "run", steps=4, batch=8, checkpoint_every=4, images=str(tmp_path / "real"),
                          augment=True, **FAST)
     assert load_encoder(path).meta["options"]["images"] == str(tmp_path / "real")
+
+
+@pytest.mark.slow
+def test_shipped_encoders_work_by_name(shared_data):
+    from invertkit.encoders.shipped import shipped_encoders
+    from invertkit.generators import load_generator
+
+    assert shipped_encoders() == {"dcgan-digiface64": ["psp", "restyle"], "mnist-mlp-gan": ["psp", "restyle"]}
+    for G in (load_generator("dcgan-digiface64"),
+              load_generator("mnist-mlp-gan", weights=shared_data / "mnist_mlp_gan" / "generator.ckpt")):
+        with torch.no_grad():
+            x = G.synthesize(torch.cat([G.sample_latent(1, "z", seed=s) for s in range(8)]), "z").clamp(-1, 1)
+            mean_psnr = psnr(G.synthesize(G.mean_latent("z").expand(8, -1), "z"), x).mean()
+        for method in ("encoder", "restyle"):
+            res = invert(G, x, method)  # encoder="auto": the shipped one
+            got = sum(m["psnr"] for m in res.metrics) / 8
+            assert got > mean_psnr + 5, (G.name, method, got, float(mean_psnr))
+            assert res.config["encoder"].endswith(f"{G.name}/{'psp' if method == 'encoder' else 'restyle'}.safetensors")

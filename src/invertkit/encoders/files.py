@@ -22,11 +22,17 @@ METADATA_KEY = "invertkit_encoder"
 FORMAT_VERSION = 1
 
 
-def save_encoder(encoder: Encoder, path: str | os.PathLike[str], *, meta: dict[str, Any] | None = None) -> Path:
-    """Write ``encoder`` (weights, buffers, config and ``meta`` facts such as training options) atomically."""
+def save_encoder(encoder: Encoder, path: str | os.PathLike[str], *, meta: dict[str, Any] | None = None,
+                 half: bool = False) -> Path:
+    """Write ``encoder`` (weights, buffers, config and ``meta`` facts such as training options) atomically.
+
+    ``half`` stores float16 (half the size, for the encoders shipped in the package; loading returns
+    float32 and the change in outputs is far below a quantisation step of the rendered images).
+    """
     p = Path(path)
     payload = {"format_version": FORMAT_VERSION, "config": encoder.config.to_dict(), "meta": meta or {}}
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in encoder.state_dict().items()
+    dtype = torch.float16 if half else torch.float32
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in encoder.state_dict().items()
                if v.is_floating_point()}
     return write_safetensors(p, tensors, {METADATA_KEY: json.dumps(payload, sort_keys=True)}, "encoder")
 
@@ -73,11 +79,19 @@ def load_encoder(path: str | os.PathLike[str], device: torch.device | str = "cpu
     problems += [f"unexpected {k}" for k in tensors if k not in expected]
     problems += [f"{k}: shape {list(tensors[k].shape)}, expected {list(v.shape)}" for k, v in expected.items()
                  if k in tensors and tensors[k].shape != v.shape]
+    problems += [f"{k}: dtype {tensors[k].dtype}" for k in expected
+                 if k in tensors and tensors[k].dtype not in (torch.float32, torch.float16)]
     if not problems:
         problems = [f"{k} contains NaN or Inf" for k in expected if not torch.isfinite(tensors[k]).all()]
     if problems:
         shown = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
         raise CheckpointError(f"{path}: the encoder weights do not fit its config ({shown}); the file is damaged or was edited")
-    enc.load_state_dict(tensors, strict=False)  # integer buffers (batch-norm counters) are not stored
+    enc.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=False)  # integer buffers (batch-norm counters) are not stored
     enc.meta = meta
     return enc.eval().requires_grad_(False).to(device)
+
+
+def ship_encoder(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
+    """Copy a trained encoder file to ``dst`` in float16 (how the package ships its encoders)."""
+    enc = load_encoder(src)
+    return save_encoder(enc, dst, meta={**enc.meta, "shipped_from": str(src), "stored_as": "float16"}, half=True)

@@ -61,7 +61,7 @@ class TrainOptions:
     adversarial_weight: float = 0.1  # e4e: weight of the latent discriminator loss (0 turns it off)
     unlock_every: int = 0  # e4e: steps between switching on the next row's offset (0: auto, steps / (2 rows))
     iterations: int = 3  # restyle: refinement iterations per training batch
-    images: str | None = None  # real images mixed into training (pixel and perceptual losses): a folder (recursive) or a glob
+    images: str | None = None  # real images mixed into training (pixel and perceptual losses): folders (recursive) or globs, comma-separated
     real_fraction: float = 0.25  # share of each batch drawn from --images
     augment: bool = False  # blur/greyscale/brightness-jitter the encoder's inputs (targets stay clean): helps on real photos
     width: int = 32  # channels of the first backbone stage (doubling per stage)
@@ -119,13 +119,16 @@ def warm_start(encoder: Encoder, path: str) -> None:
 
 
 def real_image_paths(spec: str) -> list[Path]:
-    """Image files named by ``spec``: a folder (searched recursively) or a glob pattern of folders
-    and files (e.g. ``orl_faces/s[234]?`` for ORL subjects 20-40), sorted."""
+    """Image files named by ``spec``: comma-separated folders (searched recursively) or glob patterns
+    of folders and files (e.g. ``orl_faces/s[234]?`` for ORL subjects 20-40)."""
     import glob
 
     from ..io.images import IMAGE_SUFFIXES
 
-    roots = [Path(p) for p in sorted(glob.glob(spec))] if glob.has_magic(spec) else [Path(spec)]
+    roots: list[Path] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if part:
+            roots += [Path(p) for p in sorted(glob.glob(part))] if glob.has_magic(part) else [Path(part)]
     files: list[Path] = []
     for root in roots:
         if root.is_dir():
