@@ -10,6 +10,15 @@ from ..generators.base import Generator
 from .nets import Encoder
 
 
+def restyle_start(G: Generator, space: str, latent_shape: tuple[int, ...], n: int) -> tuple[Tensor, Tensor]:
+    """ReStyle's starting point for ``n`` images: the mean latent and its image, rendered once and
+    broadcast (``[n, *latent_shape]`` and ``n x C x R x R``)."""
+    mean = G.mean_latent(space).reshape(1, *latent_shape)
+    with torch.no_grad():
+        image = G.synthesize(mean, space)
+    return mean.expand(n, *latent_shape), image.expand(n, *image.shape[1:])
+
+
 def encode(encoder: Encoder, G: Generator, images: Tensor, *, iterations: int = 1,
            trace: list[Tensor] | None = None) -> Tensor:
     """Latents ``[N, *encoder.config.latent_shape]`` in ``encoder.config.space`` for ``images``
@@ -27,8 +36,7 @@ def encode(encoder: Encoder, G: Generator, images: Tensor, *, iterations: int = 
         return latent
     if iterations < 1:
         raise ConfigError(f"restyle needs iterations >= 1, got {iterations}")
-    latent = G.mean_latent(space).expand(images.shape[0], *encoder.config.latent_shape).contiguous()
-    recon = G.synthesize(latent, space)
+    latent, recon = restyle_start(G, space, encoder.config.latent_shape, images.shape[0])
     for i in range(iterations):
         latent = latent + encoder(images, recon)
         if trace is not None:

@@ -42,6 +42,7 @@ from .config import ARCHS, config_for
 from .data import Batch, TrainingData, eval_batch
 from .discriminator import LatentDiscriminator, discriminator_loss, generator_loss
 from .files import save_encoder
+from .inference import encode, restyle_start
 from .nets import Encoder
 
 
@@ -192,6 +193,7 @@ class Trainer:
         self.step = 0
         self.seconds = 0.0
         self.data_state = self.data.state()
+        self._start: tuple[Tensor, Tensor] | None = None  # ReStyle's mean latent and image, batch-sized
 
     # ---- schedule ---------------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -246,18 +248,14 @@ class Trainer:
             return self._codes(self.G.convert(z, "z", self.config.space))
 
     # ---- one step -------------------------------------------------------------------------------
-    def start_latent(self, n: int) -> tuple[Tensor, Tensor]:
-        """ReStyle's starting point: the mean latent and its image, for ``n`` images."""
-        space = self.config.space
-        mean = self.G.mean_latent(space).expand(n, *self.config.latent_shape).contiguous()
-        with torch.no_grad():
-            return mean, self.G.synthesize(mean, space)
-
     def train_step(self, batch: Batch) -> dict[str, float]:
         self.encoder.train()
         self.opt.zero_grad(set_to_none=True)
         if self.config.arch == "restyle":
-            latent, recon = self.start_latent(batch.images.shape[0])
+            # the start is the same every step: rendered once per run
+            if self._start is None:
+                self._start = restyle_start(self.G, self.config.space, self.config.latent_shape, self.o.batch)
+            latent, recon = (t[: batch.images.shape[0]] for t in self._start)
             logs: dict[str, float] = {}
             for _ in range(self.o.iterations):
                 latent = latent.detach() + self.encoder(batch.encoder_inputs, recon.detach())
@@ -281,8 +279,6 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> tuple[float, Tensor]:
         """Mean PSNR (dB) on the held-out images, and their reconstructions."""
-        from .inference import encode
-
         self.encoder.eval()
         latent = encode(self.encoder, self.G, self.eval.images, iterations=self.o.iterations)
         recon = self.G.synthesize(latent, self.config.space)
