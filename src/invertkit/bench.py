@@ -3,6 +3,11 @@
 ``run_bench`` runs each method spec (``name[:space][@key=value,...]``) over the same images in the
 same batches, keeps every method's run directory, and writes one table (``bench.json``,
 ``bench.csv``, ``bench.md``) and ``bench.html`` (table, quality-versus-time plot, grids).
+
+With an :class:`~invertkit.editing.editability.EditProbe` the bench also edits every method's latents
+along one direction and adds the editability columns (``edit_flip``, ``edit_slope``, ``edit_change``
+...; see ``editing.editability``) and one edit strip per method, so methods can be compared on how
+well their codes edit, not only on how well they reconstruct.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .errors import ConfigError
+from .errors import ConfigError, InvertkitError
 from .generators.base import Generator
 from .io.bench_report import write_bench_html
 from .io.runinfo import write_run_json
@@ -75,17 +80,20 @@ def run_bench(
     batch_size: int = 8,
     extra_metrics: tuple[str, ...] = (),
     progress: Callable[[str], None] | None = None,
+    edit: Any = None,
 ) -> list[dict[str, Any]]:
     """Run every method spec on ``images`` (``N x C x H x W`` in [-1, 1]) and write the bench files.
 
     ``common`` options (e.g. ``steps``, ``seed``) apply to every method that has them; a spec's own
-    ``@key=value`` options win. Returns the table rows (also written to ``bench.json``).
+    ``@key=value`` options win. ``edit``: an ``EditProbe`` measuring editability of every method's
+    latents. Returns the table rows (also written to ``bench.json``).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs = [parse_method_spec(m) for m in methods]
     rows: list[dict[str, Any]] = []
     recons: dict[str, Tensor] = {}
+    strips: dict[str, Tensor] = {}
     for run in runs:
         if progress:
             progress(run.spec)
@@ -97,6 +105,7 @@ def run_bench(
         evals: list[float] = []
         seconds = 0.0
         outs = []
+        edits = _EditTally(G, edit)
         for s in range(0, images.shape[0], batch_size):
             batch = images[s : s + batch_size]
             res = invert(G, batch, run.method, image_ids=list(range(s, s + batch.shape[0])), extra_metrics=extra_metrics, **opts)
@@ -105,6 +114,7 @@ def run_bench(
             evals += res.timings.get("evaluations_per_image") or [res.timings.get("evaluations", 0.0)] * batch.shape[0]
             seconds += res.timings["seconds"]
             outs.append(res.reconstructions.detach().cpu())
+            edits.add(res)
         writer.finish()
         recons[run.spec] = torch.cat(outs)
         row: dict[str, Any] = {"method": run.spec}
@@ -116,9 +126,14 @@ def run_bench(
         row["seconds_per_image"] = seconds / images.shape[0]
         row["evaluations_per_image"] = sum(evals) / len(evals)
         row["images"] = images.shape[0]
+        row.update(edits.summary())
+        if edits.strip is not None:
+            strips[run.spec] = edits.strip
         rows.append(row)
     _write_tables(out, rows)
-    columns = ["method"] + [c for c in rows[0] if c != "method"] if rows else ["method"]
+    columns = ["method"]
+    for r in rows:  # union over rows: a method whose codes cannot take the edit has other columns
+        columns += [c for c in r if c not in columns]
     write_bench_html(
         out / "bench.html",
         title=f"invertkit bench: {len(runs)} methods, {images.shape[0]} images, {G.name}",
@@ -126,15 +141,68 @@ def run_bench(
         columns=columns,
         targets=images.detach().cpu(),
         recons=recons,
+        strips=strips,
+        strip_title=edits.title if edit is not None else "",
         notes=[
             f"Metric protocol: uint8-quantised images on [0, 1] at {G.resolution} px; PSNR = 10 log10(1/MSE).",
             "Higher is better for: " + ", ".join(k for k, up in sorted(HIGHER_IS_BETTER.items()) if up) + "; lower for the others.",
             "seconds_per_image: wall time of the batched run divided by the number of images.",
             "evaluations_per_image: generator forward passes per image (all starts and line-search trials included).",
+            *(_EDIT_NOTES if edit is not None else []),
         ],
     )
     write_run_json(out / "run.json", generator=G.describe(), methods=[r.spec for r in runs], common_options=common or {}, images=list(names))
     return rows
+
+
+_EDIT_NOTES = [
+    "edit_flip: share of images not decided as the target class at strength 0 that reach it at some strength; "
+    "edit_reach: share decided as the target at some strength; edit_strength: mean smallest |strength| reaching it.",
+    "edit_slope: change of the target's log-probability per unit strength; edit_change: RMS pixel change on [0, 1] "
+    "per unit strength; edit_perceptual: perceptual distance per unit strength; edit_efficiency = edit_slope / edit_change.",
+]
+
+
+class _EditTally:
+    """Editability records of one method across batches (nothing when the bench has no edit probe)."""
+
+    def __init__(self, G: Generator, probe: Any) -> None:
+        self.G, self.probe = G, probe
+        self.records: list[dict[str, Tensor]] = []
+        self.error: str | None = None
+        self.strip: Tensor | None = None  # the first image's edit frames [S, C, H, W]
+        self.title = ""
+        if probe is not None:
+            d = probe.directions
+            self.title = (f"{d.names[probe.index % len(d)]} ({d.method}, {d.space}), strengths "
+                          f"{', '.join(f'{v:g}' for v in probe.strengths)}")
+
+    def add(self, res: Any) -> None:
+        if self.probe is None or self.error is not None:
+            return
+        from .editing.editability import edit_frames, edit_records
+        from .methods.pti import tuned_generator
+
+        try:
+            if res.latents is None:
+                raise ConfigError(f"{res.space} results (intermediate features) have no latent to edit")
+            n = res.latents.shape[0]
+            gens = [tuned_generator(self.G, res, i) for i in range(n)] if "deltas" in res.extras else None
+            self.records.append(edit_records(self.G, res.latents, res.space, self.probe, generators=gens))
+            if self.strip is None:
+                self.strip = edit_frames(self.G, res.latents[:1], res.space, self.probe,
+                                         generators=gens[:1] if gens else None)[0].cpu()
+        except InvertkitError as exc:  # one method's codes cannot take this edit: say why in its row
+            self.error = str(exc)
+
+    def summary(self) -> dict[str, Any]:
+        if self.probe is None:
+            return {}
+        if self.error is not None or not self.records:
+            return {"edit": f"n/a: {self.error or 'no latents'}"}
+        from .editing.editability import summarize
+
+        return summarize(self.records)
 
 
 def _slug(spec: str) -> str:

@@ -7,6 +7,7 @@ import argparse
 import torch
 
 from ..errors import ImageError
+from .edit import allow_negative_values
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,8 +22,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-images", type=int, default=None, help="use only the first N images")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--metrics", default="perceptual", help="extra metrics (default perceptual; lpips when its weights are present)")
+    p.add_argument("--edit-direction", default=None, metavar="FILE[:INDEX]",
+                   help="also measure editability: move every method's latents along this direction (from `invertkit directions`)")
+    p.add_argument("--edit-classifier", default=None, help="classifier judging the edit, e.g. lenet5 or lenet5:PATH (flip rate, slope)")
+    p.add_argument("--edit-target", type=int, default=None, help="class the edit should move images to (with --edit-classifier)")
+    p.add_argument("--edit-strength", default="-3:3", help="strength range A:B or values a,b,c (default -3:3)")
+    p.add_argument("--edit-steps", type=int, default=7, help="strengths in the range (default 7)")
+    p.add_argument("--edit-layers", default="default", help="W+ rows to edit (default: the direction file's)")
+    p.add_argument("--edit-units", default="sigma", choices=["sigma", "raw"], help="strength unit (default sigma: one std of G's latents)")
     p.add_argument("--out", "-o", default="runs/bench")
     p.add_argument("--device", default="cpu")
+    allow_negative_values(p)
     p.set_defaults(func=run)
 
 
@@ -56,7 +66,35 @@ def run(args: argparse.Namespace) -> int:
     rows = run_bench(
         G, torch.cat(tensors).to(G.device), names, [m.strip() for m in args.methods.split(",") if m.strip()], args.out,
         common=common, batch_size=args.batch_size, extra_metrics=extra, progress=lambda s: print(f"bench: {s}", flush=True),
+        edit=edit_probe(args, G),
     )
     print((open(f"{args.out}/bench.md").read()))
     print(f"wrote {args.out}/bench.html, bench.md, bench.csv, bench.json ({len(rows)} methods, {len(names)} images)")
     return 1 if failed else 0
+
+
+def edit_probe(args: argparse.Namespace, G):  # noqa: ANN001, ANN201 - Generator in, EditProbe or None out
+    """The bench's edit probe from the ``--edit-*`` flags (None without ``--edit-direction``)."""
+    from ..errors import ConfigError
+
+    if args.edit_direction is None:
+        if args.edit_classifier or args.edit_target is not None:
+            raise ConfigError("--edit-classifier/--edit-target need --edit-direction FILE[:INDEX] (find one with `invertkit directions`)")
+        return None
+    from ..editing.classifiers import load_classifier
+    from ..editing.directions import load_directions
+    from ..editing.editability import EditProbe, parse_strengths
+
+    from .edit import parse_direction_spec
+
+    path, indices = parse_direction_spec(args.edit_direction)
+    if indices is not None and len(indices) > 1:
+        raise ConfigError(f"--edit-direction {args.edit_direction}: the bench measures one direction; give FILE:INDEX")
+    index = indices[0] if indices else 0
+    directions = load_directions(path, G)
+    directions.select(index)  # range check with a clear message
+    classifier = load_classifier(args.edit_classifier, device=G.device) if args.edit_classifier else None
+    if classifier is not None and args.edit_target is None:
+        raise ConfigError("--edit-classifier needs --edit-target K, the class the edit should reach")
+    return EditProbe(directions, index, parse_strengths(args.edit_strength, args.edit_steps), classifier,
+                     args.edit_target, args.edit_layers, args.edit_units)

@@ -11,9 +11,21 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import InvertkitError
-from . import bench, convert, demo, generate, info, invert, train_encoder, zoo
+from . import (
+    bench,
+    convert,
+    demo,
+    directions,
+    edit,
+    generate,
+    info,
+    interpolate,
+    invert,
+    train_encoder,
+    zoo,
+)
 
-COMMANDS = (zoo, info, convert, generate, invert, train_encoder, bench, demo)
+COMMANDS = (zoo, info, convert, generate, invert, train_encoder, bench, demo, directions, edit, interpolate)
 
 
 def build_parser() -> argparse.ArgumentParser:

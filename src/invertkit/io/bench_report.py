@@ -66,8 +66,11 @@ def write_bench_html(
     targets: Tensor,
     recons: dict[str, Tensor],
     notes: Sequence[str] = (),
+    strips: dict[str, Tensor] | None = None,
+    strip_title: str = "",
 ) -> Path:
-    """Write the bench page: table of ``rows`` (``columns``), plot, and target + per-method grids."""
+    """Write the bench page: table of ``rows`` (``columns``), plot, target + per-method grids and,
+    when given, one edit strip per method (``strips``: method -> ``[S, C, H, W]`` frames of the first image)."""
     h = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{h(title)}</title><style>{CSS}</style></head><body>",
              f"<h1>{h(title)}</h1>"]
@@ -88,6 +91,10 @@ def write_bench_html(
     parts.append(f"<p><b>targets</b><br><img style='image-rendering:pixelated' src='{png_data_uri(make_grid([targets[:n]], scale=scale), 0)}'></p>")
     for name, rec in recons.items():
         parts.append(f"<p><b>{h(name)}</b><br><img style='image-rendering:pixelated' src='{png_data_uri(make_grid([rec[:n]], scale=scale), 0)}'></p>")
+    if strips:
+        parts.append(f"<h2>Edits of the first image</h2><p class='sub'>{h(strip_title)}</p>")
+        for name, frames in strips.items():
+            parts.append(f"<p><b>{h(name)}</b><br><img style='image-rendering:pixelated' src='{png_data_uri(make_grid([frames], scale=scale), 0)}'></p>")
     if notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{h(x)}</li>" for x in notes) + "</ul>")
     parts.append("</body></html>")

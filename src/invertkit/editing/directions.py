@@ -1,0 +1,208 @@
+"""Edit directions: K unit vectors in one latent space of one generator, saved as one small file.
+
+Every discovery method (``sefa``, ``ganspace``, ``interfacegan``, ``stylespace``) returns a
+:class:`Directions`; :mod:`invertkit.editing.apply` moves latents along them. A direction's strength
+unit is, by default, one standard deviation of the generator's own latent distribution along it
+(``sigmas``), so ``--strength -3:3`` means the same thing for a SeFa eigenvector in W, a GANSpace
+component and an InterFaceGAN normal in Z (in Z the two units coincide: z ~ N(0, I)).
+
+File format: one ``.safetensors`` with tensors ``vectors [K, *shape]``, ``sigmas [K]``, ``values [K]``
+and a JSON header (``invertkit.directions``) holding space, layers, names, method, the generator's
+identity (name, shapes, sha256 of its weights) and how the directions were found. Nothing in the
+file executes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import CheckpointError, ConfigError, LatentSpaceError
+from ..generators.base import Generator
+
+METADATA_KEY = "invertkit.directions"
+FORMAT_VERSION = 1
+DIRECTION_SPACES = ("z", "w", "s")  # spaces a direction lives in (W+ edits are W directions on chosen rows)
+SIGMA_SAMPLES = 10_000  # latents drawn to measure the spread along each direction
+_SIGMA_SEED = 3_000_017  # keeps those draws apart from sample_latent(seed=...) of users and tests
+
+
+@dataclass
+class Directions:
+    """K edit directions in ``space`` of one generator.
+
+    Attributes:
+        vectors: ``[K, *G.latent_shape(space)]`` float32, each of unit Euclidean norm.
+        sigmas: ``[K]`` standard deviation of ``G``'s latent distribution along each vector (the
+            strength unit of ``units="sigma"`` edits).
+        values: ``[K]`` what the method ranks by: eigenvalue (SeFa), explained variance (GANSpace),
+            boundary accuracy (InterFaceGAN), channel relevance (StyleSpace).
+        space: ``"z"``, ``"w"`` or ``"s"``.
+        layers: W+ rows an edit changes by default (W directions on StyleGAN generators); None: all.
+        names: one label per direction (``"sefa 0"``, ``"digit 3"``, ``"b16.conv0 c12"``).
+        method: the discovery method.
+        generator: identity of the generator they were found for (``describe()`` plus ``digest``).
+        info: how they were found (options, samples, layers of the weights used ...).
+    """
+
+    vectors: Tensor
+    sigmas: Tensor
+    values: Tensor
+    space: str
+    method: str
+    names: list[str] = field(default_factory=list)
+    layers: tuple[int, ...] | None = None
+    generator: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.space not in DIRECTION_SPACES:
+            raise LatentSpaceError(f"directions live in one of {', '.join(DIRECTION_SPACES)}, got {self.space!r}")
+        k = self.vectors.shape[0] if self.vectors.dim() >= 2 else -1
+        if k < 1 or tuple(self.sigmas.shape) != (k,) or tuple(self.values.shape) != (k,):
+            raise ConfigError(f"directions need vectors [K, ...] with K >= 1 and sigmas/values [K]; got "
+                              f"{list(self.vectors.shape)}, {list(self.sigmas.shape)}, {list(self.values.shape)}")
+        if not self.names:
+            self.names = [f"{self.method} {i}" for i in range(k)]
+        if len(self.names) != k:
+            raise ConfigError(f"directions need {k} names, got {len(self.names)}")
+        if self.layers is not None:
+            self.layers = tuple(int(i) for i in self.layers)
+
+    def __len__(self) -> int:
+        return self.vectors.shape[0]
+
+    def select(self, index: int) -> Directions:
+        """Direction ``index`` alone (negative indices count from the end)."""
+        k = len(self)
+        if not -k <= index < k:
+            raise ConfigError(f"direction index {index} is out of range: the file holds {k} directions (0..{k - 1})")
+        i = index % k
+        return Directions(self.vectors[i:i + 1], self.sigmas[i:i + 1], self.values[i:i + 1], self.space,
+                          self.method, [self.names[i]], self.layers, dict(self.generator), {**self.info, "index": i})
+
+    def unit(self, index: int, units: str = "sigma") -> Tensor:
+        """The step of strength 1 along direction ``index``: ``[*shape]``, the unit vector times its
+        sigma (``units="sigma"``) or the bare unit vector (``units="raw"``, the reference codes' unit)."""
+        if units not in ("sigma", "raw"):
+            raise ConfigError(f"units must be 'sigma' or 'raw', got {units!r}")
+        v = self.select(index).vectors[0]
+        return v * float(self.sigmas[index % len(self)]) if units == "sigma" else v
+
+
+def identity(G: Generator) -> dict[str, Any]:
+    """What a direction file records about its generator: ``describe()`` plus the weights' sha256."""
+    from ..generators.tuning import generator_digest
+
+    try:
+        digest = generator_digest(G)
+    except ConfigError:  # a generator that does not expose its weights: name and shapes only
+        digest = None
+    return {**G.describe(), "digest": digest}
+
+
+def unit_rows(vectors: Tensor) -> Tensor:
+    """Each row scaled to unit norm (``[K, ...]``); a zero row is refused (it is no direction)."""
+    flat = vectors.detach().float().flatten(1)
+    norms = flat.norm(dim=1, keepdim=True)
+    if bool((norms < 1e-12).any()):
+        raise ConfigError("a direction vector is zero; it cannot be normalised (check the labels or layers used)")
+    return (flat / norms).reshape(vectors.shape).cpu()
+
+
+@torch.no_grad()
+def latent_sigmas(G: Generator, space: str, vectors: Tensor, n: int = SIGMA_SAMPLES, seed: int = 0) -> Tensor:
+    """Standard deviation of ``G``'s latents in ``space`` projected on each unit vector: ``[K]``.
+
+    In Z (N(0, I)) it is 1 for every unit vector; in W and S it is measured on ``n`` sampled latents.
+    """
+    if space == "z":
+        return torch.ones(vectors.shape[0])
+    flat = vectors.flatten(1).to(G.device)
+    proj = []
+    for start in range(0, n, 2000):
+        lat = G.sample_latent(min(2000, n - start), space, seed=_SIGMA_SEED + seed + start)
+        proj.append(lat.flatten(1) @ flat.T)
+    return torch.cat(proj).std(0).cpu()
+
+
+def save_directions(directions: Directions, path: str | os.PathLike[str]) -> Path:
+    """Write ``directions`` to ``path`` (``.safetensors``) atomically."""
+    from ..io.safetensors_file import write_safetensors
+
+    d = directions
+    header = {"format_version": FORMAT_VERSION, "space": d.space, "method": d.method, "names": d.names,
+              "layers": None if d.layers is None else list(d.layers), "generator": d.generator, "info": d.info}
+    tensors = {"vectors": d.vectors.detach().float().cpu().contiguous(),
+               "sigmas": d.sigmas.detach().float().cpu().contiguous(),
+               "values": d.values.detach().float().cpu().contiguous()}
+    return write_safetensors(path, tensors, {METADATA_KEY: json.dumps(header, sort_keys=True)}, "directions file")
+
+
+def load_directions(path: str | os.PathLike[str], G: Generator | None = None) -> Directions:
+    """Read a file written by :func:`save_directions`; with ``G``, check that they were found for it.
+
+    Raises:
+        CheckpointError: missing, unreadable or malformed file; vectors that do not fit ``G``'s space;
+            directions found for a generator with other weights.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: no such directions file; find directions with `invertkit directions` or check the path")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{p}: not a readable directions file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    try:
+        header = json.loads(metadata[METADATA_KEY])
+    except KeyError:
+        raise CheckpointError(f"{p}: a safetensors file without invertkit directions metadata; "
+                              "directions files are written by `invertkit directions`") from None
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{p}: the directions header is not valid JSON ({exc.msg})") from None
+    if not isinstance(header, dict) or header.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{p}: unsupported directions format (this invertkit reads version {FORMAT_VERSION})")
+    missing = [k for k in ("vectors", "sigmas", "values") if k not in tensors]
+    if missing:
+        raise CheckpointError(f"{p}: the directions file lacks {', '.join(missing)}; it is damaged")
+    if not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
+        raise CheckpointError(f"{p}: the directions contain NaN or infinity; find them again")
+    try:
+        d = Directions(tensors["vectors"].float(), tensors["sigmas"].float(), tensors["values"].float(),
+                       str(header["space"]), str(header["method"]), [str(n) for n in header.get("names") or []],
+                       header.get("layers"), dict(header.get("generator") or {}), dict(header.get("info") or {}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{p}: invalid directions header ({exc})") from None
+    if G is not None:
+        check_generator(d, G, where=str(p))
+    return d
+
+
+def check_generator(d: Directions, G: Generator, *, where: str = "directions") -> None:
+    """Refuse directions whose vectors do not fit ``G`` or that were found for other weights."""
+    if d.space not in G.spaces:
+        raise LatentSpaceError(f"{where}: directions in {d.space!r} space, but {G.name} has only {', '.join(G.spaces)}")
+    want = tuple(G.latent_shape(d.space))
+    if tuple(d.vectors.shape[1:]) != want:
+        raise LatentSpaceError(f"{where}: direction vectors are {list(d.vectors.shape[1:])}, but {d.space} of {G.name} "
+                               f"is {list(want)}; these directions belong to another generator")
+    if d.layers is not None and "w+" in G.spaces:
+        rows = G.latent_shape("w+")[0]
+        if any(not 0 <= i < rows for i in d.layers):
+            raise LatentSpaceError(f"{where}: layers {list(d.layers)} out of range for {G.name}'s {rows} W+ rows")
+    digest = d.generator.get("digest")
+    if digest:
+        mine = identity(G).get("digest")
+        if mine and mine != digest:
+            raise CheckpointError(f"{where}: found for {d.generator.get('name', '?')} with other weights "
+                                  f"(sha256 {digest[:12]}, this generator {mine[:12]}); find directions for this generator")

@@ -1,0 +1,121 @@
+"""SeFa: edit directions read off the generator's weights, without sampling or training.
+
+Shen & Zhou, "Closed-Form Factorization of Latent Semantics in GANs" (CVPR 2021). The first
+operation applied to a latent is affine, ``y = A x + b``; a direction ``n`` moves every output by
+``A n``, so the directions that change those outputs most are the top eigenvectors of ``A^T A``.
+
+"Units" are the outputs of that first projection, one row of ``A [units, latent_dim]`` each:
+
+- StyleGAN2: every style channel of every modulated layer (convolutions and ToRGB) whose W+ row is
+  selected, i.e. the rows of the style affines' effective weights ``affine.weight * weight_gain``
+  (``[in_channels, w_dim]`` per layer), stacked. Directions live in W.
+- z-only generators (DCGAN, MLP GAN): every output value of the first ``Linear`` or
+  ``ConvTranspose2d`` that reads z. For a transposed convolution on the ``z_dim x 1 x 1`` input
+  (DCGAN) that is one row per (output channel, y, x) of its output, taken from
+  ``weight [z_dim, out, k, k]``. Directions live in Z.
+
+As in the reference implementation, every unit's row is scaled to unit norm before the
+eigendecomposition, so wide layers or large-gain layers do not dominate by scale alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ..errors import ConfigError
+from ..generators.base import Generator
+from .apply import parse_layers
+from .directions import Directions, identity, latent_sigmas, unit_rows
+
+NORMALISATION = "each unit's row scaled to unit L2 norm (reference SeFa)"
+
+
+def sefa(G: Generator, *, layers: str | Sequence[int] | None = "all", count: int | None = None) -> Directions:
+    """Closed-form factorisation of ``G``'s first latent projection (SeFa).
+
+    Args:
+        G: a StyleGAN2 (directions in W) or a z-only generator whose module contains a ``Linear`` /
+            ``ConvTranspose2d`` reading z (directions in Z).
+        layers: StyleGAN2 only: W+ rows whose modulated layers' style weights are factorised
+            (``"all"``, ``"coarse"``, ``"0-3"``, ... see :func:`~invertkit.editing.apply.parse_layers`);
+            the result's ``layers`` are those rows, so edits change only them by default.
+        count: keep the top ``count`` directions (default: all, ``latent_dim`` of them).
+
+    Returns:
+        :class:`Directions` with ``vectors [K, latent_dim]`` (orthonormal eigenvectors of ``A^T A``,
+        eigenvalue descending), ``values [K]`` the eigenvalues, ``sigmas [K]`` the spread of G's
+        latents along each.
+
+    Raises:
+        ConfigError: a generator with neither style affines nor a first Linear/ConvTranspose2d
+            layer; layers given for a z-only generator; ``count`` out of range.
+    """
+    synthesis = getattr(getattr(G, "net", None), "synthesis", None)
+    if "w" in G.spaces and hasattr(synthesis, "layer_w_index"):
+        space = "w"
+        rows = parse_layers(layers, G.latent_shape("w+")[0])
+        A, used = _style_weights(synthesis, rows)
+    else:
+        space = "z"
+        if not (layers is None or (isinstance(layers, str) and layers.strip() in ("", "all"))):
+            raise ConfigError(f"sefa: layers={layers!r} selects W+ rows, but {G.name} has no W space; leave layers as 'all'")
+        rows = None
+        A, used = _first_layer_weights(G)
+    A = A[A.norm(dim=1) > 0]  # an output no latent reaches (e.g. padding of a transposed conv) says nothing
+    A = A / A.norm(dim=1, keepdim=True)
+    eigvals, eigvecs = torch.linalg.eigh(A.T @ A)  # ascending, float64
+    order = torch.argsort(eigvals, descending=True)
+    eigvals, eigvecs = eigvals[order], _canonical_signs(eigvecs[:, order].T)
+    k = eigvals.numel()
+    if count is not None and not 1 <= int(count) <= k:
+        raise ConfigError(f"sefa: count={count} must be between 1 and {k} (the latent dimension of {G.name})")
+    k = k if count is None else int(count)
+    vectors = unit_rows(eigvecs[:k].float()).reshape(k, *G.latent_shape(space))
+    info: dict[str, Any] = {"weights": used, "rows": None if rows is None else list(rows), "units": int(A.shape[0]),
+                            "normalisation": NORMALISATION, "count": k}
+    return Directions(vectors, latent_sigmas(G, space, vectors), eigvals[:k].float().cpu(), space, "sefa",
+                      [f"sefa {i}" for i in range(k)], rows, identity(G), info)
+
+
+def _style_weights(synthesis: nn.Module, rows: tuple[int, ...] | None) -> tuple[Tensor, list[str]]:
+    """Stacked effective style-affine weights ``[units, w_dim]`` (float64) of layers reading ``rows``."""
+    mats, used = [], []
+    for name, row in zip(synthesis.layer_names, synthesis.layer_w_index):
+        if rows is None or row in rows:
+            affine = synthesis.layer(name).affine
+            mats.append((affine.weight.detach() * affine.weight_gain).double().cpu())
+            used.append(name)
+    return torch.cat(mats), used
+
+
+def _first_layer_weights(G: Generator) -> tuple[Tensor, list[str]]:
+    """``A [outputs, z_dim]`` (float64) of the first Linear / ConvTranspose2d whose input size is z's."""
+    z_dim = math.prod(G.latent_shape("z"))
+    try:
+        module = G.tunable_module()
+    except ConfigError:
+        module = None
+    for name, m in (module.named_modules() if module is not None else ()):
+        if isinstance(m, nn.Linear) and m.in_features == z_dim:
+            return m.weight.detach().double().cpu(), [name]
+        if isinstance(m, nn.ConvTranspose2d) and m.in_channels == z_dim:
+            # z enters as z_dim x 1 x 1 (DCGAN); applying the bias-free layer to the basis of z gives
+            # each output value's weights [z_dim, out, H, W], honouring stride, padding and groups
+            basis = torch.eye(z_dim, dtype=torch.float64).reshape(z_dim, z_dim, 1, 1)
+            out = F.conv_transpose2d(basis, m.weight.detach().double().cpu(), None, m.stride, m.padding,
+                                     m.output_padding, m.groups, m.dilation)
+            return out.reshape(z_dim, -1).T.contiguous(), [name]
+    raise ConfigError(f"sefa: {G.name} has no first Linear/ConvTranspose2d layer reading its {z_dim}-d z and is not a "
+                      "StyleGAN2; SeFa needs one of them (use ganspace or interfacegan for this generator)")
+
+
+def _canonical_signs(vectors: Tensor) -> Tensor:
+    """Flip each row ``[K, D]`` so its largest-magnitude entry is positive (eigenvectors have no sign)."""
+    idx = vectors.abs().argmax(dim=1, keepdim=True)
+    return vectors * torch.sign(vectors.gather(1, idx))

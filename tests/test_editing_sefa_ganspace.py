@@ -1,0 +1,227 @@
+"""SeFa and GANSpace direction discovery: checked against direct eigendecompositions and known answers."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from invertkit.editing import (
+    edit_latents,
+    load_directions,
+    render_edits,
+    save_directions,
+)
+from invertkit.editing.ganspace import default_feature_layer, ganspace
+from invertkit.editing.sefa import sefa
+from invertkit.errors import ConfigError
+from invertkit.generators import wrap
+from invertkit.generators.architectures import Reshape
+
+# the module, not the function (a package may re-export the function under the same name)
+ganspace_module = importlib.import_module("invertkit.editing.ganspace")
+
+
+def _reference_sefa(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (descending) and eigenvectors (rows) of A^T A after unit-norm rows, in numpy."""
+    A = A / np.linalg.norm(A, axis=1, keepdims=True)
+    vals, vecs = np.linalg.eigh(A.T @ A)
+    order = np.argsort(vals)[::-1]
+    return vals[order], vecs[:, order].T
+
+
+def _assert_same_up_to_sign(got: torch.Tensor, want: np.ndarray, tol: float = 1e-4) -> None:
+    got = got.double().numpy().reshape(len(want), -1)
+    cos = np.abs(np.sum(got * want, axis=1)) / np.linalg.norm(want, axis=1)
+    assert np.all(cos > 1 - tol), cos
+
+
+def _style_matrix(G, rows=None) -> np.ndarray:
+    syn = G.net.synthesis
+    mats = [(syn.layer(n).affine.weight * syn.layer(n).affine.weight_gain).detach().double().numpy()
+            for n, r in zip(syn.layer_names, syn.layer_w_index) if rows is None or r in rows]
+    return np.concatenate(mats)
+
+
+def _assert_orthonormal(vectors: torch.Tensor) -> None:
+    v = vectors.flatten(1).double()
+    assert torch.allclose(v @ v.T, torch.eye(len(v), dtype=torch.float64), atol=1e-5)
+
+
+# ---- SeFa ----------------------------------------------------------------------------------------
+
+def test_sefa_stylegan2_matches_direct_eigendecomposition(tiny_sg2):
+    d = sefa(tiny_sg2)
+    vals, vecs = _reference_sefa(_style_matrix(tiny_sg2))
+    assert d.space == "w" and d.method == "sefa" and d.layers is None
+    assert d.vectors.shape == (32, 32) and d.names[:2] == ["sefa 0", "sefa 1"]
+    np.testing.assert_allclose(d.values.numpy(), vals, rtol=1e-4, atol=1e-4)
+    # compare only directions with a clear eigen-gap: near-degenerate eigenvectors may rotate
+    gaps = np.minimum(np.abs(np.diff(vals, prepend=np.inf)), np.abs(np.diff(vals, append=-np.inf)))
+    clear = gaps > 1e-3
+    assert clear.sum() >= 20
+    _assert_same_up_to_sign(d.vectors[torch.from_numpy(clear)], vecs[clear])
+    _assert_orthonormal(d.vectors)
+    assert torch.all(d.values[:-1] >= d.values[1:])
+    assert d.info["units"] == sum(tiny_sg2.style_dims)
+    assert d.info["weights"] == tiny_sg2.style_layer_names
+    # sigmas: the spread of sampled w along each direction (W is not isotropic, so not all 1)
+    w = tiny_sg2.sample_latent(4000, "w", seed=5)
+    np.testing.assert_allclose(d.sigmas.numpy(), (w @ d.vectors.T).std(0).numpy(), rtol=0.1)
+
+
+def test_sefa_layer_restriction_uses_those_weights_only(tiny_sg2):
+    d = sefa(tiny_sg2, layers="0-1", count=5)
+    syn = tiny_sg2.net.synthesis
+    want_layers = [n for n, r in zip(syn.layer_names, syn.layer_w_index) if r in (0, 1)]
+    assert want_layers == ["b4.conv1", "b4.torgb", "b8.conv0"]
+    assert d.layers == (0, 1) and d.info["weights"] == want_layers and d.info["rows"] == [0, 1]
+    vals, vecs = _reference_sefa(_style_matrix(tiny_sg2, rows=(0, 1)))
+    np.testing.assert_allclose(d.values.numpy(), vals[:5], rtol=1e-4, atol=1e-4)
+    _assert_same_up_to_sign(d.vectors, vecs[:5])
+    # the restriction matters: the full-network factorisation gives another top direction
+    full = sefa(tiny_sg2, count=1)
+    assert abs(float(full.vectors[0] @ d.vectors[0])) < 0.99
+    with pytest.raises(ConfigError):
+        sefa(tiny_sg2, layers="0-99")
+    with pytest.raises(ConfigError):
+        sefa(tiny_sg2, count=33)
+
+
+def test_sefa_mlp_first_linear(tiny_mlp):
+    d = sefa(tiny_mlp)
+    W = tiny_mlp.module[0].weight.detach().double().numpy()  # [32, 8]: out x z
+    vals, vecs = _reference_sefa(W)
+    assert d.space == "z" and d.vectors.shape == (8, 8) and d.layers is None
+    np.testing.assert_allclose(d.values.numpy(), vals, rtol=1e-5, atol=1e-6)
+    _assert_same_up_to_sign(d.vectors, vecs)
+    _assert_orthonormal(d.vectors)
+    assert torch.equal(d.sigmas, torch.ones(8))
+    assert d.info["weights"] == ["0"] and d.info["units"] == 32
+    with pytest.raises(ConfigError, match="no W space"):
+        sefa(tiny_mlp, layers="0-1")
+
+
+def test_sefa_dcgan_shaped_conv_transpose():
+    torch.manual_seed(1)
+    net = nn.Sequential(Reshape(8, 1, 1), nn.ConvTranspose2d(8, 16, 4, 1, 0, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                        nn.ConvTranspose2d(16, 1, 4, 2, 1, bias=False), nn.Tanh())
+    G = wrap(net, (8,), 8, 1, name="tiny-dcgan")
+    d = sefa(G, count=4)
+    W = net[1].weight.detach().double().numpy()  # [in=z, out, k, k]: one unit per (out, y, x)
+    vals, vecs = _reference_sefa(W.reshape(8, -1).T)
+    assert d.space == "z" and d.vectors.shape == (4, 8) and d.info["units"] == 16 * 4 * 4
+    np.testing.assert_allclose(d.values.numpy(), vals[:4], rtol=1e-5)
+    _assert_same_up_to_sign(d.vectors, vecs[:4])
+    # reading the weight as [out..., z] instead would give different directions
+    wrong_vals, _ = _reference_sefa(W.reshape(-1, 8))
+    assert not np.allclose(wrong_vals[:4], vals[:4], rtol=1e-3)
+
+
+def test_sefa_refuses_generator_without_first_layer():
+    G = wrap(nn.Sequential(nn.Tanh(), Reshape(1, 2, 2)), (4,), 2, 1, name="no-weights")
+    with pytest.raises(ConfigError, match="Linear/ConvTranspose2d"):
+        sefa(G)
+
+
+def test_sefa_top_direction_changes_images_more_than_last(tiny_sg2):
+    d = sefa(tiny_sg2)
+    w = tiny_sg2.sample_latent(8, "w", seed=11)
+
+    def change(index: int) -> float:
+        edited, space = edit_latents(tiny_sg2, w, "w", d, index, [-3.0, 3.0], units="raw")
+        images = render_edits(tiny_sg2, edited, space)
+        return float((images[:, 1] - images[:, 0]).abs().mean())
+
+    assert change(0) > 1.5 * change(-1)
+
+
+# ---- GANSpace ------------------------------------------------------------------------------------
+
+def test_ganspace_w_equals_pca_of_the_same_samples(tiny_sg2):
+    d = ganspace(tiny_sg2, samples=600, components=6, seed=3)
+    w = tiny_sg2.sample_latent(600, "w", seed=3).double()
+    cov = np.cov(w.numpy(), rowvar=False)
+    vals, vecs = np.linalg.eigh(cov)
+    vals, vecs = vals[::-1], vecs[:, ::-1].T
+    assert d.space == "w" and d.layers is None and d.vectors.shape == (6, 32)
+    _assert_same_up_to_sign(d.vectors, vecs[:6], tol=1e-5)
+    _assert_orthonormal(d.vectors)
+    np.testing.assert_allclose(d.values.numpy(), vals[:6] / vals.sum(), rtol=1e-4)
+    proj_std = (w @ d.vectors.double().T).std(0)
+    np.testing.assert_allclose(d.sigmas.numpy(), proj_std.numpy(), rtol=1e-4)
+    assert torch.all(d.values[:-1] >= d.values[1:])
+    assert d.info["samples"] == 600 and d.info["seed"] == 3 and d.info["layer"] == "w"
+    again = ganspace(tiny_sg2, samples=600, components=6, seed=3)
+    assert torch.equal(again.vectors, d.vectors)
+
+
+def _anisotropic(seed: int = 0):
+    """z (8-d) -> Linear with known singular values; v0 is the z direction the features vary most along."""
+    g = torch.Generator().manual_seed(seed)
+    U = torch.linalg.qr(torch.randn(24, 24, generator=g)).Q[:, :8]
+    V = torch.linalg.qr(torch.randn(8, 8, generator=g)).Q
+    s = torch.tensor([10.0, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    first = nn.Linear(8, 24)
+    with torch.no_grad():
+        first.weight.copy_(U @ torch.diag(s) @ V.T)
+        first.bias.normal_(generator=g)
+    net = nn.Sequential(first, nn.Tanh(), nn.Linear(24, 64), nn.Tanh())
+    return wrap(net, (8,), 8, 1, name="aniso"), V[:, 0]
+
+
+def test_ganspace_features_recover_dominant_z_direction():
+    G, v0 = _anisotropic()
+    d = ganspace(G, samples=2000, components=4, feature_layer="1", seed=0)  # "1": the linear map's output
+    assert d.space == "z" and d.vectors.shape == (4, 8) and torch.equal(d.sigmas, torch.ones(4))
+    assert abs(float(d.vectors[0] @ v0)) > 0.99
+    assert d.values[0] > 0.9  # 100 of ~104 units of variance
+    assert d.info["layer"] == "1" and d.info["feature_dim"] == 24
+    # the default layer is after the first activation; still dominated by the same direction
+    assert default_feature_layer(G) == "2"
+    d2 = ganspace(G, samples=2000, components=2, seed=0)
+    assert d2.info["layer"] == "2" and abs(float(d2.vectors[0] @ v0)) > 0.9
+
+
+def test_ganspace_randomized_pca_matches_exact(monkeypatch):
+    G, v0 = _anisotropic(seed=4)
+    exact = ganspace(G, samples=1500, components=3, feature_layer="2", seed=1)
+    monkeypatch.setattr(ganspace_module, "EXACT_PCA_MAX_DIM", 4)
+    approx = ganspace(G, samples=1500, components=3, feature_layer="2", seed=1)
+    assert "randomized" in approx.info["pca"] and "eigh" in exact.info["pca"]
+    np.testing.assert_allclose(approx.values.numpy(), exact.values.numpy(), rtol=1e-3)
+    assert abs(float(approx.vectors[0] @ exact.vectors[0])) > 0.999
+
+
+def test_ganspace_default_layer_dcgan_shape():
+    net = nn.Sequential(Reshape(8, 1, 1), nn.ConvTranspose2d(8, 16, 4, 1, 0), nn.BatchNorm2d(16), nn.ReLU(),
+                        nn.ConvTranspose2d(16, 1, 4, 2, 1), nn.Tanh())
+    G = wrap(net, (8,), 8, 1)
+    assert default_feature_layer(G) == "4"  # after Reshape, ConvTranspose2d, BatchNorm2d, ReLU
+
+
+def test_ganspace_options_checked(tiny_sg2, tiny_mlp):
+    with pytest.raises(ConfigError, match="exceeds"):
+        ganspace(tiny_sg2, samples=100, components=33)
+    with pytest.raises(ConfigError, match="samples"):
+        ganspace(tiny_mlp, samples=5, components=5)
+    with pytest.raises(ConfigError, match="feature_layer"):
+        ganspace(tiny_sg2, samples=100, components=2, feature_layer="8")
+    with pytest.raises(ConfigError, match="exceeds"):
+        ganspace(tiny_mlp, samples=100, components=33)  # features after the first ReLU are 32-d
+
+
+def test_found_directions_round_trip(tmp_path, tiny_sg2):
+    d = sefa(tiny_sg2, layers="coarse", count=3)
+    path = save_directions(d, tmp_path / "sefa.safetensors")
+    back = load_directions(path, tiny_sg2)
+    assert torch.equal(back.vectors, d.vectors) and torch.equal(back.values, d.values)
+    assert torch.equal(back.sigmas, d.sigmas)
+    assert (back.space, back.method, back.names, back.layers) == (d.space, d.method, d.names, d.layers)
+    assert back.info == d.info and back.generator == d.generator
+    g = ganspace(tiny_sg2, samples=200, components=2)
+    back_g = load_directions(save_directions(g, tmp_path / "gs.safetensors"), tiny_sg2)
+    assert torch.equal(back_g.vectors, g.vectors) and back_g.info == g.info
