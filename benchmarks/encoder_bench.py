@@ -17,7 +17,6 @@ Prints JSON with the numbers of part 1 and the bench rows of part 2.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import torch
 from invertkit.bench import run_bench
 from invertkit.generators import load_generator
 from invertkit.io.images import read_images, save_image
-from invertkit.io.samples import astronaut_face, lfw_faces
+from invertkit.io.samples import astronaut_face, lfw_faces, mnist_test
 from invertkit.methods import invert
 
 
@@ -37,9 +36,7 @@ def orl_faces(root: Path, subjects: range, size: int, channels: int) -> tuple[to
 
 
 def mnist_digits(root: Path, n: int) -> torch.Tensor:
-    with gzip.open(root / "mnist" / "t10k-images-idx3-ubyte.gz") as f:
-        raw = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)[:n]
-    return torch.from_numpy(raw.astype(np.float32) / 127.5 - 1.0)
+    return mnist_test(root / "mnist", n)[0]
 
 
 def mean_psnr(G, images: torch.Tensor, method: str, **kw) -> dict[str, float]:

@@ -186,6 +186,10 @@ def test_directions_sefa_ganspace_and_flag_checks(setup, tmp_path, capsys):
     G = load_generator(setup["ckpt"])
     d = load_directions(out, G)
     assert d.method == "sefa" and len(d) == 3
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "invertkit directions" in shown and "sefa (for" in shown and "W+ rows all" in shown and "sefa 2" in shown
     gs = tmp_path / "gs.safetensors"
     assert main(["directions", "ganspace", "-g", setup["ckpt"], "--samples", "200", "--components", "2", "--out", str(gs)]) == 0
     assert len(load_directions(gs, G)) == 2
@@ -234,9 +238,9 @@ def test_directions_with_a_classifier_and_a_mask(tmp_path, capsys):
     G = load_generator(ckpt)
     ifg = tmp_path / "ifg.safetensors"
     assert main(["directions", "interfacegan", "-g", ckpt, "--classifier", f"lenet5:{weights}", "--target", "3",
-                 "--samples", "200", "--seed", "1", "--out", str(ifg)]) == 0
+                 "--samples", "200", "--seed", "1", "--label-by", "score", "--out", str(ifg)]) == 0
     d = load_directions(ifg, G)
-    assert d.names == ["class 3"] and d.info["samples"] == 200 and d.info["target"] == 3
+    assert d.names == ["class 3"] and d.info["samples"] == 200 and d.info["target"] == 3 and d.info["label_by"] == "score"
     ss = tmp_path / "ss.safetensors"
     assert main(["directions", "stylespace", "-g", ckpt, "--classifier", f"lenet5:{weights}", "--target", "3",
                  "--samples", "50", "--top", "3", "--out", str(ss)]) == 0

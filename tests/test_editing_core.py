@@ -8,7 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from invertkit.editing import Directions, edit_latents, load_directions, parse_layers, render_edits, save_directions
+from invertkit.editing import (
+    Directions,
+    edit_latents,
+    load_directions,
+    parse_layers,
+    render_edits,
+    save_directions,
+)
 from invertkit.editing.directions import identity, latent_sigmas, unit_rows
 from invertkit.editing.editability import EditProbe, editability, parse_strengths
 from invertkit.errors import CheckpointError, ConfigError, LatentSpaceError

@@ -3,8 +3,6 @@ the LeNet-5 digit classifier."""
 
 from __future__ import annotations
 
-import gzip
-
 import numpy as np
 import pytest
 import torch
@@ -98,12 +96,18 @@ def _pixel_generator(n_true):
 def test_interfacegan_from_a_score_classifier():
     n_true = _unit(8, 6)
     G = _pixel_generator(n_true)
-    d = interfacegan_from_classifier(G, lambda im: im[:, 0, 0, 0], n=1500, ratio=0.2, name="bright corner")
+    d = interfacegan_from_classifier(G, lambda im: im[:, 0, 0, 0], n=1500, ratio=0.2, label_by="score", name="bright corner")
     assert isinstance(d, Directions) and d.space == "z" and d.method == "interfacegan"
     assert float(d.vectors[0] @ n_true) > 0.95
     assert d.names == ["bright corner"] and float(d.sigmas[0]) == 1.0
     assert d.values[0] == d.info["accuracy"] > 0.9
     assert d.info["samples"] == 1500 and d.info["ratio"] == 0.2 and d.info["label_source"] == "classifier"
+    # labelled by the decision (score > 0), every sample trains the SVM: the same direction
+    by_decision = interfacegan_from_classifier(G, lambda im: im[:, 0, 0, 0], n=1500)
+    assert by_decision.info["label_by"] == "decision" and by_decision.info["positives"] > 300
+    assert float(by_decision.vectors[0] @ n_true) > 0.95
+    with pytest.raises(ConfigError, match="label_by"):
+        interfacegan_from_classifier(G, lambda im: im[:, 0, 0, 0], n=10, label_by="vote")
 
 
 def test_interfacegan_from_a_k_class_classifier_uses_the_target_log_probability():
@@ -114,8 +118,8 @@ def test_interfacegan_from_a_k_class_classifier_uses_the_target_log_probability(
         p = images[:, 0, 0, 0] * 4
         return torch.stack([-p, p], dim=1)
 
-    d1 = interfacegan_from_classifier(G, two_class, target=1, n=1000, ratio=0.2)
-    d0 = interfacegan_from_classifier(G, two_class, target=0, n=1000, ratio=0.2)
+    d1 = interfacegan_from_classifier(G, two_class, target=1, n=1000, ratio=0.2, label_by="score")
+    d0 = interfacegan_from_classifier(G, two_class, target=0, n=1000)  # by decision
     assert float(d1.vectors[0] @ n_true) > 0.95
     assert float(d0.vectors[0] @ n_true) < -0.95
     assert d1.names == ["class 1"] and d1.info["target"] == 1
@@ -374,20 +378,14 @@ def test_lenet5_default_file_lookup(tmp_path, monkeypatch):
     assert torch.equal(lenet.load_lenet5().net.fc.f7.weight, state["fc.f7.weight"])  # the cache comes first
 
 
-def _mnist(folder, n):
-    with gzip.open(folder / "t10k-images-idx3-ubyte.gz") as f:
-        images = np.frombuffer(f.read(16 + n * 784), np.uint8, offset=16).reshape(n, 1, 28, 28)
-    with gzip.open(folder / "t10k-labels-idx1-ubyte.gz") as f:
-        labels = np.frombuffer(f.read(8 + n), np.uint8, offset=8)
-    return torch.from_numpy(images.copy()).float() / 127.5 - 1, torch.from_numpy(labels.astype(np.int64))
-
-
 @pytest.mark.slow
 def test_pretrained_lenet5_classifies_mnist(shared_data):
     path = shared_data / "mnist_lenet5" / "lenet5.pth"
     if not path.is_file():
         pytest.skip(f"{path} is absent")
-    images, labels = _mnist(shared_data / "mnist", 200)
+    from invertkit.io.samples import mnist_test
+
+    images, labels = mnist_test(shared_data / "mnist", 200)
     clf = load_classifier(f"lenet5:{path}")
     accuracy = float((predicted_class(clf(images)) == labels).float().mean())
     assert accuracy > 0.95
@@ -409,3 +407,38 @@ def test_digit_direction_on_the_pretrained_mnist_gan(shared_data):
     edited, _ = edit_latents(G, z, "z", d, 0, [0.0, 3.0])
     threes = (predicted_class(classify(G, edited.reshape(400, -1), "z", clf)).reshape(200, 2) == 3).float().mean(0)
     assert float(threes[1]) > float(threes[0]) + 0.3  # 3 sigmas along the normal turn many digits into 3s
+
+
+@pytest.mark.slow
+def test_digit_edit_flips_most_inverted_test_digits_and_the_bench_shows_it(shared_data, tmp_path):
+    """The issue's bar: an InterFaceGAN direction for a digit class turns at least 80% of inverted
+    MNIST test digits into that class (LeNet-5's decision) at some strength within -3..3 sigma."""
+    from invertkit.bench import run_bench
+    from invertkit.editing import EditProbe, editability, parse_strengths, save_directions
+    from invertkit.generators import load_generator
+    from invertkit.io.samples import mnist_test
+    from invertkit.methods import invert
+
+    gen_file = shared_data / "mnist_mlp_gan" / "generator.ckpt"
+    clf_file = shared_data / "mnist_lenet5" / "lenet5.pth"
+    if not (gen_file.is_file() and clf_file.is_file()):
+        pytest.skip("the MNIST GAN or LeNet-5 weights are absent")
+    G = load_generator("mnist-mlp-gan", weights=gen_file)
+    clf = load_classifier(f"lenet5:{clf_file}")
+    digits, labels = mnist_test(shared_data / "mnist", 200)
+    d = interfacegan_from_classifier(G, clf, target=1, n=5000)
+    res = invert(G, digits, "encoder")  # the shipped encoder: one pass
+    out = editability(G, res.latents, res.space, EditProbe(d, 0, parse_strengths("-3:3", 7), clf, 1))
+    assert out["edit_flip"] >= 0.8 and out["edit_slope"] > 0, out
+    # the opposite edit takes most 1s away from 1: the direction means "one-ness", not just change
+    ones = res.latents[labels == 1]
+    edited, _ = edit_latents(G, ones, "z", d, 0, [-3.0])
+    still = predicted_class(classify(G, edited[:, 0], "z", clf)) == 1
+    assert float(still.float().mean()) < 0.5
+    path = save_directions(d, tmp_path / "one.safetensors")
+    from invertkit.editing import load_directions
+
+    probe = EditProbe(load_directions(path, G), 0, parse_strengths("-3:3", 7), clf, 1)
+    rows = run_bench(G, digits[:40], [f"d{i}" for i in range(40)], ["encoder"], tmp_path / "bench", batch_size=40, edit=probe)
+    assert rows[0]["edit_flip"] >= 0.8
+    assert "Edits of the first image" in (tmp_path / "bench" / "bench.html").read_text()

@@ -212,6 +212,46 @@ def test_restyle_warm_started_from_psp_reproduces_it_on_the_first_pass(tiny_sg2,
         train_encoder(tiny_sg2, tmp_path / "bad", arch="restyle", steps=1, init_from=str(psp), **{**FAST, "width": 4})
 
 
+def test_bootstrapped_restyle_refines_its_bootstrap_and_travels_with_it(tiny_mlp, tmp_path):
+    from invertkit.encoders.files import copy_encoder
+
+    psp = train_encoder(tiny_mlp, tmp_path / "psp", steps=40, batch=16, checkpoint_every=40, **FAST)
+    opts = dict(arch="restyle", iterations=2, steps=60, batch=16, checkpoint_every=60, bootstrap=str(psp), **FAST)
+    trainer = Trainer(tiny_mlp, tmp_path / "rs", TrainOptions(**opts))
+    x = _heldout(tiny_mlp, 16)
+    with torch.no_grad():
+        start = invert(tiny_mlp, x, "encoder", encoder=str(psp)).latents
+        # before training, the refiner's residuals are small: the first pass stays near the pSp latents
+        first = encode(trainer.encoder.eval(), tiny_mlp, x, iterations=1)
+    assert (first - start).norm() < 0.2 * start.norm()
+    path = trainer.run()
+    assert (tmp_path / "rs" / "bootstrap.safetensors").is_file()
+    loaded = load_encoder(path)
+    assert loaded.config.bootstrap == "bootstrap.safetensors" and loaded.start_encoder is not None
+    res = invert(tiny_mlp, x, "restyle", encoder=str(path))
+    base = invert(tiny_mlp, x, "encoder", encoder=str(psp))
+    assert psnr(res.reconstructions, x).mean() > psnr(base.reconstructions, x).mean()  # refinement helps
+    # copies keep the pair: beside the copy by default, or an existing identical pSp file (the shipped layout)
+    moved = copy_encoder(path, tmp_path / "home" / "restyle.safetensors", half=True)
+    assert (tmp_path / "home" / "restyle.bootstrap.safetensors").is_file()
+    assert torch.allclose(invert(tiny_mlp, x, "restyle", encoder=str(moved)).latents, res.latents, atol=1e-2)
+    copy_encoder(psp, tmp_path / "ship" / "psp.safetensors", half=True)
+    shipped = copy_encoder(path, tmp_path / "ship" / "restyle.safetensors", half=True, bootstrap=tmp_path / "ship" / "psp.safetensors")
+    assert load_encoder(shipped).config.bootstrap == "psp.safetensors"
+    save_encoder(Encoder(load_encoder(psp).config), tmp_path / "ship" / "other.safetensors")  # untrained weights
+    with pytest.raises(CheckpointError, match="other weights"):
+        copy_encoder(path, tmp_path / "ship" / "r2.safetensors", bootstrap=tmp_path / "ship" / "other.safetensors")
+    # a swapped or missing bootstrap file is refused by name
+    (tmp_path / "ship" / "psp.safetensors").write_bytes((tmp_path / "home" / "restyle.bootstrap.safetensors").read_bytes()[:-1] + b" ")
+    with pytest.raises(CheckpointError, match="not the file it was trained with"):
+        load_encoder(shipped)
+    (tmp_path / "ship" / "psp.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="must sit beside it"):
+        load_encoder(shipped)
+    with pytest.raises(ConfigError, match="restyle"):
+        train_encoder(tiny_mlp, tmp_path / "bad", arch="psp", steps=1, bootstrap=str(psp), **FAST)
+
+
 def test_real_images_from_folders_and_globs_are_mixed_in(tiny_mlp, tmp_path):
     from invertkit.encoders.data import TrainingData, augment
     from invertkit.encoders.train import load_real_images, real_image_paths

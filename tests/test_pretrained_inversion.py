@@ -8,7 +8,6 @@ on every image of the MNIST GAN.
 
 from __future__ import annotations
 
-import gzip
 import statistics
 
 import numpy as np
@@ -53,9 +52,9 @@ def test_mnist_known_latent(mnist_gan):
 
 
 def test_mnist_real_digits_default_beats_plain_adam(mnist_gan, shared_data):
-    with gzip.open(shared_data / "mnist" / "t10k-images-idx3-ubyte.gz") as f:
-        digits = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)[:12].copy()
-    x = torch.from_numpy(digits).float().div(127.5).sub(1).unsqueeze(1)
+    from invertkit.io.samples import mnist_test
+
+    x, _ = mnist_test(shared_data / "mnist", 12)
     ours = invertkit.invert(mnist_gan, x, steps=300)
     plain = invertkit.invert(mnist_gan, x, method="plain", steps=300)
     assert np.mean(psnrs(ours)) > np.mean(psnrs(plain)) + 1.0, (np.mean(psnrs(ours)), np.mean(psnrs(plain)))

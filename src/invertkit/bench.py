@@ -180,14 +180,13 @@ class _EditTally:
     def add(self, res: Any) -> None:
         if self.probe is None or self.error is not None:
             return
+        from .editing.apply import result_generators
         from .editing.editability import edit_frames, edit_records
-        from .methods.pti import tuned_generator
 
         try:
             if res.latents is None:
                 raise ConfigError(f"{res.space} results (intermediate features) have no latent to edit")
-            n = res.latents.shape[0]
-            gens = [tuned_generator(self.G, res, i) for i in range(n)] if "deltas" in res.extras else None
+            gens = result_generators(self.G, res)
             self.records.append(edit_records(self.G, res.latents, res.space, self.probe, generators=gens))
             if self.strip is None:
                 self.strip = edit_frames(self.G, res.latents[:1], res.space, self.probe,

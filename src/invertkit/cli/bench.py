@@ -84,7 +84,6 @@ def edit_probe(args: argparse.Namespace, G):  # noqa: ANN001, ANN201 - Generator
     from ..editing.classifiers import load_classifier
     from ..editing.directions import load_directions
     from ..editing.editability import EditProbe, parse_strengths
-
     from .edit import parse_direction_spec
 
     path, indices = parse_direction_spec(args.edit_direction)

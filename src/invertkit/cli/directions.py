@@ -26,6 +26,7 @@ APPLIES: dict[str, tuple[str, ...]] = {
     "latents": ("interfacegan",),
     "space": ("interfacegan",),
     "ratio": ("interfacegan",),
+    "label_by": ("interfacegan",),
     "condition": ("interfacegan",),
     "name": ("interfacegan",),
     "mask": ("stylespace",),
@@ -64,6 +65,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--latents", default=None,
                    help="interfacegan with --labels: where the ids point (an .npy/.npz array, a folder of latent files or a run folder; default: ids are seeds)")
     g.add_argument("--space", default=None, help="interfacegan: z or w (default w where the generator has it)")
+    g.add_argument("--label-by", default=None, choices=["decision", "score"],
+                   help="interfacegan with --classifier: label every sample by the classifier's decision (default), "
+                   "or keep the top and bottom --ratio by score (the paper's recipe)")
     g.add_argument("--ratio", type=float, default=None, help="interfacegan: share of top and bottom scores used (default 0.1)")
     g.add_argument("--condition", action="append", default=None, metavar="FILE[:INDEX]",
                    help="interfacegan: make the direction orthogonal to these directions (repeatable)")
@@ -135,12 +139,13 @@ def _interfacegan(G, given, args):  # noqa: ANN001, ANN202
         raise ConfigError("interfacegan needs labels: either --classifier SPEC (with --target K for a K-class "
                           "classifier) or --labels CSV (rows latent_id,label)")
     if args.classifier is not None:
-        _only(given, ("classifier", "target", "space", "samples", "ratio", "seed", "condition", "name"), "--classifier")
+        _only(given, ("classifier", "target", "space", "samples", "label_by", "ratio", "seed", "condition", "name"), "--classifier")
         from ..editing.classifiers import load_classifier
 
         clf = load_classifier(args.classifier, device=args.device)
         d = ifg.interfacegan_from_classifier(G, clf, source=f"classifier {args.classifier}",
-                                             **_pick(given, target="target", space="space", n="samples", ratio="ratio",
+                                             **_pick(given, target="target", space="space", n="samples",
+                                                     label_by="label_by", ratio="ratio",
                                                      seed="seed", name="name"))
     else:
         _only(given, ("labels", "latents", "space", "ratio", "seed", "condition", "name"), "--labels")

@@ -33,6 +33,9 @@ def describe(source: str, weights: str | None = None) -> dict[str, Any]:
     encoder = describe_encoder(source)
     if encoder is not None:
         return encoder
+    directions = describe_directions(source)
+    if directions is not None:
+        return directions
     loaded = read_checkpoint(source)
     G = StyleGAN2Generator(loaded.config, loaded.state_dict, name=source)
     cfg = loaded.config
@@ -57,19 +60,37 @@ def describe(source: str, weights: str | None = None) -> dict[str, Any]:
     }
 
 
-def describe_encoder(source: str) -> dict[str, Any] | None:
-    """What ``info`` prints for an encoder file, or None if ``source`` is not one."""
-    from ..encoders.files import METADATA_KEY, load_encoder
-
+def _has_header(source: str, key: str) -> bool:
+    """Whether ``source`` is a readable .safetensors whose header carries ``key``."""
     if not source.endswith(".safetensors"):
-        return None
+        return False
     try:
         from safetensors import safe_open
 
         with safe_open(source, framework="pt") as f:
-            if METADATA_KEY not in (f.metadata() or {}):
-                return None
+            return key in (f.metadata() or {})
     except Exception:  # noqa: BLE001 - not a readable safetensors: the checkpoint reader says why
+        return False
+
+
+def describe_directions(source: str) -> dict[str, Any] | None:
+    """What ``info`` prints for an edit-directions file, or None if ``source`` is not one."""
+    from ..editing.directions import METADATA_KEY, load_directions
+
+    if not _has_header(source, METADATA_KEY):
+        return None
+    d = load_directions(source)
+    return {"source": source, "format": "invertkit directions", "method": d.method, "space": d.space,
+            "generator": d.generator.get("name"), "layers": None if d.layers is None else list(d.layers),
+            "directions": [{"name": n, "value": round(float(v), 4), "sigma": round(float(s), 4)}
+                           for n, v, s in zip(d.names, d.values, d.sigmas, strict=True)], "info": d.info}
+
+
+def describe_encoder(source: str) -> dict[str, Any] | None:
+    """What ``info`` prints for an encoder file, or None if ``source`` is not one."""
+    from ..encoders.files import METADATA_KEY, load_encoder
+
+    if not _has_header(source, METADATA_KEY):
         return None
     enc = load_encoder(source)
     c = enc.config
@@ -83,6 +104,15 @@ def run(args: argparse.Namespace) -> int:
     d = describe(args.checkpoint, args.weights)
     if args.json:
         print(json.dumps(d, indent=2, default=str))
+        return 0
+    if d["format"] == "invertkit directions":
+        rows = "all" if d["layers"] is None else ",".join(map(str, d["layers"]))
+        print(f"{d['source']}\n  format:        {d['format']}\n  method:        {d['method']} (for {d['generator']})")
+        print(f"  space:         {d['space']}" + (f", W+ rows {rows}" if d["space"] == "w" else ""))
+        for i, x in enumerate(d["directions"][:10]):
+            print(f"  {i:>3}  {x['name']:<24} value {x['value']:<10g} sigma {x['sigma']:g}")
+        if len(d["directions"]) > 10:
+            print(f"  ... {len(d['directions']) - 10} more (--json lists all)")
         return 0
     if d["format"] == "invertkit encoder":
         print(f"{d['source']}\n  format:        {d['format']}\n  architecture:  {d['architecture']}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shutil
 
 from .options import add_options_flags, given_options
 
@@ -43,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
     path = train_encoder(G, args.out, options, progress=not args.no_progress, log=print)
     print(f"wrote {path} (training log {args.out}/log.jsonl, samples in {args.out}/samples)")
     if args.install:
+        from ..encoders.files import copy_encoder
+
         dest = encoder_candidates(G.name, options.arch)[0]
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, dest)
+        copy_encoder(path, dest)  # a bootstrapped ReStyle encoder takes its bootstrap along
         print(f"installed as {dest}: --encoder auto now finds it for {G.name}")
     return 0

@@ -137,3 +137,27 @@ def render_edits(G: Generator, edited: Tensor, space: str, *, generators: Sequen
         parts = [g.synthesize(edited[i, j:j + batch], space) for j in range(0, s, batch)]
         out.append(torch.cat(parts).clamp(-1, 1))
     return torch.stack(out)
+
+
+def result_generators(G: Generator, result: object) -> list[Generator] | None:
+    """The generator of each image of an inversion result: a PTI result's tuned generators (image
+    ``i``'s weights, ``tuned_generator(G, result, i)``), or None when ``G`` renders them all."""
+    deltas = getattr(result, "extras", {}).get("deltas")
+    if deltas is None:
+        return None
+    # imported here: editing sits beside methods, not below them
+    from ..methods.pti import tuned_generator
+
+    return [tuned_generator(G, result, i) for i in range(len(deltas))]
+
+
+def edit_result(G: Generator, result: object, directions: Directions, index: int,
+                strengths: Sequence[float] | Tensor, **kw: object) -> Tensor:
+    """Images of an inversion result's latents edited along direction ``index``: ``[N, S, C, H, W]`` in
+    [-1, 1]. PTI results edit the pivot and render with each image's tuned generator. ``kw``: layers,
+    units (see :func:`edit_latents`)."""
+    latents, space = getattr(result, "latents"), getattr(result, "space")
+    if latents is None:
+        raise LatentSpaceError(f"a {space} result (intermediate features) has no latent to edit")
+    edited, target = edit_latents(G, latents, space, directions, index, strengths, **kw)  # type: ignore[arg-type]
+    return render_edits(G, edited, target, generators=result_generators(G, result))

@@ -90,7 +90,7 @@ def boundary(latents: Tensor, labels_or_scores: Tensor | Sequence[float] | Seque
                               "use binary labels or a classifier whose scores vary")
     if min(len(pos), len(neg)) < 2:
         raise ConfigError(f"InterFaceGAN needs at least 2 samples of each class, got {len(pos)} positive and "
-                          f"{len(neg)} negative of {n}; label more latents (or raise ratio)")
+                          f"{len(neg)} negative of {n}; label more latents (with scores: raise ratio; with a classifier: label_by='score')")
     rng = np.random.default_rng(seed)
     pos_tr, pos_va = _split(pos, val_fraction, rng)
     neg_tr, neg_va = _split(neg, val_fraction, rng)
@@ -169,26 +169,40 @@ def sample_labelled(G: Generator, classifier: Classifier, *, n: int, space: str,
 
 
 def interfacegan_from_classifier(G: Generator, classifier: Classifier, *, target: int | None = None,
-                                 space: str | None = None, n: int = 5000, ratio: float = 0.1, seed: int = 0,
-                                 C: float = 1.0, val_fraction: float = 0.3, batch: int = 256,
-                                 name: str | None = None, source: str = "classifier") -> Directions:
+                                 space: str | None = None, n: int = 5000, label_by: str = "decision",
+                                 ratio: float = 0.1, seed: int = 0, C: float = 1.0, val_fraction: float = 0.3,
+                                 batch: int = 256, name: str | None = None, source: str = "classifier") -> Directions:
     """InterFaceGAN with labels from a classifier on ``n`` generated images.
 
-    The score of an image is the classifier's score, or for a K-class classifier the log-probability
-    of class ``target``; the top and bottom ``ratio`` of the ``n`` samples train the SVM (the paper
-    used 500k samples and ratio 0.02; n=5000, ratio=0.1 keeps 500 per side at a laptop's cost).
-    ``space`` defaults to ``"w"`` where G has it, else ``"z"``.
+    ``label_by="decision"`` (default): every sample is labelled by the classifier's decision (class
+    ``target`` or not; for a score, score > 0) and all of them train the SVM. ``label_by="score"``:
+    the paper's recipe, the top and bottom ``ratio`` of the samples by score (a K-class classifier's
+    log-probability of ``target``) become positives and negatives. For edits meant to change the
+    decision the first works better: on the MNIST MLP GAN with LeNet-5 the share of inverted test digits
+    an edit within 3 sigma turns into a 3 rose from 0.59 to 0.66, into an 8 from 0.11 to 0.37
+    (``benchmarks/editing_bench.py``). ``space`` defaults to ``"w"`` where G has it, else ``"z"``.
     """
+    from .classifiers import classify, predicted_class
+
     if space is None:
         space = "w" if "w" in G.spaces else "z"
     if space not in SPACES:
         raise ConfigError(f"InterFaceGAN finds directions in {' or '.join(SPACES)}, got {space!r}")
-    latents, scores = sample_labelled(G, classifier, n=n, space=space, target=target, seed=seed, batch=batch)
+    if label_by not in ("decision", "score"):
+        raise ConfigError(f"label_by must be 'decision' or 'score', got {label_by!r}")
+    if n < 1:
+        raise ConfigError(f"n must be at least 1, got {n}")
+    latents = G.sample_latent(n, space, seed=seed)
+    outputs = classify(G, latents, space, classifier, batch=batch)
+    scores = attribute_score(outputs, target)  # also checks target against the classifier's outputs
+    if label_by == "decision":
+        decided = predicted_class(outputs)
+        labels = decided.bool() if outputs.dim() == 1 or outputs.shape[1] == 1 else decided == target
     if name is None:
         name = f"class {target}" if target is not None else "attribute"
-    d = interfacegan(G, space, latents, scores, ratio=ratio, name=name, C=C, val_fraction=val_fraction, seed=seed,
-                     source=source)
-    d.info.update({"target": target, "sample_seed": seed})
+    d = interfacegan(G, space, latents.float().cpu(), labels if label_by == "decision" else scores, ratio=ratio,
+                     name=name, C=C, val_fraction=val_fraction, seed=seed, source=source)
+    d.info.update({"target": target, "sample_seed": seed, "label_by": label_by})
     return d
 
 

@@ -44,6 +44,10 @@ class EncoderConfig:
         latent_shape: one latent's shape in ``space``, e.g. ``(14, 512)`` or ``(100,)``.
         widths: channels of the backbone stages.
         blocks: residual blocks per stage.
+        bootstrap: ReStyle only: file name, beside this encoder's file, of the encoder whose latents
+            the refinement starts from (ReStyle's "encoder bootstrapping"); None starts from the
+            mean latent.
+        bootstrap_sha256: sha256 of that file's bytes (a swapped file is refused).
     """
 
     arch: str
@@ -54,8 +58,13 @@ class EncoderConfig:
     latent_shape: tuple[int, ...]
     widths: tuple[int, ...]
     blocks: int = 1
+    bootstrap: str | None = None
+    bootstrap_sha256: str | None = None
 
     def __post_init__(self) -> None:
+        if self.bootstrap is not None and (self.arch != "restyle" or not self.bootstrap_sha256
+                                           or "/" in self.bootstrap or "\\" in self.bootstrap):
+            raise ConfigError("a bootstrap encoder is a file name beside a restyle encoder, with its sha256")
         if self.arch not in ARCHS:
             raise ConfigError(f"unknown encoder architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
         if self.resolution < 8 or self.channels < 1 or self.blocks < 1 or not self.widths:
@@ -88,7 +97,7 @@ class EncoderConfig:
         if not isinstance(d, dict):
             raise CheckpointError(f"{where}: the encoder config is not a JSON object")
         names = {f.name for f in dataclasses.fields(cls)}
-        missing = sorted(names - set(d) - {"blocks"})
+        missing = sorted(names - set(d) - {"blocks", "bootstrap", "bootstrap_sha256"})  # absent from older files
         if missing or set(d) - names:
             raise CheckpointError(f"{where}: encoder config has missing {missing} / unknown {sorted(set(d) - names)} fields")
         try:
@@ -100,6 +109,9 @@ class EncoderConfig:
                     kw[k] = int(kw[k])
             for k in ("arch", "generator", "space"):
                 if not isinstance(kw[k], str):
+                    raise TypeError(f"{k} must be a string")
+            for k in ("bootstrap", "bootstrap_sha256"):
+                if kw.get(k) is not None and not isinstance(kw[k], str):
                     raise TypeError(f"{k} must be a string")
             return cls(**kw)
         except (TypeError, ValueError) as exc:

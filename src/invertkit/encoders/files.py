@@ -2,10 +2,15 @@
 
 Loading reads a length-prefixed JSON header and raw tensor bytes; nothing in the file executes. The
 config is validated, the network is built from it, and the tensors must match it exactly.
+
+A bootstrapped ReStyle encoder names its bootstrap encoder (a pSp/e4e file in the same folder) and
+that file's sha256; loading loads both. :func:`copy_encoder` moves such a pair together.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -88,10 +93,73 @@ def load_encoder(path: str | os.PathLike[str], device: torch.device | str = "cpu
         raise CheckpointError(f"{path}: the encoder weights do not fit its config ({shown}); the file is damaged or was edited")
     enc.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=False)  # integer buffers (batch-norm counters) are not stored
     enc.meta = meta
-    return enc.eval().requires_grad_(False).to(device)
+    enc = enc.eval().requires_grad_(False).to(device)
+    if config.bootstrap is not None:
+        enc.set_start(_load_bootstrap(Path(path), config, device))
+    return enc
 
 
-def ship_encoder(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
-    """Copy a trained encoder file to ``dst`` in float16 (how the package ships its encoders)."""
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _load_bootstrap(path: Path, config: EncoderConfig, device: torch.device | str) -> Encoder:
+    bp = path.parent / str(config.bootstrap)
+    if not bp.is_file():
+        raise CheckpointError(f"{path}: this ReStyle encoder starts from {config.bootstrap}, which must sit beside it "
+                              f"({bp} is missing); copy encoders with invertkit.encoders.files.copy_encoder")
+    if file_sha256(bp) != config.bootstrap_sha256:
+        raise CheckpointError(f"{path}: its bootstrap encoder {bp} is not the file it was trained with (sha256 differs); "
+                              "restore that file or retrain the ReStyle encoder")
+    start = load_encoder(bp, device)
+    if start.config.arch == "restyle":
+        raise CheckpointError(f"{bp}: a bootstrap encoder must be psp or e4e, not restyle")
+    return start
+
+
+def attach_bootstrap(encoder: Encoder, bootstrap_file: str | os.PathLike[str], device: torch.device | str = "cpu") -> None:
+    """Make ``encoder`` (restyle) start from the encoder in ``bootstrap_file``, recording that file's
+    name and sha256 in its config; save the encoder in the same folder as that file."""
+    bp = Path(bootstrap_file)
+    encoder.config = dataclasses.replace(encoder.config, bootstrap=bp.name, bootstrap_sha256=file_sha256(bp))
+    start = load_encoder(bp, device)
+    if start.config.arch == "restyle":
+        raise CheckpointError(f"{bp}: a bootstrap encoder must be psp or e4e, not restyle")
+    encoder.set_start(start)
+
+
+def copy_encoder(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, half: bool = False,
+                 bootstrap: str | os.PathLike[str] | None = None, meta: dict[str, Any] | None = None) -> Path:
+    """Copy the encoder file ``src`` to ``dst`` (float16 with ``half``), keeping a bootstrapped ReStyle
+    encoder loadable: its bootstrap goes to ``bootstrap`` (a path in ``dst``'s folder; default
+    ``<dst stem>.bootstrap.safetensors``), or, when that file already exists, is checked to hold the
+    same weights (e.g. the pSp encoder shipped beside it) and reused."""
     enc = load_encoder(src)
-    return save_encoder(enc, dst, meta={**enc.meta, "shipped_from": str(src), "stored_as": "float16"}, half=True)
+    dst = Path(dst)
+    meta = {**enc.meta, **(meta or {})}
+    start = enc.start_encoder
+    if start is not None:
+        bp = Path(bootstrap) if bootstrap is not None else dst.with_name(dst.stem + ".bootstrap.safetensors")
+        if bp.parent.resolve() != dst.parent.resolve():
+            raise CheckpointError(f"{bp}: a bootstrap encoder must sit in the same folder as {dst}")
+        if bp.is_file():
+            theirs = load_encoder(bp).state_dict()
+            mine = start.state_dict()
+            if theirs.keys() != mine.keys() or any(not torch.allclose(theirs[k].float(), v.float(), rtol=1e-2, atol=1e-3)
+                                                   for k, v in mine.items() if v.is_floating_point()):
+                raise CheckpointError(f"{bp} exists and holds other weights than {src}'s bootstrap encoder; choose another path")
+        else:
+            save_encoder(start, bp, meta=start.meta, half=half)
+        attach_bootstrap(enc, bp)
+    return save_encoder(enc, dst, meta=meta, half=half)
+
+
+def ship_encoder(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
+                 bootstrap: str | os.PathLike[str] | None = None) -> Path:
+    """Copy a trained encoder file to ``dst`` in float16 (how the package ships its encoders); see
+    :func:`copy_encoder` for ``bootstrap``."""
+    return copy_encoder(src, dst, half=True, bootstrap=bootstrap, meta={"shipped_from": str(src), "stored_as": "float16"})

@@ -19,13 +19,24 @@ def restyle_start(G: Generator, space: str, latent_shape: tuple[int, ...], n: in
     return mean.expand(n, *latent_shape), image.expand(n, *image.shape[1:])
 
 
+def start_point(encoder: Encoder, G: Generator, images: Tensor) -> tuple[Tensor, Tensor]:
+    """Where a ReStyle encoder's refinement starts for ``images``: its bootstrap encoder's latents and
+    their images when it has one (computed without gradients), else the mean latent and its image."""
+    start = encoder.start_encoder
+    if start is None:
+        return restyle_start(G, encoder.config.space, encoder.config.latent_shape, images.shape[0])
+    with torch.no_grad():
+        latent = start(images)
+        return latent, G.synthesize(latent, encoder.config.space)
+
+
 def encode(encoder: Encoder, G: Generator, images: Tensor, *, iterations: int = 1,
            trace: list[Tensor] | None = None) -> Tensor:
     """Latents ``[N, *encoder.config.latent_shape]`` in ``encoder.config.space`` for ``images``
     (``N x C x R x R`` in [-1, 1]).
 
-    pSp/e4e encoders take one pass. A ReStyle encoder starts from the mean latent and its image and
-    adds ``iterations`` residuals, each computed from the image and the current reconstruction; the
+    pSp/e4e encoders take one pass. A ReStyle encoder starts from the mean latent and its image (or
+    from its bootstrap encoder's latents, see :func:`start_point`) and adds ``iterations`` residuals, each computed from the image and the current reconstruction; the
     latents after each iteration are appended to ``trace`` when given.
     """
     space = encoder.config.space
@@ -36,7 +47,7 @@ def encode(encoder: Encoder, G: Generator, images: Tensor, *, iterations: int = 
         return latent
     if iterations < 1:
         raise ConfigError(f"restyle needs iterations >= 1, got {iterations}")
-    latent, recon = restyle_start(G, space, encoder.config.latent_shape, images.shape[0])
+    latent, recon = start_point(encoder, G, images)
     for i in range(iterations):
         latent = latent + encoder(images, recon)
         if trace is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..errors import ImageError
+from ..errors import ConfigError, ImageError
 from .config import EncoderConfig
 
 
@@ -126,6 +126,9 @@ class Encoder(nn.Module):
         self.config = config
         self.meta: dict = {}  # facts from the file it was loaded from (training options, held-out PSNR)
         self.source = ""  # that file's path
+        # ReStyle bootstrapping: the encoder whose latents the refinement starts from. Kept out of the
+        # module tree on purpose: it lives in its own file, is never trained here, stays in eval mode.
+        object.__setattr__(self, "start_encoder", None)
         c = config
         self.backbone = Backbone(c.in_channels, c.widths, c.blocks)
         sizes = _sizes(c.resolution, len(c.widths))
@@ -172,6 +175,17 @@ class Encoder(nn.Module):
         if self.config.arch != "restyle":
             out = out + self.latent_mean
         return out
+
+    def set_start(self, start: Encoder | None) -> None:
+        """Start ReStyle's refinement from ``start``'s latents instead of the mean latent (frozen, eval mode)."""
+        if start is not None:
+            if self.config.arch != "restyle" or start.config.arch == "restyle":
+                raise ConfigError("only a restyle encoder starts from another encoder, and that one must be psp or e4e")
+            if (start.config.space, start.config.latent_shape) != (self.config.space, self.config.latent_shape):
+                raise ConfigError(f"the bootstrap encoder predicts {start.config.space} {list(start.config.latent_shape)}, "
+                                  f"this one {self.config.space} {list(self.config.latent_shape)}")
+            start = start.eval().requires_grad_(False)
+        object.__setattr__(self, "start_encoder", start)
 
     def offsets(self, latent: Tensor) -> Tensor:
         """e4e's offsets of each row from row 0, ``[N, rows - 1, dim]`` (empty for flat latents)."""

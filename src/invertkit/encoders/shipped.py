@@ -37,7 +37,8 @@ def shipped_encoders() -> dict[str, list[str]]:
     """Generator name -> architectures shipped in the package."""
     if not SHIPPED_DIR.is_dir():
         return {}
-    return {d.name: sorted(p.stem for p in d.glob("*.safetensors")) for d in sorted(SHIPPED_DIR.iterdir()) if d.is_dir()}
+    return {d.name: sorted(p.stem for p in d.glob("*.safetensors") if "." not in p.stem)  # not x.bootstrap files
+            for d in sorted(SHIPPED_DIR.iterdir()) if d.is_dir()}
 
 
 _CACHE: dict[tuple[str, float, str], Encoder] = {}

@@ -42,7 +42,7 @@ from .config import ARCHS, config_for
 from .data import Batch, TrainingData, eval_batch
 from .discriminator import LatentDiscriminator, discriminator_loss, generator_loss
 from .files import save_encoder
-from .inference import encode, restyle_start
+from .inference import encode, restyle_start, start_point
 from .nets import Encoder
 
 
@@ -69,6 +69,7 @@ class TrainOptions:
     max_width: int = 256  # channel cap of the backbone
     blocks: int = 1  # residual blocks per backbone stage
     init_from: str | None = None  # start from another encoder file's weights (e.g. a pSp encoder to warm-start ReStyle)
+    bootstrap: str | None = None  # restyle: refine the latents of this (pSp/e4e) encoder file instead of the mean latent (ReStyle's encoder bootstrapping)
     seed: int = 0  # seeds the weights' initialisation and the training stream
     checkpoint_every: int = 500  # steps between checkpoints (encoder file, resume state, sample grid)
     log_every: int = 50  # steps between log lines
@@ -84,6 +85,8 @@ def _check_options(o: TrainOptions) -> None:
         raise ConfigError(f"unknown encoder architecture {o.arch!r}; choose one of {', '.join(ARCHS)}")
     if o.steps < 1 or o.batch < 2 or o.iterations < 1 or o.checkpoint_every < 1 or o.log_every < 1:
         raise ConfigError("steps, iterations, checkpoint_every and log_every must be >= 1 and batch >= 2")
+    if o.bootstrap and o.arch != "restyle":
+        raise ConfigError(f"--bootstrap starts a restyle encoder from another encoder's latents; this run trains {o.arch}")
     if not 0 <= o.real_fraction < 1:
         raise ConfigError(f"real_fraction must be in [0, 1), got {o.real_fraction}")
     if min(o.pixel_weight, o.perceptual_weight, o.latent_weight, o.nscd_weight, o.offset_weight, o.adversarial_weight) < 0:
@@ -168,6 +171,8 @@ class Trainer:
             self.encoder.latent_mean.copy_(G.mean_latent(self.config.space)[0])
         if options.init_from:
             warm_start(self.encoder, options.init_from)
+        if options.bootstrap:
+            self._bootstrap(options.bootstrap, fresh=not options.init_from)
         self.e4e = options.arch == "e4e" and self.config.rows > 1
         if self.e4e:
             self.encoder.active.zero_()
@@ -194,6 +199,30 @@ class Trainer:
         self.seconds = 0.0
         self.data_state = self.data.state()
         self._start: tuple[Tensor, Tensor] | None = None  # ReStyle's mean latent and image, batch-sized
+
+    def _bootstrap(self, path: str, *, fresh: bool) -> None:
+        """ReStyle's encoder bootstrapping: the run folder keeps a copy of the bootstrap encoder (the
+        encoder file names it), and a fresh refiner's last layers start near zero so the first pass
+        keeps the bootstrap's good latents instead of scattering them."""
+        import shutil
+
+        from .files import attach_bootstrap, file_sha256
+
+        src = Path(path)
+        if not src.is_file():
+            raise ConfigError(f"{path}: no such encoder file for --bootstrap")
+        self.out.mkdir(parents=True, exist_ok=True)
+        copy = self.out / "bootstrap.safetensors"
+        if not copy.is_file() or file_sha256(copy) != file_sha256(src):
+            shutil.copyfile(src, copy)
+        attach_bootstrap(self.encoder, copy, self.G.device)
+        self.config = self.encoder.config
+        if fresh:
+            with torch.no_grad():
+                for head in self.encoder.heads:
+                    last = head if isinstance(head, torch.nn.Linear) else head.linear
+                    last.weight.mul_(0.1)
+                    last.bias.zero_()
 
     # ---- schedule ---------------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -252,10 +281,12 @@ class Trainer:
         self.encoder.train()
         self.opt.zero_grad(set_to_none=True)
         if self.config.arch == "restyle":
-            # the start is the same every step: rendered once per run
-            if self._start is None:
-                self._start = restyle_start(self.G, self.config.space, self.config.latent_shape, self.o.batch)
-            latent, recon = (t[: batch.images.shape[0]] for t in self._start)
+            if self.encoder.start_encoder is not None:  # bootstrapped: each batch starts from its own latents
+                latent, recon = start_point(self.encoder, self.G, batch.encoder_inputs)
+            else:  # the mean latent: the same every step, rendered once per run
+                if self._start is None:
+                    self._start = restyle_start(self.G, self.config.space, self.config.latent_shape, self.o.batch)
+                latent, recon = (t[: batch.images.shape[0]] for t in self._start)
             logs: dict[str, float] = {}
             for _ in range(self.o.iterations):
                 latent = latent.detach() + self.encoder(batch.encoder_inputs, recon.detach())
