@@ -7,6 +7,7 @@
    10,000 samples labelled by LeNet-5's decision, and each inverted digit is edited at strengths
    -3..3 sigma (7 steps). Reported per class: ``edit_flip`` (share of the digits not already of that
    class that LeNet-5 calls that class at some strength), mean first strength, slope, pixel change.
+   Then, for digits 3 and 8 on the encoder's inversions, the two labelling recipes compared.
 2. Faces (``dcgan-digiface64``): SeFa and GANSpace directions; an LFW face (never trained on) is
    inverted with ``hybrid`` and edited along the top three directions of each, strengths -3..3.
    Strips are written to ``OUT/strips``; per strip, ``smoothness`` = largest step between neighbouring
@@ -69,7 +70,18 @@ def mnist_part(root: Path, out: Path, n_digits: int) -> dict[str, object]:
         rows.append({"digit": k, "svm_accuracy": round(float(d.values[0]), 3), "seconds_to_find": round(found, 1),
                      **{key: round(v, 3) for key, v in e.items()}})
         print(json.dumps(rows[-1]), flush=True)
-    return {"inversion": inv, "digits": n_digits, "labels_seen": torch.bincount(labels, minlength=10).tolist(), "classes": rows}
+    # labelling recipes compared on the encoder's inversions: the classifier's decision (default) or
+    # the paper's top and bottom 10% by score
+    enc = invert(G, digits, "encoder")
+    recipes = {}
+    for k in (3, 8):
+        for how in ("decision", "score"):
+            d = interfacegan_from_classifier(G, clf, target=k, n=10_000, label_by=how)
+            e = editability(G, enc.latents, enc.space, EditProbe(d, 0, STRENGTHS, clf, k))
+            recipes[f"digit {k}, labels by {how}"] = round(e["edit_flip"], 3)
+    print(json.dumps(recipes), flush=True)
+    return {"inversion": inv, "digits": n_digits, "labels_seen": torch.bincount(labels, minlength=10).tolist(),
+            "classes": rows, "label_recipes_on_encoder_inversions": recipes}
 
 
 def strips_part(G, image: torch.Tensor, out: Path, tag: str, count: int = 3) -> dict[str, object]:

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
+from generator_speed import timed  # benchmarks/ is on sys.path when a script in it runs
 
 from invertkit.encoders import Encoder, config_for, encode
-from invertkit.encoders.shipped import find_encoder
 from invertkit.encoders.files import load_encoder
+from invertkit.encoders.shipped import find_encoder
 from invertkit.generators import load_generator
-
-from generator_speed import timed  # benchmarks/ is on sys.path when a script in it runs
 
 
 def measure(G, enc: Encoder, batches: list[int], repeats: int) -> dict[str, dict[str, float]]:

@@ -75,7 +75,7 @@ def test_file_round_trip_and_refusals(tiny_sg2, tmp_path):
 
     tensors = load_file(str(path))
     save_file(tensors, str(tmp_path / "nometa.safetensors"))
-    with pytest.raises(CheckpointError, match="without invertkit encoder metadata"):
+    with pytest.raises(CheckpointError, match="without the header of an invertkit encoder file"):
         load_encoder(tmp_path / "nometa.safetensors")
     from safetensors import safe_open
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from feature_factories import backbone_state, heads_path, real_heads_path, reference_lpips, write_backbone
+
 from invertkit.errors import CheckpointError, ConfigError, ImageError
 from invertkit.features.lpips import load_lpips
 

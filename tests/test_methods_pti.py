@@ -157,11 +157,11 @@ def test_delta_for_another_generator_or_damaged_is_refused(tmp_path, sg2_result,
     ckpt = save_native(other, tmp_path / "other.safetensors")
     with pytest.raises(CheckpointError, match="made for generator"):
         load_generator(ckpt, delta=path)
-    with pytest.raises(CheckpointError, match="not an invertkit weight delta"):
+    with pytest.raises(CheckpointError, match="without the header of an invertkit weight delta"):
         load_generator(ckpt, delta=ckpt)  # a checkpoint is not a delta
     data = path.read_bytes()
     (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="corrupted or truncated"):
+    with pytest.raises(CheckpointError, match="not a readable weight delta.*damaged"):
         read_delta(tmp_path / "cut.safetensors")
     with pytest.raises(CheckpointError, match="no such weight delta"):
         read_delta(tmp_path / "missing.safetensors")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from feature_factories import real_heads_path, write_backbone
+
 from invertkit.errors import CheckpointError
 from invertkit.features.lpips import load_lpips
 from invertkit.features.mobilenet import mobilenet_available

@@ -8,8 +8,8 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio
 
 from invertkit.errors import ImageError
-from invertkit.metrics import PSNR, mse, psnr
 from invertkit.io.images import to_uint8
+from invertkit.metrics import PSNR, mse, psnr
 
 
 def test_psnr_matches_skimage():

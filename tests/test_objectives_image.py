@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from feature_factories import heads_path, write_backbone
+
 from invertkit.errors import CheckpointError, ConfigError, ImageError
 from invertkit.features.lpips import load_lpips
 from invertkit.features.mobilenet import cached_mobilenet_v2, mobilenet_available

@@ -97,7 +97,8 @@ def describe_encoder(source: str) -> dict[str, Any] | None:
     return {"source": source, "format": "invertkit encoder", "architecture": f"{c.arch} encoder for {c.generator}",
             "resolution": c.resolution, "channels": c.channels, "space": c.space, "latent_shape": list(c.latent_shape),
             "widths": list(c.widths), "parameters": enc.parameter_count(),
-            "trained_steps": enc.meta.get("trained_steps"), "heldout_psnr": enc.meta.get("heldout_psnr")}
+            "trained_steps": enc.meta.get("trained_steps"), "heldout_psnr": enc.meta.get("heldout_psnr"),
+            "bootstrap": c.bootstrap}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  predicts:      {d['space']} {d['latent_shape']}")
         print(f"  parameters:    {d['parameters']:,}")
         print(f"  trained:       {d['trained_steps']} steps, held-out PSNR {d['heldout_psnr']} dB")
+        if d["bootstrap"]:
+            print(f"  starts from:   {d['bootstrap']} (its latents are refined; the file sits beside this one)")
         return 0
     shapes = d.get("latent_shapes", {})
     print(f"{d['source']}")

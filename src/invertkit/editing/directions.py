@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,13 @@ def unit_rows(vectors: Tensor) -> Tensor:
     return (flat / norms).reshape(vectors.shape).cpu()
 
 
+def sigma_samples(G: Generator, space: str, n: int = SIGMA_SAMPLES, seed: int = 0, batch: int = 2000) -> Iterator[Tensor]:
+    """The latents strength units are measured on: ``n`` draws of ``G`` in ``space``, in batches
+    ``[<= batch, *shape]`` (seeded apart from users' seeds; the same draws for every caller)."""
+    for start in range(0, n, batch):
+        yield G.sample_latent(min(batch, n - start), space, seed=_SIGMA_SEED + seed + start)
+
+
 @torch.no_grad()
 def latent_sigmas(G: Generator, space: str, vectors: Tensor, n: int = SIGMA_SAMPLES, seed: int = 0) -> Tensor:
     """Standard deviation of ``G``'s latents in ``space`` projected on each unit vector: ``[K]``.
@@ -125,10 +133,7 @@ def latent_sigmas(G: Generator, space: str, vectors: Tensor, n: int = SIGMA_SAMP
     if space == "z":
         return torch.ones(vectors.shape[0])
     flat = vectors.flatten(1).to(G.device)
-    proj = []
-    for start in range(0, n, 2000):
-        lat = G.sample_latent(min(2000, n - start), space, seed=_SIGMA_SEED + seed + start)
-        proj.append(lat.flatten(1) @ flat.T)
+    proj = [lat.flatten(1) @ flat.T for lat in sigma_samples(G, space, n, seed)]
     return torch.cat(proj).std(0).cpu()
 
 
@@ -152,24 +157,10 @@ def load_directions(path: str | os.PathLike[str], G: Generator | None = None) ->
         CheckpointError: missing, unreadable or malformed file; vectors that do not fit ``G``'s space;
             directions found for a generator with other weights.
     """
-    from safetensors import SafetensorError, safe_open
+    from ..io.safetensors_file import read_safetensors
 
     p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"{p}: no such directions file; find directions with `invertkit directions` or check the path")
-    try:
-        with safe_open(str(p), framework="pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{p}: not a readable directions file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-    try:
-        header = json.loads(metadata[METADATA_KEY])
-    except KeyError:
-        raise CheckpointError(f"{p}: a safetensors file without invertkit directions metadata; "
-                              "directions files are written by `invertkit directions`") from None
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{p}: the directions header is not valid JSON ({exc.msg})") from None
+    tensors, header = read_safetensors(p, METADATA_KEY, "directions file", "find directions with `invertkit directions`")
     if not isinstance(header, dict) or header.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{p}: unsupported directions format (this invertkit reads version {FORMAT_VERSION})")
     missing = [k for k in ("vectors", "sigmas", "values") if k not in tensors]

@@ -27,7 +27,7 @@ from torch import Tensor
 from ..errors import ConfigError, LatentSpaceError
 from ..generators.base import Generator
 from .classifiers import Classifier, attribute_score, classify
-from .directions import _SIGMA_SEED, SIGMA_SAMPLES, Directions, identity
+from .directions import SIGMA_SAMPLES, Directions, identity, sigma_samples
 
 
 def _check(G: Generator) -> Generator:
@@ -106,8 +106,8 @@ def style_stds(G: Generator, n: int = SIGMA_SAMPLES, seed: int = 0) -> Tensor:
     """
     _check(G)
     total, sq, count = None, None, 0
-    for start in range(0, n, 2000):
-        lat = G.sample_latent(min(2000, n - start), "s", seed=_SIGMA_SEED + seed + start).double()
+    for lat in sigma_samples(G, "s", n, seed):
+        lat = lat.double()
         total = lat.sum(0) if total is None else total + lat.sum(0)
         sq = (lat * lat).sum(0) if sq is None else sq + (lat * lat).sum(0)
         count += lat.shape[0]

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
-from ..io.safetensors_file import write_safetensors
+from ..io.safetensors_file import read_safetensors, write_safetensors
 from .config import EncoderConfig
 from .nets import Encoder
 
@@ -44,25 +44,8 @@ def save_encoder(encoder: Encoder, path: str | os.PathLike[str], *, meta: dict[s
 
 def read_encoder_file(path: str | os.PathLike[str]) -> tuple[EncoderConfig, dict[str, torch.Tensor], dict[str, Any]]:
     """Config, tensors and meta of an encoder file; CheckpointError on anything malformed."""
-    from safetensors import SafetensorError, safe_open
-
     p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"{p}: no such encoder file; train one with `invertkit train-encoder` or check the path")
-    try:
-        with safe_open(str(p), framework="pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{p}: not a readable encoder file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
-                              "encoders are .safetensors files written by invertkit train-encoder") from None
-    if METADATA_KEY not in metadata:
-        raise CheckpointError(f"{p}: a safetensors file without invertkit encoder metadata; "
-                              "is this a generator checkpoint? Encoders are written by invertkit train-encoder")
-    try:
-        payload = json.loads(metadata[METADATA_KEY])
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{p}: the encoder header is not valid JSON ({exc.msg})") from None
+    tensors, payload = read_safetensors(p, METADATA_KEY, "encoder file", "train one with `invertkit train-encoder`")
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{p}: unsupported encoder format version "
                               f"{payload.get('format_version') if isinstance(payload, dict) else '?'} (this invertkit reads {FORMAT_VERSION})")

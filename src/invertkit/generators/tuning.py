@@ -186,25 +186,10 @@ def read_delta(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[st
         CheckpointError: missing file, not a safetensors file, no invertkit delta metadata, a newer
             format, or NaN/infinity in the tensors.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"{p}: no such weight delta file; pass a <name>_delta.safetensors file from a pti run's latents/ folder")
-    from safetensors import safe_open
+    from ..io.safetensors_file import read_safetensors
 
-    try:
-        with safe_open(str(p), framework="pt", device="cpu") as f:
-            raw = (f.metadata() or {}).get(METADATA_KEY)
-            names = list(f.keys())  # a safe_open handle is not iterable
-            tensors = {k: f.get_tensor(k) for k in names}
-    except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError ...: a damaged file
-        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        raise CheckpointError(f"{p}: not a readable safetensors weight delta ({first}); the file is corrupted or truncated, re-run the inversion that wrote it") from None
-    if raw is None:
-        raise CheckpointError(f"{p}: a safetensors file without {METADATA_KEY!r} metadata, so not an invertkit weight delta; pass a <name>_delta.safetensors file written by a pti run")
-    try:
-        meta = json.loads(raw)
-    except ValueError:
-        meta = None
+    p = Path(path)
+    tensors, meta = read_safetensors(p, METADATA_KEY, "weight delta", "pass a <name>_delta.safetensors file written by a pti run")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{p}: the weight delta's metadata is malformed (no format {FORMAT!r}); the file is corrupted")
     version = meta.get("format_version")

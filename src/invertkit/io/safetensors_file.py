@@ -1,9 +1,12 @@
-"""Writing a ``.safetensors`` file atomically, readable by everyone (checkpoints, encoders, deltas)."""
+"""invertkit's own ``.safetensors`` files (checkpoints, encoders, directions, weight deltas): written
+atomically, read with their JSON header checked."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor
 
@@ -32,3 +35,36 @@ def write_safetensors(path: str | os.PathLike[str], tensors: dict[str, Tensor], 
         tmp.unlink(missing_ok=True)
         raise CheckpointError(f"{p}: cannot write the {what} ({exc.strerror or exc})") from None
     return p
+
+
+def read_safetensors(path: str | os.PathLike[str], key: str, what: str, hint: str) -> tuple[dict[str, Tensor], Any]:
+    """Tensors and the JSON header entry ``key`` of an invertkit ``.safetensors`` file (encoder,
+    directions, weight delta). Only tensor bytes and a JSON header are read: nothing executes.
+
+    Args:
+        key: the metadata entry that marks this kind of file.
+        what: the kind, for messages ("encoder file").
+        hint: how such a file is made, for messages ("train one with `invertkit train-encoder`").
+    Returns:
+        ``(tensors on CPU, the parsed header entry)``.
+    Raises:
+        CheckpointError: missing or unreadable file, no ``key`` entry, or an entry that is not JSON.
+    """
+    from safetensors import safe_open  # local: keeps `import invertkit` light
+
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: no such {what}; {hint}, or check the path")
+    try:
+        with safe_open(str(p), framework="pt", device="cpu") as f:
+            raw = (f.metadata() or {}).get(key)
+            tensors = {k: f.get_tensor(k) for k in list(f.keys())}
+    except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError ...: a damaged or foreign file
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise CheckpointError(f"{p}: not a readable {what} ({first}); the file is damaged, or not a .safetensors file") from None
+    if raw is None:
+        raise CheckpointError(f"{p}: a safetensors file without the header of an invertkit {what} ({key!r}); {hint}")
+    try:
+        return tensors, json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{p}: the {what}'s header is not valid JSON ({exc.msg}); the file is damaged") from None

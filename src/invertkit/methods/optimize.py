@@ -25,8 +25,8 @@ from ..generators.base import Generator
 from ..metrics import psnr
 from ..objectives.combined import Objective
 from . import METHODS, MethodSpec
-from .init import derive_seed, initial_latents, latent_row_std, resolve_init
 from .context import RunContext
+from .init import derive_seed, initial_latents, latent_row_std, resolve_init
 from .lbfgs import BatchedLBFGS
 from .problem import Problem
 from .result import InversionResult

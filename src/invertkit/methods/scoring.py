@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..generators.base import Generator
 from .. import metrics as M
+from ..generators.base import Generator
 
 
 @torch.inference_mode()

@@ -4,6 +4,7 @@
 ``perceptual`` (ImageNet MobileNetV2 features), ``lpips`` (= ``lpips-alex``), ``lpips-vgg``.
 """
 
+from .combined import Objective, parse_loss_spec
 from .image_losses import (
     IMAGE_LOSSES,
     ImageLoss,
@@ -16,9 +17,15 @@ from .image_losses import (
     perceptual_distance,
     perceptual_from_features,
 )
-
-from .combined import Objective, parse_loss_spec
-from .latent_terms import LatentPrior, NoiseRegularizer, WPlusSpread, latent_prior, noise_regularizer, normalize_noise_, wplus_spread
+from .latent_terms import (
+    LatentPrior,
+    NoiseRegularizer,
+    WPlusSpread,
+    latent_prior,
+    noise_regularizer,
+    normalize_noise_,
+    wplus_spread,
+)
 from .nscd import NSCDLoss, nscd_loss
 
 __all__ = [

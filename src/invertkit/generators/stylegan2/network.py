@@ -463,8 +463,8 @@ class SynthesisNetwork(nn.Module):
 
     def layer(self, name: str) -> nn.Module:
         """The module of a layer name such as ``"b8.conv0"``."""
-        b, l = name.split(".")
-        return getattr(getattr(self, b), l)
+        block, layer = name.split(".")
+        return getattr(getattr(self, block), layer)
 
     def styles_from_ws(self, ws: Tensor) -> list[Tensor]:
         """``ws [N, num_ws, w_dim]`` -> per-layer styles (affine outputs), one ``[N, in_ch]`` per ``layer_names``."""
