@@ -25,10 +25,11 @@ test: install
 demo: install
 	$(VENV)/bin/invertkit demo --out runs/demo
 
-# The shipped encoders (src/invertkit/encoders/weights/), retrained from scratch: about 50 minutes on
-# 2 CPU cores. dcgan-digiface64: pSp on drawn faces, then fine-tuned with real faces mixed in (ORL
-# subjects 20-40 and LFW faces 50-99; ORL 1-19 and LFW 0-49 stay unseen for the benchmarks), then
-# ReStyle warm-started from it.
+# The shipped encoders (src/invertkit/encoders/weights/), retrained from scratch: about 57 minutes on
+# 2 CPU cores (measured seconds per step x steps, see the README). dcgan-digiface64: pSp on drawn
+# faces, then fine-tuned with real faces mixed in (ORL subjects 20-40 and LFW faces 50-99; ORL 1-19
+# and LFW 0-49 stay unseen for the benchmarks), then a ReStyle encoder bootstrapped from it (it
+# learns to correct the pSp latents in 3 passes).
 SHARED ?= ../shared/data
 ENC    := $(VENV)/bin/invertkit train-encoder --no-progress --perceptual-weight 0 --log-every 100
 REAL   := "$(SHARED)/orl_faces/s[234]?,runs/faces/train/lfw" --real-fraction 0.3
@@ -38,18 +39,18 @@ encoders: install
 	$(ENC) -g dcgan-digiface64 --arch psp --augment --steps 3000 --batch 32 --lr 5e-4 \
 	  --init-from runs/encoders/dcgan-psp-stage1/encoder.safetensors --images $(REAL) \
 	  --out runs/encoders/dcgan-psp
-	$(ENC) -g dcgan-digiface64 --arch restyle --iterations 2 --augment --steps 1000 --batch 32 --lr 3e-4 \
-	  --init-from runs/encoders/dcgan-psp/encoder.safetensors --images $(REAL) \
-	  --out runs/encoders/dcgan-restyle
+	$(ENC) -g dcgan-digiface64 --arch restyle --iterations 3 --steps 1500 --batch 32 --pixel-weight 10 --latent-weight 0.3 \
+	  --bootstrap runs/encoders/dcgan-psp/encoder.safetensors --out runs/encoders/dcgan-restyle
 	$(ENC) -g mnist-mlp-gan --weights $(SHARED)/mnist_mlp_gan/generator.ckpt --arch psp --steps 3000 --batch 64 \
 	  --out runs/encoders/mnist-psp
 	$(ENC) -g mnist-mlp-gan --weights $(SHARED)/mnist_mlp_gan/generator.ckpt --arch restyle --iterations 2 \
 	  --steps 750 --batch 64 --lr 3e-4 --init-from runs/encoders/mnist-psp/encoder.safetensors --out runs/encoders/mnist-restyle
 	# ship them: float16 copies inside the package
+	# (the DCGAN ReStyle encoder refines the pSp one: shipped beside it, it names psp.safetensors)
 	$(PY) -c "from invertkit.encoders.files import ship_encoder as s; w = 'src/invertkit/encoders/weights/'; \
-	  [print(s(f'runs/encoders/{r}/encoder.safetensors', w + d + '.safetensors')) for r, d in [ \
-	  ('dcgan-psp', 'dcgan-digiface64/psp'), ('dcgan-restyle', 'dcgan-digiface64/restyle'), \
-	  ('mnist-psp', 'mnist-mlp-gan/psp'), ('mnist-restyle', 'mnist-mlp-gan/restyle')]]"
+	  [print(s(f'runs/encoders/{r}/encoder.safetensors', w + d + '.safetensors', bootstrap=b and w + b)) for r, d, b in [ \
+	  ('dcgan-psp', 'dcgan-digiface64/psp', None), ('dcgan-restyle', 'dcgan-digiface64/restyle', 'dcgan-digiface64/psp.safetensors'), \
+	  ('mnist-psp', 'mnist-mlp-gan/psp', None), ('mnist-restyle', 'mnist-mlp-gan/restyle', None)]]"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

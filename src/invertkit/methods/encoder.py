@@ -75,9 +75,12 @@ def encoded_result(G: Generator, images: Tensor, encoder_spec: str, archs: tuple
     reference = ctx.reference if ctx.reference is not None else images
     metrics = score(G, recon, reference, latents=latent, space=space, extra=ctx.extra_metrics)
     n = images.shape[0]
+    # renders per image: one between passes and the final one; a bootstrapped start renders its latents
+    # too (the mean latent's image is rendered once for the whole batch)
+    evals = float(iters + (enc.start_encoder is not None))
     return InversionResult(
         latents=latent, space=space, reconstructions=recon, history=history, metrics=metrics,
-        timings={"seconds": seconds, "steps": iters, "evaluations": float(iters), "evaluations_per_image": [float(iters)] * n},
+        timings={"seconds": seconds, "steps": iters, "evaluations": evals, "evaluations_per_image": [evals] * n},
         config={"encoder": enc.source, "encoder_arch": enc.config.arch, "iterations": iters},
     )
 
