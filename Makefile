@@ -25,8 +25,8 @@ test: install
 demo: install
 	$(VENV)/bin/invertkit demo --out runs/demo
 
-# The shipped encoders (src/invertkit/encoders/weights/), retrained from scratch: about 57 minutes on
-# 2 CPU cores (measured seconds per step x steps, see the README). dcgan-digiface64: pSp on drawn
+# The shipped encoders (src/invertkit/encoders/weights/), retrained from scratch: about 48 minutes on
+# 2 CPU cores (seconds per step x steps: python benchmarks/encoder_train_speed.py). dcgan-digiface64: pSp on drawn
 # faces, then fine-tuned with real faces mixed in (ORL subjects 20-40 and LFW faces 50-99; ORL 1-19
 # and LFW 0-49 stay unseen for the benchmarks), then a ReStyle encoder bootstrapped from it (it
 # learns to correct the pSp latents in 3 passes).
