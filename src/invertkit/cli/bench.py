@@ -8,12 +8,12 @@ import torch
 
 from ..errors import ImageError
 from .edit import allow_negative_values
+from .options import add_generator_flags
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="compare inversion methods on the same images (table, plot, grids)")
-    p.add_argument("--generator", "-g", required=True, help="zoo name or checkpoint path")
-    p.add_argument("--weights", default=None, help="weight file for zoo models that need one")
+    add_generator_flags(p)
     p.add_argument("--images", nargs="+", required=True, help="image files or folders")
     p.add_argument("--methods", required=True, help="comma-separated specs name[:space][@key=value;...], e.g. optimize:w,optimize:w+,cma:z,plain,optimize:z@restarts=8;loss=mse=1+perceptual=0.1")
     p.add_argument("--steps", type=int, default=None, help="steps for every method that has them (generations for cma/basincma)")
@@ -31,7 +31,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--edit-layers", default="default", help="W+ rows to edit (default: the direction file's)")
     p.add_argument("--edit-units", default="sigma", choices=["sigma", "raw"], help="strength unit (default sigma: one std of G's latents)")
     p.add_argument("--out", "-o", default="runs/bench")
-    p.add_argument("--device", default="cpu")
     allow_negative_values(p)
     p.set_defaults(func=run)
 

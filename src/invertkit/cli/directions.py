@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
-from .edit import add_generator_flags, parse_direction_spec
+from .edit import parse_direction_spec
+from .options import add_generator_flags
 
 METHODS = ("sefa", "ganspace", "interfacegan", "stylespace")
 

@@ -15,15 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, InvertkitError
+from .options import add_generator_flags
 
 _INDEX_SPEC = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
-
-
-def add_generator_flags(p: argparse.ArgumentParser) -> None:
-    """``--generator/-g`` plus ``--weights`` and ``--device`` (as ``invertkit invert``)."""
-    p.add_argument("--generator", "-g", required=True, help="zoo name (invertkit zoo) or checkpoint path")
-    p.add_argument("--weights", default=None, help="weight file for zoo models that need one (mnist-mlp-gan)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ...")
 
 
 def add_picture_flags(p: argparse.ArgumentParser) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from .edit import add_generator_flags, add_picture_flags, picture_scale, slug
+from .edit import add_picture_flags, picture_scale, slug
+from .options import add_generator_flags
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

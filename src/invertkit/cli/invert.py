@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, ImageError
-from .options import add_options_flags, given_options
+from .options import add_generator_flags, add_options_flags, given_options
 
 
 def _method_classes() -> dict[str, type]:
@@ -26,12 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "method's options dataclass; unset flags keep the method's defaults.",
     )
     p.add_argument("images", nargs="+", help="image files or folders of images")
-    p.add_argument("--generator", "-g", required=True, help="zoo name (invertkit zoo) or checkpoint path")
-    p.add_argument("--weights", default=None, help="weight file for zoo models that need one (mnist-mlp-gan)")
+    add_generator_flags(p)
     p.add_argument("--method", "-m", default="optimize", help="optimize | encoder | restyle | hybrid | pti | cma | basincma | plain (default optimize)")
     p.add_argument("--batch-size", type=int, default=8, help="images optimised together (default 8)")
     p.add_argument("--out", "-o", default="runs/invert", help="output folder (default runs/invert)")
-    p.add_argument("--device", default="cpu")
     p.add_argument("--degrade", default=None, help="restoration: downsample:F, grayscale, noise:SIGMA, mask:PATH, joined by +")
     p.add_argument("--mask", default=None, help="inpainting mask image (white = known pixels)")
     p.add_argument("--simulate", action="store_true", help="the inputs are clean images: degrade them, restore, and score against the clean ones")

@@ -33,6 +33,13 @@ def add_generator_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ...")
 
 
+def add_generator_flags(p: argparse.ArgumentParser) -> None:
+    """``--generator/-g`` plus ``--weights`` and ``--device`` (commands whose positionals are inputs)."""
+    p.add_argument("--generator", "-g", required=True, help="zoo name (invertkit zoo) or checkpoint path")
+    p.add_argument("--weights", default=None, help="weight file for zoo models that need one (mnist-mlp-gan)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ...")
+
+
 def field_help(cls: type) -> dict[str, str]:
     """Help text of each dataclass field, taken from its trailing ``# comment`` in the source (the
     options dataclasses document their fields that way, so the docs live in one place)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from .options import add_options_flags, given_options
+from .options import add_generator_flags, add_options_flags, given_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,10 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "with a folder of real images. Writes DIR/encoder.safetensors at every checkpoint, a training log, "
         "sample grids and the state to resume from: run the same command again to continue.",
     )
-    p.add_argument("--generator", "-g", required=True, help="zoo name (invertkit zoo) or checkpoint path")
-    p.add_argument("--weights", default=None, help="weight file for zoo models that need one (mnist-mlp-gan)")
+    add_generator_flags(p)
     p.add_argument("--out", "-o", required=True, help="run folder (created; an interrupted run there is resumed)")
-    p.add_argument("--device", default="cpu")
     p.add_argument("--install", action="store_true",
                    help="copy the finished encoder into the invertkit cache so --encoder auto finds it for this generator")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
