@@ -19,7 +19,8 @@ def load_generator(
     weights: str | os.PathLike[str] | None = None,
     delta: str | os.PathLike[str] | None = None,
 ) -> Generator:
-    """Load a generator by zoo name (``"dcgan-digiface64"``) or from a checkpoint file.
+    """Load a generator by zoo name (``"dcgan-digiface64"``), from a checkpoint file, or from a
+    diffusers model folder (``"diffusers:PATH"``, see ``invertkit.diffusion.generator``).
 
     Checkpoint formats are detected from the file's content: NVIDIA StyleGAN2-ADA ``.pkl`` (read by a
     restricted unpickler: nothing in the file executes), rosinality ``.pt`` (``weights_only`` load)
@@ -37,6 +38,12 @@ def load_generator(
             made for another generator.
     """
     key = os.fspath(path_or_name)
+    if key.startswith("diffusers:"):  # a diffusers model folder (invertkit.diffusion)
+        if weights is not None or delta is not None:
+            raise CheckpointError(f"{key}: --weights and --delta are for GAN checkpoints; a diffusers folder holds its own weights")
+        from ..diffusion.generator import load_diffusers
+
+        return load_diffusers(key[len("diffusers:"):], device)
     if key in ZOO:
         gen = ZOO.get(key).load(weights)
     else:

@@ -122,3 +122,26 @@ ZOO.add(
         build=_build_mnist_mlp,
     ),
 )
+
+
+def _build_faces32(path: Path) -> Generator:
+    from ..diffusion.generator import load_diffusers  # local: only diffusion users need diffusers
+
+    return load_diffusers(str(path.parent), name="diffusion-faces32")
+
+
+ZOO.add(
+    "diffusion-faces32",
+    ZooEntry(
+        name="diffusion-faces32",
+        description="prompt-conditioned pixel diffusion model, 32x32 greyscale faces; prompts '', 'photo', 'drawing'",
+        resolution=32,
+        channels=1,
+        spaces=("noise",),
+        source="trained by invertkit (python -m invertkit.diffusion.train) on ORL/LFW photos and DCGAN-drawn faces",
+        how_to_get="it ships inside the invertkit package (diffusion/weights/faces32); reinstall invertkit, or retrain with make diffusion-model",
+        filename="model_index.json",
+        candidates=lambda: [Path(__file__).resolve().parents[1] / "diffusion" / "weights" / "faces32" / "model_index.json"],
+        build=_build_faces32,
+    ),
+)

@@ -99,6 +99,7 @@ def invert(
 
 from . import basincma as _basincma  # noqa: E402,F401  (registers "basincma")
 from . import cma as _cma  # noqa: E402,F401  (registers "cma")
+from . import diffusion as _diffusion  # noqa: E402,F401  (registers the diffusion and flow methods)
 from . import encoder as _encoder  # noqa: E402,F401  (registers "encoder" and "restyle")
 from . import hybrid as _hybrid  # noqa: E402,F401  (registers "hybrid")
 from . import optimize as _optimize  # noqa: E402,F401  (registers "optimize")

@@ -1,0 +1,189 @@
+"""Read a model folder in the ``diffusers`` layout, safely and offline.
+
+A folder holds one denoising network in a sub-folder (``unet/`` or ``transformer/``), its scheduler's
+``scheduler/scheduler_config.json`` and optionally a VAE (``vae/``) for latent models::
+
+    model_index.json                 (optional: which components exist)
+    unet/config.json                 or transformer/config.json
+    unet/diffusion_pytorch_model.safetensors   (or .fp16.safetensors, or sharded with an index)
+    scheduler/scheduler_config.json
+    vae/config.json + vae/diffusion_pytorch_model.safetensors          (latent models only)
+    prompt_embeds.safetensors        (optional, invertkit: named prompt embeddings)
+
+Networks are built with diffusers from their ``config.json`` (``from_config`` never touches the
+network) and their weights are read from safetensors only: pickled ``.bin`` files are refused,
+because nothing in a checkpoint may execute. The scheduler is always the model's own config (a
+model sampled with another scheduler's betas or prediction type silently produces noise).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from invertkit.errors import CheckpointError, ConfigError
+
+# class name in config.json -> (role, parameterisation family)
+NETWORKS = {
+    "UNet2DModel": "diffusion",
+    "UNet2DConditionModel": "diffusion",
+    "SD3Transformer2DModel": "flow",
+}
+FLOW_SCHEDULERS = ("FlowMatchEulerDiscreteScheduler",)
+
+
+@dataclass
+class DiffusersFolder:
+    """The parts of a loaded folder.
+
+    Attributes:
+        network: the denoiser network (eval mode, float32, CPU).
+        network_class: its diffusers class name (a key of ``NETWORKS``).
+        family: ``"diffusion"`` (discrete alpha-bar schedule) or ``"flow"`` (rectified flow).
+        scheduler: the parsed ``scheduler_config.json``.
+        vae: an ``AutoencoderKL`` or None (pixel-space model).
+        prompts: name -> prompt embedding ``[tokens, width]`` (and ``pooled:<name>`` -> ``[width']``).
+        path: the folder.
+    """
+
+    network: nn.Module
+    network_class: str
+    family: str
+    scheduler: dict[str, Any]
+    vae: nn.Module | None
+    prompts: dict[str, Tensor] = field(default_factory=dict)
+    path: Path = Path(".")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing; a diffusers model folder needs it") from None
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not readable JSON ({exc}); re-export the model folder") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return data
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    """The safetensors weight file(s) of a component folder; pickles are refused by name."""
+    for name in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"):
+        if (folder / name).is_file():
+            return [folder / name]
+    index = folder / "diffusion_pytorch_model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(_read_json(index).get("weight_map", {}).values()))
+        if not shards:
+            raise CheckpointError(f"{index}: its weight_map is empty")
+        return [folder / s for s in shards]
+    pickles = sorted(p.name for p in folder.glob("*.bin")) + sorted(p.name for p in folder.glob("*.ckpt"))
+    if pickles:
+        raise CheckpointError(
+            f"{folder / pickles[0]}: pickled weights are refused (loading them could run code); "
+            "save the model with safe_serialization=True (diffusers' default) to get diffusion_pytorch_model.safetensors"
+        )
+    raise CheckpointError(f"{folder}: no diffusion_pytorch_model.safetensors; is this a diffusers component folder?")
+
+
+def _load_weights(model: nn.Module, folder: Path) -> nn.Module:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    state: dict[str, Tensor] = {}
+    for file in _weight_files(folder):
+        try:
+            state.update(load_file(str(file)))
+        except (SafetensorError, OSError) as exc:
+            raise CheckpointError(f"{file}: not a readable safetensors file ({exc})") from None
+    result = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f"{folder}: weights do not match config.json (missing {result.missing_keys[:3]}, "
+            f"unexpected {result.unexpected_keys[:3]}); the folder mixes files of different models"
+        )
+    return model.float().eval().requires_grad_(False)
+
+
+def _build(folder: Path, allowed: dict[str, str] | tuple[str, ...]) -> tuple[nn.Module, str]:
+    """Build the diffusers class named in ``folder/config.json`` (one of ``allowed``) and load its weights."""
+    config = _read_json(folder / "config.json")
+    name = config.get("_class_name")
+    if name not in allowed:
+        raise CheckpointError(
+            f"{folder / 'config.json'}: network class {name!r} is not supported; invertkit loads {', '.join(allowed)}"
+        )
+    try:
+        import diffusers
+    except ImportError:
+        raise ConfigError("diffusers models need the diffusers package: pip install 'invertkit[diffusion]' (or pip install diffusers)") from None
+    cls = getattr(diffusers, name)
+    try:
+        model = cls.from_config({k: v for k, v in config.items() if not k.startswith("_")})
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{folder / 'config.json'}: diffusers cannot build {name} from it ({exc})") from None
+    return _load_weights(model, folder), name
+
+
+def read_prompts(path: Path) -> dict[str, Tensor]:
+    """Named prompt embeddings from a safetensors file: ``name -> [tokens, width]`` float32.
+
+    Keys ``pooled:<name>`` hold the pooled embedding ``[width']`` that SD3-style transformers also take.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        raw = load_file(str(path))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such prompt-embedding file") from None
+    except (SafetensorError, OSError) as exc:
+        raise ConfigError(f"{path}: not a readable safetensors file of prompt embeddings ({exc})") from None
+    out = {}
+    for key, value in raw.items():
+        want = 1 if key.startswith("pooled:") else 2
+        if value.dim() == want + 1 and value.shape[0] == 1:  # tolerate a leading batch of 1
+            value = value[0]
+        if value.dim() != want:
+            raise ConfigError(f"{path}: prompt embedding {key!r} has shape {list(value.shape)}; expected {want} dimensions")
+        out[key] = value.float()
+    return out
+
+
+def read_folder(path: str | Path) -> DiffusersFolder:
+    """Load the network, scheduler config, optional VAE and optional prompt embeddings of a folder.
+
+    Raises:
+        CheckpointError: a missing part, an unsupported class, pickled weights or mismatched weights,
+            each naming the file.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise CheckpointError(f"{root}: not a folder; --generator diffusers:PATH takes a diffusers model folder")
+    parts = [p for p in ("unet", "transformer") if (root / p / "config.json").is_file()]
+    if not parts:
+        raise CheckpointError(f"{root}: no unet/config.json or transformer/config.json; not a diffusers model folder")
+    network, name = _build(root / parts[0], NETWORKS)
+    family = NETWORKS[name]
+    scheduler = _read_json(root / "scheduler" / "scheduler_config.json")
+    sched_name = scheduler.get("_class_name", "")
+    if (family == "flow") != (sched_name in FLOW_SCHEDULERS):
+        raise CheckpointError(
+            f"{root / 'scheduler' / 'scheduler_config.json'}: scheduler {sched_name!r} does not fit a {name} "
+            f"({'flow-matching' if family == 'flow' else 'discrete diffusion'} model)"
+        )
+    vae = _build(root / "vae", ("AutoencoderKL",))[0] if (root / "vae" / "config.json").is_file() else None
+    prompts = read_prompts(root / "prompt_embeds.safetensors") if (root / "prompt_embeds.safetensors").is_file() else {}
+    return DiffusersFolder(network, name, family, scheduler, vae, prompts, root)
+
+
+def vae_scale(vae: nn.Module | None) -> int:
+    """Pixels per latent cell: ``2 ** (len(block_out_channels) - 1)`` for an AutoencoderKL, 1 without one."""
+    return 1 if vae is None else 2 ** (len(vae.config.block_out_channels) - 1)
+

@@ -1,0 +1,237 @@
+"""Diffusion models and rectified flows behind the Generator interface.
+
+A :class:`DiffusionGenerator` renders images from a **noise latent** (space ``"noise"``: the state at
+the noisiest level of the sampler, ``[C_latent, h, w]``) by deterministic sampling: DDIM for
+discrete-schedule diffusion models (epsilon / v / sample prediction) and Euler for rectified flows.
+Inversion runs the other way (``invertkit.methods.diffusion_*``).
+
+Beyond the GAN interface it offers what the diffusion methods need:
+
+- ``denoiser(dtype)``: the network as a :class:`~invertkit.diffusion.parameterisation.Denoiser`
+  ``(x, t, cond) -> output`` (a float64 copy of the network is made once on request);
+- ``cond(prompt)``: a prompt name -> the conditioning the network takes (prompt embeddings; SD3-style
+  transformers also take the pooled embedding), ``guidance(prompt, scale, negative)``;
+- ``grid(steps)``: the level chain from the model's own scheduler config;
+- ``encode`` / ``decode``: images <-> clean latents (identity for pixel-space models, the VAE with
+  its scaling and shift factors for latent models).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from invertkit.diffusion.diffusers_io import DiffusersFolder, read_prompts, vae_scale
+from invertkit.diffusion.guidance import Guidance
+from invertkit.diffusion.schedules import DiffusionGrid, FlowGrid, diffusion_grid, flow_grid, prediction_type
+from invertkit.errors import ConfigError, LatentSpaceError
+from invertkit.generators.base import Generator, seeded_generator
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def parse_dtype(name: str) -> torch.dtype:
+    """``"float32"`` or ``"float64"`` -> torch dtype (float64 is for exactness checks on CPU)."""
+    if name not in DTYPES:
+        raise ConfigError(f"dtype={name!r} is not supported; use one of {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+class DiffusionGenerator(Generator):
+    """A diffusers-format denoiser (+ optional VAE) with its scheduler config and prompt embeddings.
+
+    Attributes:
+        family: ``"diffusion"`` or ``"flow"``.
+        prediction_type: ``"epsilon"``, ``"v_prediction"``, ``"sample"`` or ``"flow"`` (velocity).
+        scheduler: the model's scheduler config dict.
+        prompts: name -> embedding ``[tokens, width]`` (``pooled:<name>`` -> ``[width']``).
+        default_steps: sampling steps used by ``synthesize`` when none are given.
+    """
+
+    spaces = ("noise",)
+
+    def __init__(self, folder: DiffusersFolder, *, name: str | None = None, default_steps: int = 50) -> None:
+        self.folder = folder
+        self.network = folder.network
+        self.network_class = folder.network_class
+        self.family = folder.family
+        self.scheduler = dict(folder.scheduler)
+        self.prediction_type = "flow" if self.family == "flow" else prediction_type(self.scheduler)
+        self.vae = folder.vae
+        self.prompts = dict(folder.prompts)
+        self.name = name or folder.path.name
+        self.default_steps = default_steps
+        cfg = self.network.config
+        size = cfg.sample_size if isinstance(cfg.sample_size, int) else cfg.sample_size[0]
+        self._latent_shape = (int(cfg.in_channels), int(size), int(size))
+        self.resolution = int(size) * vae_scale(self.vae)
+        self.channels = int(self.vae.config.in_channels) if self.vae is not None else int(cfg.in_channels)
+        self._copies: dict[torch.dtype, tuple[nn.Module, nn.Module | None]] = {}
+
+    # ---- the Generator interface -------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    def to(self, device: torch.device | str) -> DiffusionGenerator:
+        self.network.to(device)
+        if self.vae is not None:
+            self.vae.to(device)
+        self._copies.clear()
+        return self
+
+    def latent_shape(self, space: str) -> tuple[int, ...]:
+        self.check_space(space)
+        return self._latent_shape
+
+    def sample_latent(self, n: int, space: str = "noise", *, seed: int | None = None) -> Tensor:
+        self.check_space(space)
+        return torch.randn((n, *self._latent_shape), generator=seeded_generator(seed)).to(self.device)
+
+    def convert(self, latent: Tensor, src: str, dst: str, **kw: object) -> Tensor:
+        self.check_space(src)
+        self.check_space(dst)
+        return latent
+
+    def mean_latent(self, space: str) -> Tensor:
+        return torch.zeros((1, *self.latent_shape(space)), device=self.device)
+
+    @torch.no_grad()
+    def synthesize(self, latent: Tensor, space: str = "noise", *, steps: int | None = None, prompt: str | None = None,
+                   guidance: float = 1.0, negative: str = "", dtype: str = "float32", **kw: object) -> Tensor:
+        """Sample images ``N x C x H x W`` in [-1, 1] from noise latents ``[N, *latent_shape]`` by DDIM
+        (diffusion) or Euler (flow) with ``steps`` steps, prompt ``prompt`` and guidance ``guidance``."""
+        from invertkit.diffusion.ddim import ddim_sample
+        from invertkit.diffusion.flow import flow_euler_sample
+
+        if kw:
+            raise LatentSpaceError(f"{self.name}: synthesize got unknown options {sorted(kw)}")
+        dt = parse_dtype(dtype)
+        self.check_latent(latent, space)  # shape check only: it returns float32, we keep float64 inputs
+        x = (latent if latent.dim() == 4 else latent.unsqueeze(0)).to(self.device, dt)
+        grid, g = self.grid(steps or self.default_steps), self.guidance(prompt, guidance, negative, dt)
+        if self.family == "flow":
+            end = flow_euler_sample(self.denoiser(dt), x, grid, guidance=g).x
+        else:
+            end = ddim_sample(self.denoiser(dt), x, grid, prediction_type=self.prediction_type, guidance=g).x
+        return self.decode(end).float()
+
+    def describe(self) -> dict[str, object]:
+        info = super().describe()
+        info.update({
+            "family": self.family, "network": self.network_class, "prediction_type": self.prediction_type,
+            "scheduler": self.scheduler.get("_class_name", "?"), "latent_model": self.vae is not None,
+            "prompts": sorted(k for k in self.prompts if not k.startswith("pooled:")),
+            "parameters": sum(p.numel() for p in self.network.parameters()),
+        })
+        return info
+
+    # ---- what diffusion methods use ----------------------------------------------------------
+    @property
+    def conditional(self) -> bool:
+        """Whether the network takes prompt embeddings."""
+        return self.network_class != "UNet2DModel"
+
+    def add_prompts(self, path: str) -> None:
+        """Add the named embeddings of a safetensors file (see ``diffusers_io.read_prompts``)."""
+        self.prompts.update(read_prompts(path))
+
+    def cond(self, prompt: str | Tensor | None, dtype: torch.dtype = torch.float32) -> Any:
+        """The conditioning for ``prompt``: None for unconditional networks; an embedding tensor
+        ``[tokens, width]`` (a prompt name, or a tensor passed through) for UNet2DConditionModel;
+        ``(embeds, pooled)`` for SD3-style transformers. ``None`` means the empty prompt ``""``."""
+        if not self.conditional:
+            if prompt not in (None, ""):
+                raise ConfigError(f"{self.name} is unconditional (UNet2DModel); drop the prompt {prompt!r}")
+            return None
+        if isinstance(prompt, Tensor):
+            return prompt.to(self.device, dtype)
+        key = "" if prompt is None else prompt
+        if key not in self.prompts:
+            known = ", ".join(repr(k) for k in sorted(self.prompts) if not k.startswith("pooled:")) or "none"
+            raise ConfigError(f"{self.name}: no prompt embedding named {key!r} (known: {known}); add a file with --prompt-embeds FILE")
+        embeds = self.prompts[key].to(self.device, dtype)
+        if self.network_class == "SD3Transformer2DModel":
+            pooled = self.prompts.get(f"pooled:{key}")
+            if pooled is None:
+                raise ConfigError(f"{self.name}: prompt {key!r} has no pooled embedding 'pooled:{key}' (SD3-style models need both)")
+            return embeds, pooled.to(self.device, dtype)
+        return embeds
+
+    def guidance(self, prompt: str | None, scale: float, negative: str | None = "", dtype: torch.dtype = torch.float32) -> Guidance:
+        """Classifier-free guidance with ``prompt`` against ``negative`` (``""`` = the null embedding)."""
+        if scale != 1.0 and not self.conditional:
+            raise ConfigError(f"{self.name} is unconditional; guidance={scale} needs a prompt-conditioned model (use 1)")
+        if scale == 1.0:
+            return Guidance(cond=self.cond(prompt, dtype))
+        return Guidance(cond=self.cond(prompt, dtype), uncond=self.cond(negative, dtype), scale=float(scale))
+
+    def grid(self, steps: int) -> DiffusionGrid | FlowGrid:
+        """The model's own level chain for ``steps`` sampling steps."""
+        return flow_grid(self.scheduler, steps) if self.family == "flow" else diffusion_grid(self.scheduler, steps)
+
+    def _networks(self, dtype: torch.dtype) -> tuple[nn.Module, nn.Module | None]:
+        if dtype == torch.float32:
+            return self.network, self.vae
+        if dtype not in self._copies:  # made once: float64 is for exactness checks, not speed
+            # nn.Module.to, not diffusers' override: that one warns about casting without a reason here
+            self._copies[dtype] = (nn.Module.to(copy.deepcopy(self.network), dtype),
+                                   nn.Module.to(copy.deepcopy(self.vae), dtype) if self.vae is not None else None)
+        return self._copies[dtype]
+
+    def denoiser(self, dtype: torch.dtype = torch.float32):
+        """The network as ``(x [N, *latent_shape], t [N], cond) -> output`` computed in ``dtype``."""
+        net, kind = self._networks(dtype)[0], self.network_class
+
+        def run(x: Tensor, t: Tensor, cond: Any = None) -> Tensor:
+            n = x.shape[0]
+            t = t.to(x.device, dtype)
+            if kind == "UNet2DModel":
+                return net(x, t).sample
+            if kind == "UNet2DConditionModel":
+                return net(x, t, encoder_hidden_states=_batch(cond, n)).sample
+            embeds, pooled = cond
+            return net(hidden_states=x, timestep=t, encoder_hidden_states=_batch(embeds, n),
+                       pooled_projections=_batch(pooled, n)).sample
+
+        return run
+
+    def encode(self, images: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+        """Clean latents ``[N, *latent_shape]`` of images ``N x C x H x W`` in [-1, 1] (the VAE posterior
+        mean, shifted and scaled as the model was trained; the images themselves without a VAE)."""
+        vae = self._networks(dtype)[1]
+        images = images.to(self.device, dtype)
+        if vae is None:
+            return images
+        with torch.no_grad():
+            z = vae.encode(images).latent_dist.mean
+        return (z - (vae.config.shift_factor or 0.0)) * vae.config.scaling_factor
+
+    def decode(self, latents: Tensor) -> Tensor:
+        """Images ``N x C x H x W`` (nominal range [-1, 1]) of clean latents, in the latents' dtype."""
+        vae = self._networks(latents.dtype)[1]
+        if vae is None:
+            return latents
+        with torch.no_grad():
+            return vae.decode(latents / vae.config.scaling_factor + (vae.config.shift_factor or 0.0)).sample
+
+
+def _batch(value: Tensor, n: int) -> Tensor:
+    """An embedding ``[tokens, width]`` / ``[width]`` expanded to batch n, or a batched one checked."""
+    if value is None:
+        raise ConfigError("this network needs a prompt embedding; pass prompt=NAME")
+    if value.dim() in (1, 2):
+        return value.unsqueeze(0).expand(n, *value.shape)
+    if value.shape[0] == 1 and n > 1:
+        return value.expand(n, *value.shape[1:])
+    return value
+
+
+def load_diffusers(path: str, device: torch.device | str = "cpu", *, name: str | None = None) -> DiffusionGenerator:
+    """Load a diffusers model folder (``diffusers_io.read_folder``) as a DiffusionGenerator on ``device``."""
+    from invertkit.diffusion.diffusers_io import read_folder
+
+    return DiffusionGenerator(read_folder(path), name=name).to(device)

@@ -1,0 +1,13 @@
+"""Diffusion and rectified-flow inversion methods (one file each), registered in ``METHODS``.
+
+Diffusion models: ``ddim``, ``renoise``, ``nulltext``, ``negprompt``, ``direct``, ``edict``, ``bdia``.
+Rectified flows: ``flow-euler``, ``flow-midpoint``, ``fireflow``, ``rf-inversion``, ``coupled-flow``.
+Shared options, the run and ``regenerate`` (editing by re-sampling) are in ``common``.
+"""
+
+from . import bdia, coupled_flow, ddim, edict, fireflow, flow_euler, flow_midpoint, renoise  # noqa: F401
+from .common import SAMPLERS, DiffusionOptions, DiffusionState, regenerate
+
+DIFFUSION_METHODS = tuple(SAMPLERS)
+
+__all__ = ["DIFFUSION_METHODS", "SAMPLERS", "DiffusionOptions", "DiffusionState", "regenerate"]

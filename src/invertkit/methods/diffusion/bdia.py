@@ -1,0 +1,33 @@
+"""``bdia``: Bi-directional Integration Approximation (Zhang et al. 2024, "Exact Diffusion Inversion via
+Bi-directional Integration Approximation"). Each step combines a forward and a backward DDIM update
+from one model evaluation, so sampling is exactly invertible at DDIM's cost; the state is two
+consecutive levels (the noise latent and the level after it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...diffusion.bdia import bdia_invert, bdia_sample
+from ...diffusion.guidance import Guidance
+from .common import DiffusionOptions, DiffusionState, Setup, register
+
+
+@dataclass(frozen=True)
+class BdiaOptions(DiffusionOptions):
+    """Options of ``bdia``."""
+
+    gamma: float = 1.0  # weight of the backward update (1: the exactly invertible case of the paper)
+
+
+def invert(s: Setup) -> DiffusionState:
+    out = bdia_invert(s.denoiser, s.x0, s.grid, gamma=s.options.gamma, prediction_type=s.prediction_type, guidance=s.guidance)
+    return DiffusionState(out.x, out.nfe, {"x_next": out.y})
+
+
+def sample(s: Setup, state: DiffusionState, g: Guidance) -> tuple:
+    out = bdia_sample(s.denoiser, state.x_T, s.grid, x_next=state.tensors["x_next"], gamma=s.options.gamma,
+                      prediction_type=s.prediction_type, guidance=g)
+    return out.x, out.nfe
+
+
+register("bdia", BdiaOptions, "diffusion", invert, sample)

@@ -1,0 +1,89 @@
+"""Tiny diffusers model folders built from small configs with fixed seeds (never from a hub).
+
+Sizes follow diffusers' own unit tests (block widths 4-32, one layer per block, 8-16 pixel samples).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+DDIM_CONFIG = {
+    "_class_name": "DDIMScheduler", "num_train_timesteps": 1000, "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085, "beta_end": 0.012, "prediction_type": "epsilon", "clip_sample": False,
+    "set_alpha_to_one": False, "steps_offset": 1, "timestep_spacing": "leading",
+}
+FLOW_CONFIG = {"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 3.0}
+
+
+def _unet2d():
+    from diffusers import UNet2DModel
+
+    return UNet2DModel(sample_size=8, in_channels=3, out_channels=3, block_out_channels=(8, 16), layers_per_block=1,
+                       down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+                       norm_num_groups=4, attention_head_dim=4)
+
+
+def _unet_cond(channels: int = 3, size: int = 8):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(sample_size=size, in_channels=channels, out_channels=channels, block_out_channels=(8, 16),
+                                layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=8,
+                                attention_head_dim=2, norm_num_groups=4)
+
+
+def _sd3():
+    from diffusers import SD3Transformer2DModel
+
+    return SD3Transformer2DModel(sample_size=8, patch_size=2, in_channels=4, out_channels=4, num_layers=1,
+                                 attention_head_dim=8, num_attention_heads=2, joint_attention_dim=8,
+                                 caption_projection_dim=16, pooled_projection_dim=8, pos_embed_max_size=16)
+
+
+def _vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8),
+                         down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+                         up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), layers_per_block=1, norm_num_groups=4)
+
+
+def _randomise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Fixed-seed weights with every zero-initialised output layer filled too (a freshly built
+    diffusers UNet predicts exactly 0, which would make every test trivial)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1 and float(p.abs().max()) == 0:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.02)
+    return model
+
+
+def write_folder(root: Path, kind: str, *, seed: int = 0, pickled: bool = False) -> Path:
+    """Write a tiny model folder: kind ``unet`` (pixel UNet2DModel), ``cond`` (pixel UNet2DConditionModel
+    with prompts "", "cat", "dog"), ``latent`` (UNet2DConditionModel over a tiny VAE) or ``sd3`` (flow
+    transformer over a tiny VAE with pooled prompts)."""
+    torch.manual_seed(seed)
+    network = {"unet": _unet2d, "cond": _unet_cond, "latent": lambda: _unet_cond(4, 8), "sd3": _sd3}[kind]()
+    sub = "transformer" if kind == "sd3" else "unet"
+    _randomise(network, seed).save_pretrained(root / sub, safe_serialization=not pickled)
+    if kind in ("latent", "sd3"):
+        vae = _vae()
+        vae.register_to_config(scaling_factor=0.5, shift_factor=0.1 if kind == "sd3" else None)
+        vae.save_pretrained(root / "vae")
+    (root / "scheduler").mkdir(parents=True, exist_ok=True)
+    sched = FLOW_CONFIG if kind == "sd3" else DDIM_CONFIG
+    (root / "scheduler" / "scheduler_config.json").write_text(json.dumps(sched))
+    if kind != "unet":
+        from safetensors.torch import save_file
+
+        g = torch.Generator().manual_seed(seed + 1)
+        width = 8
+        prompts = {name: torch.randn(3, width, generator=g) for name in ("", "cat", "dog")}
+        if kind == "sd3":
+            prompts.update({f"pooled:{name}": torch.randn(8, generator=g) for name in ("", "cat", "dog")})
+        save_file(prompts, str(root / "prompt_embeds.safetensors"))
+    return root
