@@ -81,12 +81,17 @@ def run_bench(
     extra_metrics: tuple[str, ...] = (),
     progress: Callable[[str], None] | None = None,
     edit: Any = None,
+    edit_prompts: Sequence[str] = (),
+    edit_guidance: float | None = None,
 ) -> list[dict[str, Any]]:
     """Run every method spec on ``images`` (``N x C x H x W`` in [-1, 1]) and write the bench files.
 
     ``common`` options (e.g. ``steps``, ``seed``) apply to every method that has them; a spec's own
     ``@key=value`` options win. ``edit``: an ``EditProbe`` measuring editability of every method's
-    latents. Returns the table rows (also written to ``bench.json``).
+    latents. ``edit_prompts`` (diffusion models): regenerate every inversion with these prompts (at
+    ``edit_guidance``) and add the ``edit_psnr_*`` / ``edit_change_*`` columns. Diffusion methods also
+    get ``nfe_invert`` / ``nfe_reconstruct`` and the round-trip error columns. Returns the table rows
+    (also written to ``bench.json``).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -105,10 +110,18 @@ def run_bench(
         evals: list[float] = []
         seconds = 0.0
         outs = []
+        nfe: dict[str, float] = {}
         edits = _EditTally(G, edit)
         for s in range(0, images.shape[0], batch_size):
             batch = images[s : s + batch_size]
             res = invert(G, batch, run.method, image_ids=list(range(s, s + batch.shape[0])), extra_metrics=extra_metrics, **opts)
+            if edit_prompts:
+                from .methods.diffusion import add_edits
+
+                add_edits(G, res, list(edit_prompts), guidance=edit_guidance)
+            for key in ("nfe_invert", "nfe_reconstruct"):
+                if key in res.timings:
+                    nfe[key] = res.timings[key]
             writer.add(res, batch, names[s : s + batch.shape[0]])
             metrics += res.metrics
             evals += res.timings.get("evaluations_per_image") or [res.timings.get("evaluations", 0.0)] * batch.shape[0]
@@ -123,8 +136,11 @@ def run_bench(
             row[f"{key}_mean"] = mean
             if key == "psnr":
                 row["psnr_std"] = std
+            if key == "roundtrip_error":  # exact methods are judged by their worst image
+                row["roundtrip_error_max"] = max(m[key] for m in metrics if key in m)
         row["seconds_per_image"] = seconds / images.shape[0]
         row["evaluations_per_image"] = sum(evals) / len(evals)
+        row.update(nfe)
         row["images"] = images.shape[0]
         row.update(edits.summary())
         if edits.strip is not None:
@@ -147,7 +163,9 @@ def run_bench(
             f"Metric protocol: uint8-quantised images on [0, 1] at {G.resolution} px; PSNR = 10 log10(1/MSE).",
             "Higher is better for: " + ", ".join(k for k, up in sorted(HIGHER_IS_BETTER.items()) if up) + "; lower for the others.",
             "seconds_per_image: wall time of the batched run divided by the number of images.",
-            "evaluations_per_image: generator forward passes per image (all starts and line-search trials included).",
+            "evaluations_per_image: generator forward passes per image (all starts and line-search trials included); "
+            "diffusion methods: model evaluations (NFE) of the inversion, and nfe_reconstruct those of sampling back.",
+            "roundtrip_error (diffusion): max |x0 - x0'| in the model's latent space after inversion and re-sampling.",
             *(_EDIT_NOTES if edit is not None else []),
         ],
     )
@@ -217,7 +235,11 @@ def _write_tables(out: Path, rows: list[dict[str, Any]]) -> None:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         w.writerows(rows)
-    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    def fmt(v: Any) -> str:  # tiny values (exact round trips) in scientific notation, not 0.000
+        if isinstance(v, float):
+            return f"{v:.1e}" if 0 < abs(v) < 1e-3 else f"{v:.3f}"
+        return str(v)
+
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
     (out / "bench.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -4,8 +4,9 @@
 Layout of ``OUT/``::
 
     images/<stem>_target.png  <stem>_recon.png  [<stem>_observed.png  <stem>_restored.png]
+                              [<stem>_edit-<label>.png: diffusion results regenerated with another prompt]
     latents/<stem>.npz        key "w" [1, num_ws, w_dim] for W-type spaces (NVIDIA's projector
-                              layout), else the space's own key ("z", "s", ...); also "space"
+                              layout), else the space's own key ("z", "s", "noise" ...); also "space"
     latents/<stem>_delta.safetensors   methods that tune the generator (pti): the image's tuned
                               weights minus the base's (``generators.tuning``); ``<stem>.npz`` is
                               its pivot; images/<stem>_pivot.png the pivot's image before tuning
@@ -46,6 +47,10 @@ def latent_arrays(G: Generator, latents: Tensor, space: str) -> dict[str, np.nda
     elif space in ("z", "z-sphere"):
         out["z"] = latents.detach().float().cpu().numpy()
     return out
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text) or "empty"
 
 
 class RunWriter:
@@ -93,8 +98,14 @@ class RunWriter:
             save_latent_file(self.out / "latents" / f"{stem}.npz", arrays, result.space)
             if "deltas" in result.extras:  # generator tuning (pti): the image's own weights, as a difference
                 self._save_delta(result, i, stem, name)
-            self.rows.append({"image": name, **result.metrics[i], "seconds": per_image_s, "evaluations": float(evals[i])})
-            self.items.append(ReportItem(name, targets[i].detach().cpu(), result.reconstructions[i].detach().cpu(), dict(result.metrics[i])))
+            shown = {}
+            for label, edited in result.extras.get("edits", {}).items():  # diffusion: regenerated with another prompt
+                save_image(edited[i], self.out / "images" / f"{stem}_edit-{_slug(label)}.png")
+                shown[label] = edited[i].detach().cpu()
+            row = {"image": name, **result.metrics[i], "seconds": per_image_s, "evaluations": float(evals[i])}
+            row.update({k: result.timings[k] for k in ("nfe_invert", "nfe_reconstruct") if k in result.timings})
+            self.rows.append(row)
+            self.items.append(ReportItem(name, targets[i].detach().cpu(), result.reconstructions[i].detach().cpu(), dict(result.metrics[i]), shown))
             if loss is not None and loss.numel():
                 self.curves[name] = loss[:, i].tolist()
 

@@ -30,6 +30,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--edit-steps", type=int, default=7, help="strengths in the range (default 7)")
     p.add_argument("--edit-layers", default="default", help="W+ rows to edit (default: the direction file's)")
     p.add_argument("--edit-units", default="sigma", choices=["sigma", "raw"], help="strength unit (default sigma: one std of G's latents)")
+    p.add_argument("--prompt", default=None, help="diffusion models: prompt embedding name for every method (default the empty prompt)")
+    p.add_argument("--guidance", type=float, default=None, help="diffusion models: classifier-free guidance scale for every method")
+    p.add_argument("--dtype", default=None, choices=["float32", "float64"], help="diffusion models: compute dtype for every method")
+    p.add_argument("--prompt-embeds", default=None, help="diffusion models: a safetensors file of named prompt embeddings to add")
+    p.add_argument("--edit-prompt", default="", help="diffusion models: also regenerate every inversion with these prompts "
+                   "(comma-separated) and report edit_psnr / edit_change columns")
+    p.add_argument("--edit-guidance", type=float, default=None, help="diffusion models: guidance of those edits (default each method's)")
     p.add_argument("--out", "-o", default="runs/bench")
     allow_negative_values(p)
     p.set_defaults(func=run)
@@ -39,9 +46,10 @@ def run(args: argparse.Namespace) -> int:
     from ..bench import run_bench
     from ..generators import load_generator
     from ..io.images import read_image
-    from .invert import expand_inputs
+    from .invert import expand_inputs, prepare_diffusion_flags
 
     G = load_generator(args.generator, device=args.device, weights=args.weights)
+    edit_prompts = prepare_diffusion_flags(G, args.prompt_embeds, args.edit_prompt)
     paths = expand_inputs(args.images)[: args.max_images]
     tensors, names, failed = [], [], 0
     for p in paths:
@@ -58,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         common["steps"] = args.steps
     if args.loss:
         common["loss"] = args.loss
+    common.update({k: v for k in ("prompt", "guidance", "dtype") if (v := getattr(args, k)) is not None})
     extra = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     from ..metrics import available_metrics
 
@@ -65,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     rows = run_bench(
         G, torch.cat(tensors).to(G.device), names, [m.strip() for m in args.methods.split(",") if m.strip()], args.out,
         common=common, batch_size=args.batch_size, extra_metrics=extra, progress=lambda s: print(f"bench: {s}", flush=True),
-        edit=edit_probe(args, G),
+        edit=edit_probe(args, G), edit_prompts=edit_prompts, edit_guidance=args.edit_guidance,
     )
     print((open(f"{args.out}/bench.md").read()))
     print(f"wrote {args.out}/bench.html, bench.md, bench.csv, bench.json ({len(rows)} methods, {len(names)} images)")

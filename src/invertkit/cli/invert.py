@@ -34,6 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mask", default=None, help="inpainting mask image (white = known pixels)")
     p.add_argument("--simulate", action="store_true", help="the inputs are clean images: degrade them, restore, and score against the clean ones")
     p.add_argument("--metrics", default="", help="extra metrics, comma-separated (perceptual, lpips, ...)")
+    p.add_argument("--prompt-embeds", default=None, help="diffusion models: a safetensors file of named prompt embeddings to add")
+    p.add_argument("--edit-prompt", default="", help="diffusion models: regenerate each inversion with these prompts too (comma-separated)")
+    p.add_argument("--edit-guidance", type=float, default=None, help="diffusion models: guidance scale of the edits (default: the inversion's)")
     add_options_flags(p, _method_classes())
     p.set_defaults(func=run)
 
@@ -67,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
     G = load_generator(args.generator, device=args.device, weights=args.weights)
+    edit_prompts = prepare_diffusion_flags(G, args.prompt_embeds, args.edit_prompt)
     degradation = parse_degradation(args.degrade, G.resolution, args.mask)
     if args.simulate and degradation is None:
         raise ConfigError("--simulate needs --degrade or --mask")
@@ -99,6 +103,10 @@ def run(args: argparse.Namespace) -> int:
             reference = images
             observation = degradation.observe(images, seed=ids[0])
         result = invert(G, observation, args.method, degradation=degradation, image_ids=ids, reference=reference, extra_metrics=extra, **options)
+        if edit_prompts:
+            from ..methods.diffusion import add_edits
+
+            add_edits(G, result, edit_prompts, guidance=args.edit_guidance)
         shown_target = reference if reference is not None else (images if degradation is None else _upsample(observation, G))
         writer.add(result, shown_target, names, observed=_upsample(observation, G) if degradation is not None else None)
         bar.update(len(chunk))
@@ -106,6 +114,20 @@ def run(args: argparse.Namespace) -> int:
     out = writer.finish()
     print(f"wrote {out}/report.html, metrics.csv, metrics.json, run.json, images/, latents/ ({len(good)} inverted, {len(writer.failures)} failed)")
     return 1 if writer.failures else 0
+
+
+def prepare_diffusion_flags(G, prompt_embeds: str | None, edit_prompt: str) -> list[str]:
+    """Apply ``--prompt-embeds`` to a diffusion generator and parse ``--edit-prompt``; both are refused
+    for GANs. Returns the edit prompts (the empty prompt is written ``null``)."""
+    prompts = [p.strip() for p in edit_prompt.split(",") if p.strip()]
+    if (prompt_embeds or prompts) and not hasattr(G, "add_prompts"):
+        raise ConfigError(f"--prompt-embeds/--edit-prompt are for diffusion models; {G.name} is not one (use --generator diffusers:PATH)")
+    if prompt_embeds:
+        G.add_prompts(prompt_embeds)
+    prompts = ["" if p == "null" else p for p in prompts]
+    for p in prompts:
+        G.cond(p)  # an unknown prompt fails now, before any work
+    return prompts
 
 
 def _upsample(observation: torch.Tensor, G) -> torch.Tensor:

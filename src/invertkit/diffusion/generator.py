@@ -40,48 +40,26 @@ def parse_dtype(name: str) -> torch.dtype:
     return DTYPES[name]
 
 
-class DiffusionGenerator(Generator):
-    """A diffusers-format denoiser (+ optional VAE) with its scheduler config and prompt embeddings.
+class DiffusionModel(Generator):
+    """What every diffusion / flow model offers the methods (shared by the diffusers-folder models and
+    the analytic Gaussian model). Subclasses set ``family``, ``prediction_type``, ``scheduler``,
+    ``resolution``, ``channels``, ``name``, ``_latent_shape`` and implement ``denoiser``, ``cond``,
+    ``conditional``, ``encode``, ``decode``, ``device`` and ``to``.
 
     Attributes:
         family: ``"diffusion"`` or ``"flow"``.
         prediction_type: ``"epsilon"``, ``"v_prediction"``, ``"sample"`` or ``"flow"`` (velocity).
         scheduler: the model's scheduler config dict.
-        prompts: name -> embedding ``[tokens, width]`` (``pooled:<name>`` -> ``[width']``).
         default_steps: sampling steps used by ``synthesize`` when none are given.
     """
 
     spaces = ("noise",)
-
-    def __init__(self, folder: DiffusersFolder, *, name: str | None = None, default_steps: int = 50) -> None:
-        self.folder = folder
-        self.network = folder.network
-        self.network_class = folder.network_class
-        self.family = folder.family
-        self.scheduler = dict(folder.scheduler)
-        self.prediction_type = "flow" if self.family == "flow" else prediction_type(self.scheduler)
-        self.vae = folder.vae
-        self.prompts = dict(folder.prompts)
-        self.name = name or folder.path.name
-        self.default_steps = default_steps
-        cfg = self.network.config
-        size = cfg.sample_size if isinstance(cfg.sample_size, int) else cfg.sample_size[0]
-        self._latent_shape = (int(cfg.in_channels), int(size), int(size))
-        self.resolution = int(size) * vae_scale(self.vae)
-        self.channels = int(self.vae.config.in_channels) if self.vae is not None else int(cfg.in_channels)
-        self._copies: dict[torch.dtype, tuple[nn.Module, nn.Module | None]] = {}
-
-    # ---- the Generator interface -------------------------------------------------------------
-    @property
-    def device(self) -> torch.device:
-        return next(self.network.parameters()).device
-
-    def to(self, device: torch.device | str) -> DiffusionGenerator:
-        self.network.to(device)
-        if self.vae is not None:
-            self.vae.to(device)
-        self._copies.clear()
-        return self
+    family: str
+    prediction_type: str
+    scheduler: dict[str, Any]
+    default_steps: int = 50
+    _latent_shape: tuple[int, ...]
+    conditional: bool
 
     def latent_shape(self, space: str) -> tuple[int, ...]:
         self.check_space(space)
@@ -119,11 +97,65 @@ class DiffusionGenerator(Generator):
             end = ddim_sample(self.denoiser(dt), x, grid, prediction_type=self.prediction_type, guidance=g).x
         return self.decode(end).float()
 
+    def guidance(self, prompt: str | None, scale: float, negative: str | None = "", dtype: torch.dtype = torch.float32) -> Guidance:
+        """Classifier-free guidance with ``prompt`` against ``negative`` (``""`` = the null embedding)."""
+        if scale != 1.0 and not self.conditional:
+            raise ConfigError(f"{self.name} is unconditional; guidance={scale} needs a prompt-conditioned model (use 1)")
+        if scale == 1.0:
+            return Guidance(cond=self.cond(prompt, dtype))
+        return Guidance(cond=self.cond(prompt, dtype), uncond=self.cond(negative, dtype), scale=float(scale))
+
+    def grid(self, steps: int) -> DiffusionGrid | FlowGrid:
+        """The model's own level chain for ``steps`` sampling steps."""
+        return flow_grid(self.scheduler, steps) if self.family == "flow" else diffusion_grid(self.scheduler, steps)
+
+    def describe(self) -> dict[str, object]:
+        info = super().describe()
+        info.update({"family": self.family, "prediction_type": self.prediction_type,
+                     "scheduler": self.scheduler.get("_class_name", "?")})
+        return info
+
+
+class DiffusionGenerator(DiffusionModel):
+    """A diffusers-format denoiser (+ optional VAE) with its scheduler config and prompt embeddings.
+
+    Attributes (besides DiffusionModel's):
+        prompts: name -> embedding ``[tokens, width]`` (``pooled:<name>`` -> ``[width']``).
+    """
+
+    def __init__(self, folder: DiffusersFolder, *, name: str | None = None, default_steps: int = 50) -> None:
+        self.folder = folder
+        self.network = folder.network
+        self.network_class = folder.network_class
+        self.family = folder.family
+        self.scheduler = dict(folder.scheduler)
+        self.prediction_type = "flow" if self.family == "flow" else prediction_type(self.scheduler)
+        self.vae = folder.vae
+        self.prompts = dict(folder.prompts)
+        self.name = name or folder.path.name
+        self.default_steps = default_steps
+        cfg = self.network.config
+        size = cfg.sample_size if isinstance(cfg.sample_size, int) else cfg.sample_size[0]
+        self._latent_shape = (int(cfg.in_channels), int(size), int(size))
+        self.resolution = int(size) * vae_scale(self.vae)
+        self.channels = int(self.vae.config.in_channels) if self.vae is not None else int(cfg.in_channels)
+        self._copies: dict[torch.dtype, tuple[nn.Module, nn.Module | None]] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    def to(self, device: torch.device | str) -> DiffusionGenerator:
+        self.network.to(device)
+        if self.vae is not None:
+            self.vae.to(device)
+        self._copies.clear()
+        return self
+
     def describe(self) -> dict[str, object]:
         info = super().describe()
         info.update({
-            "family": self.family, "network": self.network_class, "prediction_type": self.prediction_type,
-            "scheduler": self.scheduler.get("_class_name", "?"), "latent_model": self.vae is not None,
+            "network": self.network_class, "latent_model": self.vae is not None,
             "prompts": sorted(k for k in self.prompts if not k.startswith("pooled:")),
             "parameters": sum(p.numel() for p in self.network.parameters()),
         })
@@ -160,18 +192,6 @@ class DiffusionGenerator(Generator):
                 raise ConfigError(f"{self.name}: prompt {key!r} has no pooled embedding 'pooled:{key}' (SD3-style models need both)")
             return embeds, pooled.to(self.device, dtype)
         return embeds
-
-    def guidance(self, prompt: str | None, scale: float, negative: str | None = "", dtype: torch.dtype = torch.float32) -> Guidance:
-        """Classifier-free guidance with ``prompt`` against ``negative`` (``""`` = the null embedding)."""
-        if scale != 1.0 and not self.conditional:
-            raise ConfigError(f"{self.name} is unconditional; guidance={scale} needs a prompt-conditioned model (use 1)")
-        if scale == 1.0:
-            return Guidance(cond=self.cond(prompt, dtype))
-        return Guidance(cond=self.cond(prompt, dtype), uncond=self.cond(negative, dtype), scale=float(scale))
-
-    def grid(self, steps: int) -> DiffusionGrid | FlowGrid:
-        """The model's own level chain for ``steps`` sampling steps."""
-        return flow_grid(self.scheduler, steps) if self.family == "flow" else diffusion_grid(self.scheduler, steps)
 
     def _networks(self, dtype: torch.dtype) -> tuple[nn.Module, nn.Module | None]:
         if dtype == torch.float32:

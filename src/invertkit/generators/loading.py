@@ -20,7 +20,8 @@ def load_generator(
     delta: str | os.PathLike[str] | None = None,
 ) -> Generator:
     """Load a generator by zoo name (``"dcgan-digiface64"``), from a checkpoint file, or from a
-    diffusers model folder (``"diffusers:PATH"``, see ``invertkit.diffusion.generator``).
+    diffusers model folder (``"diffusers:PATH"``, see ``invertkit.diffusion.generator``), or the exact
+    Gaussian-data diffusion / flow model (``"analytic:diffusion"``, ``"analytic:flow"``).
 
     Checkpoint formats are detected from the file's content: NVIDIA StyleGAN2-ADA ``.pkl`` (read by a
     restricted unpickler: nothing in the file executes), rosinality ``.pt`` (``weights_only`` load)
@@ -44,6 +45,10 @@ def load_generator(
         from ..diffusion.generator import load_diffusers
 
         return load_diffusers(key[len("diffusers:"):], device)
+    if key.startswith("analytic:"):  # the exact Gaussian-data model (invertkit.diffusion.analytic_generator)
+        from ..diffusion.analytic_generator import load_analytic
+
+        return load_analytic(key[len("analytic:"):]).to(device)
     if key in ZOO:
         gen = ZOO.get(key).load(weights)
     else:

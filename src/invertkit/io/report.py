@@ -25,12 +25,14 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 
 @dataclass
 class ReportItem:
-    """One image of the report: name, target and reconstruction (``C x H x W`` in [-1, 1]), metrics."""
+    """One image of the report: name, target and reconstruction (``C x H x W`` in [-1, 1]), metrics,
+    and optional further images shown after them (label -> ``C x H x W``, e.g. diffusion edits)."""
 
     name: str
     target: Tensor
     reconstruction: Tensor
     metrics: dict[str, float] = field(default_factory=dict)
+    extras: dict[str, Tensor] = field(default_factory=dict)
 
 
 def png_data_uri(img: Image.Image, min_size: int = 128) -> str:
@@ -126,7 +128,8 @@ def render_report(
             "<div class='pair'>"
             f"<img alt='target' src='{png_data_uri(tensor_to_pil(it.target))}'>"
             f"<img alt='reconstruction' src='{png_data_uri(tensor_to_pil(it.reconstruction))}'>"
-            f"<div class='lbl'>target &nbsp;|&nbsp; reconstruction</div>"
+            + "".join(f"<img alt='{h(k)}' src='{png_data_uri(tensor_to_pil(v))}'>" for k, v in it.extras.items())
+            + f"<div class='lbl'>target &nbsp;|&nbsp; reconstruction{''.join(' &nbsp;|&nbsp; ' + h(k) for k in it.extras)}</div>"
             f"<div class='cap'><b>{h(it.name)}</b><br>{h(caption)}</div></div>"
         )
     out.append("</div>")

@@ -6,8 +6,8 @@ Shared options, the run and ``regenerate`` (editing by re-sampling) are in ``com
 """
 
 from . import bdia, coupled_flow, ddim, edict, fireflow, flow_euler, flow_midpoint, renoise  # noqa: F401
-from .common import SAMPLERS, DiffusionOptions, DiffusionState, regenerate
+from .common import SAMPLERS, DiffusionOptions, DiffusionState, add_edits, regenerate
 
 DIFFUSION_METHODS = tuple(SAMPLERS)
 
-__all__ = ["DIFFUSION_METHODS", "SAMPLERS", "DiffusionOptions", "DiffusionState", "regenerate"]
+__all__ = ["DIFFUSION_METHODS", "SAMPLERS", "DiffusionOptions", "DiffusionState", "add_edits", "regenerate"]

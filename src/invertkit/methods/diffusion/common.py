@@ -62,7 +62,9 @@ class Setup:
 @dataclass
 class DiffusionState:
     """What an inversion found: ``x_T [N, ...]`` (the noise latent) and method-specific ``tensors``
-    (each batched over images, or a list of per-step tensors), with the inversion's ``nfe``."""
+    (each batched over images, or a list of per-step tensors), with the inversion's ``nfe``. ``info``
+    goes into the run's config; ``info["ode_latent"] = False`` marks an ``x_T`` that is not meant to
+    solve the guided probability-flow ODE (so no ``inversion_error`` is scored against the exact one)."""
 
     x_T: Tensor
     nfe: int
@@ -118,6 +120,11 @@ def _run(G: Generator, images: Tensor, opts: DiffusionOptions, ctx: RunContext, 
     metrics = score(G, recon, reference, extra=ctx.extra_metrics)
     for i, m in enumerate(metrics):
         m["roundtrip_error"] = float(err[i])
+    if hasattr(G, "exact_inversion") and state.info.get("ode_latent", True):  # the analytic model knows the truth
+        exact = G.exact_inversion(setup.x0, setup.grid, setup.guidance)
+        inv = (state.x_T - exact).flatten(1).abs().max(dim=1).values.double().cpu()
+        for i, m in enumerate(metrics):
+            m["inversion_error"] = float(inv[i])
     return InversionResult(
         latents=state.x_T.float(),
         space="noise",
@@ -157,3 +164,23 @@ def regenerate(G: Any, result: InversionResult, *, prompt: str | None = None, gu
                    opts.negative if negative is None else negative, setup.dtype)
     x0_hat, _ = SAMPLERS[method][1](setup, result.extras["diffusion_state"], g)
     return G.decode(x0_hat).float().clamp(-1, 1)
+
+
+def add_edits(G: Any, result: InversionResult, prompts: list[str], *, guidance: float | None = None,
+              reference: Tensor | None = None) -> None:
+    """Regenerate ``result`` with each prompt in ``prompts`` (see ``regenerate``) into
+    ``result.extras["edits"]`` (label ``"prompt NAME"`` -> images), and add per-image metrics
+    ``edit_psnr_NAME`` (PSNR of the edit against ``reference``, default the reconstruction: how much of
+    the image the edit keeps) and ``edit_change_NAME`` (RMS pixel change on [0, 1])."""
+    from .. import scoring
+
+    base = result.reconstructions if reference is None else reference
+    edits = result.extras.setdefault("edits", {})
+    for prompt in prompts:
+        edited = regenerate(G, result, prompt=prompt, guidance=guidance)
+        edits[f"prompt {prompt or 'null'}"] = edited
+        psnr = scoring.M.psnr(edited, base.to(edited.device)).tolist()
+        change = ((edited - base.to(edited.device)) / 2).pow(2).flatten(1).mean(1).sqrt().tolist()
+        for i, m in enumerate(result.metrics):
+            m[f"edit_psnr_{prompt or 'null'}"] = float(psnr[i])
+            m[f"edit_change_{prompt or 'null'}"] = float(change[i])
