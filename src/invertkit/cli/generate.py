@@ -21,6 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--class", dest="class_idx", type=int, default=None, help="class index for conditional StyleGAN2")
     p.add_argument("--latent", default=None, help="render this latent file (a run's latents/<name>.npz) instead of seeds")
     p.add_argument("--delta", default=None, help="weight delta file from a pti run (latents/<name>_delta.safetensors) to add to the generator")
+    p.add_argument("--prompt", default=None, help="diffusion models: prompt embedding name (default the empty prompt)")
+    p.add_argument("--guidance", type=float, default=1.0, help="diffusion models: classifier-free guidance scale (default 1)")
+    p.add_argument("--steps", type=int, default=None, help="diffusion models: sampling steps (default the model's, 50)")
     p.add_argument("--out", default="runs/generate", help="output folder (default runs/generate)")
     p.set_defaults(func=run)
 
@@ -32,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     G = load_generator(args.generator, device=args.device, weights=args.weights, delta=args.delta)
     out = Path(args.out)
     styled = "w" in G.spaces  # StyleGAN-like: truncation and noise apply
+    if "noise" not in G.spaces and (args.prompt is not None or args.guidance != 1.0 or args.steps is not None):
+        raise ConfigError(f"--prompt, --guidance and --steps are for diffusion models; {G.name} is a GAN")
     if not styled and (args.trunc != 1.0 or args.class_idx is not None):
         raise ConfigError(f"--trunc and --class need a StyleGAN generator; {G.name} has only {', '.join(G.spaces)}")
     images = []
@@ -47,11 +52,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     with torch.inference_mode():
         for seed in parse_seeds(args.seeds):
-            z = G.sample_latent(1, "z", seed=seed)
+            z = G.sample_latent(1, "z", seed=seed) if "z" in G.spaces else None
             if styled:
                 label = {"c": args.class_idx} if args.class_idx is not None else {}
                 w = G.convert(z, "z", "w", truncation_psi=args.trunc, **label)
                 img = G.synthesize(w, "w", noise_mode=args.noise_mode, generator=torch.Generator().manual_seed(seed))
+            elif "noise" in G.spaces:  # diffusion / flow: deterministic sampling from the seed's noise
+                img = G.synthesize(G.sample_latent(1, "noise", seed=seed), "noise", prompt=args.prompt,
+                                   guidance=args.guidance, steps=args.steps)
             else:
                 img = G.synthesize(z, "z")
             save_image(img[0], out / f"seed{seed:04d}.png")

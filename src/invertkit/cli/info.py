@@ -9,7 +9,7 @@ from typing import Any
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="describe a checkpoint file or zoo model")
-    p.add_argument("checkpoint", help="checkpoint path (.pkl, .pt, .safetensors) or zoo name")
+    p.add_argument("checkpoint", help="checkpoint path (.pkl, .pt, .safetensors), zoo name, diffusers:FOLDER or analytic:diffusion|flow")
     p.add_argument("--weights", default=None, help="weight file for a zoo model that needs one")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
@@ -20,6 +20,11 @@ def describe(source: str, weights: str | None = None) -> dict[str, Any]:
     from ..generators.loading import load_generator
     from ..generators.zoo import ZOO
 
+    if source.startswith(("diffusers:", "analytic:")) or (source in ZOO and "noise" in ZOO.get(source).spaces):
+        G = load_generator(source, weights=weights)  # diffusion models describe themselves
+        kind = "analytic" if source.startswith("analytic:") else "diffusers folder"
+        return {"source": source, "format": kind, **G.describe(),
+                **({"provenance": ZOO.get(source).source} if source in ZOO else {})}
     if source in ZOO:
         entry = ZOO.get(source)
         G = load_generator(source, weights=weights)
@@ -123,6 +128,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"  trained:       {d['trained_steps']} steps, held-out PSNR {d['heldout_psnr']} dB")
         if d["bootstrap"]:
             print(f"  starts from:   {d['bootstrap']} (its latents are refined; the file sits beside this one)")
+        return 0
+    if "family" in d:  # a diffusion model or rectified flow
+        print(f"{d['source']}\n  format:        {d['format']}")
+        print(f"  model:         {d.get('network', 'closed-form Gaussian data')} ({d['family']}, predicts {d['prediction_type']}), "
+              f"scheduler {d['scheduler']}{', latent (VAE)' if d.get('latent_model') else ''}")
+        print(f"  images:        {d['resolution']}x{d['resolution']}, {d['channels']} channel(s); noise latent {d['latent_shapes']['noise']}")
+        print("  prompts:       " + (", ".join(repr(p) for p in d.get("prompts", [])) or "none (unconditional)"))
+        if "parameters" in d:
+            print(f"  parameters:    {d['parameters']:,}")
         return 0
     shapes = d.get("latent_shapes", {})
     print(f"{d['source']}")

@@ -1,0 +1,81 @@
+"""The command line with diffusion models: invert (with edits), bench (NFE and round-trip columns),
+generate and info on a tiny diffusers folder and on the analytic model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+
+from diffusers_factories import write_folder  # noqa: E402
+
+from invertkit.cli.main import main  # noqa: E402
+from invertkit.errors import ConfigError  # noqa: E402
+from invertkit.io.images import save_image  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli_diffusion")
+    folder = write_folder(root / "model", "cond")
+    g = torch.Generator().manual_seed(0)
+    for i in range(3):
+        save_image(torch.rand(3, 8, 8, generator=g) * 1.6 - 0.8, root / "imgs" / f"im{i}.png")
+    return root, folder
+
+
+def test_invert_with_edits_writes_everything(setup, tmp_path):
+    root, folder = setup
+    out = tmp_path / "run"
+    code = main(["invert", str(root / "imgs"), "-g", f"diffusers:{folder}", "-m", "bdia", "--prompt", "cat",
+                 "--guidance", "3", "--steps", "8", "--edit-prompt", "dog,null", "--out", str(out)])
+    assert code == 0
+    rows = json.loads((out / "metrics.json").read_text())
+    assert len(rows) == 3 and all(r["psnr"] > 60 and r["nfe_invert"] == 16 for r in rows)
+    assert {"edit_psnr_dog", "edit_change_dog", "edit_psnr_null"} <= set(rows[0])
+    assert (out / "images" / "im0_edit-prompt_dog.png").is_file() and (out / "latents" / "im0.npz").is_file()
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["method"] == "bdia" and run["config"]["guidance"] == 3.0 and run["generator"]["family"] == "diffusion"
+    assert "prompt dog" in (out / "report.html").read_text()
+
+
+def test_bench_has_nfe_and_round_trip_columns(setup, tmp_path):
+    root, folder = setup
+    out = tmp_path / "bench"
+    main(["bench", "-g", f"diffusers:{folder}", "--images", str(root / "imgs"), "--methods", "ddim,edict,renoise@iterations=2",
+          "--prompt", "cat", "--steps", "6", "--dtype", "float64", "--metrics", "", "--edit-prompt", "dog", "--out", str(out)])
+    rows = {r["method"]: r for r in json.loads((out / "bench.json").read_text())}
+    assert rows["edict"]["roundtrip_error_max"] < 1e-10 < rows["ddim"]["roundtrip_error_max"]
+    assert (rows["ddim"]["nfe_invert"], rows["edict"]["nfe_invert"], rows["renoise@iterations=2"]["nfe_invert"]) == (6, 12, 18)
+    assert "edit_psnr_dog_mean" in rows["ddim"]
+    assert "nfe_invert" in (out / "bench.md").read_text()
+
+
+def test_generate_and_info(setup, tmp_path, capsys):
+    _, folder = setup
+    assert main(["generate", f"diffusers:{folder}", "--seeds", "0-1", "--prompt", "dog", "--steps", "4", "--out", str(tmp_path / "g")]) == 0
+    assert (tmp_path / "g" / "seed0001.png").is_file()
+    main(["info", f"diffusers:{folder}"])
+    text = capsys.readouterr().out
+    assert "UNet2DConditionModel (diffusion, predicts epsilon)" in text and "'cat'" in text
+    main(["info", "analytic:flow"])
+    assert "FlowMatchEulerDiscreteScheduler" in capsys.readouterr().out
+
+
+def test_diffusion_flags_are_refused_for_gans(setup, tmp_path, tiny_mlp):
+    root, _ = setup
+    from invertkit.cli.invert import prepare_diffusion_flags
+
+    with pytest.raises(ConfigError, match="--prompt-embeds/--edit-prompt are for diffusion models"):
+        prepare_diffusion_flags(tiny_mlp, None, "dog")
+
+
+def test_unknown_edit_prompt_fails_before_work(setup, tmp_path, capsys):
+    root, folder = setup
+    code = main(["invert", str(root / "imgs"), "-g", f"diffusers:{folder}", "-m", "ddim", "--edit-prompt", "horse",
+                 "--out", str(tmp_path / "r")])
+    assert code != 0 and "no prompt embedding named 'horse'" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "images").exists()
