@@ -1,0 +1,185 @@
+"""Null-text inversion and negative-prompt inversion for guided DDIM.
+
+Guided sampling at a large scale ``w`` does not retrace the DDIM inversion path computed at
+``w = 1``, so the round trip invert -> guided sample drifts away from the image.
+
+**Null-text inversion** (Mokady et al. 2023, "Null-text Inversion for Editing Real Images using
+Guided Diffusion Models"): keep the scale-1 inversion path as a *pivot* ``pivot[0..S]`` (``pivot[S]``
+the image, ``pivot[0]`` the noisiest latent) and, walking the sampling order j = 0 .. S-1, optimise a
+per-step unconditional embedding ``u_j`` so that the guided DDIM step from the current latent lands
+on ``pivot[j+1]``:
+
+    min_u || ddim_step(x_j, out(x_j, u) + w (out(x_j, cond) - out(x_j, u))) - pivot[j+1] ||^2
+
+with Adam, ``u_j`` initialised from ``u_{j-1}`` (the first from ``uncond``), then ``x_{j+1}`` is the
+guided step with the optimised ``u_j``. The conditional branch does not depend on ``u`` and is
+evaluated once per step. Differences from the paper's code, kept on purpose: the learning rate is
+constant (the paper decays it as ``1e-2 * (1 - j / 100)`` over 50 steps); early stopping tests the
+loss *before* the Adam update and keeps the parameters that achieved it (the paper tests after
+the update, with the threshold ``1e-5 + i * 2e-5`` growing with the inner iteration ``i``).
+
+**Negative-prompt inversion** (Miyake et al. 2023, "Negative-prompt Inversion: Fast Image Inversion
+for Editing with Text-guided Diffusion Models"): use the conditional embedding itself as the
+unconditional one at every step. Then ``out_u == out_c`` and the guided output is exactly the
+conditional one for any scale, so reconstruction equals the scale-1 DDIM round trip at no
+optimisation cost (:func:`negative_prompt_uncond`). For editing, pass the *source* embedding as the
+per-step uncond and the target embedding as ``cond``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from invertkit.diffusion.ddim import _levels, ddim_coefficients
+from invertkit.diffusion.guidance import Guidance, evaluate, evaluate_eps
+from invertkit.diffusion.parameterisation import Denoiser, output_to_eps_x0
+from invertkit.diffusion.results import Trajectory
+from invertkit.diffusion.schedules import DiffusionGrid
+from invertkit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class NullTextResult:
+    """Outcome of :func:`null_text_optimize`.
+
+    ``x_T``: the noisiest pivot latent ``[N, ...]`` (start of sampling). ``uncond``: S optimised
+    unconditional embeddings in sampling order (step j uses ``uncond[j]``), each shaped like the
+    ``uncond`` passed in. ``nfe``: every denoiser call (pivot inversion, cached conditional branch,
+    every forward of the inner optimisation, final guided steps). ``reconstruction``: the end of the
+    guided sampling with the optimised embeddings (equal to :func:`null_text_sample` from ``x_T``).
+    ``backward``: number of backward passes (not counted in ``nfe``).
+    """
+
+    x_T: Tensor
+    uncond: list[Tensor]
+    nfe: int
+    reconstruction: Tensor
+    backward: int = 0
+
+
+def ddim_inversion_path(
+    denoiser: Denoiser, x_0: Tensor, grid: DiffusionGrid, *, prediction_type: str = "epsilon",
+    guidance: Guidance | None = None,
+) -> tuple[list[Tensor], int]:
+    """Plain DDIM inversion of ``x_0 [N, ...]`` returning every level: ``(path, nfe)``.
+
+    ``path`` has S+1 tensors, ``path[j]`` the latent at level ``grid.alpha_bar[j]``: ``path[S] = x_0``
+    and ``path[0]`` equals ``ddim_invert(...).x`` (same arithmetic). NFE = S (x2 for unbatched guidance).
+    """
+    path, x, nfe = [x_0], x_0, 0
+    for j in reversed(range(grid.steps)):
+        t, ab, ab_next = _levels(grid, j)
+        a, b = ddim_coefficients(ab, ab_next)
+        eps, n = evaluate_eps(denoiser, x, t, ab, prediction_type, guidance)
+        x, nfe = (x - b * eps) / a, nfe + n
+        path.append(x)
+    return path[::-1], nfe
+
+
+def _guided_step(x: Tensor, out_c: Tensor, out_u: Tensor, scale: float, ab: float, ab_next: float,
+                 prediction_type: str) -> Tensor:
+    """DDIM step from level ab to ab_next with the classifier-free guided output (same formula as evaluate)."""
+    eps = output_to_eps_x0(out_u + scale * (out_c - out_u), x, ab, prediction_type)[0]
+    a, b = ddim_coefficients(ab, ab_next)
+    return a * x + b * eps
+
+
+def _branch(denoiser: Denoiser, x: Tensor, t: float, cond: Any) -> Tensor:
+    return evaluate(denoiser, x, t, Guidance(cond=cond))[0]
+
+
+def null_text_sample(
+    denoiser: Denoiser, x_T: Tensor, grid: DiffusionGrid, *, cond: Any, uncond_per_step: list[Any],
+    scale: float = 7.5, prediction_type: str = "epsilon",
+) -> Trajectory:
+    """Guided DDIM from ``x_T [N, ...]`` using ``uncond_per_step[j]`` as the unconditional input at step j.
+
+    With the embeddings of :func:`null_text_optimize` and the same ``cond`` this reconstructs the
+    image; with another ``cond`` it edits. NFE = 2 S (unconditional and conditional call per step).
+    """
+    if len(uncond_per_step) != grid.steps:
+        raise ConfigError(f"uncond_per_step has {len(uncond_per_step)} entries; pass one per step ({grid.steps})")
+    x, nfe = x_T, 0
+    for j in range(grid.steps):
+        t, ab, ab_next = _levels(grid, j)
+        out_u, out_c = _branch(denoiser, x, t, uncond_per_step[j]), _branch(denoiser, x, t, cond)
+        x, nfe = _guided_step(x, out_c, out_u, scale, ab, ab_next, prediction_type), nfe + 2
+    return Trajectory(x, nfe)
+
+
+def null_text_optimize(
+    denoiser: Denoiser, x_0: Tensor, grid: DiffusionGrid, *, cond: Any, uncond: Tensor, scale: float = 7.5,
+    prediction_type: str = "epsilon", inner_steps: int = 10, lr: float = 1e-2, early_stop: float = 1e-5,
+    pivot: list[Tensor] | None = None,
+) -> NullTextResult:
+    """Null-text inversion of ``x_0 [N, ...]``: per-step unconditional embeddings that make guided DDIM retrace the pivot.
+
+    ``uncond``: the initial unconditional embedding, a floating tensor (optimised, so it must be one);
+    ``cond``: passed to the denoiser as-is. ``pivot``: S+1 latents as from :func:`ddim_inversion_path`
+    (computed with ``cond`` at scale 1 when None). Loss: mean squared error on latents; the inner loop
+    stops early once the loss is below ``early_stop``.
+
+    NFE = S (pivot, when computed) + per step: 1 (conditional branch, cached) + k (forwards of the
+    inner loop, k <= inner_steps) + 1 (final guided step, omitted when the loop stopped early because
+    the last forward already used the final embedding). Without early stopping this is
+    S + S (inner_steps + 2); ``backward`` counts the Adam steps taken.
+    """
+    if not isinstance(uncond, Tensor) or not uncond.is_floating_point():
+        raise ConfigError("null_text_optimize needs uncond as a floating tensor (the embedding to optimise); pass e.g. the empty-prompt embedding")
+    if isinstance(inner_steps, bool) or not isinstance(inner_steps, int) or inner_steps < 0:
+        raise ConfigError(f"inner_steps={inner_steps!r} must be an integer >= 0")
+    if not lr > 0:
+        raise ConfigError(f"lr={lr} must be positive")
+    x_0 = x_0.detach()
+    nfe = backward = 0
+    if pivot is None:
+        pivot, nfe = ddim_inversion_path(denoiser, x_0, grid, prediction_type=prediction_type, guidance=Guidance(cond=cond))
+    elif len(pivot) != grid.steps + 1:
+        raise ConfigError(f"pivot has {len(pivot)} latents; pass grid.steps + 1 = {grid.steps + 1} (from ddim_inversion_path)")
+    pivot = [p.detach() for p in pivot]
+    x, u_prev, found = pivot[0], uncond.detach(), []
+    for j in range(grid.steps):
+        t, ab, ab_next = _levels(grid, j)
+        with torch.no_grad():
+            out_c = _branch(denoiser, x, t, cond)
+        nfe += 1
+        u = u_prev.clone().requires_grad_(True)
+        opt = torch.optim.Adam([u], lr=lr)
+        x_next = None
+        with torch.enable_grad():
+            for _ in range(inner_steps):
+                step = _guided_step(x, out_c, _branch(denoiser, x, t, u), scale, ab, ab_next, prediction_type)
+                nfe += 1
+                loss = F.mse_loss(step, pivot[j + 1])
+                if loss.item() < early_stop:
+                    x_next = step.detach()  # u is unchanged since this forward: reuse it
+                    break
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                backward += 1
+        u_prev = u.detach()
+        if x_next is None:
+            with torch.no_grad():
+                x_next = _guided_step(x, out_c, _branch(denoiser, x, t, u_prev), scale, ab, ab_next, prediction_type)
+            nfe += 1
+        found.append(u_prev)
+        x = x_next
+    return NullTextResult(x_T=pivot[0], uncond=found, nfe=nfe, reconstruction=x, backward=backward)
+
+
+def negative_prompt_uncond(cond: Any, steps: int) -> list[Any]:
+    """Negative-prompt inversion's per-step unconditional inputs: ``[cond] * steps``.
+
+    With them :func:`null_text_sample` computes ``out_c + w (out_c - out_c) = out_c`` exactly, so from
+    the scale-1 DDIM inversion latent it reproduces the scale-1 DDIM round trip for any scale,
+    with no optimisation (Miyake et al. 2023). For editing keep these (source prompt) and change ``cond``.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"steps={steps!r} must be a positive integer (grid.steps)")
+    return [cond] * steps
