@@ -5,7 +5,20 @@ Rectified flows: ``flow-euler``, ``flow-midpoint``, ``fireflow``, ``rf-inversion
 Shared options, the run and ``regenerate`` (editing by re-sampling) are in ``common``.
 """
 
-from . import bdia, coupled_flow, ddim, direct, edict, fireflow, flow_euler, flow_midpoint, negprompt, nulltext, renoise, rf_inversion  # noqa: F401
+from . import (  # noqa: F401
+    bdia,
+    coupled_flow,
+    ddim,
+    direct,
+    edict,
+    fireflow,
+    flow_euler,
+    flow_midpoint,
+    negprompt,
+    nulltext,
+    renoise,
+    rf_inversion,
+)
 from .common import SAMPLERS, DiffusionOptions, DiffusionState, add_edits, regenerate
 
 DIFFUSION_METHODS = tuple(SAMPLERS)
