@@ -16,6 +16,9 @@ DDIM_CONFIG = {
     "set_alpha_to_one": False, "steps_offset": 1, "timestep_spacing": "leading",
 }
 FLOW_CONFIG = {"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 3.0}
+FLUX_CONFIG = {"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 3.0,
+               "use_dynamic_shifting": True, "base_shift": 0.5, "max_shift": 1.15, "base_image_seq_len": 256,
+               "max_image_seq_len": 4096}
 
 
 def _unet2d():
@@ -43,6 +46,14 @@ def _sd3():
                                  caption_projection_dim=16, pooled_projection_dim=8, pos_embed_max_size=16)
 
 
+def _flux():
+    from diffusers import FluxTransformer2DModel
+
+    return FluxTransformer2DModel(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
+                                  num_attention_heads=2, joint_attention_dim=8, pooled_projection_dim=8,
+                                  guidance_embeds=True, axes_dims_rope=[4, 4, 8])
+
+
 def _vae():
     from diffusers import AutoencoderKL
 
@@ -64,18 +75,18 @@ def _randomise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 def write_folder(root: Path, kind: str, *, seed: int = 0, pickled: bool = False) -> Path:
     """Write a tiny model folder: kind ``unet`` (pixel UNet2DModel), ``cond`` (pixel UNet2DConditionModel
-    with prompts "", "cat", "dog"), ``latent`` (UNet2DConditionModel over a tiny VAE) or ``sd3`` (flow
-    transformer over a tiny VAE with pooled prompts)."""
+    with prompts "", "cat", "dog"), ``latent`` (UNet2DConditionModel over a tiny VAE), ``sd3`` or ``flux``
+    (flow transformers over a tiny VAE with pooled prompts; FLUX with dynamic shifting and distilled guidance)."""
     torch.manual_seed(seed)
-    network = {"unet": _unet2d, "cond": _unet_cond, "latent": lambda: _unet_cond(4, 8), "sd3": _sd3}[kind]()
-    sub = "transformer" if kind == "sd3" else "unet"
+    network = {"unet": _unet2d, "cond": _unet_cond, "latent": lambda: _unet_cond(4, 8), "sd3": _sd3, "flux": _flux}[kind]()
+    sub = "transformer" if kind in ("sd3", "flux") else "unet"
     _randomise(network, seed).save_pretrained(root / sub, safe_serialization=not pickled)
-    if kind in ("latent", "sd3"):
+    if kind in ("latent", "sd3", "flux"):
         vae = _vae()
-        vae.register_to_config(scaling_factor=0.5, shift_factor=0.1 if kind == "sd3" else None)
+        vae.register_to_config(scaling_factor=0.5, shift_factor=0.1 if kind in ("sd3", "flux") else None)
         vae.save_pretrained(root / "vae")
     (root / "scheduler").mkdir(parents=True, exist_ok=True)
-    sched = FLOW_CONFIG if kind == "sd3" else DDIM_CONFIG
+    sched = {"sd3": FLOW_CONFIG, "flux": FLUX_CONFIG}.get(kind, DDIM_CONFIG)
     (root / "scheduler" / "scheduler_config.json").write_text(json.dumps(sched))
     if kind != "unet":
         from safetensors.torch import save_file
@@ -83,7 +94,7 @@ def write_folder(root: Path, kind: str, *, seed: int = 0, pickled: bool = False)
         g = torch.Generator().manual_seed(seed + 1)
         width = 8
         prompts = {name: torch.randn(3, width, generator=g) for name in ("", "cat", "dog")}
-        if kind == "sd3":
+        if kind in ("sd3", "flux"):
             prompts.update({f"pooled:{name}": torch.randn(8, generator=g) for name in ("", "cat", "dog")})
         save_file(prompts, str(root / "prompt_embeds.safetensors"))
     return root

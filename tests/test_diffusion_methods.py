@@ -17,7 +17,7 @@ from invertkit.methods.diffusion import regenerate  # noqa: E402
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("diffusers")
-    return {kind: invertkit.load_generator(f"diffusers:{write_folder(root / kind, kind)}") for kind in ("unet", "cond", "latent", "sd3")}
+    return {kind: invertkit.load_generator(f"diffusers:{write_folder(root / kind, kind)}" + ("@16" if kind == "flux" else "")) for kind in ("unet", "cond", "latent", "sd3", "flux")}
 
 
 def _images(G, n=2, seed=0):
@@ -31,6 +31,7 @@ def _images(G, n=2, seed=0):
     ("unet", "bdia", {}),
     ("latent", "bdia", {"guidance": 3.0, "prompt": "cat"}),
     ("sd3", "coupled-flow", {"guidance": 3.0, "prompt": "cat"}),
+    ("flux", "coupled-flow", {"prompt": "dog"}),
 ])
 def test_exact_methods_round_trip_in_float64(models, kind, method, options):
     """EDICT, BDIA and the coupled flow integrator invert a random model's image exactly (float64)."""

@@ -19,7 +19,7 @@ from invertkit.errors import CheckpointError, ConfigError  # noqa: E402
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("diffusers")
-    return {kind: write_folder(root / kind, kind) for kind in ("unet", "cond", "latent", "sd3")}
+    return {kind: write_folder(root / kind, kind) for kind in ("unet", "cond", "latent", "sd3", "flux")}
 
 
 @pytest.mark.parametrize("kind,family,shape,res,conditional", [
@@ -125,3 +125,48 @@ def test_vae_scaling_round_trip(folders):
     raw = G.vae.encode(images).latent_dist.mean
     assert torch.allclose(latent, (raw - 0.1) * 0.5, atol=1e-6)
     assert torch.allclose(G.decode(latent), G.vae.decode(raw).sample, atol=1e-5)
+
+
+def test_flux_sampling_matches_diffusers_scheduler_with_dynamic_shift(folders):
+    """FLUX: packed 2x2 tokens, distilled guidance 3.5 and the resolution-dependent shift of the
+    FluxPipeline (sigmas linspace(1, 1/S), mu from the token count) equal diffusers' scheduler loop."""
+    import numpy as np
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from invertkit.diffusion.generator import pack, token_ids, unpack
+
+    G = load_generator(f"diffusers:{folders['flux']}@32")
+    assert (G.resolution, G.latent_shape("noise")) == (32, (4, 16, 16))
+    x = G.sample_latent(1, seed=2)
+    from invertkit.diffusion.flow import flow_euler_sample
+
+    ours = flow_euler_sample(G.denoiser(), x, G.grid(4), guidance=G.guidance("cat", 1.0)).x
+    sched = FlowMatchEulerDiscreteScheduler.from_config(G.scheduler)
+    mu = 0.5 + (1.15 - 0.5) * (64 - 256) / (4096 - 256)  # 8 x 8 tokens
+    sched.set_timesteps(sigmas=np.linspace(1.0, 1 / 4, 4), mu=mu)
+    embeds, pooled = G.cond("cat")
+    ref = pack(x)
+    with torch.no_grad():
+        for t in sched.timesteps:
+            v = G.network(hidden_states=ref, timestep=t.expand(1) / 1000, guidance=torch.full((1,), 3.5),
+                          pooled_projections=pooled[None], encoder_hidden_states=embeds[None], txt_ids=torch.zeros(3, 3),
+                          img_ids=token_ids(8, 8, x)).sample
+            ref = sched.step(v, t, ref).prev_sample
+    assert (ours - unpack(ref, x.shape)).abs().max() < 1e-5
+
+
+def test_flux_packing_layout():
+    """Token k of row r, column c holds the 2x2 cell at (2r, 2c), channel-major as the FluxPipeline packs."""
+    from invertkit.diffusion.generator import pack, token_ids, unpack
+
+    x = torch.arange(2 * 4 * 4, dtype=torch.float32).reshape(1, 2, 4, 4)
+    tokens = pack(x)
+    assert tokens.shape == (1, 4, 8)
+    assert tokens[0, 1].tolist() == [2, 3, 6, 7, 18, 19, 22, 23]  # row 0, column 1: channel 0's cell, then channel 1's
+    assert torch.equal(unpack(tokens, x.shape), x)
+    assert token_ids(2, 2, x).tolist() == [[0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 1, 1]]
+
+
+def test_resolution_suffix_is_checked(folders):
+    with pytest.raises(ConfigError, match="resolution 18 must be a positive multiple of 4"):
+        load_generator(f"diffusers:{folders['flux']}@18")

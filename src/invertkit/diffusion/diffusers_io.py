@@ -4,7 +4,7 @@ A folder holds one denoising network in a sub-folder (``unet/`` or ``transformer
 ``scheduler/scheduler_config.json`` and optionally a VAE (``vae/``) for latent models::
 
     model_index.json                 (optional: which components exist)
-    unet/config.json                 or transformer/config.json
+    unet/config.json                 or transformer/config.json (SD3 / FLUX transformers)
     unet/diffusion_pytorch_model.safetensors   (or .fp16.safetensors, or sharded with an index)
     scheduler/scheduler_config.json
     vae/config.json + vae/diffusion_pytorch_model.safetensors          (latent models only)
@@ -32,6 +32,7 @@ NETWORKS = {
     "UNet2DModel": "diffusion",
     "UNet2DConditionModel": "diffusion",
     "SD3Transformer2DModel": "flow",
+    "FluxTransformer2DModel": "flow",
 }
 FLOW_SCHEDULERS = ("FlowMatchEulerDiscreteScheduler",)
 

@@ -123,7 +123,8 @@ class DiffusionGenerator(DiffusionModel):
         prompts: name -> embedding ``[tokens, width]`` (``pooled:<name>`` -> ``[width']``).
     """
 
-    def __init__(self, folder: DiffusersFolder, *, name: str | None = None, default_steps: int = 50) -> None:
+    def __init__(self, folder: DiffusersFolder, *, name: str | None = None, default_steps: int = 50,
+                 resolution: int | None = None, distilled_guidance: float = 3.5) -> None:
         self.folder = folder
         self.network = folder.network
         self.network_class = folder.network_class
@@ -134,11 +135,24 @@ class DiffusionGenerator(DiffusionModel):
         self.prompts = dict(folder.prompts)
         self.name = name or folder.path.name
         self.default_steps = default_steps
+        # FLUX: the guidance-distilled models take the scale as an input (the FluxPipeline's default 3.5)
+        self.distilled_guidance = distilled_guidance
         cfg = self.network.config
-        size = cfg.sample_size if isinstance(cfg.sample_size, int) else cfg.sample_size[0]
-        self._latent_shape = (int(cfg.in_channels), int(size), int(size))
-        self.resolution = int(size) * vae_scale(self.vae)
-        self.channels = int(self.vae.config.in_channels) if self.vae is not None else int(cfg.in_channels)
+        # FLUX packs 2x2 latent cells into one token of 4x the channels; its config has no sample size
+        # (the FluxPipeline's default is 128 latent cells, 1024 px)
+        self._packed = self.network_class == "FluxTransformer2DModel"
+        size = getattr(cfg, "sample_size", None) or 128
+        size = size if isinstance(size, int) else size[0]
+        scale = vae_scale(self.vae)
+        if resolution is not None:
+            step = scale * (2 if self._packed or self.network_class == "SD3Transformer2DModel" else 1)
+            if resolution < step or resolution % step:
+                raise ConfigError(f"{self.name}: resolution {resolution} must be a positive multiple of {step} for this model")
+            size = resolution // scale
+        channels = int(cfg.in_channels) // (4 if self._packed else 1)
+        self._latent_shape = (channels, int(size), int(size))
+        self.resolution = int(size) * scale
+        self.channels = int(self.vae.config.in_channels) if self.vae is not None else channels
         self._copies: dict[torch.dtype, tuple[nn.Module, nn.Module | None]] = {}
 
     @property
@@ -186,10 +200,10 @@ class DiffusionGenerator(DiffusionModel):
             known = ", ".join(repr(k) for k in sorted(self.prompts) if not k.startswith("pooled:")) or "none"
             raise ConfigError(f"{self.name}: no prompt embedding named {key!r} (known: {known}); add a file with --prompt-embeds FILE")
         embeds = self.prompts[key].to(self.device, dtype)
-        if self.network_class == "SD3Transformer2DModel":
+        if self.network_class in ("SD3Transformer2DModel", "FluxTransformer2DModel"):
             pooled = self.prompts.get(f"pooled:{key}")
             if pooled is None:
-                raise ConfigError(f"{self.name}: prompt {key!r} has no pooled embedding 'pooled:{key}' (SD3-style models need both)")
+                raise ConfigError(f"{self.name}: prompt {key!r} has no pooled embedding 'pooled:{key}' (SD3/FLUX models need both)")
             return embeds, pooled.to(self.device, dtype)
         return embeds
 
@@ -214,10 +228,24 @@ class DiffusionGenerator(DiffusionModel):
             if kind == "UNet2DConditionModel":
                 return net(x, t, encoder_hidden_states=_batch(cond, n)).sample
             embeds, pooled = cond
-            return net(hidden_states=x, timestep=t, encoder_hidden_states=_batch(embeds, n),
-                       pooled_projections=_batch(pooled, n)).sample
+            if kind == "SD3Transformer2DModel":
+                return net(hidden_states=x, timestep=t, encoder_hidden_states=_batch(embeds, n),
+                           pooled_projections=_batch(pooled, n)).sample
+            # FLUX: time in [0, 1] (it scales by 1000 itself), packed tokens with their (row, column) ids
+            g = torch.full((n,), self.distilled_guidance, dtype=dtype, device=x.device) if net.config.guidance_embeds else None
+            out = net(hidden_states=pack(x), timestep=t / float(self.scheduler.get("num_train_timesteps", 1000)),
+                      guidance=g, encoder_hidden_states=_batch(embeds, n), pooled_projections=_batch(pooled, n),
+                      img_ids=token_ids(x.shape[-2] // 2, x.shape[-1] // 2, x), txt_ids=x.new_zeros(embeds.shape[-2], 3)).sample
+            return unpack(out, x.shape)
 
         return run
+
+    def grid(self, steps: int) -> DiffusionGrid | FlowGrid:
+        """The model's own level chain (FLUX's shift depends on the number of image tokens)."""
+        if self.family == "flow":
+            h, w = self._latent_shape[1:]
+            return flow_grid(self.scheduler, steps, image_seq_len=(h // 2) * (w // 2))
+        return diffusion_grid(self.scheduler, steps)
 
     def encode(self, images: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
         """Clean latents ``[N, *latent_shape]`` of images ``N x C x H x W`` in [-1, 1] (the VAE posterior
@@ -239,6 +267,24 @@ class DiffusionGenerator(DiffusionModel):
             return vae.decode(latents / vae.config.scaling_factor + (vae.config.shift_factor or 0.0)).sample
 
 
+def pack(x: Tensor) -> Tensor:
+    """FLUX token layout: ``[N, C, H, W]`` -> ``[N, (H/2)(W/2), 4C]`` (each 2x2 cell one token)."""
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5).reshape(n, (h // 2) * (w // 2), 4 * c)
+
+
+def unpack(tokens: Tensor, shape: torch.Size) -> Tensor:
+    """Inverse of :func:`pack` for a latent of ``shape`` ``[N, C, H, W]``."""
+    n, c, h, w = shape
+    return tokens.reshape(n, h // 2, w // 2, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(n, c, h, w)
+
+
+def token_ids(rows: int, cols: int, like: Tensor) -> Tensor:
+    """FLUX's positional ids of the image tokens, ``[rows * cols, 3]``: (0, row, column)."""
+    r, c = torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")
+    return torch.stack([torch.zeros_like(r), r, c], -1).reshape(-1, 3).to(like)
+
+
 def _batch(value: Tensor, n: int) -> Tensor:
     """An embedding ``[tokens, width]`` / ``[width]`` expanded to batch n, or a batched one checked."""
     if value is None:
@@ -250,8 +296,17 @@ def _batch(value: Tensor, n: int) -> Tensor:
     return value
 
 
-def load_diffusers(path: str, device: torch.device | str = "cpu", *, name: str | None = None) -> DiffusionGenerator:
-    """Load a diffusers model folder (``diffusers_io.read_folder``) as a DiffusionGenerator on ``device``."""
+def load_diffusers(path: str, device: torch.device | str = "cpu", *, name: str | None = None,
+                   resolution: int | None = None) -> DiffusionGenerator:
+    """Load a diffusers model folder (``diffusers_io.read_folder``) as a DiffusionGenerator on ``device``.
+
+    ``path`` may end in ``@PIXELS`` (``/models/flux@512``) to choose the image size of transformer
+    models, which work at several (default: the config's ``sample_size``, FLUX 1024)."""
     from invertkit.diffusion.diffusers_io import read_folder
 
-    return DiffusionGenerator(read_folder(path), name=name).to(device)
+    head, _, tail = str(path).rpartition("@")
+    if head and tail.isdigit():
+        if resolution is not None:
+            raise ConfigError(f"{path}: give the resolution once (@PIXELS or resolution=)")
+        path, resolution = head, int(tail)
+    return DiffusionGenerator(read_folder(path), name=name, resolution=resolution).to(device)

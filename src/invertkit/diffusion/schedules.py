@@ -13,8 +13,8 @@ Two families:
 Config keys follow diffusers' ``DDIMScheduler`` and ``FlowMatchEulerDiscreteScheduler`` so a
 ``scheduler_config.json`` can be passed as a dict. Keys we do not use (``_class_name``,
 ``clip_sample`` ...) are ignored; keys whose values would change the maths in a way we do not
-implement (``trained_betas`` is supported, ``rescale_betas_zero_snr``, ``use_karras_sigmas``,
-``use_dynamic_shifting`` are refused) raise :class:`~invertkit.errors.ConfigError`.
+implement (``trained_betas`` and FLUX's ``use_dynamic_shifting`` are supported; ``rescale_betas_zero_snr``,
+``use_karras_sigmas`` are refused) raise :class:`~invertkit.errors.ConfigError`.
 
 Everything is computed in float64 (diffusers computes betas in float32; differences are ~1e-7).
 """
@@ -224,20 +224,45 @@ def shift_sigmas(sigmas: Tensor, shift: float) -> Tensor:
     return shift * sigmas / (1 + (shift - 1) * sigmas)
 
 
-def flow_grid(config: Mapping[str, Any], steps: int) -> FlowGrid:
-    """Flow-matching sigmas as FlowMatchEulerDiscreteScheduler.set_timesteps (static shift).
+def dynamic_shift_mu(config: Mapping[str, Any], image_seq_len: int) -> float:
+    """FLUX's resolution-dependent shift ``mu``: linear in the number of image tokens, from
+    ``base_shift`` at ``base_image_seq_len`` to ``max_shift`` at ``max_image_seq_len``."""
+    b0, b1 = float(config.get("base_shift", 0.5)), float(config.get("max_shift", 1.15))
+    n0, n1 = int(config.get("base_image_seq_len", 256)), int(config.get("max_image_seq_len", 4096))
+    if n1 <= n0:
+        raise ConfigError(f"scheduler config: max_image_seq_len={n1} must exceed base_image_seq_len={n0}")
+    return b0 + (b1 - b0) * (image_seq_len - n0) / (n1 - n0)
 
-    ``sigma_min = shift(1 / T)``; sigmas = ``shift(linspace(1, sigma_min, steps))`` with a 0 appended
-    (diffusers applies the shift to the already-shifted minimum; we reproduce that).
+
+def flow_grid(config: Mapping[str, Any], steps: int, *, image_seq_len: int | None = None) -> FlowGrid:
+    """Flow-matching sigmas as FlowMatchEulerDiscreteScheduler.set_timesteps.
+
+    Static shift: ``sigma_min = shift(1 / T)``; sigmas = ``shift(linspace(1, sigma_min, steps))`` with a 0
+    appended (diffusers applies the shift to the already-shifted minimum; we reproduce that).
+    Dynamic shift (``use_dynamic_shifting``, FLUX): the FluxPipeline's chain ``linspace(1, 1 / steps,
+    steps)`` time-shifted with ``mu = dynamic_shift_mu(image_seq_len)``: ``e^mu / (e^mu + 1/s - 1)``
+    ("exponential", the default) or ``mu / (mu + 1/s - 1)`` ("linear"), then 0.
     ``time_scale = num_train_timesteps``.
     """
     config = _check_mapping(config)
-    for key in ("use_dynamic_shifting", "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas",
-                "invert_sigmas", "shift_terminal"):
+    for key in ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "invert_sigmas", "shift_terminal"):
         _refuse_true(config, key)
     n = _positive_int(config, "num_train_timesteps", _FLOW_DEFAULTS)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ConfigError(f"steps={steps!r} must be a positive integer")
+    if config.get("use_dynamic_shifting"):
+        if image_seq_len is None:
+            raise ConfigError("scheduler config: use_dynamic_shifting needs the image token count (image_seq_len)")
+        mu = dynamic_shift_mu(config, image_seq_len)
+        base = torch.linspace(1.0, 1.0 / steps, steps, dtype=torch.float64)
+        kind = config.get("time_shift_type", "exponential")
+        if kind == "exponential":
+            sig = math.exp(mu) / (math.exp(mu) + (1 / base - 1))
+        elif kind == "linear":
+            sig = mu / (mu + (1 / base - 1))
+        else:
+            raise ConfigError(f"scheduler config: time_shift_type={kind!r} is not supported; use exponential or linear")
+        return FlowGrid(sigmas=torch.cat([sig, sig.new_zeros(1)]), time_scale=float(n))
     shift = float(_get(config, "shift", _FLOW_DEFAULTS))
     if not shift > 0:
         raise ConfigError(f"scheduler config: shift={shift} must be positive")
