@@ -112,6 +112,24 @@ def save_folder(out: Path, unet: torch.nn.Module, embeds: dict[str, Tensor], inf
     (out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
+def ship_model(src: str | Path, dst: str | Path) -> Path:
+    """Copy a trained folder into ``dst`` with the network weights stored as float16 (half the size;
+    invertkit reads them back as float32), keeping configs, prompt embeddings and training.json."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    src, dst = Path(src), Path(dst)
+    (dst / "unet").mkdir(parents=True, exist_ok=True)
+    (dst / "scheduler").mkdir(parents=True, exist_ok=True)
+    for name in ("model_index.json", "prompt_embeds.safetensors", "training.json", "unet/config.json",
+                 "scheduler/scheduler_config.json"):
+        shutil.copyfile(src / name, dst / name)
+    weights = load_file(str(src / "unet" / "diffusion_pytorch_model.safetensors"))
+    save_file({k: v.half().contiguous() for k, v in weights.items()}, str(dst / "unet" / "diffusion_pytorch_model.safetensors"))
+    return dst
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Train the shipped faces32 diffusion model (see module docstring).")
     ap.add_argument("--out", default="runs/diffusion/faces32")
