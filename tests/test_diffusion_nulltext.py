@@ -8,14 +8,12 @@ guidance term, not the DDIM inversion error).
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
+from analytic_factories import D, cosine_alpha_bar, cosine_grid  # noqa: E402
 
 from invertkit.diffusion import (
     AnalyticGaussian,
-    DiffusionGrid,
     Guidance,
     ddim_inversion_path,
     ddim_invert,
@@ -26,17 +24,8 @@ from invertkit.diffusion import (
 )
 from invertkit.errors import ConfigError
 
-D = torch.float64
 COND = torch.tensor([1.0, -0.5], dtype=D)
-
-
-def _cosine(t: torch.Tensor) -> torch.Tensor:
-    return torch.cos(math.pi / 2 * (0.02 + 0.96 * t)) ** 2
-
-
-def _grid(steps: int) -> DiffusionGrid:
-    t = torch.linspace(1, 0, steps + 1, dtype=D)
-    return DiffusionGrid(timesteps=t[:-1], alpha_bar=_cosine(t))
+_cosine, _grid = cosine_alpha_bar, cosine_grid
 
 
 class Counted:
