@@ -187,13 +187,18 @@ class DiffusionGrid:
 def diffusion_grid(config: Mapping[str, Any], steps: int) -> DiffusionGrid:
     """The DDIM level chain for ``steps`` inference steps of a discrete scheduler config.
 
-    Each level's successor is the next listed timestep (the final alpha after the last). This equals
-    diffusers' ``t - T // steps`` rule for leading and trailing spacing; for linspace spacing diffusers
-    skips levels, we keep a consistent chain (which exact inversion needs).
+    Each level's successor is the next listed timestep; after the last timestep ``t`` comes level
+    ``t - T // steps`` as in diffusers' ``DDIMScheduler.step`` (the final alpha when that is negative:
+    always for leading spacing; trailing spacing ends at ``alphas_cumprod[0]``). This equals diffusers'
+    ``t - T // steps`` rule everywhere when ``T`` is a multiple of ``steps`` (50 steps of 1000, the usual
+    case). Otherwise diffusers' trailing and linspace chains skip levels by a timestep or more between
+    steps; we keep a consistent chain (exact inversion needs every step to start where the last ended).
     """
     ts = inference_timesteps(config, steps)
     ab = alphas_cumprod(config)
-    chain = torch.cat([ab[ts], torch.tensor([final_alpha_cumprod(config)], dtype=torch.float64)])
+    end = int(ts[-1]) - _positive_int(config, "num_train_timesteps", _DDIM_DEFAULTS) // steps
+    last = float(ab[end]) if end >= 0 else final_alpha_cumprod(config)
+    chain = torch.cat([ab[ts], torch.tensor([last], dtype=torch.float64)])
     return DiffusionGrid(timesteps=ts.to(torch.float64), alpha_bar=chain)
 
 
