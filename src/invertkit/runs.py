@@ -156,6 +156,10 @@ class RunWriter:
             if vals:
                 unit = " dB" if key.startswith("psnr") else ""
                 summary[label] = f"{sum(vals) / len(vals):.3f}{unit}"
+        nfe = [r["nfe_invert"] for r in self.rows if "nfe_invert" in r]
+        if nfe:  # diffusion methods: model evaluations per batch, inversion and reconstruction
+            back = [r["nfe_reconstruct"] for r in self.rows if "nfe_reconstruct" in r]
+            summary["model evaluations (NFE)"] = f"{max(nfe):.0f} to invert, {max(back):.0f} to reconstruct (per batch)"
         if self.deltas:
             summary["tuned weights"] = f"{len(self.deltas)} delta file(s): latents/<name>_delta.safetensors (load_generator(G, delta=...))"
         summary["metric protocol"] = f"uint8-quantised images on [0, 1] at {self.G.resolution} px; PSNR = 10 log10(1/MSE)"

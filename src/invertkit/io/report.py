@@ -35,6 +35,11 @@ class ReportItem:
     extras: dict[str, Tensor] = field(default_factory=dict)
 
 
+def _num(v: float, digits: int) -> str:
+    """A metric for display: tiny non-zero values (round-trip errors) in scientific notation, not 0.00."""
+    return f"{v:.1e}" if 0 < abs(v) < 10 ** -digits else f"{v:.{digits}f}"
+
+
 def png_data_uri(img: Image.Image, min_size: int = 128) -> str:
     """PNG data URI; small images are enlarged by an integer factor (nearest) so pixels stay visible."""
     scale = max(1, math.ceil(min_size / max(img.size)))
@@ -123,7 +128,7 @@ def render_report(
 
     out.append("<h2>Target | reconstruction</h2><div class='pairs'>")
     for it in items:
-        caption = " · ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in it.metrics.items())
+        caption = " · ".join(f"{k} {_num(v, 2)}" if isinstance(v, float) else f"{k} {v}" for k, v in it.metrics.items())
         out.append(
             "<div class='pair'>"
             f"<img alt='target' src='{png_data_uri(tensor_to_pil(it.target))}'>"
@@ -139,7 +144,7 @@ def render_report(
         out.append("<h2>Per-image metrics</h2><table><tr><th>image</th>" + "".join(f"<th>{h(k)}</th>" for k in keys) + "</tr>")
         for it in items:
             cells = "".join(
-                f"<td class='num'>{it.metrics[k]:.3f}</td>" if isinstance(it.metrics.get(k), float) else f"<td>{h(str(it.metrics.get(k, '')))}</td>"
+                f"<td class='num'>{_num(it.metrics[k], 3)}</td>" if isinstance(it.metrics.get(k), float) else f"<td>{h(str(it.metrics.get(k, '')))}</td>"
                 for k in keys
             )
             out.append(f"<tr><td>{h(it.name)}</td>{cells}</tr>")
