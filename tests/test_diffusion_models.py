@@ -179,3 +179,17 @@ def test_flux_packing_layout():
 def test_resolution_suffix_is_checked(folders):
     with pytest.raises(ConfigError, match="resolution 18 must be a positive multiple of 4"):
         load_generator(f"diffusers:{folders['flux']}@18")
+
+
+def test_hub_ids_resolve_from_the_local_cache_only(tmp_path, monkeypatch):
+    """``diffusers:org/name`` finds the snapshot that refs/main names in $HF_HUB_CACHE; a missing one
+    fails with the fix (invertkit never downloads)."""
+    repo = tmp_path / "hub" / "models--acme--tiny-unet"
+    write_folder(repo / "snapshots" / "abc123", "unet")
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    G = load_generator("diffusers:acme/tiny-unet")
+    assert G.name == "acme/tiny-unet" and G.family == "diffusion"
+    with pytest.raises(CheckpointError, match="not in the local Hugging Face cache.*huggingface-cli download acme/other"):
+        load_generator("diffusers:acme/other")

@@ -156,14 +156,50 @@ def read_prompts(path: Path) -> dict[str, Tensor]:
     return out
 
 
+def hub_cache_dirs() -> list[Path]:
+    """Where Hugging Face keeps downloaded models: ``$HF_HUB_CACHE``, ``$HF_HOME/hub``, ``~/.cache/huggingface/hub``."""
+    import os
+
+    dirs = []
+    if os.environ.get("HF_HUB_CACHE"):
+        dirs.append(Path(os.environ["HF_HUB_CACHE"]))
+    if os.environ.get("HF_HOME"):
+        dirs.append(Path(os.environ["HF_HOME"]) / "hub")
+    dirs.append(Path.home() / ".cache" / "huggingface" / "hub")
+    return dirs
+
+
+def resolve_folder(spec: str | Path) -> Path:
+    """A model folder from a path, or from a hub id ``org/name`` already in the local Hugging Face
+    cache (the snapshot ``refs/main`` points at, else the newest); nothing is downloaded."""
+    path = Path(spec)
+    if path.is_dir() or str(spec).count("/") != 1 or str(spec).startswith((".", "/")):
+        return path
+    searched = []
+    for cache in hub_cache_dirs():
+        repo = cache / ("models--" + str(spec).replace("/", "--"))
+        searched.append(str(repo))
+        ref = repo / "refs" / "main"
+        if ref.is_file() and (repo / "snapshots" / ref.read_text().strip()).is_dir():
+            return repo / "snapshots" / ref.read_text().strip()
+        snapshots = sorted((repo / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime) if (repo / "snapshots").is_dir() else []
+        if snapshots:
+            return snapshots[-1]
+    raise CheckpointError(
+        f"{spec}: not a folder, and not in the local Hugging Face cache (looked in {', '.join(searched)}); "
+        f"invertkit never downloads: fetch it where there is internet (huggingface-cli download {spec}) and pass the folder"
+    )
+
+
 def read_folder(path: str | Path) -> DiffusersFolder:
-    """Load the network, scheduler config, optional VAE and optional prompt embeddings of a folder.
+    """Load the network, scheduler config, optional VAE and optional prompt embeddings of a folder
+    (a path, or a hub id ``org/name`` found in the local Hugging Face cache: see ``resolve_folder``).
 
     Raises:
         CheckpointError: a missing part, an unsupported class, pickled weights or mismatched weights,
             each naming the file.
     """
-    root = Path(path)
+    root = resolve_folder(path)
     if not root.is_dir():
         raise CheckpointError(f"{root}: not a folder; --generator diffusers:PATH takes a diffusers model folder")
     parts = [p for p in ("unet", "transformer") if (root / p / "config.json").is_file()]

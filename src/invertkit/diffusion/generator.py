@@ -19,6 +19,7 @@ Beyond the GAN interface it offers what the diffusion methods need:
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -309,4 +310,7 @@ def load_diffusers(path: str, device: torch.device | str = "cpu", *, name: str |
         if resolution is not None:
             raise ConfigError(f"{path}: give the resolution once (@PIXELS or resolution=)")
         path, resolution = head, int(tail)
-    return DiffusionGenerator(read_folder(path), name=name, resolution=resolution).to(device)
+    folder = read_folder(path)
+    if name is None and Path(folder.path).resolve() != Path(path).resolve():  # a hub id from the cache: keep the id
+        name = str(path)
+    return DiffusionGenerator(folder, name=name, resolution=resolution).to(device)
