@@ -12,8 +12,9 @@
 3. **Flow methods on the analytic Gaussian flow** (no pretrained rectified flow is reachable
    offline): error against the exact inversion, round trip, NFE, for 8/16/32 steps.
 
-With ``--figure PATH``: a picture of six photos (rows): target | DDIM at 7.5 | null-text | Direct
-Inversion | null-text edited to "drawing" | Direct Inversion edited to "drawing" (the README's figure).
+With ``--figure PATH``: a picture of six photos (rows): target | reconstructions at guidance 7.5 by
+DDIM, null-text and Direct Inversion | BDIA inversion at guidance 1 regenerated with the prompt
+"drawing" at guidance 1 and 2 (the README's figure).
 
 Prints markdown tables and writes ``OUT/results.json``.
 """
@@ -80,14 +81,15 @@ def table(rows: list[dict]) -> str:
 
 
 def figure(G, images: torch.Tensor, path: str, steps: int) -> None:
-    """Columns: target, reconstructions of ddim@7.5 / nulltext / direct, edits to "drawing" (see module doc)."""
+    """Columns: target, reconstructions of ddim / nulltext / direct at 7.5, BDIA edits to "drawing" (see module doc)."""
     from invertkit.io.images import make_grid
     from invertkit.methods.diffusion import regenerate
 
     cols = [images]
     results = {m: invertkit.invert(G, images, m, prompt="photo", guidance=7.5, steps=steps) for m in ("ddim", "nulltext", "direct")}
     cols += [results[m].reconstructions for m in ("ddim", "nulltext", "direct")]
-    cols += [regenerate(G, results[m], prompt="drawing") for m in ("nulltext", "direct")]
+    exact = invertkit.invert(G, images, "bdia", prompt="photo", guidance=1.0, steps=steps)
+    cols += [regenerate(G, exact, prompt="drawing", guidance=g) for g in (1.0, 2.0)]
     grid = torch.stack(cols, 1)  # [N, columns, C, H, W]: one grid row per image
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     make_grid(list(grid), scale=3).save(path)
@@ -100,6 +102,7 @@ def main() -> None:
     ap.add_argument("--shared", default="../shared/data")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--skip-real", action="store_true", help="only the analytic flow part")
+    ap.add_argument("--figure-only", action="store_true", help="only write the figure")
     ap.add_argument("--figure", default=None, help="also write the README figure to this PNG")
     args = ap.parse_args()
     out = Path(args.out)
@@ -110,6 +113,8 @@ def main() -> None:
         images, names = real_photos(Path(args.shared), G.resolution)
         if args.figure:
             figure(G, images[[0, 1, 2, 9, 10, 11]], args.figure, args.steps)
+            if args.figure_only:
+                return
         rows = []
         for guidance in (1.0, 7.5):
             for method, extra in DIFFUSION_METHODS:

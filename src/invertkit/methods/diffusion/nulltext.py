@@ -38,10 +38,12 @@ def invert(s: Setup) -> DiffusionState:
     if not isinstance(uncond, Tensor):
         raise ConfigError(f"nulltext needs a network conditioned on one embedding tensor (UNet2DConditionModel); {s.G.name} is not")
     n = s.x0.shape[0]
+    # at guidance 1 the null branch has no effect: nothing to optimise (it is DDIM inversion)
+    inner = 0 if s.options.guidance == 1.0 else s.options.inner_steps
     with torch.enable_grad():
         out = null_text_optimize(s.denoiser, s.x0, s.grid, cond=s.guidance.cond, uncond=_per_image(uncond, n),
                                  scale=s.options.guidance, prediction_type=s.prediction_type,
-                                 inner_steps=s.options.inner_steps, lr=s.options.lr, early_stop=s.options.early_stop)
+                                 inner_steps=inner, lr=s.options.lr, early_stop=s.options.early_stop)
     return DiffusionState(out.x_T, out.nfe, {"uncond": [u.detach() for u in out.uncond]},
                           {"backward_passes": out.backward, "ode_latent": False})
 
