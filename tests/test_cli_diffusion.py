@@ -79,3 +79,31 @@ def test_unknown_edit_prompt_fails_before_work(setup, tmp_path, capsys):
                  "--out", str(tmp_path / "r")])
     assert code != 0 and "no prompt embedding named 'horse'" in capsys.readouterr().err
     assert not (tmp_path / "r" / "images").exists()
+
+
+@pytest.mark.parametrize("method,extra", [("nulltext", ["--inner-steps", "2"]), ("edict", []), ("direct", [])])
+def test_saved_states_regenerate_later(setup, tmp_path, method, extra):
+    """A run's latents/<name>_state.safetensors regenerates the reconstruction with the same prompt
+    and an edit with another, in a later process (here: a later command)."""
+    from invertkit.io.images import read_image
+
+    root, folder = setup
+    out = tmp_path / "run"
+    assert main(["invert", str(root / "imgs" / "im0.png"), "-g", f"diffusers:{folder}", "-m", method, "--prompt", "cat",
+                 "--guidance", "3", "--steps", "6", *extra, "--out", str(out)]) == 0
+    assert (out / "latents" / "im0_state.safetensors").is_file()
+    assert main(["regenerate", str(out), "-g", f"diffusers:{folder}", "--prompt", "cat,dog", "--out", str(tmp_path / "re")]) == 0
+    same = read_image(tmp_path / "re" / "im0_cat.png", 8, 3)
+    recon = read_image(out / "images" / "im0_recon.png", 8, 3)
+    assert (same - recon).abs().max() <= 2 / 255 + 1e-6  # uint8 files of the same image
+    dog = read_image(tmp_path / "re" / "im0_dog.png", 8, 3)
+    assert (dog - recon).abs().mean() > 0.01
+
+
+def test_regenerate_refuses_another_generator(setup, tmp_path, capsys):
+    root, folder = setup
+    out = tmp_path / "run"
+    main(["invert", str(root / "imgs" / "im0.png"), "-g", f"diffusers:{folder}", "-m", "ddim", "--steps", "4", "--out", str(out)])
+    other = write_folder(tmp_path / "other", "cond", seed=5)
+    assert main(["regenerate", str(out), "-g", f"diffusers:{other}", "--prompt", "cat", "--out", str(tmp_path / "re")]) != 0
+    assert "was made with generator 'model'" in capsys.readouterr().err

@@ -7,6 +7,8 @@ Layout of ``OUT/``::
                               [<stem>_edit-<label>.png: diffusion results regenerated with another prompt]
     latents/<stem>.npz        key "w" [1, num_ws, w_dim] for W-type spaces (NVIDIA's projector
                               layout), else the space's own key ("z", "s", "noise" ...); also "space"
+    latents/<stem>_state.safetensors   diffusion methods: the noise latent and the method's state
+                              (per-step nulls, corrections ...) for ``invertkit regenerate``
     latents/<stem>_delta.safetensors   methods that tune the generator (pti): the image's tuned
                               weights minus the base's (``generators.tuning``); ``<stem>.npz`` is
                               its pivot; images/<stem>_pivot.png the pivot's image before tuning
@@ -96,6 +98,10 @@ class RunWriter:
                 save_image(result.extras["composite"][i], self.out / "images" / f"{stem}_restored.png")
             arrays = latent_arrays(self.G, result.latents[i : i + 1], result.space)
             save_latent_file(self.out / "latents" / f"{stem}.npz", arrays, result.space)
+            if "diffusion_state" in result.extras:  # what the method needs to regenerate (edit) the image later
+                from .methods.diffusion.state_io import save_state
+
+                save_state(self.out / "latents" / f"{stem}_state.safetensors", result, i, self.G.name)
             if "deltas" in result.extras:  # generator tuning (pti): the image's own weights, as a difference
                 self._save_delta(result, i, stem, name)
             shown = {}

@@ -21,11 +21,12 @@ from . import (
     info,
     interpolate,
     invert,
+    regenerate,
     train_encoder,
     zoo,
 )
 
-COMMANDS = (zoo, info, convert, generate, invert, train_encoder, bench, demo, directions, edit, interpolate)
+COMMANDS = (zoo, info, convert, generate, invert, train_encoder, bench, demo, directions, edit, interpolate, regenerate)
 
 
 def build_parser() -> argparse.ArgumentParser:

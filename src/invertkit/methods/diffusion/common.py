@@ -178,7 +178,7 @@ def add_edits(G: Any, result: InversionResult, prompts: list[str], *, guidance: 
     edits = result.extras.setdefault("edits", {})
     for prompt in prompts:
         edited = regenerate(G, result, prompt=prompt, guidance=guidance)
-        edits[f"prompt {prompt or 'null'}"] = edited
+        edits[f"prompt {prompt or 'null'}" + (f" @{guidance:g}" if guidance is not None else "")] = edited
         psnr = scoring.M.psnr(edited, base.to(edited.device)).tolist()
         change = ((edited - base.to(edited.device)) / 2).pow(2).flatten(1).mean(1).sqrt().tolist()
         for i, m in enumerate(result.metrics):

@@ -1,0 +1,63 @@
+"""``invertkit regenerate RUN -g G --prompt P[,P...]``: regenerate the images of a diffusion inversion run
+with other prompts or guidance (the edit of diffusion latents), from the run's saved states."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import ConfigError
+from .options import add_generator_flags
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "regenerate",
+        help="diffusion runs: regenerate inverted images with other prompts / guidance (edits)",
+        description="Read latents/<name>_state.safetensors of an `invertkit invert` run with a diffusion method "
+        "(or the files themselves) and sample them again with each --prompt; writes OUT/<name>_<prompt>.png.",
+    )
+    p.add_argument("states", nargs="+", help="run folders, latents/ folders or *_state.safetensors files")
+    add_generator_flags(p)
+    p.add_argument("--prompt", required=True, help="prompt names, comma-separated (null = the empty prompt)")
+    p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the inversion's)")
+    p.add_argument("--negative", default=None, help="negative prompt name (default: the inversion's)")
+    p.add_argument("--prompt-embeds", default=None, help="a safetensors file of named prompt embeddings to add")
+    p.add_argument("--out", "-o", default="runs/regenerate", help="output folder (default runs/regenerate)")
+    p.set_defaults(func=run)
+
+
+def state_files(items: list[str]) -> list[Path]:
+    """State files as given, or found in a run folder (its latents/) or a latents folder."""
+    out: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted((path / "latents").glob("*_state.safetensors")) or sorted(path.glob("*_state.safetensors"))
+            if not found:
+                raise ConfigError(f"{path}: no *_state.safetensors (invert with a diffusion method writes them to latents/)")
+            out += found
+        else:
+            out.append(path)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..generators import load_generator
+    from ..io.images import save_image
+    from ..methods.diffusion.state_io import regenerate_file
+    from .invert import prepare_diffusion_flags
+
+    G = load_generator(args.generator, device=args.device, weights=args.weights)
+    prompts = prepare_diffusion_flags(G, args.prompt_embeds, args.prompt)
+    if not prompts:
+        raise ConfigError("--prompt needs at least one prompt name")
+    files = state_files(args.states)
+    out = Path(args.out)
+    for file in files:
+        stem = file.name.removesuffix("_state.safetensors")
+        for prompt in prompts:  # each image is written as soon as it exists
+            image = regenerate_file(G, file, prompt=prompt, guidance=args.guidance, negative=args.negative)
+            save_image(image[0], out / f"{stem}_{prompt or 'null'}.png")
+    print(f"wrote {len(files) * len(prompts)} image(s) to {out}")
+    return 0
