@@ -83,6 +83,8 @@ def test_prompts_and_guidance_errors(folders):
     {},
     {"prediction_type": "v_prediction", "timestep_spacing": "trailing", "set_alpha_to_one": True, "steps_offset": 0},
     {"prediction_type": "sample", "beta_schedule": "squaredcos_cap_v2", "timestep_spacing": "leading"},
+    {"clip_sample": True, "clip_sample_range": 0.5},
+    {"thresholding": True, "dynamic_thresholding_ratio": 0.9, "sample_max_value": 1.5},
 ])
 def test_ddim_sampling_matches_diffusers_scheduler(folders, tmp_path, changes):
     """Our DDIM on the model's own scheduler config equals DDIMScheduler.step, with guidance 3, for

@@ -16,6 +16,8 @@ inverse of sampling when it converges.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import Tensor
 
 from invertkit.diffusion.guidance import Guidance, evaluate_eps
@@ -37,18 +39,26 @@ def _levels(grid: DiffusionGrid, j: int) -> tuple[float, float, float]:
 
 def ddim_sample(
     denoiser: Denoiser, x_T: Tensor, grid: DiffusionGrid, *, prediction_type: str = "epsilon",
-    guidance: Guidance | None = None,
+    guidance: Guidance | None = None, clip_x0: Callable[[Tensor], Tensor] | None = None,
 ) -> Trajectory:
     """Deterministic DDIM from ``x_T [N, ...]`` at level ``grid.alpha_bar[0]`` to the clean end.
 
+    ``clip_x0`` (``schedules.x0_clipper``: a scheduler's ``clip_sample`` / ``thresholding``) is applied to
+    each step's x0 prediction, as diffusers' DDIMScheduler does: ``x' = sqrt(ab') clip(x0) + sqrt(1 - ab') eps``.
+    It makes sampling non-invertible, so inversion methods never use it.
     Returns the sample (x_T's dtype and shape) and NFE = S (x2 for unbatched guidance with scale != 1).
     """
     x, nfe = x_T, 0
     for j in range(grid.steps):
         t, ab, ab_next = _levels(grid, j)
         eps, n = evaluate_eps(denoiser, x, t, ab, prediction_type, guidance)
-        a, b = ddim_coefficients(ab, ab_next)
-        x, nfe = a * x + b * eps, nfe + n
+        nfe += n
+        if clip_x0 is None:
+            a, b = ddim_coefficients(ab, ab_next)
+            x = a * x + b * eps
+        else:
+            x0 = clip_x0((x - (1 - ab) ** 0.5 * eps) / ab**0.5)
+            x = ab_next**0.5 * x0 + (1 - ab_next) ** 0.5 * eps
     return Trajectory(x, nfe)
 
 

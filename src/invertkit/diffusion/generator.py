@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from invertkit.diffusion.diffusers_io import DiffusersFolder, read_prompts, vae_scale
 from invertkit.diffusion.guidance import Guidance
-from invertkit.diffusion.schedules import DiffusionGrid, FlowGrid, diffusion_grid, flow_grid, prediction_type
+from invertkit.diffusion.schedules import DiffusionGrid, FlowGrid, diffusion_grid, flow_grid, prediction_type, x0_clipper
 from invertkit.errors import ConfigError, LatentSpaceError
 from invertkit.generators.base import Generator, seeded_generator
 
@@ -95,7 +95,9 @@ class DiffusionModel(Generator):
         if self.family == "flow":
             end = flow_euler_sample(self.denoiser(dt), x, grid, guidance=g).x
         else:
-            end = ddim_sample(self.denoiser(dt), x, grid, prediction_type=self.prediction_type, guidance=g).x
+            # the scheduler's x0 clipping applies to plain sampling (inversion methods run the unclipped ODE)
+            end = ddim_sample(self.denoiser(dt), x, grid, prediction_type=self.prediction_type, guidance=g,
+                              clip_x0=x0_clipper(self.scheduler)).x
         return self.decode(end).float()
 
     def guidance(self, prompt: str | None, scale: float, negative: str | None = "", dtype: torch.dtype = torch.float32) -> Guidance:

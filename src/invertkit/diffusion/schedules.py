@@ -11,8 +11,8 @@ Two families:
   ``t = sigma`` in [0, 1], t = 1 pure noise.
 
 Config keys follow diffusers' ``DDIMScheduler`` and ``FlowMatchEulerDiscreteScheduler`` so a
-``scheduler_config.json`` can be passed as a dict. Keys we do not use (``_class_name``,
-``clip_sample`` ...) are ignored; keys whose values would change the maths in a way we do not
+``scheduler_config.json`` can be passed as a dict. Keys we do not use (``_class_name`` ...) are ignored (``clip_sample`` and ``thresholding`` shape only
+sampling: :func:`x0_clipper`); keys whose values would change the maths in a way we do not
 implement (``trained_betas`` and FLUX's ``use_dynamic_shifting`` are supported; ``rescale_betas_zero_snr``,
 ``use_karras_sigmas`` are refused) raise :class:`~invertkit.errors.ConfigError`.
 
@@ -22,7 +22,7 @@ Everything is computed in float64 (diffusers computes betas in float32; differen
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -281,3 +281,26 @@ def uniform_flow_grid(steps: int, t_max: float = 1.0) -> FlowGrid:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1 or not 0 < t_max <= 1:
         raise ConfigError(f"uniform_flow_grid: steps={steps!r} must be >= 1 and t_max={t_max} in (0, 1]")
     return FlowGrid(sigmas=torch.linspace(t_max, 0.0, steps + 1, dtype=torch.float64))
+
+
+def x0_clipper(config: Mapping[str, Any]) -> Callable[[Tensor], Tensor] | None:
+    """The x0 clipping a discrete scheduler config asks for when *sampling*, or None.
+
+    ``thresholding`` (Saharia et al. 2022, "Imagen", dynamic thresholding): per image, ``s`` = the
+    ``dynamic_thresholding_ratio`` quantile of |x0| clamped to [1, ``sample_max_value``], then
+    ``clamp(x0, -s, s) / s``; else ``clip_sample``: ``clamp(x0, -clip_sample_range, clip_sample_range)``.
+    """
+    config = _check_mapping(config)
+    if config.get("thresholding"):
+        ratio, top = float(config.get("dynamic_thresholding_ratio", 0.995)), float(config.get("sample_max_value", 1.0))
+
+        def threshold(x0: Tensor) -> Tensor:
+            flat = x0.reshape(x0.shape[0], -1)
+            s = torch.quantile(flat.abs(), ratio, dim=1).clamp(1.0, top)[:, None]
+            return (flat.clamp(-s, s) / s).reshape(x0.shape)
+
+        return threshold
+    if config.get("clip_sample", False):
+        r = float(config.get("clip_sample_range", 1.0))
+        return lambda x0: x0.clamp(-r, r)
+    return None
