@@ -21,12 +21,12 @@ FLUX_CONFIG = {"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_time
                "max_image_seq_len": 4096}
 
 
-def _unet2d():
+def _unet2d(num_classes: int | None = None):
     from diffusers import UNet2DModel
 
     return UNet2DModel(sample_size=8, in_channels=3, out_channels=3, block_out_channels=(8, 16), layers_per_block=1,
                        down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
-                       norm_num_groups=4, attention_head_dim=4)
+                       norm_num_groups=4, attention_head_dim=4, num_class_embeds=num_classes)
 
 
 def _unet_cond(channels: int = 3, size: int = 8):
@@ -74,11 +74,11 @@ def _randomise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 
 def write_folder(root: Path, kind: str, *, seed: int = 0, pickled: bool = False) -> Path:
-    """Write a tiny model folder: kind ``unet`` (pixel UNet2DModel), ``cond`` (pixel UNet2DConditionModel
+    """Write a tiny model folder: kind ``unet`` (pixel UNet2DModel), ``classes`` (the same with 3 class labels), ``cond`` (pixel UNet2DConditionModel
     with prompts "", "cat", "dog"), ``latent`` (UNet2DConditionModel over a tiny VAE), ``sd3`` or ``flux``
     (flow transformers over a tiny VAE with pooled prompts; FLUX with dynamic shifting and distilled guidance)."""
     torch.manual_seed(seed)
-    network = {"unet": _unet2d, "cond": _unet_cond, "latent": lambda: _unet_cond(4, 8), "sd3": _sd3, "flux": _flux}[kind]()
+    network = {"unet": _unet2d, "classes": lambda: _unet2d(3), "cond": _unet_cond, "latent": lambda: _unet_cond(4, 8), "sd3": _sd3, "flux": _flux}[kind]()
     sub = "transformer" if kind in ("sd3", "flux") else "unet"
     _randomise(network, seed).save_pretrained(root / sub, safe_serialization=not pickled)
     if kind in ("latent", "sd3", "flux"):
@@ -88,7 +88,7 @@ def write_folder(root: Path, kind: str, *, seed: int = 0, pickled: bool = False)
     (root / "scheduler").mkdir(parents=True, exist_ok=True)
     sched = {"sd3": FLOW_CONFIG, "flux": FLUX_CONFIG}.get(kind, DDIM_CONFIG)
     (root / "scheduler" / "scheduler_config.json").write_text(json.dumps(sched))
-    if kind != "unet":
+    if kind not in ("unet", "classes"):
         from safetensors.torch import save_file
 
         g = torch.Generator().manual_seed(seed + 1)

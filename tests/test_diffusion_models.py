@@ -195,3 +195,18 @@ def test_hub_ids_resolve_from_the_local_cache_only(tmp_path, monkeypatch):
     assert G.name == "acme/tiny-unet" and G.family == "diffusion"
     with pytest.raises(CheckpointError, match="not in the local Hugging Face cache.*huggingface-cli download acme/other"):
         load_generator("diffusers:acme/other")
+
+
+def test_class_conditional_unet(tmp_path):
+    """A UNet2DModel with class labels: the prompt names a class; guidance mixes two classes."""
+    import invertkit
+
+    G = load_generator(f"diffusers:{write_folder(tmp_path / 'c', 'classes')}")
+    assert G.conditional and G.num_classes == 3
+    x = G.sample_latent(1, seed=0)
+    a, b = G.synthesize(x, steps=3, prompt="0"), G.synthesize(x, steps=3, prompt="2")
+    assert (a - b).abs().max() > 1e-4
+    with pytest.raises(ConfigError, match="class index 0..2"):
+        G.synthesize(x, steps=3, prompt="cat")
+    result = invertkit.invert(G, a, "bdia", steps=5, prompt="1", guidance=2.0, negative="0", dtype="float64")
+    assert result.metrics[0]["roundtrip_error"] < 1e-10

@@ -181,8 +181,13 @@ class DiffusionGenerator(DiffusionModel):
     # ---- what diffusion methods use ----------------------------------------------------------
     @property
     def conditional(self) -> bool:
-        """Whether the network takes prompt embeddings."""
-        return self.network_class != "UNet2DModel"
+        """Whether the network takes a condition (prompt embeddings, or class labels)."""
+        return self.network_class != "UNet2DModel" or self.num_classes > 0
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of a class-conditional UNet2DModel (``num_class_embeds``), else 0."""
+        return int(getattr(self.network.config, "num_class_embeds", None) or 0) if self.network_class == "UNet2DModel" else 0
 
     def add_prompts(self, path: str) -> None:
         """Add the named embeddings of a safetensors file (see ``diffusers_io.read_prompts``)."""
@@ -196,6 +201,11 @@ class DiffusionGenerator(DiffusionModel):
             if prompt not in (None, ""):
                 raise ConfigError(f"{self.name} is unconditional (UNet2DModel); drop the prompt {prompt!r}")
             return None
+        if self.num_classes:  # class-conditional UNet2DModel: the "prompt" is a class index; there is no null class
+            if isinstance(prompt, str) and prompt.isdigit() and int(prompt) < self.num_classes:
+                return torch.tensor([int(prompt)], device=self.device)
+            raise ConfigError(f"{self.name} is class-conditional: the prompt is a class index 0..{self.num_classes - 1}, "
+                              f"got {prompt!r} (it has no empty class, so guidance needs --negative CLASS)")
         if isinstance(prompt, Tensor):
             return prompt.to(self.device, dtype)
         key = "" if prompt is None else prompt
@@ -227,7 +237,7 @@ class DiffusionGenerator(DiffusionModel):
             n = x.shape[0]
             t = t.to(x.device, dtype)
             if kind == "UNet2DModel":
-                return net(x, t).sample
+                return net(x, t, class_labels=cond.expand(n) if cond is not None else None).sample
             if kind == "UNet2DConditionModel":
                 return net(x, t, encoder_hidden_states=_batch(cond, n)).sample
             embeds, pooled = cond

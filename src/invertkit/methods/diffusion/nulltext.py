@@ -35,7 +35,7 @@ def _per_image(value: Tensor, n: int) -> Tensor:
 
 def invert(s: Setup) -> DiffusionState:
     uncond = s.G.cond(s.options.negative, s.dtype)
-    if not isinstance(uncond, Tensor):
+    if not isinstance(uncond, Tensor) or not uncond.is_floating_point():  # class labels cannot be optimised
         raise ConfigError(f"nulltext needs a network conditioned on one embedding tensor (UNet2DConditionModel); {s.G.name} is not")
     n = s.x0.shape[0]
     # at guidance 1 the null branch has no effect: nothing to optimise (it is DDIM inversion)
