@@ -1,0 +1,84 @@
+"""Speed of diffusion sampling and inversion: seconds per step, and the loop's overhead over the network.
+
+    python benchmarks/diffusion_speed.py [--batch 16] [--steps 50] [--repeats 3]
+
+On the shipped ``diffusion-faces32`` (prompt "photo"), float32, guidance 1 and 7.5:
+- ``network``: one forward pass of the UNet on the batch (what a step cannot avoid);
+- invertkit's DDIM sampling and DDIM inversion, and diffusers' own ``DDIMScheduler`` loop on the same
+  network, each in seconds per step and as ``overhead = step time / (evaluations per step x network
+  time) - 1`` (the cost of everything that is not the network);
+- images per second of a 50-step sampling run.
+
+Prints JSON. Best of ``--repeats`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+import invertkit
+from invertkit.diffusion.ddim import ddim_invert, ddim_sample
+
+
+def best(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+@torch.no_grad()
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    from diffusers import DDIMScheduler
+
+    G = invertkit.load_generator("diffusion-faces32")
+    x = G.sample_latent(args.batch, seed=0)
+    cond, t = G.cond("photo"), torch.full((args.batch,), 500.0)
+    den = G.denoiser()
+    net_s = best(lambda: den(x, t, cond), args.repeats * 5)
+    out = {"model": G.name, "batch": args.batch, "steps": args.steps, "threads": torch.get_num_threads(),
+           "network_seconds": net_s}
+    grid = G.grid(args.steps)
+    for scale in (1.0, 7.5):
+        g = G.guidance("photo", scale)
+        per = 1 if scale == 1.0 else 2
+        sample_s = best(lambda: ddim_sample(den, x, grid, guidance=g), args.repeats) / args.steps
+        invert_s = best(lambda: ddim_invert(den, x, grid, guidance=g), args.repeats) / args.steps
+        sched = DDIMScheduler.from_config(G.scheduler)
+
+        def diffusers_loop() -> None:
+            sched.set_timesteps(args.steps)
+            y = x
+            emb = cond.expand(args.batch, -1, -1)
+            null = G.cond("").expand(args.batch, -1, -1)
+            for step_t in sched.timesteps:
+                tt = step_t.expand(args.batch)
+                e = G.network(y, tt, encoder_hidden_states=emb).sample
+                if scale != 1.0:
+                    u = G.network(y, tt, encoder_hidden_states=null).sample
+                    e = u + scale * (e - u)
+                y = sched.step(e, step_t, y).prev_sample
+
+        ref_s = best(diffusers_loop, args.repeats) / args.steps
+        out[f"guidance_{scale:g}"] = {
+            "sample_seconds_per_step": sample_s, "sample_overhead": sample_s / (per * net_s) - 1,
+            "invert_seconds_per_step": invert_s, "invert_overhead": invert_s / (per * net_s) - 1,
+            "diffusers_ddim_seconds_per_step": ref_s, "diffusers_overhead": ref_s / (per * net_s) - 1,
+            "images_per_second": args.batch / (sample_s * args.steps),
+        }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
