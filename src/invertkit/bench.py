@@ -145,7 +145,7 @@ def run_bench(
         row.update(edits.summary())
         if edits.strip is not None:
             strips[run.spec] = edits.strip
-        rows.append(row)
+        rows.append(_ordered(row))
     _write_tables(out, rows)
     columns = ["method"]
     for r in rows:  # union over rows: a method whose codes cannot take the edit has other columns
@@ -220,6 +220,15 @@ class _EditTally:
         from .editing.editability import summarize
 
         return summarize(self.records)
+
+
+# the columns a reader compares first (the rest follow in their own order)
+_FIRST = ("method", "psnr_mean", "psnr_std", "ssim_mean", "roundtrip_error_max", "nfe_invert", "nfe_reconstruct",
+          "seconds_per_image", "evaluations_per_image")
+
+
+def _ordered(row: dict[str, Any]) -> dict[str, Any]:
+    return {**{k: row[k] for k in _FIRST if k in row}, **{k: v for k, v in row.items() if k not in _FIRST}}
 
 
 def _slug(spec: str) -> str:
