@@ -7,7 +7,7 @@ On the shipped ``diffusion-faces32`` (prompt "photo"), float32, guidance 1 and 7
 - invertkit's DDIM sampling and DDIM inversion, and diffusers' own ``DDIMScheduler`` loop on the same
   network, each in seconds per step and as ``overhead = step time / (evaluations per step x network
   time) - 1`` (the cost of everything that is not the network);
-- images per second of a 50-step sampling run.
+- images per second of a 50-step sampling run, and the process's peak resident memory.
 
 Prints JSON. Best of ``--repeats`` runs.
 """
@@ -77,6 +77,9 @@ def main() -> None:
             "diffusers_ddim_seconds_per_step": ref_s, "diffusers_overhead": ref_s / (per * net_s) - 1,
             "images_per_second": args.batch / (sample_s * args.steps),
         }
+    import resource
+
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     print(json.dumps(out, indent=2))
 
 
