@@ -27,7 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("images", nargs="+", help="image files or folders of images")
     add_generator_flags(p)
-    p.add_argument("--method", "-m", default="optimize", help="optimize | encoder | restyle | hybrid | pti | cma | basincma | plain (default optimize)")
+    p.add_argument("--method", "-m", default="optimize",
+                   help=f"{' | '.join(_method_classes())} (default optimize)")
     p.add_argument("--batch-size", type=int, default=8, help="images optimised together (default 8)")
     p.add_argument("--out", "-o", default="runs/invert", help="output folder (default runs/invert)")
     p.add_argument("--degrade", default=None, help="restoration: downsample:F, grayscale, noise:SIGMA, mask:PATH, joined by +")

@@ -85,8 +85,9 @@ def add_options_flags(p: argparse.ArgumentParser, classes: dict[str, type], skip
             owners[method].add(f.name)
             if f.name in skip:
                 continue
-            entry = info.setdefault(f.name, {"type": _arg_type(str(f.type)), "help": "", "defaults": {}})
-            entry["help"] = entry["help"] or helps.get(f.name, "")
+            entry = info.setdefault(f.name, {"type": _arg_type(str(f.type)), "helps": {}, "defaults": {}})
+            if helps.get(f.name):
+                entry["helps"].setdefault(helps[f.name], []).append(method)
             entry["defaults"][method] = f.default
     for name, entry in info.items():
         defaults = entry["defaults"]
@@ -97,7 +98,9 @@ def add_options_flags(p: argparse.ArgumentParser, classes: dict[str, type], skip
         if len(defaults) < len(classes):
             dtext += "; only " + ", ".join(defaults)
         flag = "--" + name.replace("_", "-")
-        text = f"{entry['help']} ({dtext})".strip().replace("%", "%%")  # argparse formats help with %
+        texts = entry["helps"]  # one text, or each method's own meaning of the same flag
+        about = next(iter(texts)) if len(texts) == 1 else "; ".join(f"{', '.join(ms)}: {t}" for t, ms in texts.items())
+        text = f"{about} ({dtext})".strip().replace("%", "%%")  # argparse formats help with %
         if entry["type"] == "bool":
             p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
