@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from .generators.base import Generator
-from .io.images import save_image
+from .io.images import save_image, slug
 from .io.latents import save_latent_file, space_key
 from .io.report import ReportItem, write_report
 from .io.runinfo import write_run_json
@@ -49,10 +49,6 @@ def latent_arrays(G: Generator, latents: Tensor, space: str) -> dict[str, np.nda
     elif space in ("z", "z-sphere"):
         out["z"] = latents.detach().float().cpu().numpy()
     return out
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text) or "empty"
 
 
 class RunWriter:
@@ -106,7 +102,7 @@ class RunWriter:
                 self._save_delta(result, i, stem, name)
             shown = {}
             for label, edited in result.extras.get("edits", {}).items():  # diffusion: regenerated with another prompt
-                save_image(edited[i], self.out / "images" / f"{stem}_edit-{_slug(label)}.png")
+                save_image(edited[i], self.out / "images" / f"{stem}_edit-{slug(label, 'edit')}.png")
                 shown[label] = edited[i].detach().cpu()
             row = {"image": name, **result.metrics[i], "seconds": per_image_s, "evaluations": float(evals[i])}
             row.update({k: result.timings[k] for k in ("nfe_invert", "nfe_reconstruct") if k in result.timings})

@@ -64,8 +64,9 @@ def parse_direction_spec(text: str) -> tuple[Path, list[int] | None]:
 
 def slug(text: str) -> str:
     """A file-name-safe form of a direction name (``"b16.conv0 c12"`` -> ``"b16.conv0_c12"``)."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")
-    return s or "direction"
+    from ..io.images import slug as file_slug
+
+    return file_slug(text, "direction")
 
 
 def strength_label(s: float) -> str:

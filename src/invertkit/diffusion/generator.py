@@ -19,6 +19,7 @@ Beyond the GAN interface it offers what the diffusion methods need:
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -294,8 +295,13 @@ def unpack(tokens: Tensor, shape: torch.Size) -> Tensor:
 
 def token_ids(rows: int, cols: int, like: Tensor) -> Tensor:
     """FLUX's positional ids of the image tokens, ``[rows * cols, 3]``: (0, row, column)."""
+    return _token_ids(rows, cols, like.dtype, like.device)
+
+
+@functools.lru_cache(maxsize=8)  # the same grid at every step of a run: build it once
+def _token_ids(rows: int, cols: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     r, c = torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")
-    return torch.stack([torch.zeros_like(r), r, c], -1).reshape(-1, 3).to(like)
+    return torch.stack([torch.zeros_like(r), r, c], -1).reshape(-1, 3).to(device, dtype)
 
 
 def _batch(value: Tensor, n: int) -> Tensor:

@@ -159,3 +159,10 @@ def make_grid(rows: Sequence[Tensor], *, scale: int = 1, pad: int = 2) -> Image.
                 tile = tile.resize((ws, hs), Image.Resampling.NEAREST)
             grid.paste(tile, (pad + i * (ws + pad), pad + r * (hs + pad)))
     return grid
+
+
+def slug(text: str, default: str = "image") -> str:
+    """A file-name-safe form of a name (``"b16.conv0 c12"`` -> ``"b16.conv0_c12"``; ``default`` if nothing is left)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-") or default

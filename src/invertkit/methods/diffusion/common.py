@@ -158,11 +158,18 @@ def regenerate(G: Any, result: InversionResult, *, prompt: str | None = None, gu
     method = result.config.get("method")
     if method not in SAMPLERS or "diffusion_state" not in result.extras:
         raise ConfigError(f"regenerate needs the result of a diffusion method ({', '.join(sorted(SAMPLERS))}), got {method!r}")
-    setup: Setup = result.extras["diffusion_setup"]
+    return resample(G, method, result.extras["diffusion_setup"], result.extras["diffusion_state"],
+                    prompt=prompt, guidance=guidance, negative=negative)
+
+
+def resample(G: Any, method: str, setup: Setup, state: DiffusionState, *, prompt: str | None = None,
+             guidance: float | None = None, negative: str | None = None) -> Tensor:
+    """Sample ``state`` back with ``method``'s sampler; unset prompt / guidance / negative keep the
+    inversion's. Images ``N x C x H x W`` in [-1, 1]."""
     opts = setup.options
     g = G.guidance(opts.prompt if prompt is None else prompt, opts.guidance if guidance is None else guidance,
                    opts.negative if negative is None else negative, setup.dtype)
-    x0_hat, _ = SAMPLERS[method][1](setup, result.extras["diffusion_state"], g)
+    x0_hat, _ = SAMPLERS[method][1](setup, state, g)
     return G.decode(x0_hat).float().clamp(-1, 1)
 
 

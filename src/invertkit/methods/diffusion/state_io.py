@@ -21,7 +21,7 @@ from torch import Tensor
 from ...errors import CheckpointError, ConfigError
 from ...io.safetensors_file import read_safetensors, write_safetensors
 from ..result import InversionResult
-from .common import SAMPLERS, DiffusionState, Setup
+from .common import SAMPLERS, DiffusionState, Setup, resample
 
 HEADER = "invertkit_diffusion_state"
 
@@ -80,8 +80,4 @@ def regenerate_file(G: Any, path: str | os.PathLike[str], *, prompt: str | None 
                     negative: str | None = None) -> Tensor:
     """Regenerate a saved state (see ``common.regenerate``): images ``1 x C x H x W`` in [-1, 1]."""
     method, state, setup = load_state(path, G)
-    opts = setup.options
-    g = G.guidance(opts.prompt if prompt is None else prompt, opts.guidance if guidance is None else guidance,
-                   opts.negative if negative is None else negative, setup.dtype)
-    x0, _ = SAMPLERS[method][1](setup, state, g)
-    return G.decode(x0).float().clamp(-1, 1)
+    return resample(G, method, setup, state, prompt=prompt, guidance=guidance, negative=negative)
