@@ -42,7 +42,7 @@ def mnist_digits(root: Path, n: int) -> torch.Tensor:
 def mean_psnr(G, images: torch.Tensor, method: str, **kw) -> dict[str, float]:
     res = invert(G, images, method, **kw)
     vals = [m["psnr"] for m in res.metrics]
-    return {"psnr": round(float(np.mean(vals)), 2), "seconds_per_image": round(res.timings["seconds"] / len(vals), 5)}
+    return {"psnr": round(float(np.mean(vals)), 2), "seconds_per_image": round(res.timings.seconds / len(vals), 5)}
 
 
 def main() -> None:

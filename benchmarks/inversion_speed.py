@@ -66,7 +66,7 @@ def ours(G, targets: torch.Tensor, space: str, steps: int) -> float:
     # one start per image: the K-start phase of z-only generators runs the same step on K x the batch
     invertkit.invert(G, targets[:1], space=space, steps=2, restarts=1)  # warm-up (feature nets, caches)
     r = invertkit.invert(G, targets, space=space, steps=steps, seed=0, restarts=1)
-    return r.timings["seconds"] / steps
+    return r.timings.seconds / steps
 
 
 def peak_mb(device: str) -> float:

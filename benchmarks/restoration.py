@@ -47,7 +47,7 @@ def evaluate(G, x: torch.Tensor, steps: int) -> dict[str, float]:
         "sr4_inversion_psnr": float(psnr(sr.reconstructions, x).mean()),
         "sr4_bicubic_psnr": float(psnr(bicubic, x).mean()),
         "inpaint_inversion_psnr": float(psnr(ip.reconstructions, x).mean()),
-        "inpaint_composite_psnr": float(psnr(ip.extras["composite"], x).mean()),
+        "inpaint_composite_psnr": float(psnr(ip.composite, x).mean()),
         "inpaint_inversion_hole_psnr": hole_psnr(ip.reconstructions, x, hole),
         "inpaint_meanfill_psnr": float(psnr(fill, x).mean()),
         "inpaint_meanfill_hole_psnr": hole_psnr(fill, x, hole),

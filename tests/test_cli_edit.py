@@ -21,9 +21,9 @@ from invertkit.editing.directions import (
 )
 from invertkit.generators import load_generator
 from invertkit.io.images import save_image, to_uint8
-from invertkit.io.latents import load_latent_file, save_latent_file
+from invertkit.io.latents import load_latent_file
 from invertkit.io.strips import label_height
-from invertkit.runs import latent_arrays
+from invertkit.results import save_latent
 
 RES, PAD = 16, 2  # the tiny generator's resolution; save_strip's padding
 
@@ -99,7 +99,7 @@ def test_edit_folder_several_indices_layers_and_no_gif(setup, tmp_path):
     folder = tmp_path / "lats"
     G = load_generator(setup["ckpt"])
     for name, seed in (("p", 1), ("q", 2)):
-        save_latent_file(folder / f"{name}.npz", latent_arrays(G, G.sample_latent(1, "w", seed=seed), "w"), "w")
+        save_latent(folder / f"{name}.npz", G, G.sample_latent(1, "w", seed=seed), "w")
     out = tmp_path / "e"
     code = main(["edit", str(folder), "-g", setup["ckpt"], "-d", setup["dirs"] + ":0-1", "-d", setup["dirs"] + ":2",
                  "--strength", "0,1", "--layers", "coarse", "--units", "raw", "--no-gif", "--scale", "2", "--out", str(out)])

@@ -35,7 +35,7 @@ def test_direct_inversion_is_exact_at_guidance_7_5(models):
     result = invertkit.invert(G, _images(G), "direct", steps=10, prompt="cat", dtype="float64")
     assert result.config["guidance"] == 7.5
     assert max(m["roundtrip_error"] for m in result.metrics) < 1e-10
-    assert result.timings["nfe_invert"] == 10 + 2 * 10  # the pivot, then one guided evaluation per step
+    assert result.timings.evaluations[0] == 10 + 2 * 10  # the pivot, then one guided evaluation per step
 
 
 def test_negative_prompt_reconstructs_like_unguided_ddim(models):
@@ -45,7 +45,7 @@ def test_negative_prompt_reconstructs_like_unguided_ddim(models):
     ddim = invertkit.invert(G, images, "ddim", steps=8, prompt="cat", guidance=1.0)
     assert torch.equal(neg.latents, ddim.latents)
     assert torch.allclose(neg.reconstructions, ddim.reconstructions, atol=1e-5)
-    assert neg.timings["nfe_reconstruct"] == 16  # guided sampling: two branches per step
+    assert neg.nfe_reconstruct[0] == 16  # guided sampling: two branches per step
     edited = regenerate(G, neg, prompt="dog")
     assert (edited - neg.reconstructions).abs().mean() > 1e-3
 
@@ -56,8 +56,8 @@ def test_null_text_beats_ddim_at_guidance_7_5_on_a_tiny_model(models):
     ddim = invertkit.invert(G, images, "ddim", steps=10, prompt="cat", guidance=7.5)
     null = invertkit.invert(G, images, "nulltext", steps=10, prompt="cat")
     assert _mean(null, "psnr") > _mean(ddim, "psnr")  # (a random network: the trained one is tested below)
-    assert null.timings["nfe_invert"] > ddim.timings["nfe_invert"]  # the optimisation's evaluations are counted
-    assert len(null.extras["diffusion_state"].tensors["uncond"]) == 10
+    assert null.timings.evaluations[0] > ddim.timings.evaluations[0]  # the optimisation's evaluations are counted
+    assert len(null.state.tensors["uncond"]) == 10
 
 
 def test_null_text_needs_a_tensor_conditioned_diffusion_model(models):

@@ -20,9 +20,8 @@ from invertkit.editing.interpolate import (
 )
 from invertkit.editing.sources import item_generator, read_latents
 from invertkit.errors import ConfigError, ImageError, LatentSpaceError
-from invertkit.io.latents import save_latent_file
 from invertkit.io.strips import label_height, save_gif, save_strip
-from invertkit.runs import latent_arrays
+from invertkit.results import save_latent
 
 
 def _randn(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -107,7 +106,7 @@ def test_style_mix_takes_chosen_rows_from_b(tiny_sg2):
 
 def test_style_mix_refuses_z_only_generators(tiny_mlp):
     z = _randn(1, 8)
-    with pytest.raises(ConfigError, match="StyleGAN.*interpolate"):
+    with pytest.raises(ConfigError, match=r"style mixing \(interpolate the two latents instead\) needs style spaces.*StyleGAN2"):
         style_mix(tiny_mlp, z, "z", z, "z", "coarse")
 
 
@@ -115,7 +114,7 @@ def test_style_mix_refuses_z_only_generators(tiny_mlp):
 
 def _write_latent(G, path, space, seed):
     lat = G.sample_latent(1, "z" if space == "z-sphere" else space, seed=seed)
-    return save_latent_file(path, latent_arrays(G, lat, space), space), lat
+    return save_latent(path, G, lat, space), lat
 
 
 def test_read_latents_file_folder_and_run_folder(tiny_sg2, tmp_path):
@@ -124,7 +123,7 @@ def test_read_latents_file_folder_and_run_folder(tiny_sg2, tmp_path):
     f2, lat2 = _write_latent(G, tmp_path / "lat" / "b.npz", "w", 2)
     (tmp_path / "lat" / "notes.txt").write_text("ignored")
     one = read_latents(f1, G)
-    assert [i.name for i in one] == ["a"] and torch.equal(one[0].latent, lat1) and one[0].delta is None
+    assert [i.name for i in one] == ["a"] and torch.equal(one[0].latent, lat1) and not one[0].tuned
     items = read_latents(tmp_path / "lat", G)
     assert [(i.name, i.space) for i in items] == [("a", "w+"), ("b", "w")]
     assert torch.allclose(items[1].latent, lat2)
@@ -151,15 +150,17 @@ def test_read_latents_errors_name_the_path(tiny_sg2, tiny_mlp, tmp_path):
 
 
 def test_item_generator_applies_the_delta_beside_the_latent(tiny_sg2, tmp_path):
-    from invertkit.generators.tuning import generator_digest, save_delta
+    from invertkit.results import DeltaBase, TunedInversion
 
     G = tiny_sg2
-    f, lat = _write_latent(G, tmp_path / "a.npz", "w", 1)
+    lat = G.sample_latent(1, "w", seed=1)
     name = "synthesis.b16.conv1.bias"
-    save_delta(tmp_path / "a_delta.safetensors", {name: torch.full_like(G.state_dict()[name], 0.5)},
-               {"base": G.name, "base_digest": generator_digest(G)})
-    item = read_latents(f, G)[0]
-    assert item.delta == tmp_path / "a_delta.safetensors"
+    tuned = TunedInversion(latents=lat, space="w", reconstructions=torch.zeros(1, 3, 16, 16),
+                           deltas=[{name: torch.full_like(G.state_dict()[name], 0.5)}],
+                           base=DeltaBase(G.name, G.fingerprint(), type(G).__name__))
+    assert tuned.save_item(0, tmp_path, "a", G) == ["a.npz", "a_delta.safetensors"]
+    item = read_latents(tmp_path / "a.npz", G)[0]
+    assert item.tuned and torch.equal(item.latent, lat)
     T = item_generator(G, item)
     assert T is not G and torch.allclose(T.state_dict()[name], G.state_dict()[name] + 0.5)
     with torch.no_grad():

@@ -37,7 +37,7 @@ def test_channel_names_and_layers(tiny_sg2):
 
 
 def test_stylespace_needs_an_s_space(tiny_mlp):
-    with pytest.raises(ConfigError, match="StyleGAN2.*tiny-mlp"):
+    with pytest.raises(ConfigError, match=r"StyleSpace .* needs style spaces.*tiny-mlp \(SequentialGenerator\) has none; generators that have it: StyleGAN2"):
         channel_direction(tiny_mlp, "b4.conv1", 0)
 
 

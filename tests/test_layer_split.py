@@ -6,10 +6,12 @@ import pytest
 import torch
 from torch import nn
 
+import invertkit
 from invertkit.errors import LatentSpaceError
 from invertkit.generators import wrap
 from invertkit.generators.architectures import DCGANGenerator
-from invertkit.generators.layers import LayerSplit, layer_split_of
+from invertkit.generators.capabilities import LayerSplitting, require
+from invertkit.generators.layers import LayerSplit
 from invertkit.generators.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
 TINY = dict(z_dim=16, w_dim=16, img_resolution=32, mapping_layers=2, channel_base=512, channel_max=32)
@@ -30,7 +32,7 @@ def G(request):
 
 
 def test_stylegan2_split_names(G):
-    assert G.layer_names_for_split() == ["4", "8", "16"]
+    assert G.split_layers() == ["4", "8", "16"]
     with pytest.raises(LatentSpaceError, match="valid layers: 4, 8, 16"):
         G.layer_split("32")
     with pytest.raises(LatentSpaceError):
@@ -41,7 +43,7 @@ def test_stylegan2_head_tail_equals_synthesize(G):
     wp = G.sample_latent(2, "w+", seed=0) + 0.2 * torch.randn(2, G.num_ws, 16, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         ref = G.synthesize(wp, "w+")
-        for layer in G.layer_names_for_split():
+        for layer in G.split_layers():
             split = G.layer_split(layer)
             assert isinstance(split, LayerSplit) and split.tail_space == "w+" and split.name == layer
             x, img = split.head(wp, "w+")
@@ -66,7 +68,7 @@ def test_stylegan2_head_tail_equals_synthesize(G):
 def test_stylegan2_tail_reads_only_rows_after_the_split(G):
     wp = G.sample_latent(2, "w+", seed=0)
     syn = G.net.synthesis
-    for layer in G.layer_names_for_split():
+    for layer in G.split_layers():
         split = G.layer_split(layer)
         with torch.no_grad():
             state = split.head(wp, "w+")
@@ -97,13 +99,13 @@ def test_stylegan2_gradients_reach_state_and_tail_latent(G):
 
 
 def test_mlp_split(tiny_mlp):
-    names = tiny_mlp.layer_names_for_split()
+    names = tiny_mlp.split_layers()
     assert names == [str(k) for k in range(1, len(tiny_mlp.module))]
     z = tiny_mlp.sample_latent(3, seed=0)
     with torch.no_grad():
         ref = tiny_mlp.synthesize(z, "z")
     for layer in names:
-        split = layer_split_of(tiny_mlp, layer)
+        split = require(tiny_mlp, LayerSplitting, "test").layer_split(layer)
         assert split.tail_space is None
         (h,) = split.head(z, "z")
         assert torch.allclose(split.tail((h,), None), ref, atol=1e-6)
@@ -126,12 +128,12 @@ def test_dcgan_split():
     G = wrap(net, 8, 64, 1, name="tiny-dcgan")
     seq = net.as_sequence()
     assert len(seq) == len(net.main) + 1 and seq[1] is net.main[0]  # shares the layers
-    assert G.layer_names_for_split() == [str(k) for k in range(1, len(seq))]
+    assert G.split_layers() == [str(k) for k in range(1, len(seq))]
     z = G.sample_latent(2, seed=0)
     with torch.no_grad():
         ref = G.synthesize(z, "z")
         assert G.layer_split("1").head(z, "z")[0].shape == (2, 8, 1, 1)  # after the reshape
-        for layer in G.layer_names_for_split():
+        for layer in G.split_layers():
             split = G.layer_split(layer)
             assert torch.allclose(split.tail(split.head(z, "z"), None), ref, atol=1e-6), layer
     split = G.layer_split("4")
@@ -151,8 +153,9 @@ def test_non_sequential_module_cannot_be_split():
             return torch.tanh(self.fc(z))
 
     G = wrap(Net(), 4, 4, 1)
-    assert G.layer_names_for_split() == []
-    with pytest.raises(LatentSpaceError, match="as_sequence"):
-        G.layer_split("1")
-    with pytest.raises(LatentSpaceError, match="layer_split"):
-        layer_split_of(object(), "1")
+    assert not isinstance(G, LayerSplitting)  # a module without a sequential form has no split layers
+    with pytest.raises(LatentSpaceError, match=r"layerwise inversion \(f:1\) needs a network that can be cut.*Net \(SimpleGenerator\) has none; generators that have it: ") as info:
+        require(G, LayerSplitting, "layerwise inversion (f:1)")
+    assert "StyleGAN2 checkpoints" in str(info.value) and "as_sequence()" in str(info.value)
+    with pytest.raises(LatentSpaceError, match="needs a network that can be cut"):
+        invertkit.invert(G, torch.zeros(1, 1, 4, 4), "optimize", space="f:1", steps=1)

@@ -15,7 +15,7 @@ def drawn(G, n, seed):
 def test_cma_improves_and_counts(tiny_mlp):
     target = drawn(tiny_mlp, 2, 3)
     r = invertkit.invert(tiny_mlp, target, method="cma", steps=40, popsize=10, loss="mse=1")
-    assert r.timings["evaluations_per_image"] == [400.0, 400.0]
+    assert r.timings.evaluations == [400.0, 400.0]
     curve = r.history["loss"]
     assert (curve[-1] < curve[0]).all()  # best-so-far improves
     assert all(m["psnr"] > 20 for m in r.metrics)
@@ -26,7 +26,7 @@ def test_cma_improves_and_counts(tiny_mlp):
 def test_basincma(tiny_mlp):
     target = drawn(tiny_mlp, 2, 4)
     r = invertkit.invert(tiny_mlp, target, method="basincma", steps=3, popsize=4, inner_steps=10, final_steps=20, loss="mse=1")
-    assert r.timings["evaluations_per_image"] == [3 * 4 * 11 + 21.0] * 2
+    assert r.timings.evaluations == [3 * 4 * 11 + 21.0] * 2
     assert all(m["psnr"] > 25 for m in r.metrics)
 
 

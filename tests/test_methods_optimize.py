@@ -58,13 +58,13 @@ def test_restarts_spend_budget_and_pick_per_image(tiny_mlp):
     target = drawn(tiny_mlp, 2, 11)
     r = invertkit.invert(tiny_mlp, target, steps=40, restarts=5, restart_steps=8, loss=MSE)
     # 5 starts x 8 steps, then 32 steps for the kept start
-    assert r.timings["evaluations_per_image"] == [5 * 8 + 32] * 2
+    assert r.timings.evaluations == [5 * 8 + 32] * 2
 
 
 def test_early_stop_per_image(tiny_mlp):
     target = drawn(tiny_mlp, 3, 21)
     r = invertkit.invert(tiny_mlp, target, steps=400, loss=MSE, target_psnr=28, check_every=5, restarts=4)
-    evals = r.timings["evaluations_per_image"]
+    evals = r.timings.evaluations
     assert all(m["psnr"] >= 27.5 for m in r.metrics)
     assert min(evals) < 4 * 40 + 360  # at least one image stopped early
 
@@ -91,8 +91,8 @@ def test_stylegan2_known_latent(tiny_sg2, space, threshold):
 def test_stylegan2_default_space_and_noise(tiny_sg2):
     target = drawn(tiny_sg2, 2, 78, "w")
     r = invertkit.invert(tiny_sg2, target, steps=20, loss=MSE, noise=True)
-    assert r.space == "w+" and set(r.extras["noise"]) and all(v.shape[0] == 2 for v in r.extras["noise"].values())
-    for v in r.extras["noise"].values():  # renormalised after each step, as in NVIDIA's projector
+    assert r.space == "w+" and set(r.noise) and all(v.shape[0] == 2 for v in r.noise.values())
+    for v in r.noise.values():  # renormalised after each step, as in NVIDIA's projector
         assert torch.allclose(v.flatten(1).std(1, unbiased=False), torch.ones(2), atol=1e-3)
 
 
@@ -119,7 +119,7 @@ def test_inpainting_recovers_hidden_pixels(tiny_mlp):
     assert mean_psnr(r) > 22
     assert all(m["psnr_observed"] > 25 for m in r.metrics)
     # the delivered image keeps every known pixel exactly and takes only the hole from the generator
-    comp = r.extras["composite"]
+    comp = r.composite
     assert torch.equal(comp * mask, obs) and torch.equal(comp * (1 - mask), r.reconstructions * (1 - mask))
     assert all(m["psnr_composite"] >= m["psnr"] - 1e-6 or m["psnr_composite"] > 30 for m in r.metrics)
 
@@ -148,7 +148,7 @@ def test_parse_degradation(tmp_path):
 def test_plain_baseline(tiny_mlp):
     target = drawn(tiny_mlp, 2, 61)
     r = invertkit.invert(tiny_mlp, target, method="plain", steps=50)
-    assert r.timings["evaluations_per_image"] == [51.0, 51.0]
+    assert r.timings.evaluations == [51.0, 51.0]
     assert r.history["loss"].shape == (50, 2)
 
 
@@ -157,9 +157,9 @@ def test_layerwise_spaces(tiny_mlp, tiny_sg2):
     target = torch.linspace(-1, 1, 64).view(1, 1, 8, 8)
     z = invertkit.invert(tiny_mlp, target, steps=100, loss=MSE, restarts=1)
     f = invertkit.invert(tiny_mlp, target, space="f:2", steps=100, loss=MSE, restarts=1)
-    assert f.space == "f:2" and f.extras["state"][0].shape == (1, 32)
+    assert f.space == "f:2" and f.layer_state.tensors[0].shape == (1, 32)
     assert f.metrics[0]["psnr"] > z.metrics[0]["psnr"]
     g = invertkit.invert(tiny_sg2, drawn(tiny_sg2, 1, 3, "w"), space="f:8", steps=30, loss=MSE)
-    assert g.latents.shape == (1, 6, 32) and len(g.extras["state"]) == 2
+    assert g.latents.shape == (1, 6, 32) and len(g.layer_state.tensors) == 2
     with pytest.raises(LatentSpaceError):
         invertkit.invert(tiny_sg2, drawn(tiny_sg2, 1, 3, "w"), space="f:99", steps=1)

@@ -11,7 +11,6 @@ from invertkit import invert
 from invertkit.errors import CheckpointError, ConfigError
 from invertkit.generators import load_generator
 from invertkit.generators.base import Generator
-from invertkit.generators.simple import SimpleGenerator
 from invertkit.generators.tuning import (
     apply_delta,
     read_delta,
@@ -55,10 +54,10 @@ def test_pti_beats_its_pivot_on_tiny_mlp(tiny_mlp):
         assert m["psnr"] > m["psnr_pivot"] + 3
     assert r.history["loss"].shape == (60, 2) and r.history["locality"].shape == (60, 2)
     assert r.config["pivot"] == "optimize" and r.config["locality_alpha"] == pytest.approx(typical_distance(tiny_mlp, "z"))
-    assert r.timings["seconds"] >= r.timings["pivot_seconds"] > 0 and r.timings["steps_per_image"] == [60, 60]
-    assert r.timings["evaluations_per_image"][0] > 3 * 60  # pivot evaluations + 3 renders per tuning step
-    pivot = r.extras["pivot"]
-    assert pivot["reconstructions"].shape == r.reconstructions.shape and [m["psnr"] for m in pivot["metrics"]] == [m["psnr_pivot"] for m in r.metrics]
+    assert r.timings.seconds >= r.timings.phases["pivot"] > 0 and r.tuning_steps == [60, 60]
+    assert r.timings.evaluations[0] > 3 * 60  # pivot evaluations + 3 renders per tuning step
+    pivot = r.pivot
+    assert pivot.reconstructions.shape == r.reconstructions.shape and [m["psnr"] for m in pivot.metrics] == [m["psnr_pivot"] for m in r.metrics]
 
 
 def test_pti_beats_its_pivot_on_tiny_sg2(sg2_result, tiny_sg2):
@@ -72,7 +71,7 @@ def test_pti_beats_its_pivot_on_tiny_sg2(sg2_result, tiny_sg2):
 def test_only_tunable_weights_change(sg2_result, tiny_sg2, tiny_mlp):
     _, r = sg2_result
     before = {k: v.clone() for k, v in tiny_sg2.state_dict().items()}
-    names = set(r.extras["deltas"][0])
+    names = set(r.deltas[0])
     assert names and all(k.startswith("synthesis.") for k in names)  # the mapping is never tuned
     T = tuned_generator(tiny_sg2, r, 0)
     for k, v in T.state_dict().items():
@@ -93,7 +92,7 @@ def test_batch_norm_statistics_are_never_tuned():
     G = wrap(DCGANGenerator(nz=8, ngf=4, nc=1), (8,), 64, 1, name="tiny-dcgan")
     images = _off_range(G, 1, 11, "z")
     r = invert(G, images, "pti", pivot="optimize", pivot_steps=3, steps=4, lr=3e-3, **FAST)
-    names = set(r.extras["deltas"][0])
+    names = set(r.deltas[0])
     assert "main.0.weight" in names and "main.1.weight" in names  # convolutions and batch-norm affine weights
     assert not any("running_" in k or "num_batches" in k for k in names)  # eval mode: statistics untouched
 
@@ -130,9 +129,9 @@ def test_delta_file_round_trip_through_load_generator(tmp_path, tiny_sg2):
     G = load_generator(ckpt)
     images = _off_range(G, 1, 6, "w")
     r = invert(G, images, "pti", pivot="optimize", pivot_steps=10, steps=15, lr=3e-3, **FAST)
-    path = save_delta(tmp_path / "d.safetensors", r.extras["deltas"][0], r.extras["delta_meta"])
+    path = save_delta(tmp_path / "d.safetensors", r.deltas[0], r.base.meta())
     delta, meta = read_delta(path)
-    assert meta["format"] == "invertkit-delta" and meta["base"] == "tiny.safetensors" and set(delta) == set(r.extras["deltas"][0])
+    assert meta["format"] == "invertkit-delta" and meta["base"] == "tiny.safetensors" and set(delta) == set(r.deltas[0])
     T = load_generator(ckpt, delta=path)
     with torch.no_grad():
         assert (T.synthesize(r.latents, r.space) - r.reconstructions).abs().max() < 1e-5
@@ -143,7 +142,7 @@ def test_delta_for_another_generator_or_damaged_is_refused(tmp_path, sg2_result,
     from invertkit.generators.stylegan2 import StyleGAN2Generator
 
     _, r = sg2_result
-    path = save_delta(tmp_path / "d.safetensors", r.extras["deltas"][0], r.extras["delta_meta"])
+    path = save_delta(tmp_path / "d.safetensors", r.deltas[0], r.base.meta())
     delta, meta = read_delta(path)
     other = StyleGAN2Generator(tiny_sg2.config, name="other", init_seed=1)  # same shapes, other weights
     with pytest.raises(CheckpointError, match="made for generator 'tiny-sg2'"):
@@ -182,17 +181,17 @@ def test_early_stop_on_the_perceptual_target(tiny_mlp):
     images = _off_range(tiny_mlp, 2, 2, "z")
     common = {"pivot": "optimize", "pivot_steps": 20, "steps": 40, "lr": 3e-3, "locality": False, "check_every": 5}
     full = invert(tiny_mlp, images, "pti", target_perceptual=None, extra_metrics=("perceptual",), **common)
-    assert full.timings["steps_per_image"] == [40, 40]
+    assert full.tuning_steps == [40, 40]
     # a target between the pivot's and the fully tuned perceptual distance: reached part-way
     target = max((m["perceptual_pivot"] + m["perceptual"]) / 2 for m in full.metrics)
     early = invert(tiny_mlp, images, "pti", target_perceptual=target, **common)
-    taken = early.timings["steps_per_image"]
+    taken = early.tuning_steps
     assert all(0 < s < 40 for s in taken), taken
     loss = early.history["loss"]
     assert loss.shape == (40, 2) and all(torch.all(loss[s:, i] == loss[s - 1, i]) for i, s in enumerate(taken))  # padded
-    assert all(e < f for e, f in zip(early.timings["evaluations_per_image"], full.timings["evaluations_per_image"]))
+    assert all(e < f for e, f in zip(early.timings.evaluations, full.timings.evaluations))
     now = invert(tiny_mlp, images, "pti", target_perceptual=100.0, **common)  # the pivot already meets it
-    assert now.timings["steps_per_image"] == [0, 0] and now.extras["deltas"] == [{}, {}]
+    assert now.tuning_steps == [0, 0] and now.deltas == [{}, {}]
 
 
 def test_results_do_not_depend_on_batching(tiny_mlp):
@@ -203,21 +202,24 @@ def test_results_do_not_depend_on_batching(tiny_mlp):
     assert torch.allclose(both.reconstructions[1:], second.reconstructions, atol=1e-6)
 
 
-def test_auto_pivot_falls_back_to_optimize(tiny_mlp, monkeypatch):
+def test_auto_pivot_falls_back_to_optimize_only_without_an_encoder(tiny_mlp, monkeypatch, tmp_path):
     images = _off_range(tiny_mlp, 1, 7, "z")
     opts = {"pivot_steps": 5, "steps": 3, **FAST}
-
-    def no_encoder(G, images, opts, ctx):
-        raise ConfigError("no encoder for this generator")
-
+    monkeypatch.setenv("INVERTKIT_HOME", str(tmp_path / "home"))
+    r = invert(tiny_mlp, images, "pti", **opts)  # no encoder for tiny-mlp anywhere: optimize, and the reason is recorded
+    assert r.config["pivot"] == "optimize" and "no encoder for tiny-mlp" in r.config["pivot_auto"]
+    # a damaged encoder where auto looks is reported, not silently replaced by optimize
+    damaged = tmp_path / "home" / "encoders" / "tiny-mlp" / "psp.safetensors"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"not an encoder")
+    with pytest.raises(CheckpointError, match="psp.safetensors"):
+        invert(tiny_mlp, images, "pti", **opts)
+    # with a usable encoder, auto takes hybrid
     def fake_hybrid(G, images, opts, ctx):
         return METHODS.get("optimize").run(G, images, opts, ctx)
 
     from invertkit.methods.optimize import OptimizeOptions
 
-    monkeypatch.setitem(METHODS._items, "hybrid", MethodSpec(run=no_encoder, options=OptimizeOptions))
-    r = invert(tiny_mlp, images, "pti", **opts)
-    assert r.config["pivot"] == "optimize" and "no encoder" in r.config["pivot_auto"]
     monkeypatch.setitem(METHODS._items, "hybrid", MethodSpec(run=fake_hybrid, options=OptimizeOptions))
     r = invert(tiny_mlp, images, "pti", **opts)
     assert r.config["pivot"] == "hybrid" and "pivot_auto" not in r.config
@@ -234,12 +236,21 @@ def test_bad_options_and_untunable_generators(tiny_mlp):
     assert parse_key_values("restarts=4;lr=0.05;loss=mse=1,l1=2;noise=false", where="x") == {
         "restarts": 4, "lr": 0.05, "loss": "mse=1,l1=2", "noise": False}
 
-    class Frozen(SimpleGenerator):
-        tunable_module = Generator.tunable_module
+    class Frozen(Generator):  # a generator that declares no Tunable capability
+        resolution, channels, spaces, name = 8, 1, ("z",), "frozen"
+        latent_shape = staticmethod(tiny_mlp.latent_shape)
+        sample_latent = staticmethod(tiny_mlp.sample_latent)
+        convert = staticmethod(tiny_mlp.convert)
+        synthesize = staticmethod(tiny_mlp.synthesize)
+        mean_latent = staticmethod(tiny_mlp.mean_latent)
+        weights = staticmethod(tiny_mlp.weights)
+        device = tiny_mlp.device
 
-    frozen = Frozen(tiny_mlp.module, (8,), 8, 1, name="frozen")
-    with pytest.raises(ConfigError, match="does not support weight tuning"):
-        invert(frozen, images, "pti")
+        def to(self, device):
+            return self
+
+    with pytest.raises(ConfigError, match=r"pti \(pivotal tuning\) needs tunable weights; frozen \(Frozen\) has none; generators that have it: "):
+        invert(Frozen(), images, "pti")
 
 
 def test_cli_invert_pti_writes_delta_files(tmp_path, tiny_sg2, capsys):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from invertkit.errors import LatentSpaceError
 from invertkit.generators.stylegan2 import StyleGAN2Config, StyleGAN2Generator
@@ -120,10 +122,22 @@ def test_pn_synthesis_is_differentiable(G):
     assert v.grad is not None and v.grad.abs().sum() > 0
 
 
+def test_another_fit_never_redefines_pn(G):
+    v = G.sample_latent(2, "pn", seed=1)
+    before, image = G.p_stats(), G.convert(v, "pn", "w+")
+    other = sp.p_stats(G, n=3000, seed=5)  # asking for another fit returns it ...
+    assert other.n == 3000 and not torch.allclose(other.mean, before.mean)
+    assert G.p_stats() is before and torch.equal(G.convert(v, "pn", "w+"), image)  # ... and pn means what it meant
+    # the fit that defines pn is chosen when the generator is built, and recorded in its description
+    G5 = StyleGAN2Generator(StyleGAN2Config(**TINY), init_seed=0, pn_fit=sp.PFit(3000, 5))
+    assert torch.equal(G5.p_stats().mean, other.mean) and G5.describe()["pn_fit"] == {"n": 3000, "seed": 5}
+
+
 def test_stats_cache_memory_disk_and_corruption(G, tmp_path):
     st = sp.p_stats(G, n=3000, seed=5, disk=True)
-    assert G.p_stats() is st  # the fit just made is current
-    files = list((tmp_path / "home" / "stats").glob("p_pca-*.safetensors"))
+    assert sp.p_stats(G, n=3000, seed=5) is st  # memory: the same tensors, nothing recomputed
+    files = [f for f in (tmp_path / "home" / "stats").glob("p_pca-*.safetensors")
+             if json.loads(safe_open(str(f), "pt").metadata()["info"])["n"] == 3000]
     assert len(files) == 1
     # another generator with the same weights reads the file
     G2 = StyleGAN2Generator(StyleGAN2Config(**TINY), init_seed=0)
@@ -145,10 +159,10 @@ def test_stats_cache_memory_disk_and_corruption(G, tmp_path):
         assert calls == [1]  # the rewritten file is valid
     finally:
         sp.fit_p_stats = orig
-    # tuning the mapping in place invalidates the in-memory statistics
+    # tuning the mapping in place changes the weights' fingerprint: other statistics
     with torch.no_grad():
         G.net.mapping.fc2.bias.add_(1.0)
-    assert not torch.allclose(G.p_stats().mean, st.mean)
+    assert not torch.allclose(sp.p_stats(G, n=3000, seed=5).mean, st.mean)
 
 
 def test_conditional_generator_fits_with_labels():

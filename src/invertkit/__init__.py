@@ -3,29 +3,40 @@
     >>> import invertkit
     >>> G = invertkit.load_generator("dcgan-digiface64")
     >>> result = invertkit.invert(G, images, method="optimize", steps=200)
+    >>> run = invertkit.load_run("runs/faces")          # a run folder read back, typed
 
 Images crossing the API are float tensors ``N x C x H x W`` in [-1, 1] on the generator's device.
 """
 
-from . import metrics
-from .errors import CheckpointError, ConfigError, ImageError, InvertkitError, LatentSpaceError
-from .generators import ZOO, Generator, load_generator, wrap
-from .methods import InversionResult, invert
+__version__ = "0.2.0"
 
-__version__ = "0.1.0"
+from . import diffusion as _diffusion  # noqa: E402,F401  (registers the diffusion model family with the loader)
+from . import metrics  # noqa: E402
+from .errors import CapabilityError, CheckpointError, ConfigError, ImageError, InvertkitError, LatentSpaceError  # noqa: E402
+from .generators import ZOO, Generator, load_generator, wrap  # noqa: E402
+from .methods import invert  # noqa: E402
+from .results import DiffusionInversion, InversionResult, LatentInversion, Timings, TunedInversion  # noqa: E402
+from .runs import Run, load_run  # noqa: E402
 
 __all__ = [
     "ZOO",
+    "CapabilityError",
     "CheckpointError",
     "ConfigError",
+    "DiffusionInversion",
     "Generator",
     "ImageError",
     "InversionResult",
     "InvertkitError",
+    "LatentInversion",
     "LatentSpaceError",
+    "Run",
+    "Timings",
+    "TunedInversion",
     "__version__",
     "invert",
     "load_generator",
+    "load_run",
     "metrics",
     "wrap",
 ]

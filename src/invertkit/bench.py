@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from .errors import ConfigError, InvertkitError
@@ -31,7 +30,8 @@ from .io.runinfo import write_run_json
 from .methods import METHODS, invert
 from .metrics import HIGHER_IS_BETTER
 from .optiontext import parse_key_values
-from .runs import RunWriter
+from .results import DiffusionInversion, InversionResult, LatentInversion
+from .runs import RunWriter, load_run
 
 
 @dataclass(frozen=True)
@@ -105,13 +105,8 @@ def run_bench(
         fields = set(METHODS.get(run.method).options.__dataclass_fields__)
         opts = {k: v for k, v in (common or {}).items() if k in fields}
         opts.update(run.options)
-        writer = RunWriter(out / _slug(run.spec), G, title=f"bench: {run.spec} on {G.name}")
-        metrics: list[dict[str, float]] = []
-        evals: list[float] = []
-        seconds = 0.0
-        outs = []
-        nfe: dict[str, float] = {}
-        edits = _EditTally(G, edit)
+        folder = out / _slug(run.spec)
+        writer = RunWriter(folder, G, title=f"bench: {run.spec} on {G.name}")
         for s in range(0, images.shape[0], batch_size):
             batch = images[s : s + batch_size]
             res = invert(G, batch, run.method, image_ids=list(range(s, s + batch.shape[0])), extra_metrics=extra_metrics, **opts)
@@ -119,18 +114,13 @@ def run_bench(
                 from .methods.diffusion import add_edits
 
                 add_edits(G, res, list(edit_prompts), guidance=edit_guidance)
-            for key in ("nfe_invert", "nfe_reconstruct"):
-                if key in res.timings:
-                    nfe[key] = res.timings[key]
             writer.add(res, batch, names[s : s + batch.shape[0]])
-            metrics += res.metrics
-            evals += res.timings.get("evaluations_per_image") or [res.timings.get("evaluations", 0.0)] * batch.shape[0]
-            seconds += res.timings["seconds"]
-            outs.append(res.reconstructions.detach().cpu())
-            edits.add(res)
         writer.finish()
-        recons[run.spec] = torch.cat(outs)
+        # the table is read back from the run folder: it reports exactly what the run kept
+        result = load_run(folder, G).result
+        recons[run.spec] = result.reconstructions.detach().cpu()
         row: dict[str, Any] = {"method": run.spec}
+        metrics = result.metrics
         for key in sorted({k for m in metrics for k in m}, key=lambda k: (k not in ("psnr", "ssim"), k)):
             mean, std = _mean_std([m[key] for m in metrics if key in m])
             row[f"{key}_mean"] = mean
@@ -138,13 +128,19 @@ def run_bench(
                 row["psnr_std"] = std
             if key == "roundtrip_error":  # exact methods are judged by their worst image
                 row["roundtrip_error_max"] = max(m[key] for m in metrics if key in m)
-        row["seconds_per_image"] = seconds / images.shape[0]
-        row["evaluations_per_image"] = sum(evals) / len(evals)
-        row.update(nfe)
+        row["seconds_per_image"] = result.timings.seconds / images.shape[0]
+        row["evaluations_per_image"] = result.timings.mean_evaluations()
+        if isinstance(result, DiffusionInversion):  # model evaluations per image of both directions
+            row["nfe_invert"] = result.timings.mean_evaluations()
+            row["nfe_reconstruct"] = sum(result.nfe_reconstruct) / max(len(result.nfe_reconstruct), 1)
         row["images"] = images.shape[0]
-        row.update(edits.summary())
-        if edits.strip is not None:
-            strips[run.spec] = edits.strip
+        if edit is not None:
+            tally = _EditTally(G, edit)
+            for s in range(0, result.n, batch_size):  # a pti result's tuned copies: a batch at a time
+                tally.add(result.select(range(s, min(s + batch_size, result.n))))
+            row.update(tally.summary())
+            if tally.strip is not None:
+                strips[run.spec] = tally.strip
         rows.append(_ordered(row))
     _write_tables(out, rows)
     columns = ["method"]
@@ -158,7 +154,7 @@ def run_bench(
         targets=images.detach().cpu(),
         recons=recons,
         strips=strips,
-        strip_title=edits.title if edit is not None else "",
+        strip_title=_EditTally(G, edit).title if edit is not None else "",
         notes=[
             f"Metric protocol: uint8-quantised images on [0, 1] at {G.resolution} px; PSNR = 10 log10(1/MSE).",
             "Higher is better for: " + ", ".join(k for k, up in sorted(HIGHER_IS_BETTER.items()) if up) + "; lower for the others.",
@@ -195,15 +191,15 @@ class _EditTally:
             self.title = (f"{d.names[probe.index % len(d)]} ({d.method}, {d.space}), strengths "
                           f"{', '.join(f'{v:g}' for v in probe.strengths)}")
 
-    def add(self, res: Any) -> None:
+    def add(self, res: InversionResult) -> None:
         if self.probe is None or self.error is not None:
             return
         from .editing.apply import result_generators
         from .editing.editability import edit_frames, edit_records
 
         try:
-            if res.latents is None:
-                raise ConfigError(f"{res.space} results (intermediate features) have no latent to edit")
+            if not isinstance(res, LatentInversion) or res.layer_state is not None:
+                raise ConfigError(f"{res.space} {res.kind} results have no latent code to edit")
             gens = result_generators(self.G, res)
             self.records.append(edit_records(self.G, res.latents, res.space, self.probe, generators=gens))
             if self.strip is None:

@@ -26,3 +26,10 @@ class LatentSpaceError(InvertkitError, ValueError):
 
 class ConfigError(InvertkitError, ValueError):
     """An option or configuration value is invalid."""
+
+
+class CapabilityError(ConfigError, LatentSpaceError):
+    """A generator lacks a capability that a method or command needs (``generators.capabilities``).
+
+    A ConfigError (wrong choice of generator for what was asked) and a LatentSpaceError (the space
+    or operation does not exist for it), so code that caught either before keeps catching it."""

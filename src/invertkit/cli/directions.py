@@ -151,7 +151,9 @@ def _interfacegan(G, given, args):  # noqa: ANN001, ANN202
     else:
         _only(given, ("labels", "latents", "space", "ratio", "seed", "condition", "name"), "--labels")
         labels = ifg.labels_from_csv(args.labels)
-        space = args.space or ("w" if "w" in G.spaces else "z")
+        from ..generators.capabilities import StyleSpaces
+
+        space = args.space or ("w" if isinstance(G, StyleSpaces) else "z")
         latents = ifg.latents_for_ids(G, list(labels), space, args.latents)
         d = ifg.interfacegan(G, space, latents, ifg.labels_tensor(list(labels.values())), source=str(args.labels),
                              name=args.name or Path(args.labels).stem, **_pick(given, ratio="ratio", seed="seed"))

@@ -107,11 +107,12 @@ def allow_negative_values(p: argparse.ArgumentParser) -> None:
 def _rows_used(G, d, layers: str) -> list[int] | None:  # noqa: ANN001
     """The W+ rows an edit changes (None: all of its space), for edits.json."""
     from ..editing.apply import parse_layers
+    from ..generators.capabilities import StyleSpaces
 
-    if d.space != "w" or "w+" not in G.spaces:
+    if d.space != "w" or not isinstance(G, StyleSpaces):
         return None
     spec = d.layers if layers == "default" else layers
-    rows = parse_layers(spec, G.latent_shape("w+")[0])
+    rows = parse_layers(spec, G.num_ws)
     return None if rows is None else list(rows)
 
 
@@ -166,8 +167,7 @@ def run(args: argparse.Namespace) -> int:
         "strengths": list(strengths),
         "units": args.units,
         "layers": args.layers,
-        "latents": [{"name": it.name, "file": str(it.file), "space": it.space,
-                     "delta": None if it.delta is None else str(it.delta)} for it in items],
+        "latents": [{"name": it.name, "file": str(it.file), "space": it.space, "tuned": it.tuned} for it in items],
         "directions": [{"file": str(j["file"]), "index": j["index"], "name": j["name"], "space": j["directions"].space,
                         "method": j["directions"].method, "rows": j["rows"]} for j in jobs],
         "strips": [],
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
                 gif = save_gif(frames, out / f"{stem}.gif", duration_ms=args.duration, scale=scale) if args.gif else None
                 record["strips"].append({"latent": item.name, "latent_file": str(item.file), "direction_file": str(job["file"]),
                                          "index": job["index"], "direction": job["name"], "space": space,
-                                         "rows": job["rows"], "tuned": item.delta is not None,
+                                         "rows": job["rows"], "tuned": item.tuned,
                                          "png": png.name, "gif": None if gif is None else gif.name})
                 written += 1
                 _write_record(out, record)

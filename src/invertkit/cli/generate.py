@@ -8,7 +8,10 @@ from pathlib import Path
 
 import torch
 
+from ..diffusion.model import DiffusionModel
 from ..errors import ConfigError
+from ..generators.capabilities import StyleSpaces
+from ..results import LatentInversion
 from .options import add_generator_args, parse_seeds
 
 
@@ -28,40 +31,52 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def render_latent_file(args: argparse.Namespace) -> torch.Tensor:
+    """``--latent FILE``: the file read into its typed result and rendered as the run did (layer state,
+    noise maps, a pti pivot's tuned weights, a diffusion state); ``1 x C x H x W``."""
+    from ..generators import load_generator
+    from ..runs import load_run
+
+    G = load_generator(args.generator, device=args.device, weights=args.weights)
+    result = load_run(args.latent, G).result
+    if args.delta is not None:  # the weights are given explicitly: render the pivot with them
+        if not isinstance(result, LatentInversion):
+            raise ConfigError(f"--delta applies to GAN latents; {args.latent} holds a {result.kind} result")
+        T = load_generator(args.generator, device=args.device, weights=args.weights, delta=args.delta)
+        plain = LatentInversion(latents=result.latents, space=result.space, reconstructions=result.reconstructions,
+                                noise=result.noise, layer_state=result.layer_state)
+        return plain.render(T)
+    return result.render(G)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..generators import load_generator
     from ..io.images import make_grid, save_image
 
-    G = load_generator(args.generator, device=args.device, weights=args.weights, delta=args.delta)
     out = Path(args.out)
-    styled = "w" in G.spaces  # StyleGAN-like: truncation and noise apply
-    if "noise" not in G.spaces and (args.prompt is not None or args.guidance != 1.0 or args.steps is not None):
+    if args.latent is not None:
+        path = save_image(render_latent_file(args)[0], out / f"{Path(args.latent).stem}.png")
+        print(f"wrote {path}")
+        return 0
+    G = load_generator(args.generator, device=args.device, weights=args.weights, delta=args.delta)
+    diffusion = isinstance(G, DiffusionModel)
+    styled = isinstance(G, StyleSpaces)  # StyleGAN-like: truncation, labels and noise modes apply
+    if not diffusion and (args.prompt is not None or args.guidance != 1.0 or args.steps is not None):
         raise ConfigError(f"--prompt, --guidance and --steps are for diffusion models; {G.name} is a GAN")
     if not styled and (args.trunc != 1.0 or args.class_idx is not None):
         raise ConfigError(f"--trunc and --class need a StyleGAN generator; {G.name} has only {', '.join(G.spaces)}")
     images = []
-    if args.latent is not None:
-        from ..io.latents import load_latent_file
-        from ..methods.variables import base_space
-
-        latent, space = load_latent_file(args.latent)
-        with torch.inference_mode():
-            img = G.synthesize(latent.to(G.device), base_space(G, space))
-        path = save_image(img[0], out / f"{Path(args.latent).stem}.png")
-        print(f"wrote {path}")
-        return 0
     with torch.inference_mode():
         for seed in parse_seeds(args.seeds):
-            z = G.sample_latent(1, "z", seed=seed) if "z" in G.spaces else None
-            if styled:
+            if isinstance(G, StyleSpaces):
                 label = {"c": args.class_idx} if args.class_idx is not None else {}
-                w = G.convert(z, "z", "w", truncation_psi=args.trunc, **label)
+                w = G.convert(G.sample_latent(1, "z", seed=seed), "z", "w", truncation_psi=args.trunc, **label)
                 img = G.synthesize(w, "w", noise_mode=args.noise_mode, generator=torch.Generator().manual_seed(seed))
-            elif "noise" in G.spaces:  # diffusion / flow: deterministic sampling from the seed's noise
-                img = G.synthesize(G.sample_latent(1, "noise", seed=seed), "noise", prompt=args.prompt,
-                                   guidance=args.guidance, steps=args.steps)
+            elif isinstance(G, DiffusionModel):  # deterministic sampling from the seed's noise
+                img = G.sample(G.sample_latent(1, "noise", seed=seed), prompt=args.prompt, guidance=args.guidance, steps=args.steps)
             else:
-                img = G.synthesize(z, "z")
+                space = G.spaces[0]
+                img = G.synthesize(G.sample_latent(1, space, seed=seed), space)
             save_image(img[0], out / f"seed{seed:04d}.png")
             images.append(img)
     make_grid([torch.cat(images)]).save(out / "grid.png")

@@ -17,19 +17,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def describe(source: str, weights: str | None = None) -> dict[str, Any]:
     """What ``info`` prints, as a dict."""
-    from ..generators.loading import load_generator
+    from ..diffusion.model import DiffusionModel
+    from ..generators.loading import SCHEMES, load_generator
+    from ..generators.simple import SimpleGenerator
     from ..generators.zoo import ZOO
 
-    if source.startswith(("diffusers:", "analytic:")) or (source in ZOO and "noise" in ZOO.get(source).spaces):
-        G = load_generator(source, weights=weights)  # diffusion models describe themselves
-        kind = "analytic" if source.startswith("analytic:") else "diffusers folder"
-        return {"source": source, "format": kind, **G.describe(),
-                **({"provenance": ZOO.get(source).source} if source in ZOO else {})}
-    if source in ZOO:
-        entry = ZOO.get(source)
+    scheme = source.partition(":")[0] if ":" in source else ""
+    if scheme in SCHEMES or source in ZOO:
         G = load_generator(source, weights=weights)
-        params = sum(p.numel() for p in G.module.parameters())  # type: ignore[attr-defined]
-        return {"source": source, "format": "zoo", "architecture": type(G.module).__name__, **G.describe(),  # type: ignore[attr-defined]
+        if isinstance(G, DiffusionModel):  # diffusion models describe themselves
+            kind = "analytic" if scheme == "analytic" else "diffusers folder"
+            return {"source": source, "format": kind, **G.describe(),
+                    **({"provenance": ZOO.get(source).source} if source in ZOO else {})}
+        entry = ZOO.get(source)
+        params = sum(int(v.numel()) for k, v in G.weights().items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+        arch = type(G.module).__name__ if isinstance(G, SimpleGenerator) else type(G).__name__
+        return {"source": source, "format": "zoo", "architecture": arch, **G.describe(),
                 "parameters": params, "weights": str(entry.locate(weights)), "provenance": entry.source}
 
     from ..generators.checkpoints import read_checkpoint

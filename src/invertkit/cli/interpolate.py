@@ -39,9 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from ..editing.interpolate import common_space, interpolate, mix_groups, style_mix
     from ..editing.sources import read_latent
     from ..generators import load_generator
-    from ..io.latents import save_latent_file
     from ..io.strips import save_gif, save_strip
-    from ..runs import latent_arrays
+    from ..results import LatentInversion
 
     if args.steps < 2:
         raise ConfigError(f"--steps must be >= 2 (both ends are frames), got {args.steps}")
@@ -61,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     for spec in args.mix or []:
         specs.extend(mix_groups(G) if spec.strip() == "groups" else [spec])
     for it in items:  # a tuned generator belongs to one image; a morph between two has no single one
-        if it.delta is not None:
+        if it.tuned:
             print(f"note: {it.file} is a PTI pivot; rendered with the base generator (its weight delta fits only its own image)")
 
     frames_latents = interpolate(G, a.latent, b.latent, a.space, args.steps, space_b=b.space, into=space)
@@ -86,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
             mixed = G.synthesize(torch.cat([m for _, m in mixes]), "w+")
         row = torch.cat([ends[0], mixed, ends[1]]).clamp(-1, 1).cpu()
         written.append(save_strip(row, out / f"{mix_stem}.png", labels=["A", *[s for s, _ in mixes], "B"], scale=scale))
-        for spec, latent in mixes:
-            f = save_latent_file(out / f"{mix_stem}_{slug(spec)}.npz", latent_arrays(G, latent, "w+"), "w+")
+        for spec, latent in mixes:  # each mix as a one-image result's latent file (reads back like a run's)
+            mix = LatentInversion(latents=latent.detach().cpu(), space="w+", reconstructions=mixed[:1].cpu())
+            f = out / mix.save_item(0, out, f"{mix_stem}_{slug(spec)}", G)[0]
             record["mixes"].append({"layers": spec, "latent": f.name})
             written.append(f)
         record["mix_strip"] = f"{mix_stem}.png"

@@ -120,8 +120,12 @@ def run(args: argparse.Namespace) -> int:
 def prepare_diffusion_flags(G, prompt_embeds: str | None, edit_prompt: str) -> list[str]:
     """Apply ``--prompt-embeds`` to a diffusion generator and parse ``--edit-prompt``; both are refused
     for GANs. Returns the edit prompts (the empty prompt is written ``null``)."""
+    from ..diffusion.model import DiffusionModel
+
     prompts = [p.strip() for p in edit_prompt.split(",") if p.strip()]
-    if (prompt_embeds or prompts) and not hasattr(G, "add_prompts"):
+    if not (prompt_embeds or prompts):
+        return []
+    if not isinstance(G, DiffusionModel):
         raise ConfigError(f"--prompt-embeds/--edit-prompt are for diffusion models; {G.name} is not one (use --generator diffusers:PATH)")
     if prompt_embeds:
         G.add_prompts(prompt_embeds)

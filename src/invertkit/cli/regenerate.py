@@ -27,37 +27,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def state_files(items: list[str]) -> list[Path]:
-    """State files as given, or found in a run folder (its latents/) or a latents folder."""
-    out: list[Path] = []
+def diffusion_runs(items: list[str], G) -> list[tuple[str, object]]:  # noqa: ANN001
+    """``(stem, one-image DiffusionInversion)`` for every image the arguments name: run folders, their
+    latents/ folders, latent files or ``*_state.safetensors`` files (read with ``load_run``)."""
+    from ..results import DiffusionInversion
+    from ..runs import load_run
+
+    out = []
     for item in items:
         path = Path(item)
-        if path.is_dir():
-            found = sorted((path / "latents").glob("*_state.safetensors")) or sorted(path.glob("*_state.safetensors"))
-            if not found:
-                raise ConfigError(f"{path}: no *_state.safetensors (invert with a diffusion method writes them to latents/)")
-            out += found
-        else:
-            out.append(path)
+        if path.name.endswith("_state.safetensors"):  # the state's latent file sits beside it
+            path = path.with_name(path.name.removesuffix("_state.safetensors") + ".npz")
+        run = load_run(path, G)
+        if not isinstance(run.result, DiffusionInversion):
+            raise ConfigError(f"{item}: a {run.result.kind} result; regenerate takes diffusion inversions "
+                              "(invert with a diffusion method writes latents/<name>_state.safetensors)")
+        out += [(stem, run.result.select([i])) for i, stem in enumerate(run.stems)]
     return out
 
 
 def run(args: argparse.Namespace) -> int:
     from ..generators import load_generator
     from ..io.images import save_image
-    from ..methods.diffusion.state_io import regenerate_file
     from .invert import prepare_diffusion_flags
 
     G = load_generator(args.generator, device=args.device, weights=args.weights)
     prompts = prepare_diffusion_flags(G, args.prompt_embeds, args.prompt)
     if not prompts:
         raise ConfigError("--prompt needs at least one prompt name")
-    files = state_files(args.states)
+    items = diffusion_runs(args.states, G)
     out = Path(args.out)
-    for file in files:
-        stem = file.name.removesuffix("_state.safetensors")
+    for stem, result in items:
         for prompt in prompts:  # each image is written as soon as it exists
-            image = regenerate_file(G, file, prompt=prompt, guidance=args.guidance, negative=args.negative)
+            image = result.render(G, prompt=prompt, guidance=args.guidance, negative=args.negative)
             save_image(image[0], out / f"{stem}_{prompt or 'null'}.png")
-    print(f"wrote {len(files) * len(prompts)} image(s) to {out}")
+    print(f"wrote {len(items) * len(prompts)} image(s) to {out}")
     return 0

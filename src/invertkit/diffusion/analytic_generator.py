@@ -20,8 +20,8 @@ import torch
 from torch import Tensor
 
 from invertkit.diffusion.analytic import AnalyticGaussian, discrete_alpha_bar_fn
-from invertkit.diffusion.generator import DiffusionModel
 from invertkit.diffusion.guidance import Guidance
+from invertkit.diffusion.model import DiffusionModel, ExactInversion
 from invertkit.diffusion.schedules import DiffusionGrid, FlowGrid, alphas_cumprod
 from invertkit.errors import ConfigError
 
@@ -34,10 +34,11 @@ SCHEDULERS = {
 PROMPTS = {"": 0.0, "up": 1.0, "down": -1.0}
 
 
-class AnalyticGenerator(DiffusionModel):
+class AnalyticGenerator(DiffusionModel, ExactInversion):
     """Greyscale ``size x size`` images from Gaussian data with a smooth mean and ``s = 0.5``."""
 
     conditional = True
+    family_label = "the analytic Gaussian models (analytic:diffusion, analytic:flow[:SIZE])"
 
     def __init__(self, family: str = "diffusion", size: int = 8, s: float = 0.5) -> None:
         if family not in SCHEDULERS:
@@ -59,6 +60,10 @@ class AnalyticGenerator(DiffusionModel):
     def to(self, device: torch.device | str) -> AnalyticGenerator:
         self._device = torch.device(device)
         return self
+
+    def weights(self) -> dict[str, Tensor]:
+        """The data model's mean and direction (its only parameters besides the scalar spread)."""
+        return {"mu": self.model.mu, "direction": self.model.direction, "s": torch.tensor(float(self.model.s))}
 
     def cond(self, prompt: str | Tensor | None, dtype: torch.dtype = torch.float32) -> Tensor:
         if isinstance(prompt, Tensor):

@@ -27,97 +27,11 @@ import torch
 from torch import Tensor, nn
 
 from invertkit.diffusion.diffusers_io import DiffusersFolder, read_prompts, vae_scale
-from invertkit.diffusion.guidance import Guidance
-from invertkit.diffusion.schedules import DiffusionGrid, FlowGrid, diffusion_grid, flow_grid, prediction_type, x0_clipper
-from invertkit.errors import ConfigError, LatentSpaceError
-from invertkit.generators.base import Generator, seeded_generator
+from invertkit.diffusion.model import DTYPES, DiffusionModel, parse_dtype
+from invertkit.diffusion.schedules import DiffusionGrid, FlowGrid, diffusion_grid, flow_grid, prediction_type
+from invertkit.errors import ConfigError
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def parse_dtype(name: str) -> torch.dtype:
-    """``"float32"`` or ``"float64"`` -> torch dtype (float64 is for exactness checks on CPU)."""
-    if name not in DTYPES:
-        raise ConfigError(f"dtype={name!r} is not supported; use one of {', '.join(DTYPES)}")
-    return DTYPES[name]
-
-
-class DiffusionModel(Generator):
-    """What every diffusion / flow model offers the methods (shared by the diffusers-folder models and
-    the analytic Gaussian model). Subclasses set ``family``, ``prediction_type``, ``scheduler``,
-    ``resolution``, ``channels``, ``name``, ``_latent_shape`` and implement ``denoiser``, ``cond``,
-    ``conditional``, ``encode``, ``decode``, ``device`` and ``to``.
-
-    Attributes:
-        family: ``"diffusion"`` or ``"flow"``.
-        prediction_type: ``"epsilon"``, ``"v_prediction"``, ``"sample"`` or ``"flow"`` (velocity).
-        scheduler: the model's scheduler config dict.
-        default_steps: sampling steps used by ``synthesize`` when none are given.
-    """
-
-    spaces = ("noise",)
-    family: str
-    prediction_type: str
-    scheduler: dict[str, Any]
-    default_steps: int = 50
-    _latent_shape: tuple[int, ...]
-    conditional: bool
-
-    def latent_shape(self, space: str) -> tuple[int, ...]:
-        self.check_space(space)
-        return self._latent_shape
-
-    def sample_latent(self, n: int, space: str = "noise", *, seed: int | None = None) -> Tensor:
-        self.check_space(space)
-        return torch.randn((n, *self._latent_shape), generator=seeded_generator(seed)).to(self.device)
-
-    def convert(self, latent: Tensor, src: str, dst: str, **kw: object) -> Tensor:
-        self.check_space(src)
-        self.check_space(dst)
-        return latent
-
-    def mean_latent(self, space: str) -> Tensor:
-        return torch.zeros((1, *self.latent_shape(space)), device=self.device)
-
-    @torch.no_grad()
-    def synthesize(self, latent: Tensor, space: str = "noise", *, steps: int | None = None, prompt: str | None = None,
-                   guidance: float = 1.0, negative: str = "", dtype: str = "float32", **kw: object) -> Tensor:
-        """Sample images ``N x C x H x W`` in [-1, 1] from noise latents ``[N, *latent_shape]`` by DDIM
-        (diffusion) or Euler (flow) with ``steps`` steps, prompt ``prompt`` and guidance ``guidance``."""
-        from invertkit.diffusion.ddim import ddim_sample
-        from invertkit.diffusion.flow import flow_euler_sample
-
-        if kw:
-            raise LatentSpaceError(f"{self.name}: synthesize got unknown options {sorted(kw)}")
-        dt = parse_dtype(dtype)
-        self.check_latent(latent, space)  # shape check only: it returns float32, we keep float64 inputs
-        x = (latent if latent.dim() == 4 else latent.unsqueeze(0)).to(self.device, dt)
-        grid, g = self.grid(steps or self.default_steps), self.guidance(prompt, guidance, negative, dt)
-        if self.family == "flow":
-            end = flow_euler_sample(self.denoiser(dt), x, grid, guidance=g).x
-        else:
-            # the scheduler's x0 clipping applies to plain sampling (inversion methods run the unclipped ODE)
-            end = ddim_sample(self.denoiser(dt), x, grid, prediction_type=self.prediction_type, guidance=g,
-                              clip_x0=x0_clipper(self.scheduler)).x
-        return self.decode(end).float()
-
-    def guidance(self, prompt: str | None, scale: float, negative: str | None = "", dtype: torch.dtype = torch.float32) -> Guidance:
-        """Classifier-free guidance with ``prompt`` against ``negative`` (``""`` = the null embedding)."""
-        if scale != 1.0 and not self.conditional:
-            raise ConfigError(f"{self.name} is unconditional; guidance={scale} needs a prompt-conditioned model (use 1)")
-        if scale == 1.0:
-            return Guidance(cond=self.cond(prompt, dtype))
-        return Guidance(cond=self.cond(prompt, dtype), uncond=self.cond(negative, dtype), scale=float(scale))
-
-    def grid(self, steps: int) -> DiffusionGrid | FlowGrid:
-        """The model's own level chain for ``steps`` sampling steps."""
-        return flow_grid(self.scheduler, steps) if self.family == "flow" else diffusion_grid(self.scheduler, steps)
-
-    def describe(self) -> dict[str, object]:
-        info = super().describe()
-        info.update({"family": self.family, "prediction_type": self.prediction_type,
-                     "scheduler": self.scheduler.get("_class_name", "?")})
-        return info
+__all__ = ["DTYPES", "DiffusionGenerator", "DiffusionModel", "load_diffusers", "parse_dtype"]
 
 
 class DiffusionGenerator(DiffusionModel):
@@ -126,6 +40,8 @@ class DiffusionGenerator(DiffusionModel):
     Attributes (besides DiffusionModel's):
         prompts: name -> embedding ``[tokens, width]`` (``pooled:<name>`` -> ``[width']``).
     """
+
+    family_label = "diffusers model folders (diffusers:FOLDER, diffusers:ORG/NAME) and diffusion-faces32"
 
     def __init__(self, folder: DiffusersFolder, *, name: str | None = None, default_steps: int = 50,
                  resolution: int | None = None, distilled_guidance: float = 3.5) -> None:
@@ -189,6 +105,15 @@ class DiffusionGenerator(DiffusionModel):
     def num_classes(self) -> int:
         """Classes of a class-conditional UNet2DModel (``num_class_embeds``), else 0."""
         return int(getattr(self.network.config, "num_class_embeds", None) or 0) if self.network_class == "UNet2DModel" else 0
+
+    def weights(self) -> dict[str, Tensor]:
+        """The denoiser's weights (``network.*``) and the VAE's (``vae.*``), and the prompt embeddings
+        (``prompt.<name>``): everything that decides the images."""
+        out = {f"network.{k}": v for k, v in self.network.state_dict().items()}
+        if self.vae is not None:
+            out.update({f"vae.{k}": v for k, v in self.vae.state_dict().items()})
+        out.update({f"prompt.{k}": v for k, v in self.prompts.items()})
+        return out
 
     def add_prompts(self, path: str) -> None:
         """Add the named embeddings of a safetensors file (see ``diffusers_io.read_prompts``)."""

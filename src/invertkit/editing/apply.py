@@ -19,6 +19,8 @@ from torch import Tensor
 
 from ..errors import ConfigError, LatentSpaceError
 from ..generators.base import Generator
+from ..generators.capabilities import StyleSpaces
+from ..results import InversionResult, LatentInversion, TunedInversion
 from .directions import Directions
 
 # StyleGAN's layer groups (Karras et al. 2019): coarse rows 0-3 (pose, shape), middle 4-7, fine 8+.
@@ -91,7 +93,7 @@ def edit_latents(G: Generator, latents: Tensor, space: str, directions: Directio
     Returns:
         ``(edited [N, S, *G.latent_shape(edit space)], edit space)``.
     """
-    rows = G.latent_shape("w+")[0] if "w+" in G.spaces else 0
+    rows = G.num_ws if isinstance(G, StyleSpaces) else 0
     if layers == "default":
         layers = directions.layers
     if layers is not None and directions.space != "w":
@@ -139,25 +141,21 @@ def render_edits(G: Generator, edited: Tensor, space: str, *, generators: Sequen
     return torch.stack(out)
 
 
-def result_generators(G: Generator, result: object) -> list[Generator] | None:
+def result_generators(G: Generator, result: InversionResult) -> list[Generator] | None:
     """The generator of each image of an inversion result: a PTI result's tuned generators (image
-    ``i``'s weights, ``tuned_generator(G, result, i)``), or None when ``G`` renders them all."""
-    deltas = getattr(result, "extras", {}).get("deltas")
-    if deltas is None:
-        return None
-    # imported here: editing sits beside methods, not below them
-    from ..methods.pti import tuned_generator
-
-    return [tuned_generator(G, result, i) for i in range(len(deltas))]
+    ``i``'s weights, ``result.generator(G, i)``), or None when ``G`` renders them all."""
+    if isinstance(result, TunedInversion):
+        return result.generators(G)
+    return None
 
 
-def edit_result(G: Generator, result: object, directions: Directions, index: int,
+def edit_result(G: Generator, result: InversionResult, directions: Directions, index: int,
                 strengths: Sequence[float] | Tensor, **kw: object) -> Tensor:
     """Images of an inversion result's latents edited along direction ``index``: ``[N, S, C, H, W]`` in
     [-1, 1]. PTI results edit the pivot and render with each image's tuned generator. ``kw``: layers,
     units (see :func:`edit_latents`)."""
-    latents, space = getattr(result, "latents"), getattr(result, "space")
-    if latents is None:
-        raise LatentSpaceError(f"a {space} result (intermediate features) has no latent to edit")
-    edited, target = edit_latents(G, latents, space, directions, index, strengths, **kw)  # type: ignore[arg-type]
+    if not isinstance(result, LatentInversion) or result.layer_state is not None:
+        raise LatentSpaceError(f"a {result.space} {result.kind} result has no latent code of {G.name} to edit along a direction "
+                               "(layerwise state and diffusion noise are not edited this way)")
+    edited, target = edit_latents(G, result.latents, result.space, directions, index, strengths, **kw)  # type: ignore[arg-type]
     return render_edits(G, edited, target, generators=result_generators(G, result))

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from ..errors import CheckpointError, ConfigError, LatentSpaceError
 from ..generators.base import Generator
+from ..generators.capabilities import StyleSpaces
 
 METADATA_KEY = "invertkit.directions"
 FORMAT_VERSION = 1
@@ -187,8 +188,8 @@ def check_generator(d: Directions, G: Generator, *, where: str = "directions") -
     if tuple(d.vectors.shape[1:]) != want:
         raise LatentSpaceError(f"{where}: direction vectors are {list(d.vectors.shape[1:])}, but {d.space} of {G.name} "
                                f"is {list(want)}; these directions belong to another generator")
-    if d.layers is not None and "w+" in G.spaces:
-        rows = G.latent_shape("w+")[0]
+    if d.layers is not None and isinstance(G, StyleSpaces):
+        rows = G.num_ws
         if any(not 0 <= i < rows for i in d.layers):
             raise LatentSpaceError(f"{where}: layers {list(d.layers)} out of range for {G.name}'s {rows} W+ rows")
     digest = d.generator.get("digest")

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..generators.base import Generator
-from ..generators.layers import layer_split_of
+from ..generators.capabilities import LayerSplitting, StyleSpaces, require
 from .directions import Directions, identity, latent_sigmas, unit_rows
 
 EXACT_PCA_MAX_DIM = 2048  # covariance of 2048 float64 features: 32 MiB, a few seconds of eigh on a CPU
@@ -67,7 +67,7 @@ def ganspace(G: Generator, *, samples: int = 10_000, components: int = 20, featu
     if not isinstance(samples, int) or samples <= components:
         raise ConfigError(f"ganspace: samples={samples!r} must be an integer above components={components} "
                           "(PCA needs more samples than components)")
-    if "w" in G.spaces:
+    if isinstance(G, StyleSpaces):
         if feature_layer is not None:
             raise ConfigError(f"ganspace: feature_layer={feature_layer!r} applies to z-only generators; "
                               f"{G.name} has a W space and GANSpace uses PCA of W there (leave feature_layer unset)")
@@ -90,7 +90,7 @@ def _ganspace_w(G: Generator, samples: int, components: int, seed: int) -> Direc
 def _ganspace_features(G: Generator, samples: int, components: int, feature_layer: str | None,
                        seed: int) -> Directions:
     layer = str(feature_layer) if feature_layer is not None else default_feature_layer(G)
-    split = layer_split_of(G, layer)
+    split = require(G, LayerSplitting, "ganspace on a generator without a W space").layer_split(layer)
     z = G.sample_latent(samples, "z", seed=seed)
 
     def features() -> Iterator[Tensor]:
@@ -117,8 +117,8 @@ def default_feature_layer(G: Generator) -> str:
     Falls back to the split right after that layer when no activation follows it before the output.
     Raises ConfigError when ``G`` exposes no sequence to split.
     """
-    names = G.layer_names_for_split() if hasattr(G, "layer_names_for_split") else []
-    seq = _sequence(G)
+    names = G.split_layers() if isinstance(G, LayerSplitting) else []
+    seq = G.layer_sequence() if isinstance(G, LayerSplitting) else None
     if not names or seq is None:
         raise ConfigError(f"ganspace: {G.name} has no W space and cannot be split at an intermediate layer; "
                           "wrap an nn.Sequential (or a module with as_sequence()) to analyse its features")
@@ -131,16 +131,6 @@ def default_feature_layer(G: Generator) -> str:
                 return str(cut)
     raise ConfigError(f"ganspace: cannot choose a feature layer for {G.name} automatically; "
                       f"pass feature_layer, one of {', '.join(names)}")
-
-
-def _sequence(G: Generator) -> nn.Sequential | None:
-    """The module sequence ``SimpleGenerator.layer_split`` cuts (``as_sequence()`` or the module itself)."""
-    module = getattr(G, "module", None)
-    as_sequence = getattr(module, "as_sequence", None)
-    if callable(as_sequence):
-        seq = as_sequence()
-        return seq if isinstance(seq, nn.Sequential) else None
-    return module if isinstance(module, nn.Sequential) else None
 
 
 def _check_components(components: int, dim: int, what: str) -> None:

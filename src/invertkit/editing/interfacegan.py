@@ -25,6 +25,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, LatentSpaceError
 from ..generators.base import Generator
+from ..generators.capabilities import StyleSpaces
 from .classifiers import Classifier, attribute_score, classify
 from .directions import Directions, identity, latent_sigmas, unit_rows
 
@@ -185,7 +186,7 @@ def interfacegan_from_classifier(G: Generator, classifier: Classifier, *, target
     from .classifiers import classify, predicted_class
 
     if space is None:
-        space = "w" if "w" in G.spaces else "z"
+        space = "w" if isinstance(G, StyleSpaces) else "z"
     if space not in SPACES:
         raise ConfigError(f"InterFaceGAN finds directions in {' or '.join(SPACES)}, got {space!r}")
     if label_by not in ("decision", "score"):

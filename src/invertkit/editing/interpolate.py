@@ -23,6 +23,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, LatentSpaceError
 from ..generators.base import Generator
+from ..generators.capabilities import StyleSpaces, require
 from .apply import LAYER_GROUPS, parse_layers
 
 # how far downstream a space is; spaces of one rank convert into each other (w+, p, pn are per-row
@@ -148,10 +149,7 @@ def interpolate(G: Generator, a: Tensor, b: Tensor, space: str, steps: int, *, s
 
 
 def _wplus_rows(G: Generator) -> int:
-    if "w+" not in G.spaces:
-        raise ConfigError(f"style mixing needs a StyleGAN generator with W+ rows; {G.name} has only "
-                          f"{', '.join(G.spaces)} (interpolate the two latents instead)")
-    return G.latent_shape("w+")[0]
+    return require(G, StyleSpaces, "style mixing (interpolate the two latents instead)").num_ws
 
 
 def style_mix(G: Generator, a: Tensor, space_a: str, b: Tensor, space_b: str,

@@ -1,8 +1,8 @@
 """Latents to edit: one latent file, a folder of them, or an ``invertkit invert`` run folder.
 
-A run folder holds ``run.json`` and ``latents/<stem>.npz`` (see :mod:`invertkit.runs`); a PTI run
-also holds ``latents/<stem>_delta.safetensors`` beside each pivot, the image's tuned weights as a
-difference from the base generator. Such a latent is edited as PTI does: the pivot moves, the
+A run folder holds ``run.json`` and ``latents/<stem>.npz`` (see :mod:`invertkit.runs`); each file is
+read into the typed result it came from (``runs.load_items``), so a PTI pivot comes with its
+weight delta (``latents/<stem>_delta.safetensors``) and is edited as PTI does: the pivot moves, the
 image's own tuned generator (:func:`item_generator`) renders it.
 """
 
@@ -12,13 +12,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import Tensor
 
 from ..errors import ConfigError, LatentSpaceError
 from ..generators.base import Generator
-from ..io.latents import load_latent_file
+from ..results import LatentInversion, TunedInversion
+from ..runs import load_items
 
-DELTA_SUFFIX = "_delta.safetensors"
 _EXPECTED = ("latent .npz files written by `invertkit invert` (a run folder's latents/<name>.npz), "
              "or a run folder holding run.json and latents/")
 
@@ -29,22 +30,33 @@ class LatentItem:
 
     Attributes:
         name: the file's stem (``"a"`` for ``latents/a.npz``), used to name outputs.
-        latent: ``[1, *G.latent_shape(space)]`` float32 on CPU (``z-sphere`` latents are z).
-        space: the space recorded in the file (``"w+"``, ``"w"``, ``"z-sphere"`` ...).
-        delta: the PTI weight delta beside the file (``<stem>_delta.safetensors``), or None.
+        result: the image's typed result (one image; a PTI pivot is a ``TunedInversion`` with its delta).
         file: the latent file.
     """
 
     name: str
-    latent: Tensor
-    space: str
-    delta: Path | None
+    result: LatentInversion
     file: Path
+
+    @property
+    def latent(self) -> Tensor:
+        """``[1, *G.latent_shape(space)]`` float32 on CPU (``z-sphere`` latents are z)."""
+        return self.result.latents
+
+    @property
+    def space(self) -> str:
+        """The space recorded in the file (``"w+"``, ``"w"``, ``"z-sphere"`` ...)."""
+        return self.result.space
+
+    @property
+    def tuned(self) -> bool:
+        """Whether the latent is a PTI pivot with its own tuned weights."""
+        return isinstance(self.result, TunedInversion)
 
     @property
     def base_space(self) -> str:
         """The generator space the latent lives in (``z`` for ``z-sphere``)."""
-        return "z" if self.space == "z-sphere" else self.space
+        return self.result.latent_space
 
 
 def latent_files(path: str | os.PathLike[str]) -> list[Path]:
@@ -76,26 +88,26 @@ def _npz_in(folder: Path) -> list[Path]:
 
 
 def read_latent(file: str | os.PathLike[str], G: Generator) -> LatentItem:
-    """One latent file, checked against ``G`` (space and shape); its PTI delta is found beside it.
+    """One latent file, read into its typed result and checked against ``G`` (space and shape).
 
     Raises:
-        LatentSpaceError: unreadable file, or a space or shape ``G`` does not have.
+        LatentSpaceError: unreadable file, a layerwise or diffusion result (no latent code to edit), or
+            a space or shape ``G`` does not have.
     """
     f = Path(file)
-    latent, space = load_latent_file(f)
-    if space.startswith("f:"):
-        raise LatentSpaceError(f"{f}: a layerwise ({space}) result holds an intermediate feature map, not a latent "
-                               "code; it cannot be edited or interpolated (invert in w+ or w for that)")
-    base = "z" if space == "z-sphere" else space
+    result = load_items([f], G, reconstructions=torch.zeros(1, G.channels, G.resolution, G.resolution))
+    if not isinstance(result, LatentInversion) or result.layer_state is not None:
+        raise LatentSpaceError(f"{f}: a {result.space} {result.kind} result holds no latent code of a GAN (layerwise state "
+                               "or a diffusion state); it cannot be edited or interpolated (invert in w+ or w for that)")
+    base = result.latent_space
     if base not in G.spaces:
-        raise LatentSpaceError(f"{f}: a {space!r} latent, but {G.name} has only {', '.join(G.spaces)}; "
+        raise LatentSpaceError(f"{f}: a {result.space!r} latent, but {G.name} has only {', '.join(G.spaces)}; "
                                "pass the generator the latent was inverted into (see the run's run.json)")
     want = tuple(G.latent_shape(base))
-    if tuple(latent.shape) != (1, *want):
-        raise LatentSpaceError(f"{f}: latent is {list(latent.shape)}, but one {base} latent of {G.name} is {[1, *want]}; "
+    if tuple(result.latents.shape) != (1, *want):
+        raise LatentSpaceError(f"{f}: latent is {list(result.latents.shape)}, but one {base} latent of {G.name} is {[1, *want]}; "
                                "pass the generator the latent was inverted into (see the run's run.json)")
-    delta = f.with_name(f.stem + DELTA_SUFFIX)
-    return LatentItem(f.stem, latent, space, delta if delta.is_file() else None, f)
+    return LatentItem(f.stem, result, f)
 
 
 def read_latents(path: str | os.PathLike[str], G: Generator) -> list[LatentItem]:
@@ -115,11 +127,8 @@ def item_generator(G: Generator, item: LatentItem) -> Generator:
     with the image's weight delta added. Nothing is cached: drop the copy when done with the item.
 
     Raises:
-        CheckpointError: the delta file is unreadable or was made for another generator.
+        CheckpointError: the delta was made for another generator.
     """
-    if item.delta is None:
-        return G
-    from ..generators.tuning import apply_delta, read_delta
-
-    tensors, meta = read_delta(item.delta)
-    return apply_delta(G, tensors, meta=meta, source=str(item.delta))
+    if isinstance(item.result, TunedInversion):
+        return item.result.generator(G, 0)
+    return G

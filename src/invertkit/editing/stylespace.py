@@ -26,15 +26,15 @@ from torch import Tensor
 
 from ..errors import ConfigError, LatentSpaceError
 from ..generators.base import Generator
+from ..generators.capabilities import StyleSpaces, require
 from .classifiers import Classifier, attribute_score, classify
 from .directions import SIGMA_SAMPLES, Directions, identity, sigma_samples
 
 
-def _check(G: Generator) -> Generator:
-    if "s" not in G.spaces or not all(hasattr(G, a) for a in ("style_layer_names", "style_dims", "split_styles")):
-        raise ConfigError(f"StyleSpace needs a StyleGAN2 generator with an S space; {G.name} has spaces "
-                          f"{', '.join(G.spaces)} (use sefa, ganspace or interfacegan instead)")
-    return G
+def _check(G: Generator) -> StyleSpaces:
+    """``G`` as a style-space generator (StyleSpace edits single S channels), else one line saying so
+    (sefa, ganspace and interfacegan work without an S space)."""
+    return require(G, StyleSpaces, "StyleSpace (single S channels; else use sefa, ganspace or interfacegan)")
 
 
 def layer_offsets(G: Generator) -> dict[str, tuple[int, int]]:

@@ -12,13 +12,14 @@ from typing import Any
 
 from ..errors import CheckpointError, ConfigError
 from ..generators.base import Generator
+from ..generators.capabilities import StyleSpaces
 
 ARCHS = ("psp", "e4e", "restyle")
 
 
 def default_space(G: Generator) -> str:
     """The space encoders predict for ``G``: W+ for StyleGAN-like generators, else its first space (z)."""
-    return "w+" if "w+" in G.spaces else G.spaces[0]
+    return "w+" if isinstance(G, StyleSpaces) else G.spaces[0]
 
 
 def default_widths(resolution: int, base: int = 32, cap: int = 256) -> tuple[int, ...]:

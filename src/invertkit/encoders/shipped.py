@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import CheckpointError, ConfigError
 from ..generators.base import Generator
-from ..generators.zoo import cache_dir
+from ..store.home import home_path
 from .files import load_encoder
 from .nets import Encoder
 
@@ -21,7 +21,7 @@ SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
 
 def encoder_candidates(generator: str, arch: str) -> list[Path]:
     """Where an encoder of ``arch`` for the generator named ``generator`` is looked for, in order."""
-    return [cache_dir() / "encoders" / generator / f"{arch}.safetensors", SHIPPED_DIR / generator / f"{arch}.safetensors"]
+    return [home_path("encoders", generator, f"{arch}.safetensors"), SHIPPED_DIR / generator / f"{arch}.safetensors"]
 
 
 def find_encoder(G: Generator, archs: tuple[str, ...]) -> Path | None:

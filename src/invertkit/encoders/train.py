@@ -36,6 +36,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..generators.base import Generator
+from ..generators.capabilities import StyleSpaces, require
 from ..io.images import make_grid, read_images
 from ..metrics import psnr
 from .config import ARCHS, config_for
@@ -159,8 +160,8 @@ class Trainer:
                  real_images: Tensor | None = None, progress: bool = True,
                  log: Callable[[str], None] | None = None) -> None:
         _check_options(options)
-        if options.nscd_weight > 0 and not hasattr(G, "styles"):
-            raise ConfigError(f"the NSCD loss needs a StyleGAN2 generator; {G.name} has no style space")
+        if options.nscd_weight > 0:
+            require(G, StyleSpaces, "the NSCD loss (--nscd-weight)")
         self.G, self.o, self.out = G, options, Path(out_dir)
         self.progress, self.log = progress, log or (lambda s: None)
         self.config = config_for(G, options.arch, width=options.width, max_width=options.max_width, blocks=options.blocks)

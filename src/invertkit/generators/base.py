@@ -1,26 +1,32 @@
-"""The Generator interface every inversion method talks to.
+"""The minimal Generator every model implements; what more a model can do is a capability
+(``generators.capabilities``) it declares by subclassing, never guessed by probing attributes.
 
 A generator maps a latent code in one of its named spaces to an image batch ``N x C x H x W`` with
 nominal range [-1, 1], on the generator's device. Space names used across invertkit:
 
 - ``"z"``: the Gaussian input latent, N(0, I).
-- ``"w"``: StyleGAN's mapping output, ``[N, w_dim]``.
-- ``"w+"``: one w per synthesis layer, ``[N, num_ws, w_dim]``.
-- ``"s"``: StyleGAN2's style vectors (affine outputs), flat ``[N, sum of style dims]``.
+- ``"w"``, ``"w+"``, ``"s"``, ``"p"``, ``"pn"``: StyleGAN's spaces (capability ``StyleSpaces``).
+- ``"noise"``: a diffusion model's or rectified flow's noise latent (``invertkit.diffusion``).
 
-Methods never import a concrete generator; they use only this class.
+Methods never import a concrete generator; they use this class and the capabilities.
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
+from typing import ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from ..errors import ConfigError, LatentSpaceError
+from ..errors import LatentSpaceError
+from ..store.digest import memo_digest
 
 NOISE_MODES = ("random", "const", "none")
+
+# every concrete generator class, in definition order: who provides which capability (for messages)
+GENERATOR_CLASSES: list[type[Generator]] = []
 
 
 def seeded_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator | None:
@@ -40,12 +46,20 @@ class Generator(abc.ABC):
         channels: output channels (1 greyscale, 3 RGB).
         spaces: the latent space names this generator accepts, e.g. ``("z", "w", "w+", "s")``.
         name: a short human-readable identity (zoo name or checkpoint file name).
+        family_label: how messages name the generators of a class ("StyleGAN2 checkpoints ..."):
+            a generator lacking a capability is told which families have it.
     """
 
     resolution: int
     channels: int
     spaces: tuple[str, ...]
     name: str = "generator"
+    family_label: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.family_label:
+            GENERATOR_CLASSES.append(cls)
 
     # ---- required -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -53,16 +67,19 @@ class Generator(abc.ABC):
         """Shape of one latent in ``space`` (without the batch dimension)."""
 
     @abc.abstractmethod
-    def sample_latent(self, n: int, space: str = "z", *, seed: int | None = None) -> Tensor:
-        """Draw ``n`` latents in ``space`` (via z ~ N(0, I) and ``convert``), deterministic for a seed."""
+    def sample_latent(self, n: int, space: str, *, seed: int | None = None) -> Tensor:
+        """Draw ``n`` latents ``[n, *latent_shape(space)]`` (via z ~ N(0, I) and ``convert``), deterministic for a seed."""
 
     @abc.abstractmethod
-    def convert(self, latent: Tensor, src: str, dst: str, **kw: object) -> Tensor:
+    def convert(self, latent: Tensor, src: str, dst: str) -> Tensor:
         """Convert latents from space ``src`` to ``dst`` (only "downstream" conversions in general)."""
 
     @abc.abstractmethod
-    def synthesize(self, latent: Tensor, space: str, **kw: object) -> Tensor:
-        """Render latents in ``space`` to images ``N x C x H x W``, nominal range [-1, 1]."""
+    def synthesize(self, latent: Tensor, space: str) -> Tensor:
+        """Render latents ``[N, *latent_shape(space)]`` to images ``N x C x H x W``, nominal range [-1, 1].
+
+        Subclasses may take keyword-only options of their own (StyleGAN2: noise mode, labels;
+        diffusion models: steps, prompt, guidance); methods call it with ``(latent, space)`` only."""
 
     @abc.abstractmethod
     def mean_latent(self, space: str) -> Tensor:
@@ -73,7 +90,21 @@ class Generator(abc.ABC):
     def device(self) -> torch.device:
         """Device the generator's weights live on."""
 
+    @abc.abstractmethod
+    def to(self, device: torch.device | str) -> Generator:
+        """Move the weights to ``device`` (in place); returns ``self``."""
+
+    @abc.abstractmethod
+    def weights(self) -> Mapping[str, Tensor]:
+        """Every tensor that determines the generator's images, by name (shared with the live weights)."""
+
     # ---- shared helpers -------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """sha256 of :meth:`weights` (names, dtypes, shapes, bytes): identifies the weights by content,
+        so a checkpoint converted to another format keeps it and a tuned copy does not. Remembered
+        until a weight changes."""
+        return memo_digest(self, "weights", self.weights())
+
     def check_space(self, space: str) -> str:
         """Return ``space`` if this generator has it, else raise LatentSpaceError listing the valid ones."""
         if space not in self.spaces:
@@ -98,18 +129,10 @@ class Generator(abc.ABC):
             )
         return latent.to(self.device, torch.float32)
 
-    # ---- weights (generator tuning, e.g. PTI; see ``generators.tuning``) -----------------------
-    def state_dict(self) -> dict[str, Tensor]:
-        """All weights and buffers, in the generator's own naming (shared with the live weights)."""
-        raise ConfigError(f"generator {self.name} does not expose its weights ({type(self).__name__} has no state_dict)")
-
-    def tunable_module(self) -> nn.Module:
-        """The sub-network whose weights generator tuning may change (its names are a subset of
-        ``state_dict``'s). Generators that cannot be tuned raise ConfigError."""
-        raise ConfigError(f"generator {self.name} does not support weight tuning ({type(self).__name__} has no tunable_module)")
-
     def describe(self) -> dict[str, object]:
         """A JSON-friendly summary (used by ``invertkit info`` and run.json)."""
+        from .capabilities import capabilities_of  # local: capabilities import this module
+
         return {
             "name": self.name,
             "class": type(self).__name__,
@@ -117,6 +140,7 @@ class Generator(abc.ABC):
             "channels": self.channels,
             "spaces": list(self.spaces),
             "latent_shapes": {s: list(self.latent_shape(s)) for s in self.spaces},
+            "capabilities": capabilities_of(self),
         }
 
     def __repr__(self) -> str:

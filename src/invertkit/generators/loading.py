@@ -1,15 +1,52 @@
-"""``load_generator``: one entry point for zoo names and checkpoint files of every format."""
+"""``load_generator``: one entry point for zoo names, checkpoint files and registered model schemes.
+
+What a spec means is registered by the model families, never hard-wired here:
+
+- ``SCHEMES``: prefixed specs, ``"diffusers:FOLDER"``, ``"analytic:flow"`` ... (registered by
+  ``invertkit.diffusion``, which sits above this package);
+- ``ZOO``: named offline models (``generators.zoo``; families add their own entries);
+- anything else is a checkpoint file, read by the safe readers of ``generators.checkpoints``
+  (NVIDIA ``.pkl``, rosinality ``.pt``, invertkit ``.safetensors``: StyleGAN2).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..errors import CheckpointError
+from ..registry import Registry
 from .base import Generator
 from .zoo import ZOO
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A prefixed generator spec: ``<name>:<rest>`` is loaded by ``load(rest, device)``.
+
+    Attributes:
+        load: builds the generator from the text after the prefix, on ``device``.
+        usage: one line for help and errors, e.g. ``"diffusers:FOLDER[@PIXELS] (a diffusers model folder)"``.
+        own_weights: the spec names its weights itself (``--weights`` / ``--delta`` do not apply).
+    """
+
+    load: Callable[[str, torch.device | str], Generator]
+    usage: str
+    own_weights: bool = True
+
+
+SCHEMES: Registry[Scheme] = Registry("generator scheme")
+
+
+def _scheme_of(key: str) -> tuple[str, str] | None:
+    name, sep, rest = key.partition(":")
+    if sep and name in SCHEMES:
+        return name, rest
+    return None
 
 
 def load_generator(
@@ -20,15 +57,14 @@ def load_generator(
     delta: str | os.PathLike[str] | None = None,
 ) -> Generator:
     """Load a generator by zoo name (``"dcgan-digiface64"``), from a checkpoint file, or from a
-    diffusers model folder (``"diffusers:PATH"``, see ``invertkit.diffusion.generator``), or the exact
-    Gaussian-data diffusion / flow model (``"analytic:diffusion"``, ``"analytic:flow"``).
+    registered scheme (``"diffusers:PATH"``, ``"analytic:flow"``; see ``SCHEMES``).
 
     Checkpoint formats are detected from the file's content: NVIDIA StyleGAN2-ADA ``.pkl`` (read by a
     restricted unpickler: nothing in the file executes), rosinality ``.pt`` (``weights_only`` load)
     and invertkit's native ``.safetensors``.
 
     Args:
-        path_or_name: a name listed by ``invertkit zoo`` or a path to a checkpoint.
+        path_or_name: a name listed by ``invertkit zoo``, a scheme spec, or a path to a checkpoint.
         device: where the weights go.
         weights: for zoo models, the weight file to use instead of the default location.
         delta: a weight delta file (``<name>_delta.safetensors`` from a ``pti`` run) to add to the
@@ -39,32 +75,28 @@ def load_generator(
             made for another generator.
     """
     key = os.fspath(path_or_name)
-    if key.startswith("diffusers:"):  # a diffusers model folder (invertkit.diffusion)
-        if weights is not None or delta is not None:
-            raise CheckpointError(f"{key}: --weights and --delta are for GAN checkpoints; a diffusers folder holds its own weights")
-        from ..diffusion.generator import load_diffusers
-
-        return load_diffusers(key[len("diffusers:"):], device)
-    if key.startswith("analytic:"):  # the exact Gaussian-data model (invertkit.diffusion.analytic_generator)
-        from ..diffusion.analytic_generator import load_analytic
-
-        return load_analytic(key[len("analytic:"):]).to(device)
-    if key in ZOO:
-        gen = ZOO.get(key).load(weights)
+    scheme = _scheme_of(key)
+    if scheme is not None:
+        entry = SCHEMES.get(scheme[0])
+        if entry.own_weights and (weights is not None or delta is not None):
+            raise CheckpointError(f"{key}: --weights and --delta are for GAN checkpoints; {entry.usage} holds its own weights")
+        gen = entry.load(scheme[1], device)
+    elif key in ZOO:
+        gen = ZOO.get(key).load(weights).to(device)
     else:
         if weights is not None:
             raise CheckpointError(f"--weights/weights= is only for zoo models; {key} is not one ({', '.join(ZOO.names())})")
         path = Path(key)
         if not path.exists():
+            schemes = ", ".join(SCHEMES.get(s).usage for s in SCHEMES)
             raise CheckpointError(
-                f"{key}: no such file, and not a zoo model name (zoo: {', '.join(ZOO.names())}); check the path"
+                f"{key}: no such file, and not a zoo model name (zoo: {', '.join(ZOO.names())}) nor a scheme ({schemes}); check the path"
             )
         from .checkpoints import read_checkpoint  # local: keeps `import invertkit` light
         from .stylegan2 import StyleGAN2Generator
 
         loaded = read_checkpoint(path)
-        gen = StyleGAN2Generator(loaded.config, loaded.state_dict, name=path.name)
-    gen = gen.to(device)
+        gen = StyleGAN2Generator(loaded.config, loaded.state_dict, name=path.name).to(device)
     if delta is not None:
         from .tuning import apply_delta, read_delta
 

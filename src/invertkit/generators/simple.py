@@ -4,6 +4,10 @@
 :class:`~invertkit.generators.base.Generator` with the single latent space ``"z"``. The module's
 output is reshaped to ``N x channels x resolution x resolution`` (so an MLP that emits a flat
 784-vector works), and is expected in [-1, 1] (a final Tanh, as in DCGAN).
+
+Capabilities: every wrapped module is :class:`~.capabilities.Tunable` (PTI tunes all of it). A module
+that is an ``nn.Sequential``, or offers ``as_sequence()`` returning one (the DCGAN), becomes a
+:class:`SequentialGenerator`, which is also :class:`~.capabilities.LayerSplitting` (``f:LAYER``).
 """
 
 from __future__ import annotations
@@ -15,16 +19,19 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError, LatentSpaceError
 from .base import Generator, seeded_generator
+from .capabilities import LayerSplitting, Tunable
 from .layers import LayerSplit, check_split_layer
 
 
-class SimpleGenerator(Generator):
+class SimpleGenerator(Generator, Tunable):
     """A Generator around a ``z -> image`` module; space ``"z"`` only, z ~ N(0, I).
 
     The module is put in eval mode (batch-norm uses its running statistics, as at sampling time) and
     its parameters are frozen: inversion optimises latents, not weights. Methods that tune the
     generator (PTI) work on a copy from ``generators.tuning.tunable_copy``; the whole module is tunable.
     """
+
+    family_label = "wrapped z -> image modules (invertkit.wrap)"
 
     def __init__(
         self,
@@ -60,9 +67,13 @@ class SimpleGenerator(Generator):
         self.module.to(device)
         return self
 
-    def state_dict(self) -> dict[str, Tensor]:
+    def weights(self) -> dict[str, Tensor]:
         """The module's state dict (``main.0.weight`` ...)."""
         return self.module.state_dict()
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """Same as :meth:`weights` (the module's own naming)."""
+        return self.weights()
 
     def tunable_module(self) -> nn.Module:
         """The whole module (batch-norm layers stay in eval mode: running statistics are not updated)."""
@@ -82,7 +93,7 @@ class SimpleGenerator(Generator):
         z = torch.randn((n, *self._latent_shape), generator=seeded_generator(seed))
         return z.to(self.device)
 
-    def convert(self, latent: Tensor, src: str, dst: str, **kw: object) -> Tensor:
+    def convert(self, latent: Tensor, src: str, dst: str) -> Tensor:
         self.check_space(src)
         self.check_space(dst)
         return latent  # one space: identity
@@ -91,7 +102,7 @@ class SimpleGenerator(Generator):
         self.check_space(space)
         return torch.zeros((1, *self._latent_shape), device=self.device)
 
-    def synthesize(self, latent: Tensor, space: str = "z", **kw: object) -> Tensor:
+    def synthesize(self, latent: Tensor, space: str = "z") -> Tensor:
         """Images ``N x C x R x R``, nominal range [-1, 1], from latents ``[N, *latent_shape]``."""
         latent = self.check_latent(latent, space)
         return self._to_image(self.module(latent), latent.shape[0])
@@ -105,41 +116,54 @@ class SimpleGenerator(Generator):
             )
         return out.reshape(n, *want)
 
-    # ---- layerwise split ----------------------------------------------------------------------
-    def _sequence(self) -> nn.Sequential | None:
-        as_sequence = getattr(self.module, "as_sequence", None)
-        if callable(as_sequence):
-            seq = as_sequence()
-            if isinstance(seq, nn.Sequential):
-                return seq
-        return self.module if isinstance(self.module, nn.Sequential) else None
 
-    def layer_names_for_split(self) -> list[str]:
-        """Split points ``"1"`` .. ``str(len - 1)`` of the module's sequence (empty if it has none)."""
-        seq = self._sequence()
-        return [] if seq is None else [str(k) for k in range(1, len(seq))]
+def as_sequence(module: nn.Module) -> nn.Sequential | None:
+    """The module as an ``nn.Sequential`` to cut at layer indices: itself, or ``module.as_sequence()``
+    (a module's declared sequential form, e.g. the DCGAN's ``[reshape, *main]``); None if neither."""
+    if isinstance(module, nn.Sequential):
+        return module
+    declared = getattr(module, "as_sequence", None)  # the module's own declaration, read once when wrapping
+    if callable(declared):
+        seq = declared()
+        if isinstance(seq, nn.Sequential):
+            return seq
+    return None
+
+
+class SequentialGenerator(SimpleGenerator, LayerSplitting):
+    """A wrapped module with a sequential form: it can also be cut between its layers (``f:LAYER``)."""
+
+    family_label = "wrapped nn.Sequential modules or modules with as_sequence() (dcgan-digiface64, mnist-mlp-gan)"
+
+    def __init__(self, module: nn.Module, latent_shape: tuple[int, ...] | int, resolution: int, channels: int, *,
+                 name: str | None = None) -> None:
+        super().__init__(module, latent_shape, resolution, channels, name=name)
+        seq = as_sequence(self.module)
+        if seq is None:
+            raise ConfigError(f"{self.name}: SequentialGenerator needs an nn.Sequential or a module with as_sequence()")
+        self.sequence = seq
+
+    def split_layers(self) -> list[str]:
+        """Split points ``"1"`` .. ``str(len - 1)`` of the module's sequence."""
+        return [str(k) for k in range(1, len(self.sequence))]
+
+    def layer_sequence(self) -> nn.Sequential:
+        """The module's sequential form (``split layer "k"`` cuts before ``sequence[k]``)."""
+        return self.sequence
 
     def layer_split(self, layer: str | int) -> LayerSplit:
         """Cut the module's sequence before index ``layer`` (see ``generators.layers``).
 
-        The sequence is the module itself when it is an ``nn.Sequential``, or ``module.as_sequence()``
-        (DCGAN: ``[reshape, *main]``). ``head(z, "z")`` returns ``(sequence[:k](z),)``;
-        ``tail((x,), None)`` runs ``sequence[k:]`` and reshapes to ``N x C x R x R``. The tail takes
-        no latent (``tail_space`` None; a latent passed anyway is ignored).
+        ``head(z, "z")`` returns ``(sequence[:k](z),)``; ``tail((x,), None)`` runs ``sequence[k:]`` and
+        reshapes to ``N x C x R x R``. The tail takes no latent (``tail_space`` None) and no noise.
         """
-        seq = self._sequence()
-        if seq is None:
-            raise LatentSpaceError(
-                f"{self.name} cannot be split for layerwise inversion: its module is a "
-                f"{type(self.module).__name__}, not an nn.Sequential and without an as_sequence() method; "
-                "wrap an nn.Sequential or give the module as_sequence() returning one")
-        k = int(check_split_layer(self, layer, self.layer_names_for_split()))
-        first, rest = seq[:k], seq[k:]
+        k = int(check_split_layer(self.name, layer, self.split_layers()))
+        first, rest = self.sequence[:k], self.sequence[k:]
 
-        def head(latent: Tensor, space: str = "z", **kw: object) -> tuple[Tensor]:
+        def head(latent: Tensor, space: str = "z") -> tuple[Tensor]:
             return (first(self.check_latent(latent, space)),)
 
-        def tail(state: tuple[Tensor, ...], latent_tail: Tensor | None = None, **kw: object) -> Tensor:
+        def tail(state: tuple[Tensor, ...], latent_tail: Tensor | None = None, noise: object = None) -> Tensor:
             (x,) = state
             return self._to_image(rest(x), x.shape[0])
 
@@ -154,7 +178,8 @@ def wrap(
     *,
     name: str | None = None,
 ) -> SimpleGenerator:
-    """Turn a ``z -> image`` module into a Generator.
+    """Turn a ``z -> image`` module into a Generator (a :class:`SequentialGenerator` when the module
+    is an ``nn.Sequential`` or declares ``as_sequence()``, so it can be cut for ``f:LAYER``).
 
     Args:
         module: maps ``[N, *latent_shape]`` to ``N x channels x resolution x resolution`` values in
@@ -164,4 +189,5 @@ def wrap(
         channels: 1 (greyscale) or 3 (RGB).
         name: display name for reports and errors.
     """
-    return SimpleGenerator(module, latent_shape, resolution, channels, name=name)
+    cls = SequentialGenerator if as_sequence(module) is not None else SimpleGenerator
+    return cls(module, latent_shape, resolution, channels, name=name)

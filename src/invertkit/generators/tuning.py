@@ -2,7 +2,7 @@
 
 Methods that refine the generator itself (PTI, Roich et al. 2022) tune a copy of it per image. What
 is worth keeping of such a copy is its difference from the base weights, a *delta*: the tensors that
-changed, ``tuned - base``, named as in the generator's own ``state_dict`` (NVIDIA naming for
+changed, ``tuned - base``, named as in the generator's own ``weights()`` (NVIDIA naming for
 StyleGAN2, e.g. ``synthesis.b16.conv0.weight``; the module's naming for ``wrap``-ped networks).
 
 A delta file is one ``.safetensors`` file: the delta tensors (float32) plus, in the header metadata
@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from ..errors import CheckpointError, ConfigError
 from ..io.safetensors_file import write_safetensors
 from .base import Generator
+from .capabilities import Tunable, require
 
 METADATA_KEY = "invertkit_delta"
 FORMAT = "invertkit-delta"
@@ -60,9 +61,9 @@ def tunable_copy(G: Generator) -> tuple[Generator, list[nn.Parameter]]:
     Raises:
         ConfigError: ``G`` does not support weight tuning, or has no weights to tune.
     """
-    G.tunable_module()  # fail before copying anything
+    require(G, Tunable, "generator tuning")  # fail before copying anything
     tuned = copy.deepcopy(G)
-    module = tuned.tunable_module().eval()
+    module = tuned.tunable_module().eval()  # type: ignore[attr-defined]
     params = list(module.parameters())
     if not params:
         raise ConfigError(f"generator {G.name} has no weights to tune ({type(module).__name__} has no parameters)")
@@ -78,7 +79,7 @@ def weight_delta(base: Generator, tuned: Generator) -> dict[str, Tensor]:
     Names are the generators' own ``state_dict`` names; unchanged tensors (StyleGAN2's mapping,
     buffers) are left out, so the delta holds only what tuning moved.
     """
-    a, b = base.state_dict(), tuned.state_dict()
+    a, b = base.weights(), tuned.weights()
     if a.keys() != b.keys():
         raise ConfigError(f"weight_delta: {tuned.name} does not have the same tensors as {base.name}; pass a copy of the base generator")
     out: dict[str, Tensor] = {}
@@ -94,13 +95,11 @@ def weight_delta(base: Generator, tuned: Generator) -> dict[str, Tensor]:
 def generator_digest(G: Generator) -> str:
     """sha256 of ``G``'s whole state dict (names, dtypes, shapes, bytes): identifies the base of a delta
     independently of file names (a converted checkpoint with the same weights has the same digest)."""
-    from .stylegan2.spaces import weights_digest  # local: keeps this module light
-
-    return weights_digest(G.state_dict(), {})
+    return G.fingerprint()
 
 
 def _problems(G: Generator, delta: Mapping[str, Tensor]) -> list[str]:
-    state = G.state_dict()
+    state = G.weights()
     problems = []
     for name, d in delta.items():
         if name not in state:
@@ -148,7 +147,7 @@ def apply_delta(
     if problems:
         raise CheckpointError(f"{source}: the weight delta does not fit {G.name} ({'; '.join(problems)}); {fix}")
     out = copy.deepcopy(G) if copy_generator else G
-    state = out.state_dict()  # tensors share storage with the live weights
+    state = dict(out.weights())  # tensors share storage with the live weights
     with torch.no_grad():
         for name, d in delta.items():
             state[name].add_(d.to(state[name].device, state[name].dtype))

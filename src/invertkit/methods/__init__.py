@@ -1,7 +1,8 @@
 """Inversion methods, registered by name; ``invert`` is the one entry point.
 
-A method is a callable ``method(G, images, options) -> InversionResult`` with a frozen options
-dataclass whose defaults are the single source of defaults for the API and the CLI.
+A method is a callable ``method(G, images, options, context) -> InversionResult`` (one of the typed
+results of ``invertkit.results``) with a frozen options dataclass whose declared fields (defaults,
+help, choices: ``invertkit.optionfields``) are the single source for the API and the CLI.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from ..degradations import Degradation
 from ..errors import ConfigError, ImageError
 from ..generators.base import Generator
 from ..registry import Registry
+from ..results import InversionResult
 from .context import RunContext
-from .result import InversionResult
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import torch
 
 from ..generators.base import Generator
+from ..results import LatentInversion
 from . import METHODS, MethodSpec
 from .cma import Search
 from .context import RunContext
-from .result import InversionResult
 from .variables import Variables
 
 
@@ -33,7 +33,7 @@ class BasinCMAOptions:
     seed: int = 0
 
 
-def run_basincma(G: Generator, images: torch.Tensor, opts: BasinCMAOptions, ctx: RunContext) -> InversionResult:
+def run_basincma(G: Generator, images: torch.Tensor, opts: BasinCMAOptions, ctx: RunContext) -> LatentInversion:
     search = Search.begin(G, images, ctx, space=opts.space, loss=opts.loss, init=opts.init, sigma=opts.sigma,
                           popsize=opts.popsize, diagonal_above=opts.diagonal_above, seed=opts.seed)
     for _ in range(opts.steps):

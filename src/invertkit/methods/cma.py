@@ -20,12 +20,13 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..generators.base import Generator
+from ..generators.capabilities import StyleSpaces
+from ..results import LatentInversion
 from . import METHODS, MethodSpec
 from .context import RunContext
 from .init import derive_seed, initial_latents, latent_row_std, resolve_init
 from .optimize import auto_defaults, build_problem, finish
 from .problem import Problem
-from .result import InversionResult
 from .variables import SPHERE, Variables, base_space, project_sphere
 
 
@@ -45,7 +46,7 @@ class CMAOptions:
 
 
 def cma_space(G: Generator, space: str | None) -> str:
-    space = space or ("w" if "w" in G.spaces else "z")
+    space = space or ("w" if isinstance(G, StyleSpaces) else G.spaces[0])
     if space.startswith("f:"):
         raise ConfigError("gradient-free methods do not support layerwise spaces (f:LAYER); use optimize")
     base_space(G, space)
@@ -143,7 +144,7 @@ class Search:
         self.evals += p * evals_per_candidate
         self.log.append(self.best_f.clone())
 
-    def result(self, ctx: RunContext, steps: int) -> InversionResult:
+    def result(self, ctx: RunContext, steps: int) -> LatentInversion:
         best = project_sphere(self.best_x) if self.space == SPHERE else self.best_x
         var = Variables(self.problem.G, self.space, best)
         result = finish(self.problem.G, self.problem, var, self.log, self.evals, time.perf_counter() - self.start, steps, ctx)
@@ -151,7 +152,7 @@ class Search:
         return result
 
 
-def run_cma(G: Generator, images: Tensor, opts: CMAOptions, ctx: RunContext) -> InversionResult:
+def run_cma(G: Generator, images: Tensor, opts: CMAOptions, ctx: RunContext) -> LatentInversion:
     search = Search.begin(G, images, ctx, space=opts.space, loss=opts.loss, init=opts.init, sigma=opts.sigma,
                           popsize=opts.popsize, diagonal_above=opts.diagonal_above, seed=opts.seed)
     for _ in range(opts.steps):

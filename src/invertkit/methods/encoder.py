@@ -18,9 +18,9 @@ from ..encoders.shipped import encoder_iterations, resolve_encoder
 from ..errors import ConfigError
 from ..generators.base import Generator
 from ..metrics import psnr
+from ..results import LatentInversion, Timings
 from . import METHODS, MethodSpec
 from .context import RunContext
-from .result import InversionResult
 from .scoring import score
 
 
@@ -48,7 +48,7 @@ def no_degradation(ctx: RunContext, method: str) -> None:
 
 
 def encoded_result(G: Generator, images: Tensor, encoder_spec: str, archs: tuple[str, ...], iterations: int | None,
-                   batch: int, ctx: RunContext) -> InversionResult:
+                   batch: int, ctx: RunContext) -> LatentInversion:
     """Encode ``images`` in chunks of ``batch``, render, score; history holds PSNR after each iteration."""
     enc = resolve_encoder(G, encoder_spec, archs)
     iters = encoder_iterations(enc, iterations)
@@ -78,19 +78,19 @@ def encoded_result(G: Generator, images: Tensor, encoder_spec: str, archs: tuple
     # renders per image: one between passes and the final one; a bootstrapped start renders its latents
     # too (the mean latent's image is rendered once for the whole batch)
     evals = float(iters + (enc.start_encoder is not None))
-    return InversionResult(
+    return LatentInversion(
         latents=latent, space=space, reconstructions=recon, history=history, metrics=metrics,
-        timings={"seconds": seconds, "steps": iters, "evaluations": evals, "evaluations_per_image": [evals] * n},
+        timings=Timings(seconds=seconds, steps=iters, evaluations=[evals] * n),
         config={"encoder": enc.source, "encoder_arch": enc.config.arch, "iterations": iters},
     )
 
 
-def run_encoder(G: Generator, images: Tensor, opts: EncoderOptions, ctx: RunContext) -> InversionResult:
+def run_encoder(G: Generator, images: Tensor, opts: EncoderOptions, ctx: RunContext) -> LatentInversion:
     no_degradation(ctx, "encoder")
     return encoded_result(G, images, opts.encoder, ("psp", "e4e"), None, opts.batch, ctx)
 
 
-def run_restyle(G: Generator, images: Tensor, opts: RestyleOptions, ctx: RunContext) -> InversionResult:
+def run_restyle(G: Generator, images: Tensor, opts: RestyleOptions, ctx: RunContext) -> LatentInversion:
     no_degradation(ctx, "restyle")
     return encoded_result(G, images, opts.encoder, ("restyle",), opts.iterations, opts.batch, ctx)
 

@@ -21,10 +21,10 @@ from ..encoders.inference import encode
 from ..encoders.shipped import encoder_iterations, resolve_encoder
 from ..errors import ConfigError
 from ..generators.base import Generator
+from ..results import LatentInversion
 from . import METHODS, MethodSpec
 from .context import RunContext
 from .optimize import OptimizeOptions, optimize
-from .result import InversionResult
 from .variables import base_space
 
 ENCODER_PREFERENCE = ("restyle", "psp", "e4e")
@@ -44,7 +44,7 @@ class HybridOptions(OptimizeOptions):
     domain: float = 0.0  # IDInvert's domain regulariser weight on mean ||latent - E(G(latent))||^2 (0: off)
 
 
-def run_hybrid(G: Generator, images: Tensor, opts: HybridOptions, ctx: RunContext) -> InversionResult:
+def run_hybrid(G: Generator, images: Tensor, opts: HybridOptions, ctx: RunContext) -> LatentInversion:
     if opts.init not in ("auto", "given"):
         raise ConfigError(f"hybrid starts from the encoder's guess; init={opts.init!r} belongs to --method optimize")
     if ctx.degradation is not None:
@@ -78,8 +78,8 @@ def run_hybrid(G: Generator, images: Tensor, opts: HybridOptions, ctx: RunContex
     inner = dataclasses.replace(inner, space=space, init="given")
     sub = dataclasses.replace(ctx, init_latent=guess.clone(), extra_terms=terms)
     result = optimize(G, images, inner, sub)
-    result.timings["seconds"] += encode_seconds
-    result.timings["encoder_seconds"] = encode_seconds
+    result.timings.seconds += encode_seconds
+    result.timings.phases["encoder"] = encode_seconds
     result.config.update({"encoder": enc.source, "encoder_arch": enc.config.arch, "iterations": iters,
                           "domain": opts.domain, "init": "encoder"})
     return result

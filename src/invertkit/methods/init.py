@@ -15,6 +15,8 @@ from torch import Tensor
 
 from ..errors import ConfigError, LatentSpaceError
 from ..generators.base import Generator
+from ..generators.capabilities import StyleSpaces
+from ..store.statcache import cached_stats
 
 INITS = ("auto", "mean", "random", "given")
 
@@ -25,12 +27,12 @@ def derive_seed(seed: int, *keys: int) -> int:
 
 
 def resolve_init(G: Generator, init: str) -> str:
-    """``auto``: the mean latent for StyleGAN-like generators (as NVIDIA's projector), random otherwise
+    """``auto``: the mean latent for style-space generators (as NVIDIA's projector), random otherwise
     (a DCGAN's mean z = 0 can sit where every first-layer ReLU is off, giving no gradient)."""
     if init not in INITS:
         raise ConfigError(f"init must be one of {', '.join(INITS)}, got {init!r}")
     if init == "auto":
-        return "mean" if "w" in G.spaces else "random"
+        return "mean" if isinstance(G, StyleSpaces) else "random"
     return init
 
 
@@ -73,12 +75,21 @@ def initial_latents(
     return out
 
 
+ROW_STD_SAMPLES = 1000
+ROW_STD_SEED = 123_456
+
+
 @torch.no_grad()
-def latent_row_std(G: Generator, space: str, samples: int = 1000) -> float:
-    """RMS norm of a centred latent row (last dimension) over seeded samples: NVIDIA's ``w_std``."""
-    cache = G.__dict__.setdefault("_row_std_cache", {})  # per generator object, computed once
-    if space not in cache:
-        x = G.sample_latent(samples, space, seed=123_456).float()
+def latent_row_std(G: Generator, space: str, samples: int = ROW_STD_SAMPLES) -> float:
+    """RMS norm of a centred latent row (last dimension) over seeded samples: NVIDIA's ``w_std``.
+
+    A property of the weights: cached in memory under their fingerprint (``store.statcache``)."""
+
+    def compute() -> dict[str, Tensor]:
+        x = G.sample_latent(samples, space, seed=ROW_STD_SEED).float()
         rows = x.reshape(-1, x.shape[-1])
-        cache[space] = float((rows - rows.mean(0)).square().sum(1).mean().sqrt())
-    return cache[space]
+        return {"std": (rows - rows.mean(0)).square().sum(1).mean().sqrt().cpu()}
+
+    info = {"space": space, "samples": int(samples), "seed": ROW_STD_SEED}
+    out = cached_stats(G, "latent_row_std", weights=G.weights(), info=info, expect={"std": ()}, compute=compute, disk=False)
+    return float(out["std"])

@@ -22,14 +22,15 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..generators.base import Generator
+from ..generators.capabilities import StyleSpaces
 from ..metrics import psnr
-from ..objectives.combined import Objective
+from ..objectives.combined import Objective, parse_loss_spec
+from ..results import LatentInversion, LayerState, Timings
 from . import METHODS, MethodSpec
 from .context import RunContext
 from .init import derive_seed, initial_latents, latent_row_std, resolve_init
 from .lbfgs import BatchedLBFGS
 from .problem import Problem
-from .result import InversionResult
 from .schedule import latent_noise_scale, projector_lr
 from .scoring import score
 from .variables import Variables, base_space, default_space, optimizable_spaces
@@ -38,11 +39,11 @@ DEFAULT_LOSS = "mse=1,perceptual=1"
 
 
 def auto_defaults(G: Generator) -> dict[str, object]:
-    """What ``auto`` means for ``G``. StyleGAN-like generators (a W space) get NVIDIA's projector
+    """What ``auto`` means for ``G``. Style-space generators (StyleGAN2) get NVIDIA's projector
     recipe: one start from the mean latent, lr ramp, decaying latent noise. Generators with only z
     (DCGAN, MLP GANs) have many poor local minima and dead-ReLU plateaus: several random starts and a
     constant learning rate did best there (measured on real faces and MNIST digits: see the README)."""
-    if "w" in G.spaces:
+    if isinstance(G, StyleSpaces):
         return {"schedule": "projector", "latent_noise": 0.05, "restarts": 1, "loss": DEFAULT_LOSS}
     return {"schedule": "constant", "latent_noise": 0.0, "restarts": 8, "loss": GENERIC_LOSS}
 
@@ -98,11 +99,19 @@ def resolve_space(G: Generator, space: str | None) -> str:
     return space
 
 
+NOISE_WEIGHT = 1e5  # NVIDIA projector's regularize_noise_weight
+
+
+def loss_with_noise(loss: str, noise: bool) -> str:
+    """The loss spec actually minimised: ``loss`` plus NVIDIA's noise regulariser when noise maps are
+    optimised and ``loss`` does not weigh the ``noise`` term itself."""
+    if noise and "noise" not in parse_loss_spec(loss):
+        return f"{loss},noise={NOISE_WEIGHT:g}"
+    return loss
+
+
 def build_problem(G: Generator, images: Tensor, space: str, loss: str, ctx: RunContext, noise: bool) -> Problem:
-    spec = loss
-    if noise and "noise=" not in spec:
-        spec = f"{spec},noise=1e5"  # NVIDIA projector's regularise_noise_weight
-    objective = Objective.build(spec, device=G.device)
+    objective = Objective.build(loss_with_noise(loss, noise), device=G.device)
     for name, (weight, fn) in ctx.extra_terms.items():
         objective.add_term(name, weight, fn)
     return Problem.build(G, space, images, objective, ctx.degradation)
@@ -218,7 +227,7 @@ def _lbfgs_phase(
     return loss, evals
 
 
-def optimize(G: Generator, images: Tensor, opts: OptimizeOptions, ctx: RunContext | None = None) -> InversionResult:
+def optimize(G: Generator, images: Tensor, opts: OptimizeOptions, ctx: RunContext | None = None) -> LatentInversion:
     """Invert ``images`` (``N x C x H x W`` observations in [-1, 1]) by gradient-based optimisation."""
     ctx = ctx or RunContext()
     opts = resolve_options(G, opts)
@@ -271,11 +280,11 @@ def optimize(G: Generator, images: Tensor, opts: OptimizeOptions, ctx: RunContex
     evals += ev
     seconds = time.perf_counter() - start
     result = finish(G, problem, var, log, evals, seconds, opts.steps, ctx)
-    result.config = dataclasses.asdict(opts)  # the resolved values, for run.json
+    result.config = {**dataclasses.asdict(opts), "loss": loss_with_noise(opts.loss, opts.noise)}  # the resolved values, for run.json
     return result
 
 
-def finish(G: Generator, problem: Problem, var: Variables, log: list[Tensor], evals: Tensor, seconds: float, steps: int, ctx: RunContext) -> InversionResult:
+def finish(G: Generator, problem: Problem, var: Variables, log: list[Tensor], evals: Tensor, seconds: float, steps: int, ctx: RunContext) -> LatentInversion:
     """Render the final latents, score them and package the result."""
     with torch.inference_mode():
         recon = var.render()
@@ -303,22 +312,19 @@ def finish(G: Generator, problem: Problem, var: Variables, log: list[Tensor], ev
                 for key in ("psnr", "ssim", "mse", "mae"):
                     m.pop(key, None)
     history = {"loss": torch.stack(log).float().cpu() if log else torch.zeros(0, recon.shape[0])}
-    extras = {}
-    if filled is not None:
-        extras["composite"] = filled.detach()
-    if var.noise:
-        extras["noise"] = {k: v.detach() for k, v in var.noise.items()}
-    if var.state:
-        extras["state"] = tuple(t.detach() for t in var.state if t is not None)
-    ev = evals.detach().cpu()
-    return InversionResult(
+    layer_state = None
+    if var.split is not None:
+        layer_state = LayerState(var.split.name, tuple(None if t is None else t.detach() for t in var.state), base)
+    return LatentInversion(
         latents=latent,
         space=var.space,
         reconstructions=recon.detach(),
         history=history,
         metrics=metrics,
-        timings={"seconds": seconds, "seconds_per_image": seconds / max(recon.shape[0], 1), "steps": steps, "evaluations": float(ev.mean()), "evaluations_per_image": [float(e) for e in ev]},
-        extras=extras,
+        timings=Timings(seconds=seconds, steps=steps, evaluations=[float(e) for e in evals.detach().cpu()]),
+        noise={k: v.detach() for k, v in var.noise.items()} if var.noise else None,
+        layer_state=layer_state,
+        composite=None if filled is None else filled.detach(),
     )
 
 

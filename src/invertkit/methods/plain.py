@@ -11,11 +11,11 @@ import torch
 from torch import Tensor
 
 from ..generators.base import Generator
+from ..results import LatentInversion
 from . import METHODS, MethodSpec
 from .context import RunContext
 from .init import initial_latents, resolve_init
 from .optimize import build_problem, finish
-from .result import InversionResult
 from .variables import Variables, default_space
 
 
@@ -30,7 +30,7 @@ class PlainOptions:
     seed: int = 0
 
 
-def run_plain(G: Generator, images: Tensor, opts: PlainOptions, ctx: RunContext) -> InversionResult:
+def run_plain(G: Generator, images: Tensor, opts: PlainOptions, ctx: RunContext) -> LatentInversion:
     space = G.check_space(opts.space or default_space(G))
     n = images.shape[0]
     ids = ctx.image_ids if ctx.image_ids is not None else list(range(n))

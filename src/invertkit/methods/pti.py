@@ -2,8 +2,8 @@
 Latent-based Editing of Real Images", ACM TOG 2022), for any generator that can be tuned.
 
 1. **Pivot.** Another registered method inverts the images. ``pivot="auto"`` takes ``hybrid`` when
-   that method is registered and works for this generator (an encoder exists for it), else
-   ``optimize``; for StyleGAN2 the pivot lives in W, PTI's choice: edits of a W pivot stay where the
+   an encoder exists for this generator and the images are clean, else ``optimize`` (a damaged or
+   mismatching encoder is reported, not silently replaced); for StyleGAN2 the pivot lives in W, PTI's choice: edits of a W pivot stay where the
    generator behaves well. The pivot's latents are the result's latents.
 2. **Pivotal tuning.** Each image gets its own copy of the generator (StyleGAN2: the synthesis
    network is tuned, the mapping stays frozen; a ``wrap``-ped network: all of it), tuned with Adam
@@ -34,22 +34,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import CheckpointError, ConfigError, LatentSpaceError
+from ..encoders.shipped import find_encoder
+from ..errors import ConfigError
 from ..generators.base import Generator
-from ..generators.tuning import (
-    apply_delta,
-    generator_digest,
-    tunable_copy,
-    weight_delta,
-)
+from ..generators.capabilities import StyleSpaces, Tunable, require
+from ..generators.tuning import generator_digest, tunable_copy, weight_delta
 from ..metrics import psnr
 from ..objectives.combined import Objective, index_prepared
 from ..objectives.image_losses import IMAGE_LOSSES, perceptual_distance
 from ..optiontext import parse_key_values
+from ..results import DeltaBase, InversionResult, LatentInversion, Pivot, Timings, TunedInversion
 from . import METHODS, MethodSpec, invert
 from .context import RunContext
+from .hybrid import ENCODER_PREFERENCE
 from .init import derive_seed
-from .result import InversionResult
 from .scoring import score
 from .variables import base_space
 
@@ -85,7 +83,7 @@ def _pivot_kwargs(G: Generator, method: str, opts: PTIOptions) -> dict[str, Any]
     if "seed" in fields:
         kw["seed"] = opts.seed
     space = opts.space
-    if space is None and "space" in fields and method not in OWN_SPACE_METHODS and "w" in G.spaces:
+    if space is None and "space" in fields and method not in OWN_SPACE_METHODS and isinstance(G, StyleSpaces):
         space = "w"
     if space is not None:
         kw["space"] = space
@@ -95,24 +93,31 @@ def _pivot_kwargs(G: Generator, method: str, opts: PTIOptions) -> dict[str, Any]
     return kw
 
 
-def run_pivot(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext) -> tuple[str, InversionResult, str | None]:
-    """Invert ``images`` with the pivot method; returns (method used, its result, why auto fell back or None)."""
+def auto_pivot(G: Generator, opts: PTIOptions, ctx: RunContext) -> tuple[str, str | None]:
+    """What ``pivot="auto"`` means here: ``(method, why not hybrid or None)``. ``hybrid`` when an
+    encoder for ``G`` exists (given in ``pivot_options`` or found by name) and the images are clean;
+    ``optimize`` otherwise. A damaged or mismatching encoder is not a reason to fall back: hybrid then
+    fails with that encoder's own error, so the user learns about it."""
+    if "hybrid" not in METHODS:
+        return "optimize", "hybrid is not registered"
+    if ctx.degradation is not None:
+        return "optimize", "hybrid's encoder needs clean, whole images (this is a restoration)"
+    encoder = _pivot_kwargs(G, "hybrid", opts).get("encoder", "auto")
+    if encoder == "auto" and find_encoder(G, ENCODER_PREFERENCE) is None:
+        return "optimize", f"no encoder for {G.name} (train one with invertkit train-encoder --install)"
+    return "hybrid", None
+
+
+def run_pivot(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext) -> tuple[str, LatentInversion, str | None]:
+    """Invert ``images`` with the pivot method; returns (method used, its result, why auto did not take hybrid or None)."""
     if opts.pivot == "pti":
         raise ConfigError("pti cannot be its own pivot; choose e.g. pivot=optimize")
-
-    def run(method: str) -> InversionResult:
-        return invert(G, images, method, degradation=ctx.degradation, init_latent=ctx.init_latent, image_ids=ctx.image_ids,
-                      reference=ctx.reference, extra_metrics=ctx.extra_metrics, **_pivot_kwargs(G, method, opts))
-
-    if opts.pivot != "auto":
-        return opts.pivot, run(opts.pivot), None
-    fallback = "hybrid is not registered"
-    if "hybrid" in METHODS:
-        try:
-            return "hybrid", run("hybrid"), None
-        except (ConfigError, CheckpointError, LatentSpaceError) as exc:  # no encoder for G, or it cannot do this space
-            fallback = f"hybrid not usable here: {exc}"
-    return "optimize", run("optimize"), fallback
+    method, fallback = auto_pivot(G, opts, ctx) if opts.pivot == "auto" else (opts.pivot, None)
+    result = invert(G, images, method, degradation=ctx.degradation, init_latent=ctx.init_latent, image_ids=ctx.image_ids,
+                    reference=ctx.reference, extra_metrics=ctx.extra_metrics, **_pivot_kwargs(G, method, opts))
+    if not isinstance(result, LatentInversion) or isinstance(result, TunedInversion):
+        raise ConfigError(f"pti needs a pivot method that finds latents of the generator; {method!r} returns a {result.kind} result")
+    return method, result, fallback
 
 
 def image_objective(spec: str, device: torch.device, what: str) -> Objective:
@@ -128,9 +133,11 @@ def image_objective(spec: str, device: torch.device, what: str) -> Objective:
 
 def locality_samples(G: Generator, space: str, n: int, seed: int) -> Tensor:
     """``n`` random latents in ``space`` as PTI's regulariser draws them: z ~ N(0, I) for ``z``;
-    otherwise (StyleGAN2) w with truncation 0.5, converted to ``space``."""
-    kw: dict[str, Any] = {"truncation_psi": LOCALITY_TRUNCATION} if space != "z" and "w" in G.spaces else {}
-    return G.sample_latent(n, space, seed=seed, **kw).detach()
+    otherwise (style-space generators) w with truncation 0.5, converted to ``space``."""
+    if space != "z" and isinstance(G, StyleSpaces):
+        w = G.truncated(G.sample_latent(n, "w", seed=seed), "w", LOCALITY_TRUNCATION)
+        return G.convert(w, "w", space).detach()
+    return G.sample_latent(n, space, seed=seed).detach()
 
 
 @torch.no_grad()
@@ -221,7 +228,7 @@ def pti(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext | None =
         raise ConfigError("pti needs steps >= 0, lr > 0 and check_every >= 1")
     if opts.locality_alpha is not None and opts.locality_alpha <= 0:
         raise ConfigError(f"locality_alpha must be > 0 (or None for auto), got {opts.locality_alpha}")
-    G.tunable_module()  # a generator that cannot be tuned fails before the pivot's work
+    require(G, Tunable, "pti (pivotal tuning)")  # a generator that cannot be tuned fails before the pivot's work
     objective = image_objective(opts.loss, G.device, "loss")
     regulariser = image_objective(opts.locality_loss, G.device, "locality_loss") if opts.locality else None
     n = images.shape[0]
@@ -229,7 +236,7 @@ def pti(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext | None =
     start = time.perf_counter()
 
     pivot_method, pivot, fallback = run_pivot(G, images, opts, ctx)
-    if "state" in pivot.extras or "noise" in pivot.extras:
+    if pivot.layer_state is not None or pivot.noise:
         raise ConfigError(f"pti needs pivots that are plain latents; the {pivot_method} pivot in {pivot.space!r} also carries "
                           "layer state or noise maps (drop f:LAYER spaces and noise=true from the pivot)")
     space = base_space(G, pivot.space)
@@ -265,19 +272,10 @@ def pti(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext | None =
     for m, pm in zip(metrics, pivot.metrics):
         m.update({f"{k}_pivot": pm[k] for k in PIVOT_METRICS if k in pm})
     per_step = 3 if alpha is not None else 1  # tuned(pivot), and tuned(x) + original(x) for the regulariser
-    pivot_evals = pivot.timings.get("evaluations_per_image") or [pivot.timings.get("evaluations", 0.0)] * n
-    evals = [float(pe) + per_step * s for pe, s in zip(pivot_evals, taken)]
+    evals = [float(pe) + per_step * s for pe, s in zip(pivot.timings.evaluations, taken)]
     history = {"loss": _pad(curves, opts.steps)}
     if alpha is not None:
         history["locality"] = _pad(local_curves, opts.steps)
-    extras: dict[str, Any] = {
-        "deltas": deltas,
-        "delta_meta": {"base": G.name, "base_digest": digest, "base_class": type(G).__name__, "method": "pti", "space": pivot.space},
-        "pivot": {"method": pivot_method, "reconstructions": pivot.reconstructions.detach(), "metrics": pivot.metrics,
-                  "timings": pivot.timings, "config": pivot.config},
-    }
-    if composite is not None:
-        extras["composite"] = composite
     config = {
         **dataclasses.asdict(opts),
         "pivot": pivot_method,
@@ -287,24 +285,20 @@ def pti(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext | None =
     }
     if fallback is not None and opts.pivot == "auto":
         config["pivot_auto"] = fallback
-    return InversionResult(
+    return TunedInversion(
         latents=pivots,
         space=pivot.space,
         reconstructions=recon.detach(),
         history=history,
         metrics=metrics,
-        timings={
-            "seconds": seconds,
-            "seconds_per_image": seconds / max(n, 1),
-            "pivot_seconds": pivot_seconds,
-            "tuning_seconds": seconds - pivot_seconds,
-            "steps": opts.steps,
-            "steps_per_image": taken,
-            "evaluations": sum(evals) / max(n, 1),
-            "evaluations_per_image": evals,
-        },
+        timings=Timings(seconds=seconds, steps=opts.steps, evaluations=evals,
+                        phases={"pivot": pivot_seconds, "tuning": seconds - pivot_seconds}),
         config=config,
-        extras=extras,
+        composite=composite,
+        deltas=deltas,
+        base=DeltaBase(G.name, digest, type(G).__name__),
+        pivot=Pivot(pivot_method, pivot.reconstructions.detach(), pivot.metrics, pivot.config, pivot_seconds),
+        tuning_steps=taken,
     )
 
 
@@ -329,7 +323,7 @@ def _score(G: Generator, recon: Tensor, observation: Tensor, pivots: Tensor, spa
 
 
 def tuned_generator(G: Generator, result: InversionResult, i: int) -> Generator:
-    """Image ``i``'s tuned generator from a ``pti`` result: ``G`` plus ``result.extras["deltas"][i]``.
+    """Image ``i``'s tuned generator from a ``pti`` result (``result.generator(G, i)``).
 
     Render it at the pivot (``result.latents[i : i + 1]`` in ``result.space``) or at an edited pivot.
 
@@ -337,12 +331,9 @@ def tuned_generator(G: Generator, result: InversionResult, i: int) -> Generator:
         ConfigError: the result holds no tuned weights, or ``i`` is out of range.
         CheckpointError: ``G`` is not the generator the result was tuned from.
     """
-    deltas = result.extras.get("deltas")
-    if deltas is None:
-        raise ConfigError("this result holds no tuned weights (extras['deltas']); only pti results have them")
-    if not 0 <= i < len(deltas):
-        raise ConfigError(f"image index {i} is out of range for a result of {len(deltas)} images")
-    return apply_delta(G, deltas[i], meta=result.extras.get("delta_meta"), source=f"result.extras['deltas'][{i}]")
+    if not isinstance(result, TunedInversion):
+        raise ConfigError(f"this {result.kind} result holds no tuned weights; only pti results (TunedInversion) have them")
+    return result.generator(G, i)
 
 
 METHODS.add("pti", MethodSpec(run=pti, options=PTIOptions))

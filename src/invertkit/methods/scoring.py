@@ -7,6 +7,7 @@ from torch import Tensor
 
 from .. import metrics as M
 from ..generators.base import Generator
+from ..generators.capabilities import StyleSpaces
 
 
 @torch.inference_mode()
@@ -37,7 +38,7 @@ def score(
         cols[name] = M.METRICS.get(name)(reconstructions, reference)
     if observed is not None and observed[0].shape == observed[1].shape:
         cols["psnr_observed"] = M.psnr(*observed)
-    if latents is not None and space in ("w", "w+", "s", "p", "pn") and hasattr(G, "style_dims"):
+    if latents is not None and isinstance(G, StyleSpaces) and space in G.spaces and space != "z":
         from ..metrics.nscd import nscd
 
         cols["nscd"] = nscd(G, latents, space)

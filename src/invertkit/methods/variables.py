@@ -6,8 +6,9 @@ One class covers every space a method can optimise:
 - ``z-sphere`` (PULSE): z projected back onto the sphere of radius sqrt(d) after every step;
 - ``f:LAYER`` (layerwise inversion, Bau et al. / BDInvert's F/W+): the intermediate state at LAYER,
   plus, for StyleGAN2, the w+ code that drives the layers after it;
-- optionally StyleGAN2's per-layer noise maps (Image2StyleGAN++), renormalised after every step as in
-  NVIDIA's projector.
+- optionally the generator's per-layer noise maps (capability ``NoiseMaps``; Image2StyleGAN++),
+  renormalised after every step as in NVIDIA's projector. With ``f:LAYER`` only the maps of the
+  layers after the cut are variables: the others no longer reach the image.
 
 Every tensor is batch-first, one row per candidate, so candidates can be selected (``take``) and
 frozen independently.
@@ -23,23 +24,27 @@ from torch import Tensor
 
 from ..errors import LatentSpaceError
 from ..generators.base import Generator
+from ..generators.capabilities import LayerSplitting, NoiseMaps, StyleSpaces, require
+from ..generators.layers import LayerSplit
 
 SPHERE = "z-sphere"
 
 
 def base_space(G: Generator, space: str) -> str:
-    """The generator space a variable lives in: ``z`` for ``z-sphere``, the head space for ``f:LAYER``."""
+    """The generator space a variable lives in: ``z`` for ``z-sphere``, the head space for ``f:LAYER``
+    (``w+`` for style-space generators, whose tail reads w+ rows; else the generator's first space)."""
     if space == SPHERE:
         G.check_space("z")
         return "z"
     if space.startswith("f:"):
-        return "w+" if "w+" in G.spaces else "z"
+        require(G, LayerSplitting, f"layerwise inversion ({space})")
+        return "w+" if isinstance(G, StyleSpaces) else G.spaces[0]
     return G.check_space(space)
 
 
 def default_space(G: Generator) -> str:
-    """``w+`` for StyleGAN-like generators, else ``z``."""
-    return "w+" if "w+" in G.spaces else "z"
+    """``w+`` for style-space generators (StyleGAN2), else the generator's first space (``z``)."""
+    return "w+" if isinstance(G, StyleSpaces) else G.spaces[0]
 
 
 def optimizable_spaces(G: Generator) -> list[str]:
@@ -47,7 +52,7 @@ def optimizable_spaces(G: Generator) -> list[str]:
     spaces = list(G.spaces)
     if "z" in spaces:
         spaces.insert(spaces.index("z") + 1, SPHERE)
-    if hasattr(G, "layer_split"):
+    if isinstance(G, LayerSplitting):
         spaces.append("f:LAYER")
     return spaces
 
@@ -66,8 +71,8 @@ class Variables:
     space: str
     latent: Tensor  # [B, ...] in base_space(G, space) (the tail w+ for f:LAYER on StyleGAN2)
     state: tuple[Tensor, ...] = ()  # f:LAYER intermediate state
-    noise: dict[str, Tensor] = field(default_factory=dict)  # StyleGAN2 noise maps [B, 1, H, W]
-    split: object = None
+    noise: dict[str, Tensor] = field(default_factory=dict)  # noise maps [B, 1, H, W] (after the cut for f:LAYER)
+    split: LayerSplit | None = None
 
     @classmethod
     def create(cls, G: Generator, space: str, init: Tensor, *, noise_seeds: list[int] | None = None) -> Variables:
@@ -78,19 +83,20 @@ class Variables:
         state: tuple[Tensor, ...] = ()
         split = None
         if space.startswith("f:"):
-            if not hasattr(G, "layer_split"):
-                raise LatentSpaceError(f"{G.name} does not support layerwise inversion ({space})")
-            split = G.layer_split(space[2:])  # type: ignore[attr-defined]
+            split = require(G, LayerSplitting, f"layerwise inversion ({space})").layer_split(space[2:])
             with torch.no_grad():
-                state = tuple(t.detach().clone() if t is not None else None for t in split.head(latent, base))  # type: ignore[attr-defined]
+                state = tuple(t.detach().clone() if t is not None else None for t in split.head(latent, base))
         if space == SPHERE:
             latent = project_sphere(latent)
         noise: dict[str, Tensor] = {}
         if noise_seeds is not None:
-            if not hasattr(G, "initial_noise"):
-                raise LatentSpaceError(f"{G.name} has no noise maps to optimise; drop --noise")
-            rows = [G.initial_noise(1, seed=s) for s in noise_seeds]  # type: ignore[attr-defined]
-            noise = {k: torch.cat([r[k] for r in rows]).detach().clone() for k in rows[0]}
+            maps = require(G, NoiseMaps, "optimising noise maps (noise=True)")
+            rows = [maps.initial_noise(1, seed=s) for s in noise_seeds]
+            keep = set(split.tail_noise) if split is not None else set(maps.noise_shapes())
+            noise = {k: torch.cat([r[k] for r in rows]).detach().clone() for k in rows[0] if k in keep}
+            if not noise:
+                where = f" after layer {split.name}" if split is not None else ""
+                raise LatentSpaceError(f"{G.name} has no noise maps{where} to optimise; drop noise=True (--noise)")
         v = cls(G, space, latent, state, noise, split)
         for t in v.tensors():
             t.requires_grad_(True)
@@ -108,10 +114,11 @@ class Variables:
         """Images ``B x C x H x W`` of the variables; ``latent`` replaces the main latent (e.g. a
         noise-perturbed copy, as in the projector)."""
         latent = self.latent if latent is None else latent
-        kw = {"noise": self.noise} if self.noise else {}
-        if self.split is not None:
-            return self.split.tail(self.state, latent if self.split.tail_space else None)  # type: ignore[attr-defined]
-        return self.G.synthesize(latent, base_space(self.G, self.space), **kw)
+        if self.split is not None:  # the noise maps of the layers after the cut reach the image through the tail
+            return self.split.tail(self.state, latent if self.split.tail_space else None, noise=self.noise or None)
+        if self.noise:
+            return require(self.G, NoiseMaps, "noise maps").synthesize_with_noise(latent, base_space(self.G, self.space), self.noise)
+        return self.G.synthesize(latent, base_space(self.G, self.space))
 
     @torch.no_grad()
     def project_(self) -> None:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import LatentSpaceError
+from ..generators.capabilities import StyleSpaces, require
 
 __all__ = [
     "noise_regularizer",
@@ -93,7 +94,7 @@ def wplus_spread(latent: Tensor, G=None) -> Tensor:
         raise LatentSpaceError(f"wplus_spread needs [N, num_ws, w_dim] or [N, w_dim], got {list(latent.shape)}")
     out = (latent - latent.mean(dim=1, keepdim=True)).square().mean(dim=(1, 2))
     if G is not None:
-        out = out / G.p_stats().w_var
+        out = out / require(G, StyleSpaces, "the w+ spread term").w_variance()
     return out
 
 
@@ -118,8 +119,9 @@ def latent_prior(G, latent: Tensor, space: str) -> Tensor:
         return (latent.flatten(1).square().mean(dim=1) - 1.0).square()
     G.check_space(space)
     if space in ("w", "w+"):
-        d = latent - G.net.mapping.w_avg
-        return d.square().flatten(1).mean(dim=1) / G.p_stats().w_var
+        S = require(G, StyleSpaces, f"the prior of {space} latents")
+        d = latent - S.mean_latent("w")
+        return d.square().flatten(1).mean(dim=1) / S.w_variance()
     if space == "p":
         latent, space = G.convert(latent, "p", "pn"), "pn"
     if space == "pn":

@@ -21,12 +21,14 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from ..generators.stylegan2.nscd import nscd_from_styles, nscd_layer_indices, style_anchors
+from ..generators.base import Generator
+from ..generators.capabilities import StyleSpaces, require
+from ..generators.stylegan2.nscd import nscd_from_styles, style_anchors
 
 __all__ = ["nscd_loss", "nscd_from_styles", "NSCDLoss"]
 
 
-def nscd_loss(G, latent: Tensor, space: str, *, anchors: Sequence[Tensor] | None = None,
+def nscd_loss(G: Generator, latent: Tensor, space: str, *, anchors: Sequence[Tensor] | None = None,
               layers: Sequence[int] | None = None) -> Tensor:
     """Differentiable NSCD of each latent, ``[N]``.
 
@@ -37,21 +39,23 @@ def nscd_loss(G, latent: Tensor, space: str, *, anchors: Sequence[Tensor] | None
             pass a fixed list to keep the anchors of an original generator while tuning it (PTI).
         layers: style-layer indices to average over (default ``nscd_layer_indices(G)``).
     """
+    S = require(G, StyleSpaces, "the NSCD loss")
     if anchors is None:
-        anchors = style_anchors(G)
+        anchors = S.style_anchors()
     if layers is None:
-        layers = nscd_layer_indices(G)
-    return nscd_from_styles(G.styles(latent, space), anchors, layers)
+        layers = S.row_layers()
+    return nscd_from_styles(S.styles(latent, space), anchors, layers)
 
 
 class NSCDLoss(nn.Module):
     """Module form of :func:`nscd_loss` with the anchors fixed at construction; returns ``[N]``."""
 
-    def __init__(self, G, *, n: int | None = None, seed: int = 0) -> None:
+    def __init__(self, G: Generator, *, n: int | None = None, seed: int = 0) -> None:
         super().__init__()
-        self.G = G
-        self.anchors = style_anchors(G) if n is None else style_anchors(G, n, seed)
-        self.layers = nscd_layer_indices(G)
+        S = require(G, StyleSpaces, "the NSCD loss")
+        self.G = S
+        self.anchors = S.style_anchors() if n is None else style_anchors(S, n, seed)  # type: ignore[arg-type]
+        self.layers = S.row_layers()
 
     def forward(self, latent: Tensor, space: str) -> Tensor:
         return nscd_loss(self.G, latent, space, anchors=self.anchors, layers=self.layers)

@@ -27,8 +27,8 @@ import torch
 from torch import Tensor
 
 from ...errors import CheckpointError
+from ...store.tensorfiles import layout_problems
 from ..stylegan2.config import StyleGAN2Config
-from ..weights import layout_problems
 
 NVIDIA_PKL = "nvidia-pkl"
 ROSINALITY_PT = "rosinality-pt"

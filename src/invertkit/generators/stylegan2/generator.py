@@ -11,8 +11,8 @@ Spaces (all float32, on the generator's device):
   activation undone, ``p = lrelu_{5.0}(w) / sqrt(2)`` (the last FC layer's pre-activation; see
   ``spaces``).
 - ``"pn"`` ``[N, num_ws, w_dim]``: P_N+, p whitened row-wise by a PCA fitted on mapped samples,
-  ``v = Lambda^-1 C^T (p - mu)``; ~N(0, I) for sampled latents. Fitted lazily (10^5 samples) and
-  cached in memory and under ``$INVERTKIT_HOME/stats``; ``spaces.p_stats(G, n=...)`` picks the fit.
+  ``v = Lambda^-1 C^T (p - mu)``; ~N(0, I) for sampled latents. The fit is fixed per generator
+  (``pn_fit``, default 10^5 samples, seed 0), computed lazily and cached (``spaces.p_stats``).
 
 Conversions: z -> w -> {w+, p, pn} -> s. w+, p and pn are bijective images of each other, so any
 of them converts to any other; nothing converts back to z, from s, or from a per-layer space to w.
@@ -20,21 +20,19 @@ of them converts to any other; nothing converts back to z, from s, or from a per
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
 
 from ...errors import CheckpointError, ConfigError, LatentSpaceError
+from ...store.tensorfiles import layout_problems
 from ..base import NOISE_MODES, Generator, seeded_generator
-from ..weights import layout_problems
+from ..capabilities import LayerSplitting, NoiseMaps, StyleAffine, StyleSpaces, Tunable
+from ..layers import LayerSplit, check_split_layer
 from . import spaces as _sp
 from .config import StyleGAN2Config
 from .network import StyleGAN2Network, truncate
-
-if TYPE_CHECKING:
-    from ..layers import LayerSplit
 
 # w+, p and pn share a rank: they are bijective images of one another
 _ORDER = {"z": 0, "w": 1, "w+": 2, "p": 2, "pn": 2, "s": 3}
@@ -43,8 +41,11 @@ _CONVERSIONS = ("z->w, z->w+, z->p, z->pn, z->s, w->w+, w->p, w->pn, w->s, w+->s
 _PER_LAYER = ("w+", "p", "pn")
 
 
-class StyleGAN2Generator(Generator):
+class StyleGAN2Generator(Generator, StyleSpaces, LayerSplitting, NoiseMaps, Tunable):
     """A StyleGAN2 (NVIDIA stylegan2-ada-pytorch layout) generator.
+
+    Capabilities: style spaces (w, w+, s, p, pn), layer splitting at block resolutions, noise maps
+    (when the config uses noise), tunable synthesis weights (PTI).
 
     Args:
         config: the architecture.
@@ -55,13 +56,17 @@ class StyleGAN2Generator(Generator):
         name: a short identity used in messages.
         device: where the weights live.
         init_seed: seed of the random initialisation (only when ``state_dict`` is None).
+        pn_fit: the PCA fit (samples, seed) that defines the ``pn`` space of this generator.
     """
 
     spaces = ("z", "w", "w+", "s", "p", "pn")
+    family_label = "StyleGAN2 checkpoints (NVIDIA .pkl, rosinality .pt, invertkit .safetensors)"
 
     def __init__(self, config: StyleGAN2Config, state_dict: Mapping[str, Tensor] | None = None, *,
-                 name: str = "stylegan2", device: torch.device | str = "cpu", init_seed: int = 0) -> None:
+                 name: str = "stylegan2", device: torch.device | str = "cpu", init_seed: int = 0,
+                 pn_fit: _sp.PFit = _sp.PFit()) -> None:
         self.config = config
+        self.pn_fit = pn_fit
         self.name = name
         self.resolution = config.img_resolution
         self.channels = config.img_channels
@@ -73,7 +78,9 @@ class StyleGAN2Generator(Generator):
         else:
             self.net = StyleGAN2Network(config)
             self.load_state_dict(state_dict)
-        self.net.eval()
+        # frozen, as every loaded generator: inversion differentiates w.r.t. latents, never accumulates
+        # gradients in the weights (PTI tunes a copy, see generators.tuning.tunable_copy)
+        self.net.eval().requires_grad_(False)
         self.net.to(device)
 
     # ---- weights ------------------------------------------------------------------------------
@@ -102,9 +109,13 @@ class StyleGAN2Generator(Generator):
                                             self.config.c_dim).float()
         self.net.mapping.w_avg.copy_(self.net.mapping(z, c).mean(0))
 
-    def state_dict(self) -> dict[str, Tensor]:
-        """Weights in NVIDIA naming."""
+    def weights(self) -> dict[str, Tensor]:
+        """Weights in NVIDIA naming (``mapping.*``, ``synthesis.*``)."""
         return self.net.state_dict()
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """Same as :meth:`weights` (NVIDIA's ``G_ema.state_dict()`` layout)."""
+        return self.weights()
 
     def tunable_module(self) -> torch.nn.Module:
         """The synthesis network (``synthesis.*``): PTI tunes it around a fixed pivot; the mapping
@@ -126,12 +137,47 @@ class StyleGAN2Generator(Generator):
         """Length of each layer's style vector, in ``style_layer_names`` order."""
         return list(self.net.synthesis.style_dims)
 
+    @property
+    def label_dim(self) -> int:
+        """``c_dim`` of the config (0: unconditional)."""
+        return self.config.c_dim
+
+    def style_affines(self) -> list[StyleAffine]:
+        """Every style layer's affine map with its gains applied (``s = weight @ w + bias``)."""
+        syn = self.net.synthesis
+        out = []
+        for name, row in zip(syn.layer_names, syn.layer_w_index):
+            a = syn.layer(name).affine
+            out.append(StyleAffine(name, row, (a.weight * a.weight_gain).detach().clone(), (a.bias * a.bias_gain).detach().clone()))
+        return out
+
+    def row_layers(self) -> list[int]:
+        """The modulated convolutions and the last ToRGB: one layer per W+ row (the intermediate ToRGBs
+        of the skip architecture share their row with the next block's first convolution)."""
+        names = self.style_layer_names
+        last = len(names) - 1
+        return [i for i, n in enumerate(names) if not n.endswith("torgb") or i == last]
+
+    def style_anchors(self) -> list[Tensor]:
+        """NSCD anchors (``stylegan2.nscd.style_anchors`` with its defaults)."""
+        from .nscd import style_anchors
+
+        return style_anchors(self)
+
+    def w_variance(self) -> Tensor:
+        """Per-dimension variance of w averaged over dimensions, from the P-space fit's samples."""
+        return self.p_stats().w_var
+
+    def truncated(self, latent: Tensor, space: str, psi: float) -> Tensor:
+        """``w_avg + psi (w - w_avg)`` in W, for latents of any space W reaches (result in ``space``)."""
+        return self.convert(latent, space, space, truncation_psi=psi)
+
     def split_styles(self, flat: Tensor) -> list[Tensor]:
         """``[N, sum(style_dims)]`` -> list of ``[N, style_dims[i]]`` (views)."""
         flat = self.check_latent(flat, "s")
         return list(torch.split(flat, self.style_dims, dim=1))
 
-    def join_styles(self, styles: list[Tensor] | tuple[Tensor, ...]) -> Tensor:
+    def join_styles(self, styles: Sequence[Tensor]) -> Tensor:
         """Inverse of ``split_styles``."""
         dims = self.style_dims
         if len(styles) != len(dims) or any(s.ndim != 2 or s.shape[1] != d for s, d in zip(styles, dims)):
@@ -255,8 +301,8 @@ class StyleGAN2Generator(Generator):
             return _sp.p_to_pn(x, self.p_stats())
         return _sp.p_to_w(x)
 
-    def p_stats(self, n: int | None = None, seed: int = 0, **kw: object) -> _sp.PSpaceStats:
-        """The P-space PCA used by ``"pn"`` (see ``spaces.p_stats``): fitted once, cached."""
+    def p_stats(self, n: int | None = None, seed: int | None = None, **kw: object) -> _sp.PSpaceStats:
+        """A P-space PCA (see ``spaces.p_stats``); without arguments the one defining ``"pn"`` (``pn_fit``)."""
         return _sp.p_stats(self, n, seed, **kw)  # type: ignore[arg-type]
 
     def synthesize(self, latent: Tensor, space: str, *, noise_mode: str = "const", c: Tensor | int | None = None,
@@ -275,6 +321,10 @@ class StyleGAN2Generator(Generator):
         styles = self.styles(latent, space, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, c=c)
         self.check_noise(noise, styles[0].shape[0])
         return self.net.synthesis.forward_styles(styles, noise_mode=noise_mode, generator=generator, noise=noise)
+
+    def synthesize_with_noise(self, latent: Tensor, space: str, noise: Mapping[str, Tensor]) -> Tensor:
+        """Images of ``latent`` with unit noise maps ``{layer: [1|N, 1, H, W]}`` (other layers: const noise)."""
+        return self.synthesize(latent, space, noise=dict(noise))
 
     def styles(self, latent: Tensor, space: str, **kw: object) -> list[Tensor]:
         """Per-layer style vectors of ``latent`` in any space, one ``[N, style_dims[i]]`` per
@@ -320,7 +370,7 @@ class StyleGAN2Generator(Generator):
                     f"noise map for {name} must have shape [{hw[0]}, {hw[1]}] or [1 or {n}, 1, {hw[0]}, {hw[1]}], got {got}")
 
     # ---- layerwise split ----------------------------------------------------------------------
-    def layer_names_for_split(self) -> list[str]:
+    def split_layers(self) -> list[str]:
         """Valid split points: block resolutions ``"4"``, ``"8"``, ..., ``str(R // 2)``."""
         return [str(r) for r in self.config.block_resolutions[:-1]]
 
@@ -332,12 +382,11 @@ class StyleGAN2Generator(Generator):
         "resnet" architectures, whose only ToRGB is in the last block). ``tail(state, ws, **kw)``
         runs the remaining blocks with the styles of a w+ latent ``ws [N, num_ws, w_dim]``; only the
         rows of layers after the cut are read. ``**kw`` are ``noise_mode`` (default "const") and
-        ``noise`` as in ``synthesize``.
+        ``noise`` as in ``synthesize``; only the noise maps of layers after the cut (``tail_noise``)
+        reach the tail's image.
         """
-        from ..layers import LayerSplit, check_split_layer
-
-        names = self.layer_names_for_split()
-        layer = check_split_layer(self, layer, names)
+        names = self.split_layers()
+        layer = check_split_layer(self.name, layer, names)
         res = int(layer)
         resolutions = self.config.block_resolutions
         head_res = [r for r in resolutions if r <= res]
@@ -361,7 +410,8 @@ class StyleGAN2Generator(Generator):
             _, img = syn.run_blocks(styles, x, img, tail_res, noise_mode=noise_mode, noise=noise)
             return img  # type: ignore[return-value]
 
-        return LayerSplit(name=layer, head=head, tail=tail, tail_space="w+")
+        after = tuple(n for n in syn.noise_layer_names if int(n.split(".")[0][1:]) > res)
+        return LayerSplit(name=layer, head=head, tail=tail, tail_space="w+", tail_noise=after)
 
     @torch.no_grad()
     def mean_latent(self, space: str) -> Tensor:
@@ -381,4 +431,5 @@ class StyleGAN2Generator(Generator):
         d = super().describe()
         d["config"] = self.config.to_dict()
         d["style_layers"] = dict(zip(self.style_layer_names, self.style_dims))
+        d["pn_fit"] = {"n": self.pn_fit.n, "seed": self.pn_fit.seed}
         return d

@@ -15,7 +15,7 @@ the modulated convolutions and the *last* ToRGB (the style layers of rosinality'
 their count is ``num_ws``; the intermediate ToRGBs of the skip architecture are left out.
 
 Anchors are computed once per generator (default n = 10^4 samples; the authors use 10^5) and cached
-in memory and on disk like the P-space statistics (see ``spaces.cached_stats``), keyed by a hash of
+in memory and on disk like the P-space statistics (``invertkit.store.statcache``), keyed by a hash of
 the weights they depend on (mapping and affine layers) and the fit settings.
 """
 
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...errors import LatentSpaceError
+from ...store.statcache import cached_stats
 from . import spaces as _sp
 
 if TYPE_CHECKING:
@@ -41,18 +41,15 @@ _ANCHOR_SEED_OFFSET = 1_000_003  # keeps anchor draws apart from sample_latent(s
 
 
 def _check(G: object) -> StyleGAN2Generator:
-    if not (hasattr(G, "style_layer_names") and hasattr(G, "net") and "s" in getattr(G, "spaces", ())):
-        raise LatentSpaceError(
-            f"NSCD needs a StyleGAN2-like generator with a style space; {getattr(G, 'name', type(G).__name__)} has none")
-    return G  # type: ignore[return-value]
+    from ..capabilities import StyleSpaces, require
+
+    return require(G, StyleSpaces, "NSCD")  # type: ignore[arg-type,return-value]
 
 
 def nscd_layer_indices(G: StyleGAN2Generator) -> list[int]:
-    """Indices into ``G.style_layer_names`` of the layers NSCD reads: every modulated conv and the last ToRGB."""
-    names = _check(G).style_layer_names
-    last = len(names) - 1
-    assert names[last].endswith("torgb")
-    return [i for i, n in enumerate(names) if not n.endswith("torgb") or i == last]
+    """Indices into ``G.style_layer_names`` of the layers NSCD reads: every modulated conv and the
+    last ToRGB, one per W+ row (``G.row_layers()``)."""
+    return _check(G).row_layers()
 
 
 def nscd_layer_names(G: StyleGAN2Generator) -> list[str]:
@@ -83,14 +80,14 @@ def _compute(G: StyleGAN2Generator, n: int, seed: int) -> dict[str, Tensor]:
 
 
 def style_anchors(G: StyleGAN2Generator, n: int = ANCHOR_SAMPLES, seed: int = 0, *, refresh: bool = False,
-                  disk: bool | None = None) -> list[Tensor]:
+                  disk: bool = True) -> list[Tensor]:
     """Per style layer (all of ``G.style_layer_names``, in order): ``mu_l``, the mean of ``s_l/||s_l||``.
 
     Args:
         G: a StyleGAN2 generator.
         n: latents sampled through the mapping (z ~ N(0, I); uniform random labels if conditional).
         seed: seed of those draws (a stream separate from ``sample_latent(seed=...)``).
-        refresh: recompute even if cached; disk: see ``spaces.cached_stats``.
+        refresh: recompute even if cached; disk: also keep them under ``$INVERTKIT_HOME/stats``.
 
     Returns:
         float32 tensors ``[style_dims[l]]`` on G's device (not re-normalised; ``||mu_l|| <= 1``).
@@ -103,7 +100,7 @@ def style_anchors(G: StyleGAN2Generator, n: int = ANCHOR_SAMPLES, seed: int = 0,
         return _anchors(G, int(n), int(seed), refresh, disk)
 
 
-def _anchors(G: StyleGAN2Generator, n: int, seed: int, refresh: bool, disk: bool | None) -> list[Tensor]:
+def _anchors(G: StyleGAN2Generator, n: int, seed: int, refresh: bool, disk: bool) -> list[Tensor]:
     syn = G.net.synthesis
     weights = dict(G.net.mapping.named_parameters())
     for name in syn.layer_names:
@@ -111,7 +108,7 @@ def _anchors(G: StyleGAN2Generator, n: int, seed: int, refresh: bool, disk: bool
     cfg = G.config
     info = {"n": int(n), "seed": int(seed), "config": cfg.to_dict()}
     expect = {f"anchor_{k}": (d,) for k, d in enumerate(syn.style_dims)}
-    t = _sp.cached_stats(G, "nscd_anchors", weights=weights, info=info, expect=expect,
+    t = cached_stats(G, "nscd_anchors", weights=weights, info=info, expect=expect,
                          compute=lambda: _compute(G, int(n), int(seed)), refresh=refresh, disk=disk)
     dev = G.device
     memo = G.__dict__.setdefault("_invertkit_stats", {})

@@ -23,31 +23,28 @@ P_N: P whitened by PCA
 Both are used per layer, like W+ (Zhu et al.'s P+ / P_N+, the variant they recommend for real
 images): a latent is ``[N, num_ws, w_dim]`` and the same map is applied to every row.
 
+Which fit
+    A generator's ``pn`` space is defined by one fit, fixed when the generator is built
+    (``StyleGAN2Generator(..., pn_fit=PFit(n, seed))``, default 10^5 samples, seed 0) and recorded in
+    its description: asking for another fit (``p_stats(G, n=...)``) returns that fit and changes
+    nothing else, so ``pn`` latents mean the same for the whole life of the generator.
+
 Cache
-    Statistics are computed lazily once per generator (kept in memory on the generator object,
-    invalidated when its weights change in place) and stored on disk under
-    ``$INVERTKIT_HOME/stats`` (default ``~/.cache/invertkit/stats``) as
-    ``<kind>-<sha256 of the relevant weights, hyper-parameters and fit settings>.safetensors``
-    (written when the fit took at least ``DISK_MIN_SECONDS``, so tiny test generators leave no
-    files; ``disk=True`` always writes). A corrupt or mismatching file is ignored and rewritten.
+    Fits are cached in memory and under ``$INVERTKIT_HOME/stats``, keyed by the sha256 of the
+    mapping network's weights and the fit settings (``invertkit.store.statcache``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
-import tempfile
-import time
-import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+from ...store.statcache import cached_stats
 
 if TYPE_CHECKING:
     from .generator import StyleGAN2Generator
@@ -60,17 +57,22 @@ __all__ = [
     "pn_to_p",
     "p_stats",
     "fit_p_stats",
-    "stats_dir",
-    "cached_stats",
     "mapped_w_batches",
+    "PFit",
     "P_FIT_SAMPLES",
 ]
 
 SQRT2 = math.sqrt(2.0)
 P_FIT_SAMPLES = 100_000  # Zhu et al. fit their PCA on 10^6 samples; 10^5 pins 512-d statistics well
 _FIT_SEED_OFFSET = 2_000_003  # keeps the fit's z draws apart from sample_latent(seed=...)
-_CACHE_VERSION = "1"
-DISK_MIN_SECONDS = 0.5  # statistics cheaper than this are not worth a file (see cached_stats)
+
+
+@dataclass(frozen=True)
+class PFit:
+    """Which PCA defines a generator's ``pn`` space: ``n`` mapped samples drawn from ``seed``."""
+
+    n: int = P_FIT_SAMPLES
+    seed: int = 0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -129,104 +131,6 @@ def pn_to_p(v: Tensor, stats: PSpaceStats) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------------
-# Cache plumbing (shared with the NSCD anchors)
-# ------------------------------------------------------------------------------------------------
-
-
-def stats_dir() -> Path:
-    """``$INVERTKIT_HOME/stats`` or ``~/.cache/invertkit/stats`` (same root as the model zoo)."""
-    return Path(os.environ.get("INVERTKIT_HOME") or Path.home() / ".cache" / "invertkit") / "stats"
-
-
-def weights_digest(tensors: Mapping[str, Tensor], extra: Mapping[str, Any]) -> str:
-    """sha256 over tensor names, dtypes, shapes and bytes (sorted by name) plus ``extra`` as JSON."""
-    h = hashlib.sha256()
-    h.update(json.dumps(dict(extra), sort_keys=True, default=str).encode())
-    for name in sorted(tensors):
-        t = tensors[name].detach().to("cpu").contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def _fingerprint(tensors: Iterable[Tensor]) -> tuple[tuple[int, int], ...]:
-    # storage address + in-place version counter: changes when weights are tuned or reloaded
-    return tuple((t.data_ptr(), t._version) for t in tensors)
-
-
-def _read(path: Path, expect: Mapping[str, tuple[int, ...]], kind: str) -> dict[str, Tensor] | None:
-    if not path.is_file():
-        return None
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            out = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception:  # a truncated/garbled file is just a cache miss
-        return None
-    if meta.get("kind") != kind or meta.get("version") != _CACHE_VERSION or set(out) != set(expect):
-        return None
-    for k, shape in expect.items():
-        if tuple(out[k].shape) != tuple(shape) or not torch.isfinite(out[k]).all():
-            return None
-    return out
-
-
-def _write(path: Path, tensors: Mapping[str, Tensor], kind: str, info: Mapping[str, Any]) -> None:
-    try:
-        from safetensors.torch import save_file
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.close(fd)
-        os.chmod(tmp, 0o644)
-        meta = {"kind": kind, "version": _CACHE_VERSION, "info": json.dumps(dict(info), sort_keys=True)}
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except OSError as exc:  # a read-only home must not break inversion
-        warnings.warn(f"invertkit: could not write statistics cache {path}: {exc}", stacklevel=3)
-
-
-def cached_stats(owner: object, kind: str, *, weights: Mapping[str, Tensor], info: Mapping[str, Any],
-                 expect: Mapping[str, tuple[int, ...]], compute: Callable[[], dict[str, Tensor]],
-                 refresh: bool = False, disk: bool | None = None) -> dict[str, Tensor]:
-    """Memory- and disk-cached statistics of a generator.
-
-    Args:
-        owner: the object the in-memory cache hangs on (the generator).
-        kind: a short name (``"p_pca"``, ``"nscd_anchors"``), also the file name prefix.
-        weights: the tensors the statistics depend on (hashed for the file name, fingerprinted in memory).
-        info: the fit settings (n, seed, hyper-parameters), part of the key.
-        expect: name -> shape of every tensor ``compute`` returns (validates files read back).
-        compute: produces the tensors (CPU) on a miss.
-        refresh: ignore both caches and recompute (the file is rewritten).
-        disk: True: read and write the on-disk cache; False: memory only; None (default): read it,
-            but write only when computing took at least ``DISK_MIN_SECONDS`` (so the statistics of
-            tiny test generators do not litter the cache folder; the values are the same either way).
-    """
-    memo: dict[str, Any] = owner.__dict__.setdefault("_invertkit_stats", {})
-    key = (kind, json.dumps(dict(info), sort_keys=True, default=str))
-    fp = _fingerprint(weights.values())
-    hit = memo.get(key)
-    if hit is not None and hit[0] == fp and not refresh:
-        return hit[1]
-    out = None
-    path = None
-    if disk or disk is None:
-        path = stats_dir() / f"{kind}-{weights_digest(weights, {**info, 'kind': kind})[:32]}.safetensors"
-        if not refresh:
-            out = _read(path, expect, kind)
-    if out is None:
-        t0 = time.perf_counter()
-        out = compute()
-        if path is not None and (disk or time.perf_counter() - t0 >= DISK_MIN_SECONDS):
-            _write(path, out, kind, info)
-    memo[key] = (fp, out)
-    return out
-
-
-# ------------------------------------------------------------------------------------------------
 # Fitting
 # ------------------------------------------------------------------------------------------------
 
@@ -282,37 +186,33 @@ def fit_p_stats(G: StyleGAN2Generator, n: int = P_FIT_SAMPLES, seed: int = 0) ->
     return PSpaceStats(mean, evecs.contiguous(), scale, w_mean, w_var, int(n), int(seed))
 
 
-def p_stats(G: StyleGAN2Generator, n: int | None = None, seed: int = 0, *, refresh: bool = False,
-            disk: bool | None = None) -> PSpaceStats:
-    """P-space PCA of ``G`` (float32, on G's device), fitted once and cached (memory + disk).
+def p_stats(G: StyleGAN2Generator, n: int | None = None, seed: int | None = None, *, refresh: bool = False,
+            disk: bool = True) -> PSpaceStats:
+    """P-space PCA of ``G`` (float32, on G's device), fitted once per weights and settings and cached.
 
-    With ``n=None`` the statistics currently in use are returned (fitting ``P_FIT_SAMPLES`` samples
-    if there are none); giving ``n`` / ``seed`` selects (and makes current) that fit.
+    ``n`` / ``seed`` default to ``G.pn_fit``, the fit that defines G's ``pn`` space; other values
+    return another fit and leave ``pn`` unchanged.
     """
+    fit = G.pn_fit
+    n = fit.n if n is None else int(n)
+    seed = fit.seed if seed is None else int(seed)
     # statistics first needed inside torch.inference_mode() (a metric) must still be usable in autograd
     with torch.inference_mode(False), torch.no_grad():
-        return _p_stats(G, n, seed, refresh=refresh, disk=disk)
+        cfg = G.config
+        info = {"n": n, "seed": seed, "z_dim": cfg.z_dim, "c_dim": cfg.c_dim, "w_dim": cfg.w_dim,
+                "mapping_layers": cfg.mapping_layers, "lr_mul": cfg.mapping_lr_multiplier}
+        d = cfg.w_dim
+        expect = {"mean": (d,), "components": (d, d), "scale": (d,), "w_mean": (d,), "w_var": ()}
+        t = cached_stats(G, "p_pca", weights=dict(G.net.mapping.named_parameters()), info=info, expect=expect,
+                         compute=lambda: fit_p_stats(G, n, seed).tensors(), refresh=refresh, disk=disk)
+        return _on_device(G, t, n, seed)
 
 
-def _p_stats(G: StyleGAN2Generator, n: int | None, seed: int, *, refresh: bool, disk: bool | None) -> PSpaceStats:
-    memo = G.__dict__.setdefault("_invertkit_stats", {})
-    mapping = dict(G.net.mapping.named_parameters())
-    fp = _fingerprint(mapping.values())
-    current = memo.get("p_current")
-    if current is not None and current[0] != fp:
-        current = None
-    if n is None:
-        if current is not None and not refresh and current[1].mean.device == G.device:
-            return current[1]
-        n, seed = (current[2], current[3]) if current is not None else (P_FIT_SAMPLES, seed)
-    n = int(n)
-    cfg = G.config
-    info = {"n": n, "seed": int(seed), "z_dim": cfg.z_dim, "c_dim": cfg.c_dim, "w_dim": cfg.w_dim,
-            "mapping_layers": cfg.mapping_layers, "lr_mul": cfg.mapping_lr_multiplier}
-    d = cfg.w_dim
-    expect = {"mean": (d,), "components": (d, d), "scale": (d,), "w_mean": (d,), "w_var": ()}
-    t = cached_stats(G, "p_pca", weights=mapping, info=info, expect=expect,
-                     compute=lambda: fit_p_stats(G, n, seed).tensors(), refresh=refresh, disk=disk)
-    stats = PSpaceStats(**t, n=n, seed=int(seed)).on(G.device)
-    memo["p_current"] = (fp, stats, n, int(seed))
-    return stats
+def _on_device(G: StyleGAN2Generator, t: dict[str, Tensor], n: int, seed: int) -> PSpaceStats:
+    """One float32 copy of a fit per device, reused by every conversion (p_stats is called every step)."""
+    memo = G.__dict__.setdefault("_invertkit_p_on", {})
+    key = (n, seed, str(G.device))
+    hit = memo.get(key)
+    if hit is None or hit[0] is not t:
+        hit = memo[key] = (t, PSpaceStats(**t, n=n, seed=seed).on(G.device))
+    return hit[1]

@@ -2,10 +2,12 @@
 
 Diffusion models: ``ddim``, ``renoise``, ``nulltext``, ``negprompt``, ``direct``, ``edict``, ``bdia``.
 Rectified flows: ``flow-euler``, ``flow-midpoint``, ``fireflow``, ``rf-inversion``, ``coupled-flow``.
-Shared options, the run and ``regenerate`` (editing by re-sampling) are in ``common``; ``state_io``
-saves one image's state (``latents/<name>_state.safetensors`` of a run) and regenerates it later.
+Shared options, the run and ``regenerate`` (editing by re-sampling) are in ``common``; the result type
+(``invertkit.results.DiffusionInversion``) saves each image's state beside its latent in a run folder
+and re-renders it later.
 """
 
+from ...diffusion.state import SAMPLERS
 from . import (  # noqa: F401
     bdia,
     coupled_flow,
@@ -20,10 +22,8 @@ from . import (  # noqa: F401
     renoise,
     rf_inversion,
 )
-from .common import SAMPLERS, DiffusionOptions, DiffusionState, add_edits, regenerate
-from .state_io import load_state, regenerate_file, save_state
+from .common import DiffusionOptions, DiffusionState, add_edits, regenerate
 
-DIFFUSION_METHODS = tuple(SAMPLERS)
+DIFFUSION_METHODS = tuple(SAMPLERS.names())
 
-__all__ = ["DIFFUSION_METHODS", "SAMPLERS", "DiffusionOptions", "DiffusionState", "add_edits", "load_state",
-           "regenerate", "regenerate_file", "save_state"]
+__all__ = ["DIFFUSION_METHODS", "SAMPLERS", "DiffusionOptions", "DiffusionState", "add_edits", "regenerate"]

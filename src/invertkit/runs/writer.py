@@ -1,18 +1,20 @@
 """Writing a run directory while a run goes on: per-image files as soon as each batch finishes
 (finished work is never lost), then the tables, run.json and report.html at the end.
 
-Layout of ``OUT/``::
+Layout of ``OUT/`` (run format 2)::
 
     images/<stem>_target.png  <stem>_recon.png  [<stem>_observed.png  <stem>_restored.png]
                               [<stem>_edit-<label>.png: diffusion results regenerated with another prompt]
-    latents/<stem>.npz        key "w" [1, num_ws, w_dim] for W-type spaces (NVIDIA's projector
-                              layout), else the space's own key ("z", "s", "noise" ...); also "space"
+                              [<stem>_pivot.png: a pti result's pivot before tuning]
+    latents/<stem>.npz        the image's latent and whatever re-renders it (``results.files``): key "w"
+                              [1, num_ws, w_dim] for W-type spaces (NVIDIA's projector layout), the space's
+                              own key, noise maps, a layerwise result's state, the loss curve
     latents/<stem>_state.safetensors   diffusion methods: the noise latent and the method's state
-                              (per-step nulls, corrections ...) for ``invertkit regenerate``
-    latents/<stem>_delta.safetensors   methods that tune the generator (pti): the image's tuned
-                              weights minus the base's (``generators.tuning``); ``<stem>.npz`` is
-                              its pivot; images/<stem>_pivot.png the pivot's image before tuning
+    latents/<stem>_delta.safetensors   pti: the image's tuned weights minus the base's
     metrics.csv  metrics.json run.json  report.html
+
+``run.json`` names the result type (``kind``), the run format and every image's stem, so
+``invertkit.load_run`` reads the folder back into the typed result the run produced.
 """
 
 from __future__ import annotations
@@ -24,31 +26,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 from torch import Tensor
 
-from .generators.base import Generator
-from .io.images import save_image, slug
-from .io.latents import save_latent_file, space_key
-from .io.report import ReportItem, write_report
-from .io.runinfo import write_run_json
-from .methods.result import InversionResult
-from .metrics import PROTOCOL
-
-W_SPACES = ("w", "w+", "p", "pn")
-
-
-def latent_arrays(G: Generator, latents: Tensor, space: str) -> dict[str, np.ndarray]:
-    """Arrays to save for one image's latent ``[1, ...]``: ``w`` as ``[1, num_ws, w_dim]`` for W-type
-    spaces (what NVIDIA's tools read), the space's own array otherwise (and always under its name)."""
-    out = {space_key(space): latents.detach().float().cpu().numpy()}
-    if space in W_SPACES and "w+" in G.spaces:
-        with torch.no_grad():
-            out["w"] = G.convert(latents, space, "w+").detach().float().cpu().numpy()
-    elif space in ("z", "z-sphere"):
-        out["z"] = latents.detach().float().cpu().numpy()
-    return out
+from .. import __version__
+from ..generators.base import Generator
+from ..io.images import save_image, slug
+from ..io.report import ReportItem, write_report
+from ..io.runinfo import write_run_json
+from ..metrics import PROTOCOL
+from ..results import DiffusionInversion, InversionResult, LatentInversion, TunedInversion
+from ..results.files import FORMAT_VERSION
 
 
 class RunWriter:
@@ -67,6 +54,8 @@ class RunWriter:
         self.seconds = 0.0
         self.used_stems: set[str] = set()
         self.deltas: dict[str, str] = {}  # image name -> its weight delta file, relative to out_dir
+        self.entries: list[dict[str, Any]] = []  # per image: name, stem, files (run.json "items")
+        self.kind: str | None = None
 
     def _stem(self, name: str) -> str:
         stem = Path(name).stem.replace(" ", "_") or "image"
@@ -78,11 +67,14 @@ class RunWriter:
         return candidate
 
     def add(self, result: InversionResult, targets: Tensor, names: Sequence[str], *, observed: Tensor | None = None) -> None:
-        """Write the files of a finished batch right away."""
+        """Write the files of a finished batch right away: images, each image's latent file and what
+        re-renders it (``result.save_item``), and the image's row of the tables."""
+        if self.kind is not None and result.kind != self.kind:
+            raise ValueError(f"a run holds one kind of result: got {result.kind} after {self.kind}")
+        self.kind = result.kind
         self.config = result.config
-        self.seconds += result.timings.get("seconds", 0.0)
-        per_image_s = result.timings.get("seconds", 0.0) / max(len(names), 1)
-        evals = result.timings.get("evaluations_per_image") or [result.timings.get("evaluations", 0.0)] * len(names)
+        self.seconds += result.timings.seconds
+        per_image_s = result.timings.seconds_per_image()
         loss = result.history.get("loss")
         for i, name in enumerate(names):
             stem = self._stem(name)
@@ -90,37 +82,27 @@ class RunWriter:
             save_image(result.reconstructions[i], self.out / "images" / f"{stem}_recon.png")
             if observed is not None:
                 save_image(observed[i], self.out / "images" / f"{stem}_observed.png")
-            if "composite" in result.extras:  # inpainting: observed pixels kept, hole filled
-                save_image(result.extras["composite"][i], self.out / "images" / f"{stem}_restored.png")
-            arrays = latent_arrays(self.G, result.latents[i : i + 1], result.space)
-            save_latent_file(self.out / "latents" / f"{stem}.npz", arrays, result.space)
-            if "diffusion_state" in result.extras:  # what the method needs to regenerate (edit) the image later
-                from .methods.diffusion.state_io import save_state
-
-                save_state(self.out / "latents" / f"{stem}_state.safetensors", result, i, self.G.name)
-            if "deltas" in result.extras:  # generator tuning (pti): the image's own weights, as a difference
-                self._save_delta(result, i, stem, name)
+            if isinstance(result, LatentInversion) and result.composite is not None:  # inpainting: observed pixels kept, hole filled
+                save_image(result.composite[i], self.out / "images" / f"{stem}_restored.png")
+            files = result.save_item(i, self.out / "latents", stem, self.G, image=name)
+            self.entries.append({"image": name, "stem": stem, "files": [f"latents/{f}" for f in files]})
             shown = {}
-            for label, edited in result.extras.get("edits", {}).items():  # diffusion: regenerated with another prompt
-                save_image(edited[i], self.out / "images" / f"{stem}_edit-{slug(label, 'edit')}.png")
-                shown[label] = edited[i].detach().cpu()
-            row = {"image": name, **result.metrics[i], "seconds": per_image_s, "evaluations": float(evals[i])}
-            row.update({k: result.timings[k] for k in ("nfe_invert", "nfe_reconstruct") if k in result.timings})
+            if isinstance(result, TunedInversion):  # generator tuning (pti): the image's own weights, as a difference
+                self.deltas[name] = f"latents/{stem}_delta.safetensors"
+                if result.pivot is not None and result.pivot.reconstructions is not None:
+                    save_image(result.pivot.reconstructions[i], self.out / "images" / f"{stem}_pivot.png")
+            row: dict[str, Any] = {"image": name, **result.metrics[i], "seconds": per_image_s,
+                                   "evaluations": float(result.timings.evaluations[i])}
+            if isinstance(result, DiffusionInversion):  # regenerated with other prompts; NFE of both directions
+                for label, edited in result.edits.items():
+                    save_image(edited[i], self.out / "images" / f"{stem}_edit-{slug(label, 'edit')}.png")
+                    shown[label] = edited[i].detach().cpu()
+                row["nfe_invert"] = float(result.timings.evaluations[i])
+                row["nfe_reconstruct"] = float(result.nfe_reconstruct[i])
             self.rows.append(row)
             self.items.append(ReportItem(name, targets[i].detach().cpu(), result.reconstructions[i].detach().cpu(), dict(result.metrics[i]), shown))
             if loss is not None and loss.numel():
                 self.curves[name] = loss[:, i].tolist()
-
-    def _save_delta(self, result: InversionResult, i: int, stem: str, name: str) -> None:
-        from .generators.tuning import save_delta
-
-        path = self.out / "latents" / f"{stem}_delta.safetensors"
-        meta = {**result.extras.get("delta_meta", {"base": self.G.name}), "image": name, "pivot_file": f"{stem}.npz"}
-        save_delta(path, result.extras["deltas"][i], meta)
-        self.deltas[name] = path.relative_to(self.out).as_posix()
-        pivot = result.extras.get("pivot", {}).get("reconstructions")
-        if pivot is not None:
-            save_image(pivot[i], self.out / "images" / f"{stem}_pivot.png")
 
     def fail(self, name: str, message: str) -> None:
         self.failures[name] = message
@@ -138,11 +120,15 @@ class RunWriter:
             writer.writerows(self.rows)
         write_run_json(
             out / "run.json",
-            generator=self.G.describe(),
+            run_format=FORMAT_VERSION,
+            invertkit=__version__,
+            kind=self.kind,
+            generator={**self.G.describe(), "fingerprint": self.G.fingerprint()},
             config=self.config,
             timings={"seconds": self.seconds, "images": len(self.rows), "seconds_per_image": self.seconds / max(len(self.rows), 1)},
             metric_protocol={**PROTOCOL, "resolution": f"{self.G.resolution}x{self.G.resolution} (the generator's)"},
             images=[r["image"] for r in self.rows],
+            items=self.entries,
             failures=self.failures,
             **({"deltas": self.deltas} if self.deltas else {}),
             **(extra or {}),

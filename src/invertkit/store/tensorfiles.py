@@ -1,4 +1,4 @@
-"""Safe reading of plain ``torch.save`` state dicts (zoo weights, user modules).
+"""Safe reading of plain ``torch.save`` state dicts (zoo weights, feature networks, user modules).
 
 Only ``torch.load(..., weights_only=True)`` is used: a file that holds anything but tensors and
 plain containers is refused instead of executed.
