@@ -157,7 +157,7 @@ def test_e4e_and_restyle_train(tiny_sg2, tiny_mlp, tmp_path):
 def test_encoder_methods_and_their_errors(tiny_sg2, tiny_mlp, tmp_path):
     path = train_encoder(tiny_sg2, tmp_path / "psp", steps=60, batch=8, checkpoint_every=60, **FAST)
     x = tiny_sg2.synthesize(tiny_sg2.sample_latent(3, "w+", seed=8), "w+").detach()
-    res = invert(tiny_sg2, x, "encoder", encoder=str(path), batch=2)
+    res = invert(tiny_sg2, x, "encoder", encoder=str(path), chunk=2)
     assert res.space == "w+" and res.latents.shape == (3, tiny_sg2.num_ws, 32)
     assert "nscd" in res.metrics[0] and "psnr" in res.metrics[0]
     assert torch.allclose(res.reconstructions, tiny_sg2.synthesize(res.latents, "w+"), atol=1e-5)

@@ -16,9 +16,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 AUTO = "auto"
+Auto = Literal["auto"]  # in annotations: ``restarts: int | Auto = option("auto", ...)``
+
+
+def is_auto(value: object) -> bool:
+    """Whether an option still asks for its automatic value (``"auto"``; ``None`` from older callers)."""
+    return value is None or value == AUTO
 
 
 def option(default: Any, help: str, *, choices: Sequence[str] | None = None) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -10,25 +11,54 @@ import torch
 from ..errors import ConfigError, ImageError
 from .options import add_generator_flags, add_options_flags, given_options
 
+DEFAULT_METHOD = "optimize"
+
 
 def _method_classes() -> dict[str, type]:
     from ..methods import METHODS
 
-    names = sorted(METHODS.names(), key=lambda m: (m != "optimize", m))  # optimize's help first
+    names = sorted(METHODS.names(), key=lambda m: (m != DEFAULT_METHOD, m))  # the default first
     return {name: METHODS.get(name).options for name in names}
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def chosen_method(argv: Sequence[str]) -> str | None:
+    """The ``--method`` / ``-m`` value in a command line (None when absent): its options are the
+    ones ``invertkit invert --help`` lists."""
+    for k, arg in enumerate(argv):
+        if arg in ("--method", "-m") and k + 1 < len(argv):
+            return argv[k + 1]
+        if arg.startswith("--method="):
+            return arg.split("=", 1)[1]
+        if arg.startswith("-m") and len(arg) > 2 and not arg.startswith("--"):
+            return arg[2:]
+    return None
+
+
+def method_list() -> str:
+    """``name: summary`` for every method, one per line (the --help epilog)."""
+    from ..methods import METHODS
+
+    names = list(_method_classes())
+    width = max(len(n) for n in names)
+    return "\n".join(f"  {n.ljust(width)}  {METHODS.get(n).summary}" for n in names)
+
+
+def add_parser(sub: argparse._SubParsersAction, argv: Sequence[str] = ()) -> None:
+    classes = _method_classes()
+    method = chosen_method(argv)
+    shown = method if method in classes else DEFAULT_METHOD
     p = sub.add_parser(
         "invert",
         help="invert image files into a generator; writes images, latents, metrics and report.html",
-        description="Invert images (files or folders) into a generator. Method options come from the "
-        "method's options dataclass; unset flags keep the method's defaults.",
+        description="Invert images (files or folders) into a generator. Each method's options are flags; "
+        "unset flags keep the method's defaults. `invertkit invert -m METHOD --help` lists METHOD's options.",
+        epilog=f"methods (-m METHOD --help for each one's options):\n{method_list()}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("images", nargs="+", help="image files or folders of images")
     add_generator_flags(p)
-    p.add_argument("--method", "-m", default="optimize",
-                   help=f"{' | '.join(_method_classes())} (default optimize)")
+    p.add_argument("--method", "-m", default=DEFAULT_METHOD, metavar="METHOD",
+                   help=f"the inversion method (default {DEFAULT_METHOD}; list below)")
     p.add_argument("--batch-size", type=int, default=8, help="images optimised together (default 8)")
     p.add_argument("--out", "-o", default="runs/invert", help="output folder (default runs/invert)")
     p.add_argument("--degrade", default=None, help="restoration: downsample:F, grayscale, noise:SIGMA, mask:PATH, joined by +")
@@ -38,7 +68,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt-embeds", default=None, help="diffusion models: a safetensors file of named prompt embeddings to add")
     p.add_argument("--edit-prompt", default="", help="diffusion models: regenerate each inversion with these prompts too (comma-separated)")
     p.add_argument("--edit-guidance", type=float, default=None, help="diffusion models: guidance scale of the edits (default: the inversion's)")
-    add_options_flags(p, _method_classes())
+    add_options_flags(p, classes, shown=shown,
+                      title=f"options of --method {shown}" + (" (the default method)" if method is None else ""))
     p.set_defaults(func=run)
 
 
@@ -67,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown --method {args.method!r}; choose one of: {', '.join(classes)}")
 
     owners = {m: set(c.__dataclass_fields__) for m, c in classes.items()}
-    options = given_options(args, args.method, owners)
+    options = given_options(args, args.method, owners, classes)
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
     G = load_generator(args.generator, device=args.device, weights=args.weights)

@@ -29,14 +29,18 @@ from . import (
 COMMANDS = (zoo, info, convert, generate, invert, train_encoder, bench, demo, directions, edit, interpolate, regenerate)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The command-line parser; ``argv`` tells ``invert`` which method's options its help lists."""
     parser = argparse.ArgumentParser(prog="invertkit", description="Image inversion into pretrained generative models.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument("--version", action="version", version=f"invertkit {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in COMMANDS:
-        module.add_parser(sub)
+        if module is invert:
+            invert.add_parser(sub, argv)
+        else:
+            module.add_parser(sub)
     return parser
 
 
@@ -48,7 +52,8 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 partial failure, 2 bad input)."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 
 from ..errors import ConfigError
+from ..optionfields import AUTO, declared_options
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -40,80 +41,87 @@ def add_generator_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ...")
 
 
-def field_help(cls: type) -> dict[str, str]:
-    """Help text of each dataclass field, taken from its trailing ``# comment`` in the source (the
-    options dataclasses document their fields that way, so the docs live in one place)."""
-    import inspect
-    import re
-
-    out: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):  # base classes first, so a subclass's comment wins
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            src = inspect.getsource(klass)
-        except (OSError, TypeError):
-            continue
-        for m in re.finditer(r"^\s+(\w+): [^=\n]+= [^#\n]+#\s*(.+)$", src, flags=re.M):
-            out[m.group(1)] = m.group(2).strip()
-    return out
-
-
-def _arg_type(annotation: str):
-    a = annotation.replace(" ", "")
-    if a.startswith("bool"):
-        return "bool"
-    if a.startswith("int"):
-        return int
-    if a.startswith("float"):
-        return float
+def _base_type(annotation: object) -> type:
+    """The value type of an option field from its annotation (``"int | Auto"`` -> int)."""
+    a = str(annotation).replace(" ", "")
+    for name, kind in (("bool", bool), ("int", int), ("float", float)):
+        if a.startswith(name):
+            return kind
     return str
 
 
-def add_options_flags(p: argparse.ArgumentParser, classes: dict[str, type], skip: tuple[str, ...] = ()) -> dict[str, set[str]]:
-    """Add one ``--flag`` per field of the given options dataclasses (union over methods), default
-    None meaning "not given" so each method keeps its own default. The help lists each method's
-    default. Returns method -> its field names."""
-    import dataclasses
+def _parse(kind: type, auto: bool, choices: tuple[str, ...] | None):
+    """An argparse ``type`` reading ``kind`` values, ``auto`` where the option has an automatic value."""
 
-    owners: dict[str, set[str]] = {}
-    info: dict[str, dict] = {}
-    for method, cls in classes.items():
-        helps = field_help(cls)
-        owners[method] = set()
-        for f in dataclasses.fields(cls):
-            owners[method].add(f.name)
-            if f.name in skip:
+    def parse(text: str) -> object:
+        if auto and text == AUTO:
+            return AUTO
+        if choices and text not in choices:
+            raise argparse.ArgumentTypeError(f"choose one of {', '.join(choices)}")
+        try:
+            return kind(text)
+        except ValueError:
+            what = f"{kind.__name__}{' or auto' if auto else ''}"
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def _default_text(value: object) -> str:
+    return "unset" if value is None else '""' if value == "" else str(value)
+
+
+def add_options_flags(p: argparse.ArgumentParser, classes: dict[str, type], *, shown: str | None = None,
+                      title: str | None = None) -> dict[str, set[str]]:
+    """One ``--flag`` per declared option (``optionfields.option``) of the given options dataclasses.
+
+    Every flag parses (default None: "not given", so each method keeps its own default); only the
+    options of ``shown`` (default: all classes) are listed in the help, with that class's help text,
+    allowed values and default, in a group titled ``title``. Returns method -> its option names.
+    """
+    owners = {method: {o.name for o in declared_options(cls)} for method, cls in classes.items()}
+    visible = {shown: classes[shown]} if shown is not None else classes
+    group = p.add_argument_group(title) if title else p
+    added: set[str] = set()
+    for method, cls in [*visible.items(), *[(m, c) for m, c in classes.items() if m not in visible]]:
+        hints = {f.name: f.type for f in dataclasses.fields(cls)}
+        for o in declared_options(cls):
+            if o.name in added:
                 continue
-            entry = info.setdefault(f.name, {"type": _arg_type(str(f.type)), "helps": {}, "defaults": {}})
-            if helps.get(f.name):
-                entry["helps"].setdefault(helps[f.name], []).append(method)
-            entry["defaults"][method] = f.default
-    for name, entry in info.items():
-        defaults = entry["defaults"]
-        if len(set(map(repr, defaults.values()))) == 1:
-            dtext = f"default {next(iter(defaults.values()))}"
-        else:
-            dtext = "defaults: " + ", ".join(f"{m} {d}" for m, d in defaults.items())
-        if len(defaults) < len(classes):
-            dtext += "; only " + ", ".join(defaults)
-        flag = "--" + name.replace("_", "-")
-        texts = entry["helps"]  # one text, or each method's own meaning of the same flag
-        about = next(iter(texts)) if len(texts) == 1 else "; ".join(f"{', '.join(ms)}: {t}" for t, ms in texts.items())
-        text = f"{about} ({dtext})".strip().replace("%", "%%")  # argparse formats help with %
-        if entry["type"] == "bool":
-            p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=text)
-        else:
-            p.add_argument(flag, dest=name, type=entry["type"], default=None, help=text)
+            added.add(o.name)
+            kind = _base_type(hints[o.name])
+            # a flag accepts "auto" when any method's option of that name has it (given_options checks the chosen one)
+            auto = any(getattr(next((x for x in declared_options(c) if x.name == o.name), None), "default", None) == AUTO
+                       for c in classes.values())
+            flag = "--" + o.name.replace("_", "-")
+            if method in visible:
+                allowed = f"; one of {', '.join(o.choices)}" if o.choices and len(o.choices) > 4 else ""
+                text = f"{o.help}{allowed} (default {_default_text(o.default)})".replace("%", "%%")
+            else:
+                text = argparse.SUPPRESS
+            if kind is bool:
+                group.add_argument(flag, dest=o.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+            else:
+                metavar = "|".join(o.choices) if o.choices and len(o.choices) <= 4 else o.name.upper()
+                group.add_argument(flag, dest=o.name, type=_parse(kind, auto, o.choices), default=None, help=text, metavar=metavar)
     return owners
 
 
-def given_options(args: argparse.Namespace, method: str, owners: dict[str, set[str]]) -> dict[str, object]:
-    """The options the user set on the command line, checked against the chosen method."""
+def given_options(args: argparse.Namespace, method: str, owners: dict[str, set[str]],
+                  classes: dict[str, type] | None = None) -> dict[str, object]:
+    """The options the user set on the command line, checked against the chosen method: a flag of
+    another method, or ``auto`` for an option without an automatic value, is one clear line."""
     all_fields = set().union(*owners.values())
     given = {name: getattr(args, name) for name in all_fields if getattr(args, name, None) is not None}
     wrong = sorted(k for k in given if k not in owners[method])
     if wrong:
         flags = ", ".join("--" + k.replace("_", "-") for k in wrong)
-        raise ConfigError(f"{flags} do(es) not apply to --method {method}; its options: {', '.join(sorted(owners[method]))}")
+        raise ConfigError(f"{flags} do(es) not apply to --method {method}; its options: {', '.join(sorted(owners[method]))} "
+                          f"(invertkit invert -m {method} --help)")
+    if classes is not None:
+        defaults = {o.name: o.default for o in declared_options(classes[method])}
+        for name, value in given.items():
+            if value == AUTO and defaults.get(name) != AUTO:
+                raise ConfigError(f"--{name.replace('_', '-')} auto: {method}'s {name} has no automatic value; give one")
     return given

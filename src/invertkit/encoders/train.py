@@ -39,6 +39,7 @@ from ..generators.base import Generator
 from ..generators.capabilities import StyleSpaces, require
 from ..io.images import make_grid, read_images
 from ..metrics import psnr
+from ..optionfields import Auto, is_auto, option
 from .config import ARCHS, config_for
 from .data import Batch, TrainingData, eval_batch
 from .discriminator import LatentDiscriminator, discriminator_loss, generator_loss
@@ -51,30 +52,30 @@ from .nets import Encoder
 class TrainOptions:
     """Encoder training options (``invertkit train-encoder`` flags come from these fields)."""
 
-    arch: str = "psp"  # psp, e4e or restyle
-    steps: int = 3000  # optimisation steps
-    batch: int = 32  # images per step
-    lr: float = 1e-3  # Adam learning rate; cosine decay to 1% of it over the run
-    pixel_weight: float = 1.0  # weight of the pixel MSE between image and reconstruction
-    perceptual_weight: float = 0.8  # weight of the MobileNetV2 perceptual distance (pSp uses 0.8 LPIPS)
-    latent_weight: float = 1.0  # weight of the MSE to the true latent (generated images only)
-    nscd_weight: float = 0.0  # weight of LSAP's NSCD loss (StyleGAN2 only; LSAP's encoder uses 0.5)
-    offset_weight: float = 2e-4  # e4e: weight of the squared norm of the per-row offsets
-    adversarial_weight: float = 0.1  # e4e: weight of the latent discriminator loss (0 turns it off)
-    unlock_every: int = 0  # e4e: steps between switching on the next row's offset (0: auto, steps / (2 rows))
-    iterations: int = 3  # restyle: refinement iterations per training batch
-    images: str | None = None  # real images mixed into training (pixel and perceptual losses): folders (recursive) or globs, comma-separated
-    real_fraction: float = 0.25  # share of each batch drawn from --images
-    augment: bool = False  # blur/greyscale/brightness-jitter the encoder's inputs (targets stay clean): helps on real photos
-    width: int = 32  # channels of the first backbone stage (doubling per stage)
-    max_width: int = 256  # channel cap of the backbone
-    blocks: int = 1  # residual blocks per backbone stage
-    init_from: str | None = None  # start from another encoder file's weights (e.g. a pSp encoder to warm-start ReStyle)
-    bootstrap: str | None = None  # restyle: refine the latents of this (pSp/e4e) encoder file instead of the mean latent (ReStyle's encoder bootstrapping)
-    seed: int = 0  # seeds the weights' initialisation and the training stream
-    checkpoint_every: int = 500  # steps between checkpoints (encoder file, resume state, sample grid)
-    log_every: int = 50  # steps between log lines
-    eval_images: int = 64  # held-out generated images scored at each checkpoint
+    arch: str = option("psp", "psp, e4e or restyle", choices=("psp", "e4e", "restyle"))
+    steps: int = option(3000, "optimisation steps")
+    batch: int = option(32, "images per step")
+    lr: float = option(1e-3, "Adam learning rate; cosine decay to 1% of it over the run")
+    pixel_weight: float = option(1.0, "weight of the pixel MSE between image and reconstruction")
+    perceptual_weight: float = option(0.8, "weight of the MobileNetV2 perceptual distance (pSp uses 0.8 LPIPS)")
+    latent_weight: float = option(1.0, "weight of the MSE to the true latent (generated images only)")
+    nscd_weight: float = option(0.0, "weight of LSAP's NSCD loss (StyleGAN2 only; LSAP's encoder uses 0.5)")
+    offset_weight: float = option(2e-4, "e4e: weight of the squared norm of the per-row offsets")
+    adversarial_weight: float = option(0.1, "e4e: weight of the latent discriminator loss (0 turns it off)")
+    unlock_every: int | Auto = option("auto", "e4e: steps between switching on the next row's offset (auto: steps / (2 rows))")
+    iterations: int = option(3, "restyle: refinement iterations per training batch")
+    images: str | None = option(None, "real images mixed into training (pixel and perceptual losses): folders (recursive) or globs, comma-separated")
+    real_fraction: float = option(0.25, "share of each batch drawn from --images")
+    augment: bool = option(False, "blur/greyscale/brightness-jitter the encoder's inputs (targets stay clean): helps on real photos")
+    width: int = option(32, "channels of the first backbone stage (doubling per stage)")
+    max_width: int = option(256, "channel cap of the backbone")
+    blocks: int = option(1, "residual blocks per backbone stage")
+    init_from: str | None = option(None, "start from another encoder file's weights (e.g. a pSp encoder to warm-start ReStyle)")
+    bootstrap: str | None = option(None, "restyle: refine the latents of this (pSp/e4e) encoder file instead of the mean latent (ReStyle's encoder bootstrapping)")
+    seed: int = option(0, "seeds the weights' initialisation and the training stream")
+    checkpoint_every: int = option(500, "steps between checkpoints (encoder file, resume state, sample grid)")
+    log_every: int = option(50, "steps between log lines")
+    eval_images: int = option(64, "held-out generated images scored at each checkpoint")
 
 
 # options that may change between an interrupted run and its resumption
@@ -238,7 +239,7 @@ class Trainer:
         """e4e's progressive training: one more offset row switched on every ``unlock_every`` steps."""
         if not self.e4e:
             return
-        every = self.o.unlock_every or max(1, self.o.steps // (2 * self.config.rows))
+        every = max(1, self.o.steps // (2 * self.config.rows)) if is_auto(self.o.unlock_every) or not self.o.unlock_every else int(self.o.unlock_every)
         on = min(self.config.rows, 1 + step // every)
         self.encoder.active.zero_()
         self.encoder.active[:on] = 1

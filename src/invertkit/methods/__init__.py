@@ -24,10 +24,11 @@ from .context import RunContext
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registered method: its function and its options dataclass."""
+    """A registered method: its function, its options dataclass and a one-line summary (CLI help)."""
 
     run: Callable[[Generator, Tensor, Any, RunContext], InversionResult]
     options: type
+    summary: str = ""
 
 
 METHODS: Registry[MethodSpec] = Registry("inversion method")
@@ -37,6 +38,8 @@ def make_options(method: str, **kwargs: Any) -> Any:
     """Build the method's options dataclass from keyword arguments; unknown names are a ConfigError."""
     cls = METHODS.get(method).options
     names = {f.name for f in dataclasses.fields(cls)}
+    if "batch" in kwargs and "chunk" in names:  # renamed in 0.2: "batch" read like --batch-size
+        raise ConfigError(f"method {method!r}: option 'batch' is now 'chunk' (images per encoder pass); pass chunk=")
     unknown = sorted(set(kwargs) - names)
     if unknown:
         raise ConfigError(f"method {method!r} has no option(s) {unknown}; its options are {sorted(names)}")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from ..generators.base import Generator
+from ..optionfields import option
 from ..results import LatentInversion
 from . import METHODS, MethodSpec
 from .cma import Search
@@ -20,17 +21,17 @@ from .variables import Variables
 class BasinCMAOptions:
     """Options of ``basincma`` (defaults are the API's and the CLI's)."""
 
-    space: str | None = None  # None: z (w for StyleGAN2)
-    steps: int = 10  # CMA-ES generations (each costs popsize x (inner_steps + 1) evaluations)
-    popsize: int = 6  # proposals per generation and image
-    inner_steps: int = 10  # Adam steps refining every proposal
-    inner_lr: float = 0.05
-    sigma: float = 1.0
-    diagonal_above: int = 600
-    final_steps: int = 50  # Adam steps polishing the best latent at the end (0: none)
-    loss: str | None = None  # None: the generator's auto loss (as optimize)
-    init: str = "auto"
-    seed: int = 0
+    space: str = option("auto", "latent space: auto (w for StyleGAN2, z otherwise); any space except f:LAYER")
+    steps: int = option(10, "CMA-ES generations (each costs popsize x (inner_steps + 1) evaluations)")
+    popsize: int = option(6, "proposals per generation and image")
+    inner_steps: int = option(10, "Adam steps refining every proposal")
+    inner_lr: float = option(0.05, "Adam learning rate of the refinement")
+    sigma: float = option(1.0, "initial CMA-ES step size, in units of the latent's per-dimension spread")
+    diagonal_above: int = option(600, "separable CMA-ES above this many dimensions")
+    final_steps: int = option(50, "Adam steps polishing the best latent at the end (0: none)")
+    loss: str = option("auto", "weighted loss terms (auto: the generator's, as optimize)")
+    init: str = option("auto", "mean of the first generation: auto (mean for StyleGAN2, random otherwise), mean, random or given", choices=("auto", "mean", "random", "given"))
+    seed: int = option(0, "run seed; each image's strategy derives its seed from it and the image's position")
 
 
 def run_basincma(G: Generator, images: torch.Tensor, opts: BasinCMAOptions, ctx: RunContext) -> LatentInversion:
@@ -62,4 +63,5 @@ def refine(problem, space: str, x: torch.Tensor, index: torch.Tensor | None, ste
     return var.latent.detach(), final
 
 
-METHODS.add("basincma", MethodSpec(run=run_basincma, options=BasinCMAOptions))
+METHODS.add("basincma", MethodSpec(run=run_basincma, options=BasinCMAOptions,
+                                summary="BasinCMA: CMA-ES proposals refined by a few Adam steps"))

@@ -21,6 +21,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from ..generators.base import Generator
 from ..generators.capabilities import StyleSpaces
+from ..optionfields import Auto, is_auto, option
 from ..results import LatentInversion
 from . import METHODS, MethodSpec
 from .context import RunContext
@@ -34,26 +35,26 @@ from .variables import SPHERE, Variables, base_space, project_sphere
 class CMAOptions:
     """Options of ``cma`` (defaults are the API's and the CLI's)."""
 
-    space: str | None = None  # None: z (w for StyleGAN2); any space except f:LAYER
-    steps: int = 100  # generations
-    popsize: int = 0  # 0: CMA-ES's default 4 + 3 ln(d)
-    sigma: float = 1.0  # initial step size, in units of the latent's per-dimension spread
-    diagonal_above: int = 600  # separable CMA-ES above this many dimensions
-    loss: str | None = None  # None: the generator's auto loss (as optimize)
-    init: str = "auto"
-    chunk: int = 256  # candidates per forward pass
-    seed: int = 0
+    space: str = option("auto", "latent space: auto (w for StyleGAN2, z otherwise); any space except f:LAYER")
+    steps: int = option(100, "generations")
+    popsize: int | Auto = option("auto", "candidates per generation and image (auto: CMA-ES's default 4 + 3 ln(d))")
+    sigma: float = option(1.0, "initial step size, in units of the latent's per-dimension spread")
+    diagonal_above: int = option(600, "separable CMA-ES above this many dimensions")
+    loss: str = option("auto", "weighted loss terms (auto: the generator's, as optimize)")
+    init: str = option("auto", "mean of the first generation: auto (mean for StyleGAN2, random otherwise), mean, random or given", choices=("auto", "mean", "random", "given"))
+    chunk: int = option(256, "candidates per forward pass (memory)")
+    seed: int = option(0, "run seed; each image's strategy derives its seed from it and the image's position")
 
 
 def cma_space(G: Generator, space: str | None) -> str:
-    space = space or ("w" if isinstance(G, StyleSpaces) else G.spaces[0])
+    space = ("w" if isinstance(G, StyleSpaces) else G.spaces[0]) if is_auto(space) else space
     if space.startswith("f:"):
         raise ConfigError("gradient-free methods do not support layerwise spaces (f:LAYER); use optimize")
     base_space(G, space)
     return space
 
 
-def new_strategies(G: Generator, space: str, x0: Tensor, ids: list[int], sigma: float, popsize: int, diagonal_above: int, seed: int) -> list:
+def new_strategies(G: Generator, space: str, x0: Tensor, ids: list[int], sigma: float, popsize: int | str, diagonal_above: int, seed: int) -> list:
     """One ``cma.CMAEvolutionStrategy`` per row of ``x0`` (``[N, ...]``), seeded per image id."""
     with warnings.catch_warnings():  # cma warns at import that matplotlib (plotting) is absent
         warnings.simplefilter("ignore")
@@ -70,8 +71,8 @@ def new_strategies(G: Generator, space: str, x0: Tensor, ids: list[int], sigma: 
             "CMA_diagonal": dim > diagonal_above,
             "bounds": [None, None],
         }
-        if popsize:
-            opts["popsize"] = popsize
+        if not is_auto(popsize) and popsize:
+            opts["popsize"] = int(popsize)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             strategies.append(cma.CMAEvolutionStrategy(x0[i].detach().double().cpu().flatten().numpy(), sigma * per_dim, opts))
@@ -109,12 +110,12 @@ class Search:
 
     @classmethod
     def begin(cls, G: Generator, images: Tensor, ctx: RunContext, *, space: str | None, loss: str | None, init: str,
-              sigma: float, popsize: int, diagonal_above: int, seed: int) -> Search:
+              sigma: float, popsize: int | str, diagonal_above: int, seed: int) -> Search:
         space = cma_space(G, space)
         base = base_space(G, space)
         n = images.shape[0]
         ids = ctx.image_ids if ctx.image_ids is not None else list(range(n))
-        loss = loss or str(auto_defaults(G)["loss"])
+        loss = str(auto_defaults(G)["loss"]) if is_auto(loss) else str(loss)
         problem = build_problem(G, images.float(), space, loss, ctx, noise=False)
         start = time.perf_counter()
         x0 = initial_latents(G, base, ids, 1, init=resolve_init(G, init), seed=seed, given=ctx.init_latent)
@@ -160,4 +161,5 @@ def run_cma(G: Generator, images: Tensor, opts: CMAOptions, ctx: RunContext) -> 
     return search.result(ctx, opts.steps)
 
 
-METHODS.add("cma", MethodSpec(run=run_cma, options=CMAOptions))
+METHODS.add("cma", MethodSpec(run=run_cma, options=CMAOptions,
+                                summary="gradient-free CMA-ES, one strategy per image"))

@@ -18,6 +18,7 @@ from ..encoders.shipped import encoder_iterations, resolve_encoder
 from ..errors import ConfigError
 from ..generators.base import Generator
 from ..metrics import psnr
+from ..optionfields import Auto, is_auto, option
 from ..results import LatentInversion, Timings
 from . import METHODS, MethodSpec
 from .context import RunContext
@@ -28,17 +29,17 @@ from .scoring import score
 class EncoderOptions:
     """Options of ``encoder``."""
 
-    encoder: str = "auto"  # encoder file from train-encoder, or auto: the cached/shipped one for the generator
-    batch: int = 64  # images per encoder forward pass
+    encoder: str = option("auto", "encoder file from train-encoder, or auto: the installed or shipped one for the generator")
+    chunk: int = option(64, "images per encoder forward pass (memory; --batch-size sets the images per call)")
 
 
 @dataclass(frozen=True)
 class RestyleOptions:
     """Options of ``restyle``."""
 
-    encoder: str = "auto"  # restyle encoder file from train-encoder, or auto: the cached/shipped one
-    iterations: int | None = None  # refinement passes (None: as many as the encoder was trained with)
-    batch: int = 64  # images per encoder forward pass
+    encoder: str = option("auto", "restyle encoder file from train-encoder, or auto: the installed or shipped one")
+    iterations: int | Auto = option("auto", "refinement passes (auto: as many as the encoder was trained with)")
+    chunk: int = option(64, "images per encoder forward pass (memory; --batch-size sets the images per call)")
 
 
 def no_degradation(ctx: RunContext, method: str) -> None:
@@ -87,13 +88,15 @@ def encoded_result(G: Generator, images: Tensor, encoder_spec: str, archs: tuple
 
 def run_encoder(G: Generator, images: Tensor, opts: EncoderOptions, ctx: RunContext) -> LatentInversion:
     no_degradation(ctx, "encoder")
-    return encoded_result(G, images, opts.encoder, ("psp", "e4e"), None, opts.batch, ctx)
+    return encoded_result(G, images, opts.encoder, ("psp", "e4e"), None, opts.chunk, ctx)
 
 
 def run_restyle(G: Generator, images: Tensor, opts: RestyleOptions, ctx: RunContext) -> LatentInversion:
     no_degradation(ctx, "restyle")
-    return encoded_result(G, images, opts.encoder, ("restyle",), opts.iterations, opts.batch, ctx)
+    return encoded_result(G, images, opts.encoder, ("restyle",), None if is_auto(opts.iterations) else opts.iterations, opts.chunk, ctx)
 
 
-METHODS.add("encoder", MethodSpec(run=run_encoder, options=EncoderOptions))
-METHODS.add("restyle", MethodSpec(run=run_restyle, options=RestyleOptions))
+METHODS.add("encoder", MethodSpec(run=run_encoder, options=EncoderOptions,
+                                  summary="one forward pass of a trained pSp / e4e encoder"))
+METHODS.add("restyle", MethodSpec(run=run_restyle, options=RestyleOptions,
+                                  summary="ReStyle: an encoder adds residuals to its own reconstruction, a few passes"))

@@ -21,6 +21,7 @@ from ..encoders.inference import encode
 from ..encoders.shipped import encoder_iterations, resolve_encoder
 from ..errors import ConfigError
 from ..generators.base import Generator
+from ..optionfields import Auto, is_auto, option
 from ..results import LatentInversion
 from . import METHODS, MethodSpec
 from .context import RunContext
@@ -34,14 +35,15 @@ ENCODER_PREFERENCE = ("restyle", "psp", "e4e")
 class HybridOptions(OptimizeOptions):
     """Options of ``hybrid``: those of ``optimize`` plus the encoder and the domain regulariser."""
 
-    space: str | None = None  # default: the encoder's space; others reachable from it (e.g. w+ -> p, pn, s)
-    steps: int = 100  # optimiser steps after the encoder's guess (a third of optimize's default)
-    optimizer: str = "lbfgs"  # lbfgs (default here: a local refinement) | adam
-    lr: float = 1.0  # L-BFGS: first step length; Adam: learning rate (0.1 is optimize's)
-    restarts: int | None = 1  # starts per image; extra ones perturb the encoder's guess
-    encoder: str = "auto"  # encoder file from train-encoder, or auto: the cached/shipped one (restyle, psp, e4e)
-    iterations: int | None = None  # restyle encoders: refinement passes for the guess (None: as trained)
-    domain: float = 0.0  # IDInvert's domain regulariser weight on mean ||latent - E(G(latent))||^2 (0: off)
+    space: str = option("auto", "latent space: auto (the encoder's), or one reachable from it (e.g. w+ -> p, pn, s)")
+    steps: int = option(100, "optimiser steps after the encoder's guess (a third of optimize's default)")
+    optimizer: str = option("lbfgs", "lbfgs (default here: a local refinement) | adam")
+    lr: float = option(1.0, "L-BFGS: first step length; Adam: learning rate (0.1 is optimize's)")
+    init: str = option("auto", "start: auto (the encoder's guess), or given (the caller's init_latent, API only)", choices=("auto", "given"))
+    restarts: int | Auto = option(1, "starts per image; extra ones perturb the encoder's guess")
+    encoder: str = option("auto", "encoder file from train-encoder, or auto: the cached/shipped one (restyle, psp, e4e)")
+    iterations: int | Auto = option("auto", "restyle encoders: refinement passes for the guess (auto: as trained)")
+    domain: float = option(0.0, "IDInvert's domain regulariser weight on mean ||latent - E(G(latent))||^2 (0: off)")
 
 
 def run_hybrid(G: Generator, images: Tensor, opts: HybridOptions, ctx: RunContext) -> LatentInversion:
@@ -53,9 +55,9 @@ def run_hybrid(G: Generator, images: Tensor, opts: HybridOptions, ctx: RunContex
     if opts.domain < 0:
         raise ConfigError(f"domain must be >= 0, got {opts.domain}")
     enc = resolve_encoder(G, opts.encoder, ENCODER_PREFERENCE)
-    iters = encoder_iterations(enc, opts.iterations)
+    iters = encoder_iterations(enc, None if is_auto(opts.iterations) else opts.iterations)
     enc_space = enc.config.space
-    space = opts.space or enc_space
+    space = enc_space if is_auto(opts.space) else opts.space
     start = time.perf_counter()
     with torch.inference_mode():
         guess = encode(enc, G, images, iterations=iters)
@@ -85,4 +87,5 @@ def run_hybrid(G: Generator, images: Tensor, opts: HybridOptions, ctx: RunContex
     return result
 
 
-METHODS.add("hybrid", MethodSpec(run=run_hybrid, options=HybridOptions))
+METHODS.add("hybrid", MethodSpec(run=run_hybrid, options=HybridOptions,
+                                summary="an encoder's guess refined by optimisation (optionally IDInvert's domain regulariser)"))

@@ -25,6 +25,7 @@ from ..generators.base import Generator
 from ..generators.capabilities import StyleSpaces
 from ..metrics import psnr
 from ..objectives.combined import Objective, parse_loss_spec
+from ..optionfields import Auto, is_auto, option
 from ..results import LatentInversion, LayerState, Timings
 from . import METHODS, MethodSpec
 from .context import RunContext
@@ -58,9 +59,9 @@ def resolve_options(G: Generator, opts: OptimizeOptions) -> OptimizeOptions:
     if opts.schedule == "auto":
         changes["schedule"] = auto["schedule"]
     for name in ("latent_noise", "restarts", "loss"):
-        if getattr(opts, name) is None:
+        if is_auto(getattr(opts, name)):
             changes[name] = auto[name]
-    if opts.restart_steps == 0 and (changes.get("restarts") or opts.restarts or 1) > 1:
+    if is_auto(opts.restart_steps) or opts.restart_steps == 0:
         changes["restart_steps"] = max(1, opts.steps // 20)
     return dataclasses.replace(opts, **changes)
 
@@ -69,29 +70,30 @@ def resolve_options(G: Generator, opts: OptimizeOptions) -> OptimizeOptions:
 class OptimizeOptions:
     """Options of ``optimize`` (these defaults are the API's and the CLI's)."""
 
-    space: str | None = None  # default w+ for StyleGAN2, z otherwise; also z-sphere, w, s, p, pn, f:LAYER
-    steps: int = 300  # optimiser steps per image (CMA-ES generations for cma/basincma)
-    optimizer: str = "adam"  # adam | lbfgs
-    lr: float = 0.1  # learning rate (peak of the projector schedule; L-BFGS: first step length)
-    schedule: str = "auto"  # auto | projector (NVIDIA's lr ramp up / cosine down) | constant
-    lr_rampup: float = 0.05  # fraction of the steps spent ramping the learning rate up
-    lr_rampdown: float = 0.25  # fraction of the steps spent ramping it down
-    latent_noise: float | None = None  # projector's initial latent noise x the latent's row std (auto: 0.05 StyleGAN, else 0)
-    latent_noise_ramp: float = 0.75  # fraction of the steps over which the latent noise decays to 0
-    loss: str | None = None  # auto, or weighted terms: mse, l1, perceptual, lpips, lpips-vgg, prior, noise, nscd, spread
-    init: str = "auto"  # auto (mean for StyleGAN2, random otherwise) | mean | random | given
-    restarts: int | None = None  # K starts per image, best kept after restart_steps (auto: 1 StyleGAN, 8 else)
-    restart_steps: int = 0  # steps of the K-start phase (part of `steps`); 0: steps // 20
-    noise: bool = False  # also optimise StyleGAN2's noise maps (adds noise=1e5 unless --loss names it)
-    target_loss: float | None = None  # per-image early stop when the loss falls below this
-    target_psnr: float | None = None  # ... or when PSNR against the observation reaches this (dB)
-    check_every: int = 10  # steps between early-stop checks
-    seed: int = 0  # run seed; each image's starts derive from it and the image's position
-    log_every: int = 1  # record the loss curve every k steps
+    space: str = option("auto", "latent space: auto (w+ for StyleGAN2, z otherwise), z, z-sphere, w, w+, s, p, pn, or f:LAYER (layerwise)")
+    steps: int = option(300, "optimiser steps per image")
+    optimizer: str = option("adam", "adam, or lbfgs (batched per-image L-BFGS)", choices=("adam", "lbfgs"))
+    lr: float = option(0.1, "learning rate (peak of the projector schedule; L-BFGS: first step length)")
+    schedule: str = option("auto", "learning-rate schedule: auto (projector for StyleGAN2, constant otherwise), projector (NVIDIA's ramp up / cosine down) or constant",
+                           choices=("auto", "projector", "constant"))
+    lr_rampup: float = option(0.05, "fraction of the steps spent ramping the learning rate up")
+    lr_rampdown: float = option(0.25, "fraction of the steps spent ramping it down")
+    latent_noise: float | Auto = option("auto", "projector's initial latent noise, times the latent's row std (auto: 0.05 for StyleGAN2, else 0)")
+    latent_noise_ramp: float = option(0.75, "fraction of the steps over which the latent noise decays to 0")
+    loss: str = option("auto", "weighted terms, e.g. mse=1,perceptual=1 (auto: that for StyleGAN2, mse=1 otherwise); terms: mse, l1, perceptual, lpips, lpips-vgg, prior, noise, nscd, spread")
+    init: str = option("auto", "start: auto (mean for StyleGAN2, random otherwise), mean, random or given", choices=("auto", "mean", "random", "given"))
+    restarts: int | Auto = option("auto", "K seeded starts per image, the best kept after restart_steps (auto: 1 for StyleGAN2, 8 otherwise)")
+    restart_steps: int | Auto = option("auto", "steps of the K-start phase, part of steps (auto: steps // 20)")
+    noise: bool = option(False, "also optimise the noise maps (StyleGAN2; adds noise=1e5 to the loss unless it names the noise term)")
+    target_loss: float | None = option(None, "per-image early stop when the loss falls below this (unset: never)")
+    target_psnr: float | None = option(None, "per-image early stop when PSNR against the observation reaches this, dB (unset: never)")
+    check_every: int = option(10, "steps between early-stop checks")
+    seed: int = option(0, "run seed; each image's starts derive from it and the image's position")
+    log_every: int = option(1, "record the loss curve every k steps")
 
 
 def resolve_space(G: Generator, space: str | None) -> str:
-    space = space or default_space(G)
+    space = default_space(G) if is_auto(space) else str(space)
     if not space.startswith("f:"):
         if space not in optimizable_spaces(G):
             raise ConfigError(f"space {space!r} is not available for {G.name}; choose one of: {', '.join(optimizable_spaces(G))}")
@@ -259,7 +261,7 @@ def optimize(G: Generator, images: Tensor, opts: OptimizeOptions, ctx: RunContex
         # phase 1: all N*K starts for a few steps, keep the best start of each image
         idx = torch.arange(n, device=G.device).repeat_interleave(k)
         # the starts' short phase is part of the step budget: every image still takes `steps` steps
-        r_steps = min(opts.restart_steps or max(1, opts.steps // 20), max(opts.steps - 1, 1))
+        r_steps = min(int(opts.restart_steps), max(opts.steps - 1, 1))
         main_steps = opts.steps - r_steps
         short = OptimizeOptions(**{**opts.__dict__, "latent_noise": 0.0, "schedule": "constant"})
         phase_log: list[Tensor] = []
@@ -328,4 +330,5 @@ def finish(G: Generator, problem: Problem, var: Variables, log: list[Tensor], ev
     )
 
 
-METHODS.add("optimize", MethodSpec(run=optimize, options=OptimizeOptions))
+METHODS.add("optimize", MethodSpec(run=optimize, options=OptimizeOptions,
+                                summary="gradient-based: Adam with NVIDIA's projector schedule, or batched L-BFGS, in any space"))

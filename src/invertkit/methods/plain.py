@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from ..generators.base import Generator
+from ..optionfields import is_auto, option
 from ..results import LatentInversion
 from . import METHODS, MethodSpec
 from .context import RunContext
@@ -23,15 +24,15 @@ from .variables import Variables, default_space
 class PlainOptions:
     """Options of ``plain``."""
 
-    space: str | None = None  # None: w+ for StyleGAN2, z otherwise (generator spaces only)
-    steps: int = 300
-    lr: float = 0.1  # the learning rate of NVIDIA's and rosinality's projectors
-    init: str = "auto"
-    seed: int = 0
+    space: str = option("auto", "latent space: auto (w+ for StyleGAN2, z otherwise), or another of the generator's spaces")
+    steps: int = option(300, "Adam steps per image")
+    lr: float = option(0.1, "Adam's constant learning rate (that of NVIDIA's and rosinality's projectors)")
+    init: str = option("auto", "start: auto (mean for StyleGAN2, random otherwise), mean, random or given", choices=("auto", "mean", "random", "given"))
+    seed: int = option(0, "run seed; each image's start derives from it and the image's position")
 
 
 def run_plain(G: Generator, images: Tensor, opts: PlainOptions, ctx: RunContext) -> LatentInversion:
-    space = G.check_space(opts.space or default_space(G))
+    space = G.check_space(default_space(G) if is_auto(opts.space) else opts.space)
     n = images.shape[0]
     ids = ctx.image_ids if ctx.image_ids is not None else list(range(n))
     problem = build_problem(G, images.float(), space, "mse=1", ctx, noise=False)
@@ -48,4 +49,5 @@ def run_plain(G: Generator, images: Tensor, opts: PlainOptions, ctx: RunContext)
     return finish(G, problem, var, log, torch.full((n,), float(opts.steps + 1)), time.perf_counter() - start, opts.steps, ctx)
 
 
-METHODS.add("plain", MethodSpec(run=run_plain, options=PlainOptions))
+METHODS.add("plain", MethodSpec(run=run_plain, options=PlainOptions,
+                                summary="the 20-line baseline: Adam at a constant rate on the latent, MSE"))

@@ -42,6 +42,7 @@ from ..generators.tuning import generator_digest, tunable_copy, weight_delta
 from ..metrics import psnr
 from ..objectives.combined import Objective, index_prepared
 from ..objectives.image_losses import IMAGE_LOSSES, perceptual_distance
+from ..optionfields import Auto, is_auto, option
 from ..optiontext import parse_key_values
 from ..results import DeltaBase, InversionResult, LatentInversion, Pivot, Timings, TunedInversion
 from . import METHODS, MethodSpec, invert
@@ -61,19 +62,19 @@ PIVOT_METRICS = ("psnr", "ssim", "perceptual", "lpips")  # kept per image as <na
 class PTIOptions:
     """Options of ``pti`` (defaults: PTI's published hyper-parameters where it has them)."""
 
-    pivot: str = "auto"  # method finding the pivots: auto (hybrid when usable, else optimize) or any registered method
-    space: str | None = None  # the pivot's latent space (None: w for StyleGAN2, as PTI; else the pivot method's default)
-    pivot_steps: int | None = None  # steps of the pivot method (None: its own default)
-    pivot_options: str = ""  # more options for the pivot method, key=value;key=value (e.g. restarts=4;lr=0.05)
-    steps: int = 350  # tuning steps per image (PTI: 350)
-    lr: float = 3e-4  # Adam learning rate of the generator's weights (PTI: 3e-4)
-    loss: str = "mse=1,perceptual=1"  # image terms fitting G_tuned(pivot) to the image (PTI: L2 + LPIPS)
-    locality: bool = True  # PTI's locality regulariser: keep G unchanged at latents alpha away from the pivot
-    locality_alpha: float | None = None  # distance moved from the pivot toward a random latent (None: median distance between two samples of the space)
-    locality_loss: str = "mse=0.1,perceptual=0.1"  # loss between original and tuned images there (PTI: L2 0.1, LPIPS 0.1)
-    target_perceptual: float | None = 0.02  # stop tuning an image once its perceptual distance is below this (None or 0: never; see README)
-    check_every: int = 10  # steps between early-stop checks
-    seed: int = 0  # run seed; pivot starts and locality draws derive from it and the image's position
+    pivot: str = option("auto", "method finding the pivots: auto (hybrid when usable, else optimize) or any registered method")
+    space: str = option("auto", "the pivot's latent space (auto: w for StyleGAN2, as PTI; else the pivot method's default)")
+    pivot_steps: int | Auto = option("auto", "steps of the pivot method (auto: its own default)")
+    pivot_options: str = option("", "more options for the pivot method, key=value;key=value (e.g. restarts=4;lr=0.05)")
+    steps: int = option(350, "tuning steps per image (PTI: 350)")
+    lr: float = option(3e-4, "Adam learning rate of the generator's weights (PTI: 3e-4)")
+    loss: str = option("mse=1,perceptual=1", "image terms fitting G_tuned(pivot) to the image (PTI: L2 + LPIPS)")
+    locality: bool = option(True, "PTI's locality regulariser: keep G unchanged at latents alpha away from the pivot")
+    locality_alpha: float | Auto = option("auto", "distance moved from the pivot toward a random latent (auto: the median distance between two samples of the space)")
+    locality_loss: str = option("mse=0.1,perceptual=0.1", "loss between original and tuned images there (PTI: L2 0.1, LPIPS 0.1)")
+    target_perceptual: float | None = option(0.02, "stop tuning an image once its perceptual distance is below this (unset or 0: never; see README)")
+    check_every: int = option(10, "steps between early-stop checks")
+    seed: int = option(0, "run seed; pivot starts and locality draws derive from it and the image's position")
 
 
 def _pivot_kwargs(G: Generator, method: str, opts: PTIOptions) -> dict[str, Any]:
@@ -82,12 +83,12 @@ def _pivot_kwargs(G: Generator, method: str, opts: PTIOptions) -> dict[str, Any]
     kw: dict[str, Any] = {}
     if "seed" in fields:
         kw["seed"] = opts.seed
-    space = opts.space
+    space = None if is_auto(opts.space) else opts.space
     if space is None and "space" in fields and method not in OWN_SPACE_METHODS and isinstance(G, StyleSpaces):
         space = "w"
     if space is not None:
         kw["space"] = space
-    if opts.pivot_steps is not None:
+    if not is_auto(opts.pivot_steps):
         kw["steps"] = opts.pivot_steps
     kw.update(parse_key_values(opts.pivot_options, where="pivot_options"))
     return kw
@@ -226,8 +227,8 @@ def pti(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext | None =
     ctx = ctx or RunContext()
     if opts.steps < 0 or opts.lr <= 0 or opts.check_every < 1:
         raise ConfigError("pti needs steps >= 0, lr > 0 and check_every >= 1")
-    if opts.locality_alpha is not None and opts.locality_alpha <= 0:
-        raise ConfigError(f"locality_alpha must be > 0 (or None for auto), got {opts.locality_alpha}")
+    if not is_auto(opts.locality_alpha) and not float(opts.locality_alpha) > 0:
+        raise ConfigError(f"locality_alpha must be > 0 (or auto), got {opts.locality_alpha}")
     require(G, Tunable, "pti (pivotal tuning)")  # a generator that cannot be tuned fails before the pivot's work
     objective = image_objective(opts.loss, G.device, "loss")
     regulariser = image_objective(opts.locality_loss, G.device, "locality_loss") if opts.locality else None
@@ -245,7 +246,7 @@ def pti(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext | None =
 
     alpha = None
     if opts.locality:
-        alpha = opts.locality_alpha if opts.locality_alpha is not None else typical_distance(G, space)  # a property of G: fixed seed
+        alpha = typical_distance(G, space) if is_auto(opts.locality_alpha) else float(opts.locality_alpha)  # auto: a property of G, fixed seed
     observe = ctx.degradation if ctx.degradation is not None else (lambda x: x)
     prepared = objective.prepare(images)
     digest = generator_digest(G)
@@ -279,7 +280,7 @@ def pti(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext | None =
     config = {
         **dataclasses.asdict(opts),
         "pivot": pivot_method,
-        "pivot_steps": pivot.config.get("steps", opts.pivot_steps),
+        "pivot_steps": pivot.config.get("steps", None if is_auto(opts.pivot_steps) else opts.pivot_steps),
         "locality_alpha": alpha,
         "pivot_config": pivot.config,
     }
@@ -336,4 +337,5 @@ def tuned_generator(G: Generator, result: InversionResult, i: int) -> Generator:
     return result.generator(G, i)
 
 
-METHODS.add("pti", MethodSpec(run=pti, options=PTIOptions))
+METHODS.add("pti", MethodSpec(run=pti, options=PTIOptions,
+                                summary="pivotal tuning: a pivot, then each image's own copy of the generator tuned around it"))

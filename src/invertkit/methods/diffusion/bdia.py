@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ...diffusion.bdia import bdia_invert, bdia_sample
 from ...diffusion.guidance import Guidance
+from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
 
 
@@ -16,7 +17,7 @@ from .common import DiffusionOptions, DiffusionState, Setup, register
 class BdiaOptions(DiffusionOptions):
     """Options of ``bdia``."""
 
-    gamma: float = 1.0  # weight of the backward update (1: the exactly invertible case of the paper)
+    gamma: float = option(1.0, "weight of the backward update (1: the exactly invertible case of the paper)")
 
 
 def invert(s: Setup) -> DiffusionState:

@@ -38,6 +38,21 @@ __all__ = ["DiffusionOptions", "DiffusionState", "Setup", "add_edits", "check_di
 
 InvertFn = Callable[[Setup], DiffusionState]
 
+SUMMARIES = {  # one line each for `invertkit invert --help`
+    "ddim": "DDIM inversion (first order; drifts under guidance)",
+    "renoise": "DDIM inversion with fixed-point iterations per step (ReNoise)",
+    "nulltext": "null-text inversion: per-step null embeddings optimised for guided reconstruction",
+    "negprompt": "negative-prompt inversion: the source prompt as the null branch, no optimisation",
+    "direct": "Direct Inversion (PnP Inversion): stored per-step corrections, exact at any guidance",
+    "edict": "EDICT: two coupled sequences, exactly invertible",
+    "bdia": "BDIA: bi-directional integration, exact at DDIM's cost",
+    "flow-euler": "Euler steps of the flow ODE from data to noise (first order)",
+    "flow-midpoint": "midpoint steps (RF-Solver, second order)",
+    "fireflow": "FireFlow: midpoint accuracy at nearly Euler cost",
+    "rf-inversion": "RF-Inversion: controlled flow ODEs trading reconstruction for editability",
+    "coupled-flow": "coupled Euler steps of the flow, exactly invertible",
+}
+
 
 def check_diffusion_generator(G: Generator, family: str, method: str) -> DiffusionModel:
     """``G`` as a diffusion model of ``family`` ("diffusion" or "flow"), else a one-line error naming the fix."""
@@ -92,13 +107,14 @@ def _run(G: Generator, images: Tensor, opts: DiffusionOptions, ctx: RunContext, 
     )
 
 
-def register(name: str, options: type, family: str, invert: InvertFn, sample: SampleFn) -> None:
-    """Register a diffusion method ``name`` with its options dataclass (a DiffusionOptions subclass)."""
+def register(name: str, options: type, family: str, invert: InvertFn, sample: SampleFn, summary: str | None = None) -> None:
+    """Register a diffusion method ``name`` with its options dataclass (a DiffusionOptions subclass);
+    ``summary`` (one line for the CLI's method list) defaults to ``SUMMARIES[name]``."""
 
     def run(G: Generator, images: Tensor, opts: DiffusionOptions, ctx: RunContext) -> InversionResult:
         return _run(G, images, opts, ctx, name=name, family=family, invert=invert, sample=sample)
 
-    METHODS.add(name, MethodSpec(run=run, options=options))
+    METHODS.add(name, MethodSpec(run=run, options=options, summary=f"{summary or SUMMARIES.get(name, name)} [{family} models]"))
     SAMPLERS.add(name, SamplerSpec(family=family, options=options, sample=sample))
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ...diffusion.coupled_flow import coupled_flow_invert, coupled_flow_sample
 from ...diffusion.guidance import Guidance
+from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
 
 
@@ -15,8 +16,8 @@ from .common import DiffusionOptions, DiffusionState, Setup, register
 class CoupledFlowOptions(DiffusionOptions):
     """Options of ``coupled-flow``."""
 
-    steps: int = 14
-    p: float = 1.0  # mixing weight (1: no mixing; the two sequences stay close on a smooth flow)
+    steps: int = option(14, "integration steps (each costs two model evaluations)")
+    p: float = option(1.0, "mixing weight (1: no mixing; the two sequences stay close on a smooth flow)")
 
 
 def invert(s: Setup) -> DiffusionState:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ...diffusion.direct import direct_inversion, direct_sample
 from ...diffusion.guidance import Guidance
+from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
 
 
@@ -18,7 +19,7 @@ from .common import DiffusionOptions, DiffusionState, Setup, register
 class DirectOptions(DiffusionOptions):
     """Options of ``direct``."""
 
-    guidance: float = 7.5  # the scale whose reconstruction the corrections make exact
+    guidance: float = option(7.5, "the scale whose reconstruction the corrections make exact")
 
 
 def invert(s: Setup) -> DiffusionState:

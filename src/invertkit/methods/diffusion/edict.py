@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ...diffusion.edict import edict_invert, edict_sample
 from ...diffusion.guidance import Guidance
+from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
 
 
@@ -15,7 +16,7 @@ from .common import DiffusionOptions, DiffusionState, Setup, register
 class EdictOptions(DiffusionOptions):
     """Options of ``edict``."""
 
-    p: float = 0.93  # mixing weight of the averaging layers
+    p: float = option(0.93, "mixing weight of the averaging layers")
 
 
 def invert(s: Setup) -> DiffusionState:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ...diffusion.flow import fireflow_invert, fireflow_sample
 from ...diffusion.guidance import Guidance
+from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
 
 
@@ -15,7 +16,7 @@ from .common import DiffusionOptions, DiffusionState, Setup, register
 class FireFlowOptions(DiffusionOptions):
     """Options of ``fireflow``."""
 
-    steps: int = 28
+    steps: int = option(28, "integration steps (the authors' default for FLUX: 28)")
 
 
 def invert(s: Setup) -> DiffusionState:

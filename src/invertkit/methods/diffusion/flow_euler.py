@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ...diffusion.flow import flow_euler_invert, flow_euler_sample
 from ...diffusion.guidance import Guidance
+from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
 
 
@@ -16,8 +17,8 @@ from .common import DiffusionOptions, DiffusionState, Setup, register
 class FlowEulerOptions(DiffusionOptions):
     """Options of ``flow-euler``."""
 
-    steps: int = 28  # SD3's default number of sampling steps
-    iterations: int = 0  # fixed-point iterations per inversion step
+    steps: int = option(28, "SD3's default number of sampling steps")
+    iterations: int = option(0, "fixed-point iterations per inversion step")
 
 
 def invert(s: Setup) -> DiffusionState:

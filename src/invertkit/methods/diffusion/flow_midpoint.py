@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ...diffusion.flow import flow_midpoint_invert, flow_midpoint_sample
 from ...diffusion.guidance import Guidance
+from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
 
 
@@ -15,7 +16,7 @@ from .common import DiffusionOptions, DiffusionState, Setup, register
 class FlowMidpointOptions(DiffusionOptions):
     """Options of ``flow-midpoint``."""
 
-    steps: int = 14  # half of flow-euler's 28: the same number of model evaluations
+    steps: int = option(14, "half of flow-euler's 28: the same number of model evaluations")
 
 
 def invert(s: Setup) -> DiffusionState:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ...diffusion.ddim import ddim_invert, ddim_sample
 from ...diffusion.guidance import Guidance
+from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
 
 
@@ -18,7 +19,7 @@ from .common import DiffusionOptions, DiffusionState, Setup, register
 class NegPromptOptions(DiffusionOptions):
     """Options of ``negprompt``."""
 
-    guidance: float = 7.5  # the scale of the (edited) sampling; inversion itself runs at 1
+    guidance: float = option(7.5, "the scale of the (edited) sampling; inversion itself runs at 1")
 
 
 def invert(s: Setup) -> DiffusionState:

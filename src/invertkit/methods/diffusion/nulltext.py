@@ -15,6 +15,7 @@ from torch import Tensor
 from ...diffusion.guidance import Guidance
 from ...diffusion.nulltext import null_text_optimize, null_text_sample
 from ...errors import ConfigError
+from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
 
 
@@ -22,10 +23,10 @@ from .common import DiffusionOptions, DiffusionState, Setup, register
 class NullTextOptions(DiffusionOptions):
     """Options of ``nulltext``."""
 
-    guidance: float = 7.5  # the guidance scale the nulls are tuned for (the paper's 7.5)
-    inner_steps: int = 10  # Adam iterations per sampling step (paper: 10)
-    lr: float = 0.01  # Adam learning rate on the null embedding (paper: 1e-2)
-    early_stop: float = 1e-5  # stop a step's iterations once the latent MSE is below this (paper: 1e-5)
+    guidance: float = option(7.5, "the guidance scale the nulls are tuned for (the paper's 7.5)")
+    inner_steps: int = option(10, "Adam iterations per sampling step (paper: 10)")
+    lr: float = option(0.01, "Adam learning rate on the null embedding (paper: 1e-2)")
+    early_stop: float = option(1e-5, "stop a step's iterations once the latent MSE is below this (paper: 1e-5)")
 
 
 def _per_image(value: Tensor, n: int) -> Tensor:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ...diffusion.ddim import ddim_invert
 from ...errors import ConfigError
+from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
 from .ddim import sample
 
@@ -18,7 +19,7 @@ from .ddim import sample
 class RenoiseOptions(DiffusionOptions):
     """Options of ``renoise``."""
 
-    iterations: int = 4  # extra evaluations per step (ReNoise's renoising iterations)
+    iterations: int = option(4, "extra evaluations per step (ReNoise's renoising iterations)")
 
 
 def invert(s: Setup) -> DiffusionState:

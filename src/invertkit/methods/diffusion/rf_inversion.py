@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ...diffusion.guidance import Guidance
 from ...diffusion.rf_inversion import rf_invert, rf_sample
 from ...errors import ConfigError
+from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
 
 
@@ -18,11 +19,11 @@ from .common import DiffusionOptions, DiffusionState, Setup, register
 class RFInversionOptions(DiffusionOptions):
     """Options of ``rf-inversion``."""
 
-    steps: int = 28
-    gamma: float = 0.5  # pull of the inversion toward the noise sample (paper: 0.5)
-    eta: float = 0.9  # pull of sampling toward the source image (paper: 0.9)
-    stop: float = 0.25  # share of the sampling steps that are controlled (diffusers: stop_timestep 0.25)
-    seed: int = 0  # seed of the target noise sample
+    steps: int = option(28, "integration steps (the authors' default for FLUX: 28)")
+    gamma: float = option(0.5, "pull of the inversion toward the noise sample (paper: 0.5)")
+    eta: float = option(0.9, "pull of sampling toward the source image (paper: 0.9)")
+    stop: float = option(0.25, "share of the sampling steps that are controlled (diffusers: stop_timestep 0.25)")
+    seed: int = option(0, "seed of the target noise sample")
 
 
 def invert(s: Setup) -> DiffusionState:
