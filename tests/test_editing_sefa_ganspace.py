@@ -15,6 +15,7 @@ from invertkit.editing import (
     render_edits,
     save_directions,
 )
+from invertkit.editing.apply import parse_layers
 from invertkit.editing.ganspace import default_feature_layer, ganspace
 from invertkit.editing.sefa import sefa
 from invertkit.errors import ConfigError
@@ -39,13 +40,6 @@ def _assert_same_up_to_sign(got: torch.Tensor, want: np.ndarray, tol: float = 1e
     assert np.all(cos > 1 - tol), cos
 
 
-def _style_matrix(G, rows=None) -> np.ndarray:
-    syn = G.net.synthesis
-    mats = [(syn.layer(n).affine.weight * syn.layer(n).affine.weight_gain).detach().double().numpy()
-            for n, r in zip(syn.layer_names, syn.layer_w_index) if rows is None or r in rows]
-    return np.concatenate(mats)
-
-
 def _assert_orthonormal(vectors: torch.Tensor) -> None:
     v = vectors.flatten(1).double()
     assert torch.allclose(v @ v.T, torch.eye(len(v), dtype=torch.float64), atol=1e-5)
@@ -53,21 +47,101 @@ def _assert_orthonormal(vectors: torch.Tensor) -> None:
 
 # ---- SeFa ----------------------------------------------------------------------------------------
 
-def test_sefa_stylegan2_matches_direct_eigendecomposition(tiny_sg2):
+# The authors' SeFa (genforce/sefa, utils.py ``factorize_weight``), written plainly for the
+# NVIDIA-named tiny StyleGAN2. Their StyleGAN2 names its modulated layers by W+ row: ``layer{i}`` is
+# the convolution reading row i (layer0 = the 4x4 conv, then conv0/conv1 of each later block) and
+# ``output{k}`` the ToRGB of block k. For each selected row i they take ``layer{i}``, except for the
+# last row, where they take ``output{i // 2}`` (the final ToRGB, the only layer reading that row);
+# they stack the raw ``style.weight.T`` [w_dim, units] side by side, divide every column by its
+# norm, and call ``np.linalg.eig(W @ W.T)``, returning ``eigen_vectors.T`` and the eigenvalues.
+def _authors_layers(G, rows) -> list[str]:
+    """NVIDIA names of genforce's ``layer{i}`` / last ``output{i // 2}`` for W+ rows ``rows``."""
+    names = []
+    for i in rows:
+        if i == G.num_ws - 1:
+            names.append(f"b{G.resolution}.torgb")  # output{i // 2}
+        elif i == 0:
+            names.append("b4.conv1")  # layer0: the conv of the 4x4 block
+        else:  # layer{2k-1} / layer{2k}: conv0 / conv1 of the block at 4 * 2^k px
+            names.append(f"b{4 * 2 ** ((i + 1) // 2)}.conv{0 if i % 2 else 1}")
+    return names
+
+
+def _authors_sefa(G, rows) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(layers, eigenvalues descending, eigenvectors as rows) by the authors' equations.
+
+    They cast to float32; float64 here, so the comparison can be tight. They keep np.linalg.eig's
+    order, which LAPACK makes descending only for the top few eigenvalues (here the first 6 to 20):
+    sorted here, as the paper's "top-k" means and as ``sefa`` returns them.
+    """
+    syn = G.net.synthesis
+    layers = _authors_layers(G, rows)
+    weight = np.concatenate([syn.layer(n).affine.weight.detach().double().numpy().T for n in layers], axis=1)
+    weight = weight / np.linalg.norm(weight, axis=0, keepdims=True)
+    values, vectors = np.linalg.eig(weight.dot(weight.T))
+    # a symmetric matrix: real eigenvalues, up to ~1e-17 imaginary parts that the general solver
+    # leaves in a null space (fewer units than w_dim), whose eigenvectors may then be complex
+    assert np.abs(values.imag).max() < 1e-12 * values.real.max()
+    order = np.argsort(-values.real)
+    return layers, values.real[order], vectors.T[order]
+
+
+def _assert_same_eigensystem(d, values: np.ndarray, vectors: np.ndarray) -> None:
+    """Eigenvalues and eigenvectors to float32 rounding (``sefa`` returns float32): each eigenvector
+    up to sign, or, inside a cluster of equal eigenvalues (the null space when the stacked layers have
+    fewer units than w_dim), the subspace they span."""
+    np.testing.assert_allclose(d.values.double().numpy(), values, rtol=1e-6, atol=1e-6 * values[0])
+    got = d.vectors.double().numpy()
+    start = 0
+    while start < len(values):
+        stop = start + 1
+        while stop < len(values) and values[stop - 1] - values[stop] < 1e-6 * values[0]:
+            stop += 1
+        if stop - start == 1:
+            want = vectors[start]
+            assert np.abs(want.imag).max() == 0
+            sign = np.sign(got[start] @ want.real)
+            np.testing.assert_allclose(got[start], sign * want.real, atol=1e-6)
+        else:  # compare orthogonal projectors; complex eigenvectors span it with their real and imaginary parts
+            b = vectors[start:stop]
+            basis = np.linalg.svd(np.concatenate([b.real, b.imag]))[2][: stop - start]
+            a = got[start:stop]
+            np.testing.assert_allclose(a.T @ a, basis.T @ basis, atol=1e-6)
+        start = stop
+
+
+# rows 0-5 of the 16 px model read by: 0 b4.conv1 | 1 b4.torgb, b8.conv0 | 2 b8.conv1 |
+# 3 b8.torgb, b16.conv0 | 4 b16.conv1 | 5 b16.torgb (the final ToRGB)
+@pytest.mark.parametrize("layers", ["all", "0-1", "1", "1,3", "0,2,4", "5", "3-5"])
+def test_sefa_stylegan2_matches_authors_factorisation(tiny_sg2, layers):
+    rows = list(range(tiny_sg2.num_ws)) if layers == "all" else parse_layers(layers, tiny_sg2.num_ws)
+    want_layers, values, vectors = _authors_sefa(tiny_sg2, rows)
+    d = sefa(tiny_sg2, layers=layers)
+    assert d.info["weights"] == want_layers  # one layer per row: intermediate ToRGBs never stacked
+    assert d.info["units"] == sum(tiny_sg2.net.synthesis.layer(n).in_channels for n in want_layers)
+    assert d.vectors.shape == (32, 32) and torch.all(d.values[:-1] >= d.values[1:])
+    _assert_same_eigensystem(d, values, vectors)
+    _assert_orthonormal(d.vectors)
+
+
+def test_sefa_stylegan2_intermediate_torgb_would_change_the_answer(tiny_sg2):
+    # stacking every layer that reads the chosen rows (b4.torgb and b8.torgb share rows 1 and 3 with
+    # b8.conv0 and b16.conv0) gives another factorisation: the test above can tell them apart
+    syn = tiny_sg2.net.synthesis
+    for rows in ([1], [1, 3], list(range(tiny_sg2.num_ws))):
+        every = np.concatenate([syn.layer(n).affine.weight.detach().double().numpy()
+                                for n, r in zip(syn.layer_names, syn.layer_w_index) if r in rows])
+        wrong, _ = _reference_sefa(every)
+        _, right, _ = _authors_sefa(tiny_sg2, rows)
+        assert np.abs(wrong - right).max() > 0.1 * right[0]
+
+
+def test_sefa_stylegan2_directions_and_spread(tiny_sg2):
     d = sefa(tiny_sg2)
-    vals, vecs = _reference_sefa(_style_matrix(tiny_sg2))
     assert d.space == "w" and d.method == "sefa" and d.layers is None
     assert d.vectors.shape == (32, 32) and d.names[:2] == ["sefa 0", "sefa 1"]
-    np.testing.assert_allclose(d.values.numpy(), vals, rtol=1e-4, atol=1e-4)
-    # compare only directions with a clear eigen-gap: near-degenerate eigenvectors may rotate
-    gaps = np.minimum(np.abs(np.diff(vals, prepend=np.inf)), np.abs(np.diff(vals, append=-np.inf)))
-    clear = gaps > 1e-3
-    assert clear.sum() >= 20
-    _assert_same_up_to_sign(d.vectors[torch.from_numpy(clear)], vecs[clear])
-    _assert_orthonormal(d.vectors)
-    assert torch.all(d.values[:-1] >= d.values[1:])
-    assert d.info["units"] == sum(tiny_sg2.style_dims)
-    assert d.info["weights"] == tiny_sg2.style_layer_names
+    assert d.info["weights"] == ["b4.conv1", "b8.conv0", "b8.conv1", "b16.conv0", "b16.conv1", "b16.torgb"]
+    assert d.info["rows"] is None
     # sigmas: the spread of sampled w along each direction (W is not isotropic, so not all 1)
     w = tiny_sg2.sample_latent(4000, "w", seed=5)
     np.testing.assert_allclose(d.sigmas.numpy(), (w @ d.vectors.T).std(0).numpy(), rtol=0.1)
@@ -75,13 +149,10 @@ def test_sefa_stylegan2_matches_direct_eigendecomposition(tiny_sg2):
 
 def test_sefa_layer_restriction_uses_those_weights_only(tiny_sg2):
     d = sefa(tiny_sg2, layers="0-1", count=5)
-    syn = tiny_sg2.net.synthesis
-    want_layers = [n for n, r in zip(syn.layer_names, syn.layer_w_index) if r in (0, 1)]
-    assert want_layers == ["b4.conv1", "b4.torgb", "b8.conv0"]
-    assert d.layers == (0, 1) and d.info["weights"] == want_layers and d.info["rows"] == [0, 1]
-    vals, vecs = _reference_sefa(_style_matrix(tiny_sg2, rows=(0, 1)))
-    np.testing.assert_allclose(d.values.numpy(), vals[:5], rtol=1e-4, atol=1e-4)
-    _assert_same_up_to_sign(d.vectors, vecs[:5])
+    assert d.layers == (0, 1) and d.info["weights"] == ["b4.conv1", "b8.conv0"] and d.info["rows"] == [0, 1]
+    _, vals, vecs = _authors_sefa(tiny_sg2, [0, 1])
+    np.testing.assert_allclose(d.values.numpy(), vals[:5], rtol=1e-6)
+    _assert_same_up_to_sign(d.vectors, vecs[:5].real, tol=1e-6)
     # the restriction matters: the full-network factorisation gives another top direction
     full = sefa(tiny_sg2, count=1)
     assert abs(float(full.vectors[0] @ d.vectors[0])) < 0.99

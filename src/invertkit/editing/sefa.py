@@ -6,16 +6,33 @@ operation applied to a latent is affine, ``y = A x + b``; a direction ``n`` move
 
 "Units" are the outputs of that first projection, one row of ``A [units, latent_dim]`` each:
 
-- StyleGAN2: every style channel of every modulated layer (convolutions and ToRGB) whose W+ row is
-  selected, i.e. the rows of the style affines' effective weights ``affine.weight * weight_gain``
-  (``[in_channels, w_dim]`` per layer), stacked. Directions live in W.
+- StyleGAN2: **one style affine per selected W+ row**, exactly the layers the authors' code
+  (genforce/sefa ``utils.factorize_weight``) stacks. Their generator names its modulated layers by
+  W+ row: ``layer{i}`` is the convolution that reads row ``i`` and ``output{k}`` the ToRGB of block
+  ``k``; for row ``i`` they take ``layer{i}``, except for the last row, which only the final ToRGB
+  reads, where they take that ToRGB. In NVIDIA's naming (``SynthesisNetwork.layer_names``): row 0
+  -> ``b4.conv1``; row ``2k - 1`` -> ``b{4 * 2^k}.conv0``; row ``2k`` -> ``b{4 * 2^k}.conv1``;
+  the last row -> the last block's ``torgb``. The intermediate ToRGB layers of the skip
+  architecture (``b4.torgb``, ``b8.torgb``, ...) share their W+ row with the next block's
+  ``conv0`` and are **not** stacked (with ``orig``/``resnet`` there are none). Each layer contributes
+  the rows of its raw ``affine.weight`` ``[in_channels, w_dim]``, as the authors take their raw
+  ``style.weight``; the runtime gains (``affine.weight_gain``, ToRGB's ``1/sqrt(in_channels)``) are
+  per-layer constants that the per-unit normalisation below removes, so they change nothing.
+  Directions live in W. (rosinality's ``closed_form_factorization.py`` is a different reading: every
+  layer but ``to_rgbs`` -- so ``b4.torgb`` in and the last ToRGB out --, no normalisation, no row
+  selection.)
 - z-only generators (DCGAN, MLP GAN): every output value of the first ``Linear`` or
   ``ConvTranspose2d`` that reads z. For a transposed convolution on the ``z_dim x 1 x 1`` input
   (DCGAN) that is one row per (output channel, y, x) of its output, taken from
   ``weight [z_dim, out, k, k]``. Directions live in Z.
 
-As in the reference implementation, every unit's row is scaled to unit norm before the
-eigendecomposition, so wide layers or large-gain layers do not dominate by scale alone.
+As in the authors' code, every unit's row is scaled to unit L2 norm before the eigendecomposition
+(their ``weight / norm(weight, axis=0)`` on the transposed ``[w_dim, units]`` matrix), so wide layers
+or large-gain layers do not dominate by scale alone. They decompose ``W W^T`` (the same matrix as our
+``A^T A``) with ``numpy.linalg.eig`` in float32 and keep LAPACK's order, which is descending only for
+the first few eigenvalues; here the symmetric solver runs in float64 and the eigenvalues are sorted
+descending (the paper's "top-k"). Eigenvectors have no sign: each is flipped so that its
+largest-magnitude entry is positive.
 """
 
 from __future__ import annotations
@@ -42,7 +59,8 @@ def sefa(G: Generator, *, layers: str | Sequence[int] | None = "all", count: int
     Args:
         G: a StyleGAN2 (directions in W) or a z-only generator whose module contains a ``Linear`` /
             ``ConvTranspose2d`` reading z (directions in Z).
-        layers: StyleGAN2 only: W+ rows whose modulated layers' style weights are factorised
+        layers: StyleGAN2 only: W+ rows whose style affines are factorised, one layer per row as in
+            the authors' code (the convolution reading the row; the final ToRGB for the last row)
             (``"all"``, ``"coarse"``, ``"0-3"``, ... see :func:`~invertkit.editing.apply.parse_layers`);
             the result's ``layers`` are those rows, so edits change only them by default.
         count: keep the top ``count`` directions (default: all, ``latent_dim`` of them).
@@ -50,7 +68,8 @@ def sefa(G: Generator, *, layers: str | Sequence[int] | None = "all", count: int
     Returns:
         :class:`Directions` with ``vectors [K, latent_dim]`` (orthonormal eigenvectors of ``A^T A``,
         eigenvalue descending), ``values [K]`` the eigenvalues, ``sigmas [K]`` the spread of G's
-        latents along each.
+        latents along each; ``info["weights"]`` names the stacked layers, ``info["units"]`` counts
+        the rows of ``A``.
 
     Raises:
         ConfigError: a generator with neither style affines nor a first Linear/ConvTranspose2d
@@ -84,13 +103,21 @@ def sefa(G: Generator, *, layers: str | Sequence[int] | None = "all", count: int
 
 
 def _style_weights(synthesis: nn.Module, rows: tuple[int, ...] | None) -> tuple[Tensor, list[str]]:
-    """Stacked effective style-affine weights ``[units, w_dim]`` (float64) of layers reading ``rows``."""
+    """Stacked raw style-affine weights ``[units, w_dim]`` (float64): one layer per W+ row in ``rows``
+    (None: every row), the authors' choice (see the module docstring)."""
+    names, w_index = list(synthesis.layer_names), list(synthesis.layer_w_index)
+    last_row = max(w_index)
     mats, used = [], []
-    for name, row in zip(synthesis.layer_names, synthesis.layer_w_index):
-        if rows is None or row in rows:
-            affine = synthesis.layer(name).affine
-            mats.append((affine.weight.detach() * affine.weight_gain).double().cpu())
-            used.append(name)
+    for row in range(last_row + 1):
+        if rows is not None and row not in rows:
+            continue
+        # the one convolution reading the row (an intermediate ToRGB reading it too is left out); the
+        # last row is read by no convolution, only by the final ToRGB, the last of layer_names
+        convs = [n for n, r in zip(names, w_index) if r == row and not n.endswith("torgb")]
+        name = convs[0] if convs else names[-1]
+        assert len(convs) == 1 or (row == last_row and name.endswith("torgb")), (row, convs)
+        mats.append(synthesis.layer(name).affine.weight.detach().double().cpu())
+        used.append(name)
     return torch.cat(mats), used
 
 
