@@ -46,9 +46,9 @@ def targets(noisy_sg2):
 def _assert_matches(result, i: int, ref, atol: float = 0.0, rtol_loss: float = 0.0, atol_loss: float = 0.0) -> None:
     """Image ``i`` of an InversionResult against a ReferenceProjection (exact by default)."""
     torch.testing.assert_close(result.latents[i], ref.latent[0], rtol=0, atol=atol)
-    assert set(result.extras.get("noise", {})) == set(ref.noise)
+    assert set(result.noise or {}) == set(ref.noise)
     for name, maps in ref.noise.items():
-        torch.testing.assert_close(result.extras["noise"][name][i], maps[0], rtol=0, atol=atol, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(result.noise[name][i], maps[0], rtol=0, atol=atol, msg=lambda m: f"{name}: {m}")
     curve = result.history["loss"][:, i]
     assert curve.shape == ref.loss.shape
     # step 0 renders the same start with the same draws in both
@@ -78,7 +78,7 @@ def test_optimize_without_noise_maps_and_two_terms(noisy_sg2, targets):
     kw = dict(space="w+", steps=50, lr=0.05, lr_rampup=0.1, lr_rampdown=0.4, latent_noise=0.1, latent_noise_ramp=0.5, seed=2)
     r = invertkit.invert(noisy_sg2, targets[:1], "optimize", loss="mse=1,l1=0.5", image_ids=[7], **kw)
     ref = reference_projector(noisy_sg2, targets[:1], noise=False, loss={"mse": 1.0, "l1": 0.5}, image_id=7, **kw)
-    assert ref.noise == {} and "noise" not in r.extras
+    assert ref.noise == {} and r.noise is None
     _assert_matches(r, 0, ref)
 
 

@@ -15,9 +15,10 @@ operation applied to a latent is affine, ``y = A x + b``; a direction ``n`` move
   the last row -> the last block's ``torgb``. The intermediate ToRGB layers of the skip
   architecture (``b4.torgb``, ``b8.torgb``, ...) share their W+ row with the next block's
   ``conv0`` and are **not** stacked (with ``orig``/``resnet`` there are none). Each layer contributes
-  the rows of its raw ``affine.weight`` ``[in_channels, w_dim]``, as the authors take their raw
-  ``style.weight``; the runtime gains (``affine.weight_gain``, ToRGB's ``1/sqrt(in_channels)``) are
-  per-layer constants that the per-unit normalisation below removes, so they change nothing.
+  the rows of its affine weight ``[in_channels, w_dim]`` (``G.style_affines()``; the authors take
+  their raw ``style.weight``: the runtime gains are per-layer constants that the per-unit
+  normalisation below removes, so they change nothing). The layers are ``G.row_layers()``, the
+  same ones LSAP's NSCD reads.
   Directions live in W. (rosinality's ``closed_form_factorization.py`` is a different reading: every
   layer but ``to_rgbs`` -- so ``b4.torgb`` in and the last ToRGB out --, no normalisation, no row
   selection.)
@@ -47,6 +48,7 @@ from torch.nn import functional as F
 
 from ..errors import ConfigError
 from ..generators.base import Generator
+from ..generators.capabilities import StyleSpaces, Tunable
 from .apply import parse_layers
 from .directions import Directions, identity, latent_sigmas, unit_rows
 
@@ -75,11 +77,10 @@ def sefa(G: Generator, *, layers: str | Sequence[int] | None = "all", count: int
         ConfigError: a generator with neither style affines nor a first Linear/ConvTranspose2d
             layer; layers given for a z-only generator; ``count`` out of range.
     """
-    synthesis = getattr(getattr(G, "net", None), "synthesis", None)
-    if "w" in G.spaces and hasattr(synthesis, "layer_w_index"):
+    if isinstance(G, StyleSpaces):
         space = "w"
-        rows = parse_layers(layers, G.latent_shape("w+")[0])
-        A, used = _style_weights(synthesis, rows)
+        rows = parse_layers(layers, G.num_ws)
+        A, used = _style_weights(G, rows)
     else:
         space = "z"
         if not (layers is None or (isinstance(layers, str) and layers.strip() in ("", "all"))):
@@ -102,32 +103,26 @@ def sefa(G: Generator, *, layers: str | Sequence[int] | None = "all", count: int
                       [f"sefa {i}" for i in range(k)], rows, identity(G), info)
 
 
-def _style_weights(synthesis: nn.Module, rows: tuple[int, ...] | None) -> tuple[Tensor, list[str]]:
-    """Stacked raw style-affine weights ``[units, w_dim]`` (float64): one layer per W+ row in ``rows``
-    (None: every row), the authors' choice (see the module docstring)."""
-    names, w_index = list(synthesis.layer_names), list(synthesis.layer_w_index)
-    last_row = max(w_index)
+def _style_weights(G: StyleSpaces, rows: tuple[int, ...] | None) -> tuple[Tensor, list[str]]:
+    """Stacked style-affine weights ``[units, w_dim]`` (float64): one layer per W+ row in ``rows``
+    (None: every row), the authors' choice (see the module docstring): ``G.row_layers()``, the
+    convolution reading each row and the final ToRGB for the last. The weights carry their runtime
+    gain, a per-layer constant that the per-unit normalisation removes."""
+    affines = G.style_affines()
     mats, used = [], []
-    for row in range(last_row + 1):
-        if rows is not None and row not in rows:
+    for index in G.row_layers():
+        a = affines[index]
+        if rows is not None and a.row not in rows:
             continue
-        # the one convolution reading the row (an intermediate ToRGB reading it too is left out); the
-        # last row is read by no convolution, only by the final ToRGB, the last of layer_names
-        convs = [n for n, r in zip(names, w_index) if r == row and not n.endswith("torgb")]
-        name = convs[0] if convs else names[-1]
-        assert len(convs) == 1 or (row == last_row and name.endswith("torgb")), (row, convs)
-        mats.append(synthesis.layer(name).affine.weight.detach().double().cpu())
-        used.append(name)
+        mats.append(a.weight.double().cpu())
+        used.append(a.name)
     return torch.cat(mats), used
 
 
 def _first_layer_weights(G: Generator) -> tuple[Tensor, list[str]]:
     """``A [outputs, z_dim]`` (float64) of the first Linear / ConvTranspose2d whose input size is z's."""
     z_dim = math.prod(G.latent_shape("z"))
-    try:
-        module = G.tunable_module()
-    except ConfigError:
-        module = None
+    module = G.tunable_module() if isinstance(G, Tunable) else None
     for name, m in (module.named_modules() if module is not None else ()):
         if isinstance(m, nn.Linear) and m.in_features == z_dim:
             return m.weight.detach().double().cpu(), [name]

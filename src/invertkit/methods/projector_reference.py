@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..generators.base import Generator
+from ..generators.capabilities import NoiseMaps, require
 from ..objectives.image_losses import IMAGE_LOSSES
 from .init import derive_seed
 
@@ -96,7 +97,7 @@ def reference_projector(
     """Project one image the way ``optimize`` does with one Adam start (NVIDIA's projector, flat).
 
     Args:
-        G: the generator; ``noise=True`` needs StyleGAN2's noise maps (``G.noise_shapes()``).
+        G: the generator; ``noise=True`` needs its noise maps (capability ``NoiseMaps``: StyleGAN2).
         target: ``[1, C, H, W]`` or ``[C, H, W]``, the image in [-1, 1] at G's resolution.
         space: the latent space optimised (``w`` as NVIDIA, ``w+``, ``z``, ...).
         steps: Adam steps (NVIDIA ``num_steps`` 1000).
@@ -145,8 +146,9 @@ def reference_projector(
     # ---- noise maps (NV L57, L74-77): unit Gaussian, not normalised before the first step --------
     maps: dict[str, Tensor] = {}
     if noise:
+        noisy = require(G, NoiseMaps, "the reference projector with noise=True")
         g_maps = torch.Generator(device="cpu").manual_seed(derive_seed(seed, image_id, 0, NOISE_MAP_PURPOSE))
-        for name, (h, w) in G.noise_shapes().items():  # type: ignore[attr-defined]
+        for name, (h, w) in noisy.noise_shapes().items():
             maps[name] = torch.randn([1, 1, h, w], generator=g_maps).to(device).requires_grad_(True)
     params = [latent, *maps.values()]
 
@@ -182,7 +184,7 @@ def reference_projector(
             perturbed = latent + torch.randn(latent.shape[1:], generator=g_latent, device=device)[None] * noise_scale
         else:
             perturbed = latent
-        images = G.synthesize(perturbed, space, noise=maps) if maps else G.synthesize(perturbed, space)
+        images = noisy.synthesize_with_noise(perturbed, space, maps) if maps else G.synthesize(perturbed, space)
 
         # ---- image distance (NV L95-102) ---------------------------------------------------------
         total = sum(weights[name] * term(images, prepared[name]) for name, term in terms.items())
