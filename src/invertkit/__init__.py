@@ -8,8 +8,6 @@
 Images crossing the API are float tensors ``N x C x H x W`` in [-1, 1] on the generator's device.
 """
 
-__version__ = "0.2.0"
-
 from . import diffusion as _diffusion  # noqa: E402,F401  (registers the diffusion model family with the loader)
 from . import metrics  # noqa: E402
 from .errors import CapabilityError, CheckpointError, ConfigError, ImageError, InvertkitError, LatentSpaceError  # noqa: E402
@@ -17,6 +15,7 @@ from .generators import ZOO, Generator, load_generator, wrap  # noqa: E402
 from .methods import invert  # noqa: E402
 from .results import DiffusionInversion, InversionResult, LatentInversion, Timings, TunedInversion  # noqa: E402
 from .runs import Run, load_run  # noqa: E402
+from .version import __version__
 
 __all__ = [
     "ZOO",

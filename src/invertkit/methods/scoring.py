@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import metrics as M
+from .. import metrics as M  # the metrics package (a lower layer), not the root
 from ..generators.base import Generator
 from ..generators.capabilities import StyleSpaces
 

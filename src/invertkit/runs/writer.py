@@ -28,7 +28,6 @@ from typing import Any
 
 from torch import Tensor
 
-from .. import __version__
 from ..generators.base import Generator
 from ..io.images import save_image, slug
 from ..io.report import ReportItem, write_report
@@ -36,6 +35,7 @@ from ..io.runinfo import write_run_json
 from ..metrics import PROTOCOL
 from ..results import DiffusionInversion, InversionResult, LatentInversion, TunedInversion
 from ..results.files import FORMAT_VERSION
+from ..version import __version__
 
 
 class RunWriter:
