@@ -24,6 +24,9 @@ from ..result import InversionResult
 from .common import SAMPLERS, DiffusionState, Setup, resample
 
 HEADER = "invertkit_diffusion_state"
+# Options added after states were first saved, with the value every older file was made with: a file
+# without the key regenerates with the variant it was inverted with, not the newer default.
+ASSUMED_WHEN_ABSENT: dict[str, dict[str, Any]] = {"edict": {"leapfrog": False}}
 
 
 def _identity(G: Any) -> str:
@@ -64,7 +67,7 @@ def load_state(path: str | os.PathLike[str], G: Any) -> tuple[str, DiffusionStat
     if meta.get("generator") != G.name or meta.get("model") != _identity(G):
         raise ConfigError(f"{path} was made with generator {meta.get('generator')!r} ({meta.get('model')}); "
                           f"pass that generator, not {G.name!r} ({_identity(G)})")
-    options = make_options(method, **meta["options"])
+    options = make_options(method, **{**ASSUMED_WHEN_ABSENT.get(method, {}), **meta["options"]})
     from ...diffusion.generator import parse_dtype
 
     dtype = parse_dtype(options.dtype)
