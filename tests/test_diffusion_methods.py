@@ -27,14 +27,14 @@ def _images(G, n=2, seed=0):
 
 @pytest.mark.parametrize("kind,method,options", [
     ("cond", "edict", {"guidance": 3.0, "prompt": "cat"}),
-    ("latent", "edict", {"prompt": "dog"}),
+    ("latent", "edict", {"prompt": "dog", "leapfrog": False}),
     ("unet", "bdia", {}),
-    ("latent", "bdia", {"guidance": 3.0, "prompt": "cat"}),
+    ("latent", "bdia", {"guidance": 3.0, "prompt": "cat", "first_step": "ddim"}),
     ("sd3", "coupled-flow", {"guidance": 3.0, "prompt": "cat"}),
     ("flux", "coupled-flow", {"prompt": "dog"}),
 ])
 def test_exact_methods_round_trip_in_float64(models, kind, method, options):
-    """EDICT, BDIA and the coupled flow integrator invert a random model's image exactly (float64)."""
+    """EDICT, BDIA (each variant) and the coupled flow integrator invert a random model's image exactly (float64)."""
     G = models[kind]
     result = invertkit.invert(G, _images(G), method, steps=10, dtype="float64", **options)
     errors = [m["roundtrip_error"] for m in result.metrics]
@@ -88,6 +88,29 @@ def test_methods_check_the_model_family(models):
 def test_methods_refuse_gans(tiny_mlp):
     with pytest.raises(ConfigError, match="inverts diffusion models"):
         invertkit.invert(tiny_mlp, torch.zeros(1, tiny_mlp.channels, tiny_mlp.resolution, tiny_mlp.resolution), "ddim")
+
+
+def test_saved_edict_states_keep_their_variant(models, tmp_path):
+    """A state file records ``leapfrog``; a file written before the option existed (no key) was made
+    with the non-leapfrog order and regenerates with it."""
+    import json
+
+    from invertkit.io.safetensors_file import read_safetensors, write_safetensors
+    from invertkit.methods.diffusion import load_state, regenerate_file, save_state
+    from invertkit.methods.diffusion.state_io import HEADER
+
+    G = models["cond"]
+    images = _images(G, 1)
+    for leapfrog in (True, False):
+        result = invertkit.invert(G, images, "edict", steps=6, prompt="cat", guidance=2.0, leapfrog=leapfrog)
+        path = save_state(tmp_path / f"{leapfrog}.safetensors", result, 0, G.name)
+        assert load_state(path, G)[2].options.leapfrog is leapfrog
+        assert torch.allclose(regenerate_file(G, path), result.reconstructions, atol=1e-4)
+    tensors, meta = read_safetensors(path, HEADER, "diffusion state file", "")
+    del meta["options"]["leapfrog"]
+    old = write_safetensors(tmp_path / "old.safetensors", tensors, {HEADER: json.dumps(meta)}, "diffusion state")
+    assert load_state(old, G)[2].options.leapfrog is False
+    assert torch.allclose(regenerate_file(G, old), result.reconstructions, atol=1e-4)
 
 
 def test_regenerate_with_another_prompt(models):
