@@ -17,7 +17,9 @@ from invertkit.methods.diffusion import regenerate  # noqa: E402
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("diffusers")
-    return {kind: invertkit.load_generator(f"diffusers:{write_folder(root / kind, kind)}" + ("@16" if kind == "flux" else "")) for kind in ("unet", "cond", "latent", "sd3", "flux")}
+    out = {kind: invertkit.load_generator(f"diffusers:{write_folder(root / kind, kind)}" + ("@16" if kind == "flux" else "")) for kind in ("unet", "cond", "latent", "sd3", "flux")}
+    out["analytic"] = invertkit.load_generator("analytic:diffusion")
+    return out
 
 
 def _images(G, n=2, seed=0):
@@ -30,11 +32,14 @@ def _images(G, n=2, seed=0):
     ("latent", "edict", {"prompt": "dog", "leapfrog": False}),
     ("unet", "bdia", {}),
     ("latent", "bdia", {"guidance": 3.0, "prompt": "cat", "first_step": "ddim"}),
+    ("analytic", "bdia", {"guidance": 2.0, "prompt": "up"}),
     ("sd3", "coupled-flow", {"guidance": 3.0, "prompt": "cat"}),
     ("flux", "coupled-flow", {"prompt": "dog"}),
 ])
 def test_exact_methods_round_trip_in_float64(models, kind, method, options):
-    """EDICT, BDIA (each variant) and the coupled flow integrator invert a random model's image exactly (float64)."""
+    """Through ``invert()``: EDICT, BDIA (each variant) and the coupled flow integrator invert the image of a
+    random network, or of the analytic model, exactly (float64). The maths-level round trips are in
+    test_diffusion_exact.py."""
     G = models[kind]
     result = invertkit.invert(G, _images(G), method, steps=10, dtype="float64", **options)
     errors = [m["roundtrip_error"] for m in result.metrics]
