@@ -23,7 +23,7 @@ to the ODE's, and whether latents match the authors':
 
 - ``"bdia"`` (default), the authors' reference code (guoqiang-zhang-x/BDIA, ``BDIA_stablediffusion``,
   ``reverse=True``): the model is evaluated at the clean point with the clean level's own time,
-  ``t_{S-1} - T / S`` (:meth:`DiffusionGrid.clean_time`, e.g. -20 for 50 leading steps; negative
+  ``t_{S-1} - T / S`` (:meth:`DiffusionGrid.clean_time`, e.g. -19 for 50 leading steps with offset 1; negative
   whenever the clean level is the scheduler's final alpha), as every later step evaluates ``x_j`` at
   its own time ``t_j``.
 - ``"ddim"``: plain DDIM inversion's pairing, the clean point with the next level's time ``t_{S-1}``
@@ -34,8 +34,10 @@ In the authors' own setting (leading spacing without offset, ``set_alpha_to_one=
 step runs from ``alphas_cumprod[0]`` to itself, a = 1 and b = 0, so both give x_{S-1} = x_0 and the
 same latents. ``"bdia"`` is the default because it is the authors' and, pairing the point with its
 own time like every later step, it lands far closer to the ODE's noise: on the analytic Gaussian model
-5 to 57 times closer than ``"ddim"`` at 10 to 100 steps (docs/diffusion.md). Their sampling from noise alone starts from the pair ``(x_T, x_T)``; :func:`bdia_sample`
-without ``x_next`` takes a DDIM step instead (sampling from an inverted pair, the round trip, is the same).
+5 to 57 times closer than ``"ddim"`` at 10 to 100 steps (docs/diffusion.md).
+
+Their sampling from noise alone starts from the pair ``(x_T, x_T)``; :func:`bdia_sample` without
+``x_next`` takes a DDIM step instead (sampling from an inverted pair, the round trip, is the same).
 """
 
 from __future__ import annotations
