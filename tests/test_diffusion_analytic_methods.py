@@ -56,10 +56,10 @@ def test_guided_inversion_is_scored_against_the_guided_ode(data):
     assert fine < coarse / 50 and fine < 1e-4
 
 
-def test_exact_methods_and_edits_on_the_analytic_model(data):
+def test_edits_on_the_analytic_model(data):
+    """(BDIA's exact round trip on this model is asserted with the other exact methods in test_diffusion_methods.py.)"""
     G, images = data["diffusion"]
     result = invertkit.invert(G, images, "bdia", steps=30, dtype="float64", prompt="up", guidance=2.0)
-    assert max(m["roundtrip_error"] for m in result.metrics) < 1e-12
     from invertkit.methods.diffusion import regenerate
 
     down = regenerate(G, result, prompt="down")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
+from analytic_factories import TinyNet
 
 from invertkit.diffusion import (
     AnalyticGaussian,
@@ -29,22 +29,6 @@ D = torch.float64
 SD = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012, "steps_offset": 1}
 
 
-class TinyNet:
-    """A fixed random conv net of (x, t, cond): smooth, nonlinear, nothing like an exact denoiser."""
-
-    def __init__(self, channels: int = 1, seed: int = 0) -> None:
-        g = torch.Generator().manual_seed(seed)
-        self.w1 = 0.5 * torch.randn(8, channels, 3, 3, generator=g, dtype=D)
-        self.w2 = 0.3 * torch.randn(channels, 8, 3, 3, generator=g, dtype=D)
-        self.tw, self.cw = torch.randn(8, generator=g, dtype=D), torch.randn(8, generator=g, dtype=D)
-
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        h = F.conv2d(x, self.w1.to(x), padding=1) + torch.sin(0.01 * t).view(-1, 1, 1, 1) * self.tw.to(x).view(1, -1, 1, 1)
-        if cond is not None:
-            h = h + cond.to(x).view(-1, 1, 1, 1) * self.cw.to(x).view(1, -1, 1, 1)
-        return F.conv2d(torch.tanh(h), self.w2.to(x), padding=1) + 0.1 * x
-
-
 def _image() -> torch.Tensor:
     return torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(5), dtype=D) * 2 - 1
 
@@ -58,10 +42,11 @@ GUIDED = Guidance(cond=torch.tensor([1.0, -0.5], dtype=D), uncond=torch.zeros(2,
 
 @pytest.mark.parametrize("kind", ["epsilon", "v_prediction"])
 @pytest.mark.parametrize("guidance", [None, GUIDED])
-def test_edict_round_trip_exact(kind: str, guidance: Guidance | None) -> None:
+@pytest.mark.parametrize("leapfrog", [True, False])
+def test_edict_round_trip_exact(kind: str, guidance: Guidance | None, leapfrog: bool) -> None:
     net, img, grid = TinyNet(), _image(), diffusion_grid(SD, 20)
-    inv = edict_invert(net, img, grid, prediction_type=kind, guidance=guidance)
-    out = edict_sample(net, inv.x, grid, y_T=inv.y, prediction_type=kind, guidance=guidance)
+    inv = edict_invert(net, img, grid, leapfrog=leapfrog, prediction_type=kind, guidance=guidance)
+    out = edict_sample(net, inv.x, grid, y_T=inv.y, leapfrog=leapfrog, prediction_type=kind, guidance=guidance)
     assert _max(out.x, img) < 1e-10 and _max(out.y, img) < 1e-10
     per_eval = 1 if guidance is None else 2
     assert inv.nfe == out.nfe == 2 * 20 * per_eval
@@ -69,10 +54,11 @@ def test_edict_round_trip_exact(kind: str, guidance: Guidance | None) -> None:
     assert edict_sample(net, inv.x.float(), grid, prediction_type=kind).x.dtype == torch.float32
 
 
-def test_bdia_round_trip_exact_and_cheaper() -> None:
+@pytest.mark.parametrize("first_step", ["bdia", "ddim"])
+def test_bdia_round_trip_exact_and_cheaper(first_step: str) -> None:
     net, img, grid = TinyNet(), _image(), diffusion_grid({**SD, "timestep_spacing": "trailing"}, 25)
     for guidance in (None, GUIDED):
-        inv = bdia_invert(net, img, grid, guidance=guidance)
+        inv = bdia_invert(net, img, grid, first_step=first_step, guidance=guidance)
         out = bdia_sample(net, inv.x, grid, x_next=inv.y, guidance=guidance)
         assert _max(out.x, img) < 1e-10
         per_eval = 1 if guidance is None else 2
@@ -88,6 +74,11 @@ def test_bdia_gamma_zero_is_ddim_and_rejected_for_inversion() -> None:
     assert _max(bdia_sample(net, noise, grid, gamma=0.0).x, ddim_sample(net, noise, grid).x) < 1e-12
     with pytest.raises(ConfigError, match="gamma"):
         bdia_invert(net, noise, grid, gamma=0.0)
+    with pytest.raises(ConfigError, match="first_step='euler'"):
+        bdia_invert(net, noise, grid, first_step="euler")
+    clean_end = diffusion_grid({**SD, "set_alpha_to_one": True}, 10)  # alpha_bar = 1: no noise estimate from x0
+    with pytest.raises(ConfigError, match="use first_step='ddim'"):
+        bdia_invert(net, noise, clean_end, prediction_type="sample")
 
 
 def test_bdia_approximates_ode_on_analytic_model() -> None:

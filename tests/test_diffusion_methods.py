@@ -17,7 +17,9 @@ from invertkit.methods.diffusion import regenerate  # noqa: E402
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("diffusers")
-    return {kind: invertkit.load_generator(f"diffusers:{write_folder(root / kind, kind)}" + ("@16" if kind == "flux" else "")) for kind in ("unet", "cond", "latent", "sd3", "flux")}
+    out = {kind: invertkit.load_generator(f"diffusers:{write_folder(root / kind, kind)}" + ("@16" if kind == "flux" else "")) for kind in ("unet", "cond", "latent", "sd3", "flux")}
+    out["analytic"] = invertkit.load_generator("analytic:diffusion")
+    return out
 
 
 def _images(G, n=2, seed=0):
@@ -27,14 +29,17 @@ def _images(G, n=2, seed=0):
 
 @pytest.mark.parametrize("kind,method,options", [
     ("cond", "edict", {"guidance": 3.0, "prompt": "cat"}),
-    ("latent", "edict", {"prompt": "dog"}),
+    ("latent", "edict", {"prompt": "dog", "leapfrog": False}),
     ("unet", "bdia", {}),
-    ("latent", "bdia", {"guidance": 3.0, "prompt": "cat"}),
+    ("latent", "bdia", {"guidance": 3.0, "prompt": "cat", "first_step": "ddim"}),
+    ("analytic", "bdia", {"guidance": 2.0, "prompt": "up"}),
     ("sd3", "coupled-flow", {"guidance": 3.0, "prompt": "cat"}),
     ("flux", "coupled-flow", {"prompt": "dog"}),
 ])
 def test_exact_methods_round_trip_in_float64(models, kind, method, options):
-    """EDICT, BDIA and the coupled flow integrator invert a random model's image exactly (float64)."""
+    """Through ``invert()``: EDICT, BDIA (each variant) and the coupled flow integrator invert the image of a
+    random network, or of the analytic model, exactly (float64). The maths-level round trips are in
+    test_diffusion_exact.py."""
     G = models[kind]
     result = invertkit.invert(G, _images(G), method, steps=10, dtype="float64", **options)
     errors = [m["roundtrip_error"] for m in result.metrics]
@@ -88,6 +93,30 @@ def test_methods_check_the_model_family(models):
 def test_methods_refuse_gans(tiny_mlp):
     with pytest.raises(ConfigError, match="method .ddim. needs a diffusion or rectified-flow model.*tiny-mlp .SequentialGenerator. has none; generators that have it: diffusers model folders"):
         invertkit.invert(tiny_mlp, torch.zeros(1, tiny_mlp.channels, tiny_mlp.resolution, tiny_mlp.resolution), "ddim")
+
+
+def test_saved_edict_states_keep_their_variant(models, tmp_path):
+    """A state file records ``leapfrog``; a file written before the option existed (no key) was made
+    with the non-leapfrog order and regenerates with it."""
+    import json
+
+    from invertkit.io.safetensors_file import read_safetensors, write_safetensors
+    from invertkit.results.diffusion import HEADER, load_state
+
+    G = models["cond"]
+    images = _images(G, 1)
+    for leapfrog in (True, False):
+        result = invertkit.invert(G, images, "edict", steps=6, prompt="cat", guidance=2.0, leapfrog=leapfrog)
+        files = result.save_item(0, tmp_path / str(leapfrog), "a", G)
+        path = tmp_path / str(leapfrog) / files[1]
+        assert load_state(path, G)[2].leapfrog is leapfrog
+        assert torch.allclose(invertkit.load_run(tmp_path / str(leapfrog) / "a.npz", G).render(G), result.reconstructions, atol=1e-4)
+    tensors, meta = read_safetensors(path, HEADER, "diffusion state file", "")
+    del meta["options"]["leapfrog"]
+    meta.pop("format_version")  # as run format 1 wrote it
+    write_safetensors(path, tensors, {HEADER: json.dumps(meta)}, "diffusion state")
+    assert load_state(path, G)[2].leapfrog is False
+    assert torch.allclose(invertkit.load_run(path.with_name("a.npz"), G).render(G), result.reconstructions, atol=1e-4)
 
 
 def test_regenerate_with_another_prompt(models):

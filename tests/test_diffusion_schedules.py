@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from invertkit.diffusion import (
+    DiffusionGrid,
     alphas_cumprod,
     betas,
     diffusion_grid,
+    discrete_alpha_bar_fn,
     final_alpha_cumprod,
     flow_grid,
     inference_timesteps,
@@ -67,6 +69,21 @@ def test_diffusion_grid_chain() -> None:
     assert g.timesteps.tolist() == [901.0, 801.0, 701.0, 601.0, 501.0, 401.0, 301.0, 201.0, 101.0, 1.0]
     assert torch.equal(g.alpha_bar[:-1], ab[[901, 801, 701, 601, 501, 401, 301, 201, 101, 1]])
     assert float(g.alpha_bar[-1]) == float(ab[0])
+
+
+def test_clean_end_time() -> None:
+    """The model time of the clean end (BDIA's first inversion step evaluates there): diffusers' next
+    timestep ``t - T // S`` after the last one, or the grid's spacing continued; negative times map to the
+    final alpha in the analytic model instead of wrapping around."""
+    assert diffusion_grid(SD, 50).clean_time() == -19.0  # 1 - 20: the final alpha's level
+    assert diffusion_grid({**SD, "timestep_spacing": "trailing"}, 50).clean_time() == -1.0
+    t = torch.linspace(1, 0, 5, dtype=torch.float64)
+    assert DiffusionGrid(timesteps=t[:-1], alpha_bar=0.5 + 0.1 * t).clean_time() == 0.0
+    with pytest.raises(ConfigError, match="final_timestep"):
+        DiffusionGrid(timesteps=t[:1], alpha_bar=torch.tensor([0.5, 0.9], dtype=torch.float64)).clean_time()
+    levels = discrete_alpha_bar_fn(alphas_cumprod(SD), final=0.9995)
+    got = levels(torch.tensor([-19.0, 0.0, 999.0], dtype=torch.float64))
+    assert got.tolist() == [0.9995, float(alphas_cumprod(SD)[0]), float(alphas_cumprod(SD)[999])]
 
 
 def test_flow_grid_shift() -> None:

@@ -117,6 +117,16 @@ class AnalyticGaussian:
         return denoiser
 
 
-def discrete_alpha_bar_fn(alphas_cumprod: Tensor) -> Callable[[Tensor], Tensor]:
-    """Map integer-valued timesteps ``[N]`` to ``alphas_cumprod[t]`` (for a denoiser of a discrete schedule)."""
-    return lambda t: alphas_cumprod[t.round().long().cpu()].to(t)
+def discrete_alpha_bar_fn(alphas_cumprod: Tensor, final: float = 1.0) -> Callable[[Tensor], Tensor]:
+    """Map integer-valued timesteps ``[N]`` to ``alphas_cumprod[t]`` (for a denoiser of a discrete schedule).
+
+    A negative timestep (the clean level after the last step, where diffusers' DDIM uses the scheduler's
+    final alpha; BDIA's reference code evaluates the model there) maps to ``final`` instead of wrapping
+    around to the noisiest level.
+    """
+    def alpha_bar(t: Tensor) -> Tensor:
+        index = t.round().long().cpu()
+        out = alphas_cumprod[index.clamp(min=0)]
+        return torch.where(index < 0, torch.full_like(out, final), out).to(t)
+
+    return alpha_bar

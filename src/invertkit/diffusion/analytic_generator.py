@@ -22,7 +22,7 @@ from torch import Tensor
 from invertkit.diffusion.analytic import AnalyticGaussian, discrete_alpha_bar_fn
 from invertkit.diffusion.guidance import Guidance
 from invertkit.diffusion.model import DiffusionModel, ExactInversion
-from invertkit.diffusion.schedules import DiffusionGrid, FlowGrid, alphas_cumprod
+from invertkit.diffusion.schedules import DiffusionGrid, FlowGrid, alphas_cumprod, final_alpha_cumprod
 from invertkit.errors import ConfigError
 
 SCHEDULERS = {
@@ -76,7 +76,8 @@ class AnalyticGenerator(DiffusionModel, ExactInversion):
     def denoiser(self, dtype: torch.dtype = torch.float32):
         if self.family == "flow":
             return self.model.flow_denoiser(time_scale=float(self.scheduler["num_train_timesteps"]))
-        return self.model.diffusion_denoiser(discrete_alpha_bar_fn(alphas_cumprod(self.scheduler)), self.prediction_type)
+        levels = discrete_alpha_bar_fn(alphas_cumprod(self.scheduler), final_alpha_cumprod(self.scheduler))
+        return self.model.diffusion_denoiser(levels, self.prediction_type)
 
     def encode(self, images: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
         return images.to(self.device, dtype)

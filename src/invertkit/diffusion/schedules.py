@@ -165,10 +165,13 @@ class DiffusionGrid:
     first. ``alpha_bar``: ``[S+1]`` float64; ``alpha_bar[j]`` belongs to ``timesteps[j]`` for j < S and
     ``alpha_bar[S]`` is the clean end (the final alpha). Sampling walks j = 0 -> S, inversion S -> 0;
     step j (between levels j and j+1) evaluates the model at time ``timesteps[j]``.
+    ``final_timestep``: the model time of the clean end ``alpha_bar[S]``, which no DDIM step evaluates
+    (BDIA's reference inversion does); None means "extrapolate": see :meth:`clean_time`.
     """
 
     timesteps: Tensor
     alpha_bar: Tensor
+    final_timestep: float | None = None
 
     def __post_init__(self) -> None:
         s = self.timesteps.shape[0]
@@ -183,13 +186,23 @@ class DiffusionGrid:
         """Number of steps S."""
         return int(self.timesteps.shape[0])
 
+    def clean_time(self) -> float:
+        """Model time of the clean end: ``final_timestep``, else the last timestep continued by the last
+        spacing ``2 t[S-1] - t[S-2]`` (0 for a uniform grid ending at 0). Needs S >= 2 without it."""
+        if self.final_timestep is not None:
+            return float(self.final_timestep)
+        if self.steps < 2:
+            raise ConfigError("DiffusionGrid: a one-step grid needs final_timestep (the model time of the clean end)")
+        return float(2 * self.timesteps[-1] - self.timesteps[-2])
+
 
 def diffusion_grid(config: Mapping[str, Any], steps: int) -> DiffusionGrid:
     """The DDIM level chain for ``steps`` inference steps of a discrete scheduler config.
 
     Each level's successor is the next listed timestep; after the last timestep ``t`` comes level
     ``t - T // steps`` as in diffusers' ``DDIMScheduler.step`` (the final alpha when that is negative:
-    always for leading spacing; trailing spacing ends at ``alphas_cumprod[0]``). This equals diffusers'
+    always for leading spacing; trailing spacing ends at ``alphas_cumprod[0]``). That timestep ``t - T // steps``
+    (negative where the final alpha is used) is the grid's ``final_timestep``. This equals diffusers'
     ``t - T // steps`` rule everywhere when ``T`` is a multiple of ``steps`` (50 steps of 1000, the usual
     case). Otherwise diffusers' trailing and linspace chains skip levels by a timestep or more between
     steps; we keep a consistent chain (exact inversion needs every step to start where the last ended).
@@ -199,7 +212,7 @@ def diffusion_grid(config: Mapping[str, Any], steps: int) -> DiffusionGrid:
     end = int(ts[-1]) - _positive_int(config, "num_train_timesteps", _DDIM_DEFAULTS) // steps
     last = float(ab[end]) if end >= 0 else final_alpha_cumprod(config)
     chain = torch.cat([ab[ts], torch.tensor([last], dtype=torch.float64)])
-    return DiffusionGrid(timesteps=ts.to(torch.float64), alpha_bar=chain)
+    return DiffusionGrid(timesteps=ts.to(torch.float64), alpha_bar=chain, final_timestep=float(end))
 
 
 @dataclass(frozen=True)

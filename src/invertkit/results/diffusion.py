@@ -30,6 +30,9 @@ from .base import InversionResult
 from .files import ItemArrays, write_item
 
 HEADER = "invertkit_diffusion_state"
+# options added after states were first written, with the value those older states were made with
+# (EDICT's leapfrog order is the authors' default now; states without the key used the other order)
+ASSUMED_WHEN_ABSENT: dict[str, dict[str, Any]] = {"edict": {"leapfrog": False}}
 STATE_SUFFIX = "_state.safetensors"
 STATE_FORMAT = 2
 
@@ -163,7 +166,7 @@ def load_state(path: str | os.PathLike[str], G: Generator) -> tuple[str, Diffusi
     if bad:
         raise CheckpointError(f"{path}: tensor {bad[0]} of the diffusion state is not finite; the file is corrupted, "
                               "re-run the inversion that wrote it")
-    options = options_from_dict(method, dict(meta.get("options") or {}), str(path))
+    options = options_from_dict(method, {**ASSUMED_WHEN_ABSENT.get(method, {}), **dict(meta.get("options") or {})}, str(path))
     dtype = parse_dtype(options.dtype)
     to = {k: v.to(D.device, dtype) if v.is_floating_point() else v.to(D.device) for k, v in tensors.items()}
     lists = set(meta.get("lists") or [])

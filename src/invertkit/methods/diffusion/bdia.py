@@ -1,7 +1,12 @@
 """``bdia``: Bi-directional Integration Approximation (Zhang et al. 2024, "Exact Diffusion Inversion via
 Bi-directional Integration Approximation"). Each step combines a forward and a backward DDIM update
 from one model evaluation, so sampling is exactly invertible at DDIM's cost; the state is two
-consecutive levels (the noise latent and the level after it)."""
+consecutive levels (the noise latent and the level after it).
+
+``first_step`` (how inversion gets the level after the clean image, from one model call at the image):
+``"bdia"`` (default) evaluates the model with the clean level's own time, as the authors' reference
+code does, so latents match theirs; ``"ddim"`` uses the next level's time, as DDIM inversion does.
+Both round-trip exactly (see ``invertkit.diffusion.bdia``)."""
 
 from __future__ import annotations
 
@@ -18,10 +23,13 @@ class BdiaOptions(DiffusionOptions):
     """Options of ``bdia``."""
 
     gamma: float = option(1.0, "weight of the backward update (1: the exactly invertible case of the paper)")
+    first_step: str = option("bdia", "the first inversion step's model time: bdia (the clean level's, as the authors' code) or ddim (the next level's)",
+                             choices=("bdia", "ddim"))
 
 
 def invert(s: Setup) -> DiffusionState:
-    out = bdia_invert(s.denoiser, s.x0, s.grid, gamma=s.options.gamma, prediction_type=s.prediction_type, guidance=s.guidance)
+    out = bdia_invert(s.denoiser, s.x0, s.grid, gamma=s.options.gamma, first_step=s.options.first_step,
+                      prediction_type=s.prediction_type, guidance=s.guidance)
     return DiffusionState(out.x, out.nfe, {"x_next": out.y})
 
 

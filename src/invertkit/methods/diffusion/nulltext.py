@@ -3,7 +3,13 @@ using Guided Diffusion Models"). DDIM inversion at guidance 1 gives a pivot traj
 step along guided sampling, the unconditional ("null") embedding is optimised (Adam, ``inner_steps``
 iterations, early stop at ``early_stop``) so the guided step lands on the pivot. The result is the
 pivot's noise latent plus one null embedding per step and image; editing re-samples with another
-prompt and the optimised nulls. Needs a network whose conditioning is a tensor (UNet2DConditionModel)."""
+prompt and the optimised nulls. Needs a network whose conditioning is a tensor (UNet2DConditionModel).
+
+``schedule="paper"`` (the default) is the authors' notebook: the learning rate decays as
+``lr (1 - j / 100)`` and the early-stop threshold grows as ``early_stop + 2e-5 j`` over the sampling
+steps j, tested after each Adam update; ``schedule="invertkit"`` keeps both constant and tests before
+the update, keeping the embedding that met the threshold (``invertkit.diffusion.nulltext``). Each
+image is optimised and stopped on its own, so its nulls are the same alone or in a batch."""
 
 from __future__ import annotations
 
@@ -25,8 +31,10 @@ class NullTextOptions(DiffusionOptions):
 
     guidance: float = option(7.5, "the guidance scale the nulls are tuned for (the paper's 7.5)")
     inner_steps: int = option(10, "Adam iterations per sampling step (paper: 10)")
-    lr: float = option(0.01, "Adam learning rate on the null embedding (paper: 1e-2)")
-    early_stop: float = option(1e-5, "stop a step's iterations once the latent MSE is below this (paper: 1e-5)")
+    lr: float = option(0.01, "Adam learning rate on the null embedding (paper: 1e-2; decayed per step by the paper schedule)")
+    early_stop: float = option(1e-5, "stop a step's iterations once the latent MSE is below this (paper: 1e-5, growing per step by the paper schedule)")
+    schedule: str = option("paper", "paper (lr and threshold change with the sampling step, as the authors' notebook) or invertkit (constant, checked before the update)",
+                           choices=("paper", "invertkit"))
 
 
 def _per_image(value: Tensor, n: int) -> Tensor:
@@ -44,9 +52,10 @@ def invert(s: Setup) -> DiffusionState:
     with torch.enable_grad():
         out = null_text_optimize(s.denoiser, s.x0, s.grid, cond=s.guidance.cond, uncond=_per_image(uncond, n),
                                  scale=s.options.guidance, prediction_type=s.prediction_type,
-                                 inner_steps=inner, lr=s.options.lr, early_stop=s.options.early_stop)
+                                 inner_steps=inner, lr=s.options.lr, early_stop=s.options.early_stop,
+                                 schedule=s.options.schedule)
     return DiffusionState(out.x_T, out.nfe, {"uncond": [u.detach() for u in out.uncond]},
-                          {"backward_passes": out.backward, "ode_latent": False})
+                          {"backward_passes": out.backward, "ode_latent": False}, out.nfe_per_image)
 
 
 def sample(s: Setup, state: DiffusionState, g: Guidance) -> tuple:
