@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+from invertkit.errors import CheckpointError
+from invertkit.generators.checkpoints import detect_format, read_checkpoint, read_nvidia_pkl
 
-from checkpoint_factories import (  # noqa: E402
+from .checkpoint_factories import (
     REAL_NVIDIA_GLOBALS,
     SG3_MODULE_SRC,
     FakePersistent,
@@ -38,9 +39,6 @@ from checkpoint_factories import (  # noqa: E402
     tiny_config,
     write_nvidia_pkl,
 )
-
-from invertkit.errors import CheckpointError  # noqa: E402
-from invertkit.generators.checkpoints import detect_format, read_checkpoint, read_nvidia_pkl  # noqa: E402
 
 
 class Evil:

@@ -12,14 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))
+from invertkit.cli.main import main
+from invertkit.cli.options import parse_seeds
+from invertkit.errors import ConfigError
+from invertkit.generators import load_generator
 
-from checkpoint_factories import random_nvidia_state, tiny_config, write_nvidia_pkl  # noqa: E402
-
-from invertkit.cli.main import main  # noqa: E402
-from invertkit.cli.options import parse_seeds  # noqa: E402
-from invertkit.errors import ConfigError  # noqa: E402
-from invertkit.generators import load_generator  # noqa: E402
+from .checkpoint_factories import random_nvidia_state, tiny_config, write_nvidia_pkl
 
 
 @pytest.fixture

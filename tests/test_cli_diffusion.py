@@ -10,11 +10,11 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from diffusers_factories import write_folder  # noqa: E402
+from invertkit.cli.main import main
+from invertkit.errors import ConfigError
+from invertkit.io.images import save_image
 
-from invertkit.cli.main import main  # noqa: E402
-from invertkit.errors import ConfigError  # noqa: E402
-from invertkit.io.images import save_image  # noqa: E402
+from .diffusers_factories import write_folder
 
 
 @pytest.fixture(scope="module")

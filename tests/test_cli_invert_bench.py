@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from invertkit.bench import parse_method_spec  # noqa: E402
-from invertkit.cli.main import main  # noqa: E402
-from invertkit.errors import ConfigError  # noqa: E402
-from invertkit.generators import load_generator  # noqa: E402
-from invertkit.io.images import save_image  # noqa: E402
+from invertkit.bench import parse_method_spec
+from invertkit.cli.main import main
+from invertkit.errors import ConfigError
+from invertkit.generators import load_generator
+from invertkit.io.images import save_image
 
 
 @pytest.fixture

@@ -8,9 +8,6 @@ module under test.
 
 from __future__ import annotations
 
-import functools
-import math
-
 import pytest
 import torch
 from torch import nn
@@ -18,47 +15,9 @@ from torch import nn
 from invertkit.errors import CheckpointError, ImageError
 from invertkit.features.inception import FID_INCEPTION, FIDInceptionV3, fid_inception_available, load_fid_inception
 
+from .feature_factories import random_inception_state
+
 FILE_NAME = "pt_inception-2015-12-05-6726825d.pth"
-
-
-def random_state(module: nn.Module, seed: int, damp: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
-    """He-initialised random weights with plausible BatchNorm statistics, in ``module``'s layout.
-
-    ``module`` may live on the meta device (only shapes are read). Entries whose key ends with one of
-    ``damp`` are scaled by 0.3 (e.g. the last BatchNorm of residual branches, to keep a deep random
-    residual network well-conditioned).
-    """
-    g = torch.Generator().manual_seed(seed)
-    state = {}
-    for key, value in module.state_dict().items():
-        if key.endswith("num_batches_tracked"):
-            state[key] = torch.zeros((), dtype=value.dtype)
-        elif key.endswith("running_mean"):
-            state[key] = 0.1 * torch.randn(value.shape, generator=g)
-        elif key.endswith("running_var"):
-            state[key] = 0.5 + torch.rand(value.shape, generator=g)
-        elif value.dim() == 1:  # BN / PReLU weights around 1, biases around 0
-            state[key] = (1.0 if key.endswith("weight") else 0.0) + 0.1 * torch.randn(value.shape, generator=g)
-        else:
-            state[key] = torch.randn(value.shape, generator=g) * math.sqrt(2.0 / value[0].numel())
-        if key.endswith(damp):
-            state[key] = state[key] * 0.3
-    return state
-
-
-@functools.lru_cache(maxsize=1)
-def random_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    with torch.device("meta"):
-        shapes = FIDInceptionV3()
-    return random_state(shapes, seed)
-
-
-def random_inception(seed: int = 0) -> FIDInceptionV3:
-    """An FID Inception with :func:`random_state` weights (built without default initialisation)."""
-    with torch.device("meta"):
-        net = FIDInceptionV3()
-    net.load_state_dict(random_inception_state(seed), assign=True)
-    return net.eval().requires_grad_(False)
 
 
 @pytest.fixture(scope="module")

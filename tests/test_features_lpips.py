@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from feature_factories import backbone_state, heads_path, real_heads_path, reference_lpips, write_backbone
 
 from invertkit.errors import CheckpointError, ConfigError, ImageError
 from invertkit.features.lpips import load_lpips
+
+from .feature_factories import backbone_state, heads_path, real_heads_path, reference_lpips, write_backbone
 
 
 def _pair(seed: int = 3, shape=(2, 3, 48, 40)):

