@@ -81,13 +81,21 @@ def test_invert_restoration_simulated(sg2_pkl, drawn_images, tmp_path):
     assert json.loads((out / "run.json").read_text())["config"]["degradation"] == "downsample:2"
 
 
-def test_invert_flag_errors(sg2_pkl, drawn_images, tmp_path, capsys):
-    args = ["invert", str(drawn_images / "a.png"), "-g", str(sg2_pkl), "--out", str(tmp_path / "x")]
-    assert main(args + ["--method", "cma", "--optimizer", "lbfgs"]) == 2
-    assert "--optimizer" in capsys.readouterr().err
-    assert main(args + ["--space", "q"]) == 2
-    assert main(args + ["--simulate"]) == 2
-    assert main(args + ["--method", "nope"]) == 2
+@pytest.mark.parametrize("flags,message", [
+    (["--method", "cma", "--optimizer", "lbfgs"], "--optimizer do(es) not apply to --method cma; its options: chunk, "),
+    (["--space", "q"], "space 'q' is not available for tiny.safetensors; choose one of: z, z-sphere, w, w+, s, p, pn, f:LAYER"),
+    (["--simulate"], "--simulate needs --degrade or --mask"),
+    (["--method", "nope"], "unknown --method 'nope'; choose one of: optimize, "),
+    (["--batch-size", "0"], "--batch-size must be >= 1"),
+    (["--degrade", "blur:3"], "unknown degradation 'blur'; use downsample:F, grayscale, noise:SIGMA or mask:PATH"),
+])
+def test_invert_flag_errors(sg2_pkl, drawn_images, tmp_path, capsys, flags, message):
+    out = tmp_path / "x"
+    assert main(["invert", str(drawn_images / "a.png"), "-g", str(sg2_pkl), "--out", str(out), *flags]) == 2
+    captured = capsys.readouterr()
+    [line] = captured.err.splitlines()  # one line, no traceback
+    assert line.startswith(f"invertkit: error: {message}"), line
+    assert captured.out == "" and not (out / "metrics.json").exists()
 
 
 def test_parse_method_spec():

@@ -27,6 +27,11 @@ def inception_file(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def inception_net(inception_file):
+    return load_fid_inception(inception_file)
+
+
 def _n_convs() -> int:
     # stem 5; Mixed_5b-d: 7 each; Mixed_6a: 4; Mixed_6b-e: 10 each; Mixed_7a: 6; Mixed_7b-c: 9 each
     return 5 + 3 * 7 + 4 + 4 * 10 + 6 + 2 * 9
@@ -60,8 +65,8 @@ def test_layout_is_pytorch_fid_file_layout():
     assert len(bns) == _n_convs() and all(m.eps == 0.001 for m in bns)
 
 
-def test_load_and_features(inception_file):
-    net = load_fid_inception(inception_file)
+def test_load_and_features(inception_net):
+    net = inception_net
     assert not net.training and not any(p.requires_grad for p in net.parameters())
     state = net.state_dict()
     assert all(torch.equal(state[k], v) for k, v in random_inception_state(0).items())
@@ -103,11 +108,20 @@ def test_tf_pooling_variants():
         torch.testing.assert_close(out[:, -192:], pool_branch(e, F.max_pool2d(x, 3, 1, 1)))
 
 
-def test_file_without_batch_counters_loads(inception_file, tmp_path):
+def test_file_without_batch_counters_loads(inception_file, inception_net, tmp_path):
+    """Files saved by older PyTorch lack BatchNorm's ``num_batches_tracked``: they load and give the
+    same network (the counters play no part in eval mode)."""
     state = torch.load(inception_file, weights_only=True)
     path = tmp_path / "old.pth"
-    torch.save({k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}, path)
-    load_fid_inception(path)
+    old_state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    assert len(old_state) == len(state) - _n_convs()
+    torch.save(old_state, path)
+    old = load_fid_inception(path)
+    assert not old.training and not any(p.requires_grad for p in old.parameters())
+    assert all(torch.equal(old.state_dict()[k], v) for k, v in old_state.items())
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    with torch.inference_mode():
+        assert torch.equal(old(x), inception_net(x))
 
 
 def test_wrong_files_are_checkpoint_errors(inception_file, tmp_path):
@@ -145,4 +159,5 @@ def test_lookup_in_torch_hub_cache(inception_file, empty_caches):
     hub.mkdir(parents=True)
     (hub / FILE_NAME).symlink_to(inception_file)
     assert fid_inception_available()
-    assert isinstance(load_fid_inception(), FIDInceptionV3)
+    found = load_fid_inception()  # the file in the hub cache, not a default initialisation
+    assert all(torch.equal(found.state_dict()[k], v) for k, v in random_inception_state(0).items())

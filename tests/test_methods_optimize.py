@@ -62,11 +62,25 @@ def test_restarts_spend_budget_and_pick_per_image(tiny_mlp):
 
 
 def test_early_stop_per_image(tiny_mlp):
-    target = drawn(tiny_mlp, 3, 21)
-    r = invertkit.invert(tiny_mlp, target, steps=400, loss=MSE, target_psnr=28, check_every=5, restarts=4)
-    evals = r.timings["evaluations_per_image"]
-    assert all(m["psnr"] >= 27.5 for m in r.metrics)
-    assert min(evals) < 4 * 40 + 360  # at least one image stopped early
+    # two images the generator drew (they reach the target) and a ramp outside its range (it never does)
+    target = torch.cat([drawn(tiny_mlp, 2, 21), torch.linspace(-1, 1, 64).view(1, 1, 8, 8)])
+    r = invertkit.invert(tiny_mlp, target, steps=400, loss=MSE, target_psnr=50, check_every=5, restarts=4)
+    # budget: the 4 starts share restart_steps = 400 // 20 = 20 steps (4 x 20 evaluations), then the kept
+    # start takes the other 380 steps, checked every 5; an image stops right after the check it passes
+    starts, main = 4 * 20, 400 - 20
+    *stopped, full = r.timings["evaluations_per_image"]
+    assert full == starts + main == 460
+    loss = r.history["loss"]
+    assert loss.shape == (main, 3)  # one row per main step: the ramp keeps the batch going to the end
+    for i, evals in enumerate(stopped):
+        checks = (evals - starts) / 5
+        assert checks == int(checks) and 1 <= checks < main / 5, evals
+        # the image is frozen from its stopping check on: its loss curve stays flat
+        assert torch.all(loss[int(checks) * 5 - 1 :, i] == loss[int(checks) * 5 - 1, i])
+        assert not torch.all(loss[:, i] == loss[-1, i])
+        # the check saw 50 dB; the delivered latent is one Adam step later and may sit a little below
+        assert r.metrics[i]["psnr"] > 49
+    assert r.metrics[2]["psnr"] < 20
 
 
 def test_lbfgs(tiny_mlp):
