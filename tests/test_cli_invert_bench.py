@@ -81,6 +81,22 @@ def test_invert_restoration_simulated(sg2_pkl, drawn_images, tmp_path):
     assert json.loads((out / "run.json").read_text())["config"]["degradation"] == "downsample:2"
 
 
+def test_simulated_noise_does_not_depend_on_batch_size(sg2_pkl, drawn_images, tmp_path):
+    """b.png is observed with the same noise whether it is simulated alone or beside a.png."""
+    rows = {}
+    for bs in ("1", "2"):
+        out = tmp_path / f"bs{bs}"
+        assert main(["invert", str(drawn_images / "a.png"), str(drawn_images / "b.png"), "-g", str(sg2_pkl), "--degrade", "noise:0.2",
+                     "--simulate", "--batch-size", bs, "--steps", "5", "--loss", "mse=1", "--space", "w", "--out", str(out)]) == 0
+        rows[bs] = {r["image"]: r for r in json.loads((out / "metrics.json").read_text())}
+    for name in ("a", "b"):
+        observed = [(tmp_path / f"bs{bs}" / "images" / f"{name}_observed.png").read_bytes() for bs in ("1", "2")]
+        assert observed[0] == observed[1], name
+        assert observed[0] != (tmp_path / "bs1" / "images" / f"{name}_target.png").read_bytes()  # noisy, not the clean image
+        for key in ("psnr_observed", "psnr", "ssim"):
+            assert rows["1"][f"{name}.png"][key] == pytest.approx(rows["2"][f"{name}.png"][key], abs=1e-3), (name, key)
+
+
 @pytest.mark.parametrize("flags,message", [
     (["--method", "cma", "--optimizer", "lbfgs"], "--optimizer do(es) not apply to --method cma; its options: chunk, "),
     (["--space", "q"], "space 'q' is not available for tiny.safetensors; choose one of: z, z-sphere, w, w+, s, p, pn, f:LAYER"),

@@ -153,10 +153,39 @@ def test_super_resolution_and_grayscale(tiny_sg2):
 def test_parse_degradation(tmp_path):
     d = parse_degradation("downsample:4+grayscale", 64)
     assert d.observed_size(64) == 16 and d.observed_channels(3) == 1 and d.describe() == "downsample:4+grayscale"
-    noisy = parse_degradation("noise:0.2", 8).observe(torch.zeros(1, 1, 8, 8), seed=0)
-    assert 0.1 < noisy.std() < 0.3
+    noisy = parse_degradation("noise:0.2", 64).observe(torch.zeros(1, 1, 64, 64), seed=0)
+    assert abs(float(noisy.std()) - 0.2) < 0.01  # 4096 draws: the standard error is 0.0022
     with pytest.raises(ConfigError, match="unknown degradation"):
         parse_degradation("blur:3", 8)
+
+
+def test_simulated_noise_depends_on_the_image_id_only():
+    """Each image's noise comes from (run seed, image id) alone: the same whatever batch or order the
+    image is simulated in, so ``--batch-size`` cannot change an observation."""
+    x = torch.linspace(-1, 1, 3 * 64).view(3, 1, 8, 8)
+    noise = parse_degradation("noise:0.2", 8)
+    both = noise.observe(x, ids=[4, 7, 9], seed=5)
+    assert torch.equal(noise.observe(x[1:2], ids=[7], seed=5), both[1:2])
+    assert torch.equal(noise.observe(x[[2, 0]], ids=[9, 4], seed=5), both[[2, 0]])
+    drawn = both - x
+    assert not torch.allclose(drawn[0], drawn[1], atol=0.05)  # every image has its own draw
+    assert not torch.allclose(noise.observe(x, ids=[4, 7, 9], seed=6), both, atol=0.05)  # ... from the run seed
+    assert torch.equal(noise.observe(x, seed=5), noise.observe(x, ids=[0, 1, 2], seed=5))  # ids default to the rows
+    assert torch.allclose(parse_degradation("noise:0.4", 8).observe(x, ids=[4, 7, 9], seed=5) - x, 2 * drawn, atol=1e-6)
+    # a composition hands the ids to its noise: a full mask keeps every pixel, the draws are the same
+    masked = parse_degradation("noise:0.2", 8, mask=torch.ones(1, 1, 8, 8))
+    assert torch.equal(masked.observe(x, ids=[4, 7, 9], seed=5), both)
+    assert torch.equal(Downsample(2).observe(x, ids=[4, 7, 9], seed=5), Downsample(2)(x))  # no noise: no draws
+    with pytest.raises(ConfigError, match="2 image ids for 3 images"):
+        noise.observe(x, ids=[0, 1])
+
+
+def test_degradations_derive_seeds_as_the_methods_do():
+    from invertkit.methods.init import derive_seed as methods_seed
+    from invertkit.seeds import derive_seed
+
+    for args in ((0, 1), (5, 7, 0, 17), (2**40 + 3, 9, 2, 11), (-1, 0)):
+        assert derive_seed(*args) == methods_seed(*args)
 
 
 def test_plain_baseline(tiny_mlp):
