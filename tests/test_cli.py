@@ -70,6 +70,7 @@ def test_convert_both_ways_same_images(nvidia_pkl, tmp_path, capsys):
     assert "--force" in capsys.readouterr().err
     assert main(["convert", str(nvidia_pkl), str(native), "--force"]) == 0
     assert main(["convert", str(nvidia_pkl), str(tmp_path / "g.bin")]) == 2
+    assert "g.bin: cannot tell the output format from the suffix; use .safetensors or .pt, or pass --to" in capsys.readouterr().err
 
 
 def test_convert_to_rosinality_needs_lossy_for_conv_clamp(tmp_path, capsys):
@@ -86,7 +87,7 @@ def test_convert_to_rosinality_needs_lossy_for_conv_clamp(tmp_path, capsys):
         assert torch.allclose(a.synthesize(z, "z"), b.synthesize(z, "z"), atol=1e-5)
 
 
-def test_generate(nvidia_pkl, tmp_path):
+def test_generate(nvidia_pkl, tmp_path, capsys):
     out = tmp_path / "gen"
     assert main(["generate", str(nvidia_pkl), "--seeds", "0-2,5", "--trunc", "0.7", "--out", str(out)]) == 0
     names = sorted(p.name for p in out.iterdir())
@@ -94,12 +95,15 @@ def test_generate(nvidia_pkl, tmp_path):
     a = np.asarray(Image.open(out / "seed0000.png"))
     assert a.shape == (16, 16, 3)
     assert main(["generate", "dcgan-digiface64", "--seeds", "1", "--out", str(tmp_path / "dc")]) == 0
+    capsys.readouterr()
     assert main(["generate", "dcgan-digiface64", "--seeds", "1", "--trunc", "0.5", "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err == "invertkit: error: --trunc and --class need a StyleGAN generator; dcgan-digiface64 has only z\n"
+    assert not (tmp_path / "x").exists()
 
 
 def test_parse_seeds():
     assert parse_seeds("0-3,7, 10-11") == [0, 1, 2, 3, 7, 10, 11]
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="a-b"):
         parse_seeds("a-b")
 
 
@@ -144,4 +148,6 @@ def test_debug_shows_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "invertkit.cli.main", "--debug", "info", str(tmp_path / "nope.pkl")], capture_output=True, text=True
     )
-    assert proc.returncode != 0 and "Traceback" in proc.stderr and "CheckpointError" in proc.stderr
+    # the exception escapes: Python's own exit status 1, the full traceback ending in the same message
+    assert proc.returncode == 1 and proc.stderr.startswith("Traceback") and "CheckpointError" in proc.stderr
+    assert "nope.pkl" in proc.stderr.strip().splitlines()[-1]

@@ -63,8 +63,8 @@ def test_invert_batching_does_not_change_results(sg2_pkl, drawn_images, tmp_path
     outs = []
     for bs in ("1", "3"):
         out = tmp_path / f"bs{bs}"
-        main(["invert", str(drawn_images / "a.png"), str(drawn_images / "c.png"), "-g", str(sg2_pkl), "--steps", "15",
-              "--loss", "mse=1", "--batch-size", bs, "--out", str(out), "--space", "w"])
+        assert main(["invert", str(drawn_images / "a.png"), str(drawn_images / "c.png"), "-g", str(sg2_pkl), "--steps", "15",
+                     "--loss", "mse=1", "--batch-size", bs, "--out", str(out), "--space", "w"]) == 0
         outs.append([np.load(out / "latents" / f"{n}.npz")["w"] for n in ("a", "c")])
     for a, b in zip(*outs):
         assert np.allclose(a, b, atol=1e-4)
@@ -118,14 +118,15 @@ def test_parse_method_spec():
     r = parse_method_spec("optimize:w+@steps=50;loss=mse=1+perceptual=0.5;noise=true")
     assert r.method == "optimize" and r.options == {"space": "w+", "steps": 50, "loss": "mse=1,perceptual=0.5", "noise": True}
     assert parse_method_spec("cma").options == {}
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="bogus"):
         parse_method_spec("bogus:z")
 
 
 def test_bench_table(sg2_pkl, drawn_images, tmp_path):
     out = tmp_path / "bench"
-    main(["bench", "-g", str(sg2_pkl), "--images", str(drawn_images), "--methods", "optimize:w,optimize:w+,cma:w@popsize=6,plain:w",
-          "--steps", "8", "--loss", "mse=1", "--out", str(out), "--metrics", "perceptual"])
+    # exit status 1: the folder's broken.jpg is reported and skipped, the three good images are compared
+    assert main(["bench", "-g", str(sg2_pkl), "--images", str(drawn_images), "--methods", "optimize:w,optimize:w+,cma:w@popsize=6,plain:w",
+                 "--steps", "8", "--loss", "mse=1", "--out", str(out), "--metrics", "perceptual"]) == 1
     rows = json.loads((out / "bench.json").read_text())
     assert [r["method"] for r in rows] == ["optimize:w", "optimize:w+", "cma:w@popsize=6", "plain:w"]
     for r in rows:

@@ -85,9 +85,9 @@ def test_sefa_layer_restriction_uses_those_weights_only(tiny_sg2):
     # the restriction matters: the full-network factorisation gives another top direction
     full = sefa(tiny_sg2, count=1)
     assert abs(float(full.vectors[0] @ d.vectors[0])) < 0.99
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"W\+ has rows 0..5"):
         sefa(tiny_sg2, layers="0-99")
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="count=33 must be between 1 and 32"):
         sefa(tiny_sg2, count=33)
 
 

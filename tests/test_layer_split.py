@@ -33,7 +33,7 @@ def test_stylegan2_split_names(G):
     assert G.layer_names_for_split() == ["4", "8", "16"]
     with pytest.raises(LatentSpaceError, match="valid layers: 4, 8, 16"):
         G.layer_split("32")
-    with pytest.raises(LatentSpaceError):
+    with pytest.raises(LatentSpaceError, match="unknown split layer 'b8'"):
         G.layer_split("b8")
 
 

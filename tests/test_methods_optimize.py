@@ -204,5 +204,5 @@ def test_layerwise_spaces(tiny_mlp, tiny_sg2):
     assert f.metrics[0]["psnr"] > z.metrics[0]["psnr"]
     g = invertkit.invert(tiny_sg2, drawn(tiny_sg2, 1, 3, "w"), space="f:8", steps=30, loss=MSE)
     assert g.latents.shape == (1, 6, 32) and len(g.extras["state"]) == 2
-    with pytest.raises(LatentSpaceError):
+    with pytest.raises(LatentSpaceError, match="unknown split layer '99' for tiny-sg2; valid layers: 4, 8"):
         invertkit.invert(tiny_sg2, drawn(tiny_sg2, 1, 3, "w"), space="f:99", steps=1)

@@ -40,7 +40,7 @@ def test_pixel_losses_values_and_contract():
         assert out.shape == (3,) and torch.allclose(out, fn(a, b))
         out.sum().backward()
         assert x.grad.abs().sum() > 0
-    with pytest.raises(ImageError):
+    with pytest.raises(ImageError, match=r"equal C, H, W, got \[3, 3, 32, 32\] and \[3, 3, 16, 32\]"):
         mse_loss(a, b[:, :, :16])
 
 
