@@ -153,8 +153,8 @@ def test_lookup_in_torch_hub_cache(inception_file, empty_caches):
     assert not fid_inception_available()
     with pytest.raises(CheckpointError) as err:
         load_fid_inception()
-    msg = str(err.value)
-    assert FILE_NAME in msg and FID_INCEPTION.url in msg and "torch_home" in msg
+    msg = str(err.value)  # the folders searched are resolve_weight's, pinned in test_features_weights
+    assert FILE_NAME in msg and FID_INCEPTION.url in msg
     hub = empty_caches / "torch_home" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
     (hub / FILE_NAME).symlink_to(inception_file)
