@@ -132,18 +132,33 @@ BAD_FILES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(BAD_FILES))
-def test_bad_checkpoint_one_line_exit_2(tmp_path, name):
-    path = tmp_path / name
+def _bad_file(folder: Path, name: str) -> Path:
+    path = folder / name
     if BAD_FILES[name] is not None:
         path.write_bytes(BAD_FILES[name])
-    proc = subprocess.run([sys.executable, "-m", "invertkit.cli.main", "info", str(path)], capture_output=True, text=True)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and name in lines[0] and lines[0].startswith("invertkit: error:")
-    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    return path
 
 
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_checkpoint_one_line_exit_2(tmp_path, capsys, name):
+    assert main(["info", str(_bad_file(tmp_path, name))]) == 2
+    captured = capsys.readouterr()
+    [line] = captured.err.splitlines()
+    assert name in line and line.startswith("invertkit: error:")
+    assert "Traceback" not in captured.err and captured.out == ""
+
+
+@pytest.mark.slow  # a fresh interpreter (about 2 s)
+def test_command_process_prints_one_line(tmp_path):
+    """The process, not only main(): exit status 2, one stderr line, nothing else printed."""
+    proc = subprocess.run([sys.executable, "-m", "invertkit.cli.main", "info", str(_bad_file(tmp_path, "random.pkl"))],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("invertkit: error: ") and "random.pkl" in line
+
+
+@pytest.mark.slow  # a fresh interpreter (about 2 s)
 def test_debug_shows_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "invertkit.cli.main", "--debug", "info", str(tmp_path / "nope.pkl")], capture_output=True, text=True

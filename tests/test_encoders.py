@@ -162,6 +162,7 @@ def test_e4e_and_restyle_train(tiny_sg2, tiny_mlp, tmp_path):
     assert invert(tiny_mlp, x, "restyle", encoder=str(rs), iterations=3).history["psnr"].shape == (3, 8)
 
 
+@pytest.mark.slow  # an encoder trained for 60 steps, then encoder and hybrid inversions (about 2 s)
 def test_encoder_methods_and_their_errors(tiny_sg2, tiny_mlp, tmp_path):
     path = train_encoder(tiny_sg2, tmp_path / "psp", steps=60, batch=8, checkpoint_every=60, **FAST)
     x = tiny_sg2.synthesize(tiny_sg2.sample_latent(3, "w+", seed=8), "w+").detach()
@@ -187,6 +188,7 @@ def test_encoder_methods_and_their_errors(tiny_sg2, tiny_mlp, tmp_path):
         invert(tiny_sg2, x[:, :1], "encoder", encoder=str(path), degradation=Grayscale())
 
 
+@pytest.mark.slow  # two encoders trained for 80 steps, two 40-step inversions (about 4 s)
 def test_nscd_loss_lowers_nscd_of_encoded_and_optimised_latents(tiny_sg2, tmp_path):
     x = tiny_sg2.synthesize(tiny_sg2.sample_latent(4, "w+", seed=21), "w+").detach()
     kw = dict(steps=80, batch=8, checkpoint_every=80, **FAST)

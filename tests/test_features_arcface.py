@@ -62,6 +62,7 @@ def test_layout_is_psp_file_layout():
     assert not any(k.startswith(("body.0.shortcut", "body.4.shortcut", "body.22.shortcut")) for k in state)
 
 
+@pytest.mark.slow  # the full IR-SE50 on 256 px images, and its file written and read (about 3 s)
 def test_embeddings_and_psp_crop(arcface_file):
     net = load_arcface(arcface_file)
     assert not net.training

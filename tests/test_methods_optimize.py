@@ -91,6 +91,7 @@ def test_lbfgs(tiny_mlp):
     assert torch.allclose(alone.latents[0], r.latents[1], atol=1e-4)  # per-image line search
 
 
+@pytest.mark.slow  # 300 steps per space (about 2 s each)
 @pytest.mark.parametrize("space,threshold", [("w", 40), ("w+", 25), ("s", 25), ("p", 25), ("pn", 25)])
 def test_stylegan2_known_latent(tiny_sg2, space, threshold):
     # a random-weight 16 px StyleGAN2: W has the exact answer nearby; the larger spaces converge more

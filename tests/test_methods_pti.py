@@ -111,6 +111,7 @@ def test_tuned_generator_renders_the_reconstruction_and_edits(sg2_result, tiny_s
         tuned_generator(tiny_sg2, r, 2)
 
 
+@pytest.mark.slow  # two 40-step tunings compared (about 1.5 s)
 def test_locality_regulariser_keeps_the_generator_closer_elsewhere(tiny_sg2):
     images = _off_range(tiny_sg2, 1, 4, "w")
     common = {"pivot": "optimize", "pivot_steps": 20, "steps": 40, "lr": 5e-3, "loss": "mse=1", "target_perceptual": None}
