@@ -95,6 +95,7 @@ def test_embeddings_and_psp_crop(arcface_file):
         face_input(torch.zeros(1, 2, 64, 64))
 
 
+@pytest.mark.slow  # the full-size IR-SE50 (175 MB of weights) written and read
 def test_wrong_files_are_checkpoint_errors(arcface_file, tmp_path, monkeypatch):
     resnet = tmp_path / "resnet50.pth"  # e.g. an ImageNet ResNet given by mistake
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(1000, 2048)}, resnet)

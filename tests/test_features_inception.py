@@ -65,6 +65,7 @@ def test_layout_is_pytorch_fid_file_layout():
     assert len(bns) == _n_convs() and all(m.eps == 0.001 for m in bns)
 
 
+@pytest.mark.slow  # the full-size FID Inception (95 MB of weights) built, written or read
 def test_load_and_features(inception_net):
     net = inception_net
     assert not net.training and not any(p.requires_grad for p in net.parameters())
@@ -108,6 +109,7 @@ def test_tf_pooling_variants():
         torch.testing.assert_close(out[:, -192:], pool_branch(e, F.max_pool2d(x, 3, 1, 1)))
 
 
+@pytest.mark.slow  # the full-size FID Inception (95 MB of weights) built, written or read
 def test_file_without_batch_counters_loads(inception_file, inception_net, tmp_path):
     """Files saved by older PyTorch lack BatchNorm's ``num_batches_tracked``: they load and give the
     same network (the counters play no part in eval mode)."""
@@ -124,6 +126,7 @@ def test_file_without_batch_counters_loads(inception_file, inception_net, tmp_pa
         assert torch.equal(old(x), inception_net(x))
 
 
+@pytest.mark.slow  # the full-size FID Inception (95 MB of weights) built, written or read
 def test_wrong_files_are_checkpoint_errors(tmp_path):
     state = random_inception_state(0)
     missing = tmp_path / "missing_key.pth"
@@ -149,6 +152,7 @@ def empty_caches(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow  # the full-size FID Inception (95 MB of weights) built, written or read
 def test_lookup_in_torch_hub_cache(inception_file, empty_caches):
     assert not fid_inception_available()
     with pytest.raises(CheckpointError) as err:

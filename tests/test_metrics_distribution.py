@@ -129,6 +129,7 @@ class _MeanColour(torch.nn.Module):
         return torch.cat([x.mean(dim=(2, 3)), x.std(dim=(2, 3))], dim=1)
 
 
+@pytest.mark.slow  # the full-size FID Inception (95 MB of weights) built, written or read
 def test_fid_on_random_inception():
     inception = random_inception()
     g = torch.Generator().manual_seed(0)

@@ -57,6 +57,7 @@ def test_identity_similarity_definition():
         identity_similarity(a, b[:1], weights=net)
 
 
+@pytest.mark.slow  # the full-size IR-SE50 built and run
 def test_identity_on_ir_se50_architecture():
     net = random_arcface()
     g = torch.Generator().manual_seed(1)
