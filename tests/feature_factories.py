@@ -1,20 +1,28 @@
-"""Stand-ins for LPIPS weight files and a plain re-computation of LPIPS, for the feature tests.
+"""Stand-ins for the weight files of the frozen feature networks, for the feature and metric tests.
 
-The backbones are seeded random tensors in torchvision's key layout (``features.N.weight/bias`` plus
+LPIPS: the backbones are seeded random tensors in torchvision's key layout (``features.N.weight/bias`` plus
 an unused ``classifier``), written under the torchvision file names; the heads are the real published
 ones from the installed ``lpips`` wheel (never imported) or, when it is absent, seeded random
 non-negative heads in the same layout. :func:`reference_lpips` recomputes LPIPS v0.1 step by step with
 ``torch.nn.functional`` in the reference package's order (1x1 conv, then spatial mean).
+
+FID Inception-v3 and IR-SE50 ArcFace: :func:`random_state` fills a network's own layout with seeded
+He-initialised weights and plausible BatchNorm statistics (the real files are not reachable offline).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import math
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+
+from invertkit.features.arcface import ArcFaceIRSE50
+from invertkit.features.inception import FIDInceptionV3
 
 # (index in torchvision's `features`, in channels, out channels, kernel, stride, padding) of each conv;
 # "pool" entries: (index, kernel, stride). Taps: indices of the ReLUs LPIPS reads.
@@ -99,3 +107,59 @@ def reference_lpips(net: str, state: dict[str, Tensor], heads: dict[str, Tensor]
         weighted = F.conv2d((fa - fb) ** 2, heads[f"lin{k}.model.1.weight"].double())
         total += weighted.mean(dim=(1, 2, 3))
     return total
+
+
+def random_state(module: nn.Module, seed: int, damp: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """He-initialised random weights with plausible BatchNorm statistics, in ``module``'s layout.
+
+    ``module`` may live on the meta device (only shapes are read). Entries whose key ends with one of
+    ``damp`` are scaled by 0.3 (e.g. the last BatchNorm of residual branches, to keep a deep random
+    residual network well-conditioned).
+    """
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, value in module.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.zeros((), dtype=value.dtype)
+        elif key.endswith("running_mean"):
+            state[key] = 0.1 * torch.randn(value.shape, generator=g)
+        elif key.endswith("running_var"):
+            state[key] = 0.5 + torch.rand(value.shape, generator=g)
+        elif value.dim() == 1:  # BN / PReLU weights around 1, biases around 0
+            state[key] = (1.0 if key.endswith("weight") else 0.0) + 0.1 * torch.randn(value.shape, generator=g)
+        else:
+            state[key] = torch.randn(value.shape, generator=g) * math.sqrt(2.0 / value[0].numel())
+        if key.endswith(damp):
+            state[key] = state[key] * 0.3
+    return state
+
+
+@functools.lru_cache(maxsize=1)
+def random_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    with torch.device("meta"):
+        shapes = FIDInceptionV3()
+    return random_state(shapes, seed)
+
+
+def random_inception(seed: int = 0) -> FIDInceptionV3:
+    """An FID Inception with :func:`random_state` weights (built without default initialisation)."""
+    with torch.device("meta"):
+        net = FIDInceptionV3()
+    net.load_state_dict(random_inception_state(seed), assign=True)
+    return net.eval().requires_grad_(False)
+
+
+@functools.lru_cache(maxsize=1)
+def random_arcface_state(seed: int = 3) -> dict[str, torch.Tensor]:
+    # Damping the residual branches keeps the random 24-unit network smooth (real weights are).
+    with torch.device("meta"):
+        shapes = ArcFaceIRSE50()
+    return random_state(shapes, seed, damp=("res_layer.4.weight",))
+
+
+def random_arcface(seed: int = 3) -> ArcFaceIRSE50:
+    """An IR-SE50 with random weights (built without default initialisation)."""
+    with torch.device("meta"):
+        net = ArcFaceIRSE50()
+    net.load_state_dict(random_arcface_state(seed), assign=True)
+    return net.eval().requires_grad_(False)

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import random
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+from invertkit.errors import CheckpointError
+from invertkit.generators.checkpoints import LoadedCheckpoint, detect_format, read_checkpoint, save_native
 
-from checkpoint_factories import random_nvidia_state, random_rosinality_g_ema, tiny_config, write_nvidia_pkl  # noqa: E402
-
-from invertkit.errors import CheckpointError  # noqa: E402
-from invertkit.generators.checkpoints import LoadedCheckpoint, detect_format, read_checkpoint, save_native  # noqa: E402
+from .checkpoint_factories import random_nvidia_state, random_rosinality_g_ema, tiny_config, write_nvidia_pkl
 
 
 def _half(path: Path, name: str) -> Path:

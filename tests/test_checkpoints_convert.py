@@ -6,24 +6,19 @@ order and shapes, so every file the readers accept loads strictly into the gener
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from checkpoint_factories import random_rosinality_g_ema, tiny_config, write_nvidia_pkl  # noqa: E402
-
-from invertkit.generators.checkpoints import (  # noqa: E402
+from invertkit.generators.checkpoints import (
     LoadedCheckpoint,
     nvidia_layout,
     read_checkpoint,
     save_native,
     save_rosinality,
 )
-from invertkit.generators.stylegan2 import StyleGAN2Config, StyleGAN2Generator, StyleGAN2Network  # noqa: E402
+from invertkit.generators.stylegan2 import StyleGAN2Config, StyleGAN2Generator, StyleGAN2Network
+
+from .checkpoint_factories import random_rosinality_g_ema, tiny_config, write_nvidia_pkl
 
 ATOL = 1e-5
 

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 import struct
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-sys.path.insert(0, str(Path(__file__).parent))
+from invertkit.errors import CheckpointError
+from invertkit.generators.checkpoints import LoadedCheckpoint, detect_format, read_checkpoint, save_native
 
-from checkpoint_factories import random_nvidia_state, tiny_config  # noqa: E402
-
-from invertkit.errors import CheckpointError  # noqa: E402
-from invertkit.generators.checkpoints import LoadedCheckpoint, detect_format, read_checkpoint, save_native  # noqa: E402
+from .checkpoint_factories import random_nvidia_state, tiny_config
 
 
 @pytest.fixture()

@@ -12,20 +12,16 @@ NVIDIA's ``training.networks.Generator`` with identical images (2.9e-6).
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+from invertkit.errors import CheckpointError
+from invertkit.generators.checkpoints import detect_format, read_checkpoint, save_rosinality
+from invertkit.generators.checkpoints.detect import LoadedCheckpoint
+from invertkit.generators.checkpoints.rosinality import nvidia_to_rosinality
 
-from checkpoint_factories import random_nvidia_state, random_rosinality_g_ema, tiny_config  # noqa: E402
-
-from invertkit.errors import CheckpointError  # noqa: E402
-from invertkit.generators.checkpoints import detect_format, read_checkpoint, save_rosinality  # noqa: E402
-from invertkit.generators.checkpoints.detect import LoadedCheckpoint  # noqa: E402
-from invertkit.generators.checkpoints.rosinality import nvidia_to_rosinality  # noqa: E402
+from .checkpoint_factories import random_nvidia_state, random_rosinality_g_ema, tiny_config
 
 CHANNELS = {4: 32, 8: 24, 16: 16}
 

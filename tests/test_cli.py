@@ -12,14 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))
+from invertkit.cli.main import main
+from invertkit.cli.options import parse_seeds
+from invertkit.errors import ConfigError
+from invertkit.generators import load_generator
 
-from checkpoint_factories import random_nvidia_state, tiny_config, write_nvidia_pkl  # noqa: E402
-
-from invertkit.cli.main import main  # noqa: E402
-from invertkit.cli.options import parse_seeds  # noqa: E402
-from invertkit.errors import ConfigError  # noqa: E402
-from invertkit.generators import load_generator  # noqa: E402
+from .checkpoint_factories import random_nvidia_state, tiny_config, write_nvidia_pkl
 
 
 @pytest.fixture
@@ -72,6 +70,7 @@ def test_convert_both_ways_same_images(nvidia_pkl, tmp_path, capsys):
     assert "--force" in capsys.readouterr().err
     assert main(["convert", str(nvidia_pkl), str(native), "--force"]) == 0
     assert main(["convert", str(nvidia_pkl), str(tmp_path / "g.bin")]) == 2
+    assert "g.bin: cannot tell the output format from the suffix; use .safetensors or .pt, or pass --to" in capsys.readouterr().err
 
 
 def test_convert_to_rosinality_needs_lossy_for_conv_clamp(tmp_path, capsys):
@@ -88,7 +87,7 @@ def test_convert_to_rosinality_needs_lossy_for_conv_clamp(tmp_path, capsys):
         assert torch.allclose(a.synthesize(z, "z"), b.synthesize(z, "z"), atol=1e-5)
 
 
-def test_generate(nvidia_pkl, tmp_path):
+def test_generate(nvidia_pkl, tmp_path, capsys):
     out = tmp_path / "gen"
     assert main(["generate", str(nvidia_pkl), "--seeds", "0-2,5", "--trunc", "0.7", "--out", str(out)]) == 0
     names = sorted(p.name for p in out.iterdir())
@@ -96,12 +95,15 @@ def test_generate(nvidia_pkl, tmp_path):
     a = np.asarray(Image.open(out / "seed0000.png"))
     assert a.shape == (16, 16, 3)
     assert main(["generate", "dcgan-digiface64", "--seeds", "1", "--out", str(tmp_path / "dc")]) == 0
+    capsys.readouterr()
     assert main(["generate", "dcgan-digiface64", "--seeds", "1", "--trunc", "0.5", "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err == "invertkit: error: --trunc and --class need a StyleGAN generator; dcgan-digiface64 has only z\n"
+    assert not (tmp_path / "x").exists()
 
 
 def test_parse_seeds():
     assert parse_seeds("0-3,7, 10-11") == [0, 1, 2, 3, 7, 10, 11]
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="a-b"):
         parse_seeds("a-b")
 
 
@@ -130,20 +132,37 @@ BAD_FILES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(BAD_FILES))
-def test_bad_checkpoint_one_line_exit_2(tmp_path, name):
-    path = tmp_path / name
+def _bad_file(folder: Path, name: str) -> Path:
+    path = folder / name
     if BAD_FILES[name] is not None:
         path.write_bytes(BAD_FILES[name])
-    proc = subprocess.run([sys.executable, "-m", "invertkit.cli.main", "info", str(path)], capture_output=True, text=True)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and name in lines[0] and lines[0].startswith("invertkit: error:")
-    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    return path
 
 
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_checkpoint_one_line_exit_2(tmp_path, capsys, name):
+    assert main(["info", str(_bad_file(tmp_path, name))]) == 2
+    captured = capsys.readouterr()
+    [line] = captured.err.splitlines()
+    assert name in line and line.startswith("invertkit: error:")
+    assert "Traceback" not in captured.err and captured.out == ""
+
+
+@pytest.mark.slow  # a fresh interpreter (about 2 s)
+def test_command_process_prints_one_line(tmp_path):
+    """The process, not only main(): exit status 2, one stderr line, nothing else printed."""
+    proc = subprocess.run([sys.executable, "-m", "invertkit.cli.main", "info", str(_bad_file(tmp_path, "random.pkl"))],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("invertkit: error: ") and "random.pkl" in line
+
+
+@pytest.mark.slow  # a fresh interpreter (about 2 s)
 def test_debug_shows_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "invertkit.cli.main", "--debug", "info", str(tmp_path / "nope.pkl")], capture_output=True, text=True
     )
-    assert proc.returncode != 0 and "Traceback" in proc.stderr and "CheckpointError" in proc.stderr
+    # the exception escapes: Python's own exit status 1, the full traceback ending in the same message
+    assert proc.returncode == 1 and proc.stderr.startswith("Traceback") and "CheckpointError" in proc.stderr
+    assert "nope.pkl" in proc.stderr.strip().splitlines()[-1]

@@ -10,11 +10,11 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from diffusers_factories import write_folder  # noqa: E402
+from invertkit.cli.main import main
+from invertkit.errors import ConfigError
+from invertkit.io.images import save_image
 
-from invertkit.cli.main import main  # noqa: E402
-from invertkit.errors import ConfigError  # noqa: E402
-from invertkit.io.images import save_image  # noqa: E402
+from .diffusers_factories import write_folder
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,8 @@ def test_invert_with_edits_writes_everything(setup, tmp_path):
 def test_bench_has_nfe_and_round_trip_columns(setup, tmp_path):
     root, folder = setup
     out = tmp_path / "bench"
-    main(["bench", "-g", f"diffusers:{folder}", "--images", str(root / "imgs"), "--methods", "ddim,edict,renoise@iterations=2",
-          "--prompt", "cat", "--steps", "6", "--dtype", "float64", "--metrics", "", "--edit-prompt", "dog", "--out", str(out)])
+    assert main(["bench", "-g", f"diffusers:{folder}", "--images", str(root / "imgs"), "--methods", "ddim,edict,renoise@iterations=2",
+                 "--prompt", "cat", "--steps", "6", "--dtype", "float64", "--metrics", "", "--edit-prompt", "dog", "--out", str(out)]) == 0
     rows = {r["method"]: r for r in json.loads((out / "bench.json").read_text())}
     assert rows["edict"]["roundtrip_error_max"] < 1e-10 < rows["ddim"]["roundtrip_error_max"]
     assert (rows["ddim"]["nfe_invert"], rows["edict"]["nfe_invert"], rows["renoise@iterations=2"]["nfe_invert"]) == (6, 12, 18)
@@ -58,10 +58,10 @@ def test_generate_and_info(setup, tmp_path, capsys):
     _, folder = setup
     assert main(["generate", f"diffusers:{folder}", "--seeds", "0-1", "--prompt", "dog", "--steps", "4", "--out", str(tmp_path / "g")]) == 0
     assert (tmp_path / "g" / "seed0001.png").is_file()
-    main(["info", f"diffusers:{folder}"])
+    assert main(["info", f"diffusers:{folder}"]) == 0
     text = capsys.readouterr().out
     assert "UNet2DConditionModel (diffusion, predicts epsilon)" in text and "'cat'" in text
-    main(["info", "analytic:flow"])
+    assert main(["info", "analytic:flow"]) == 0
     assert "FlowMatchEulerDiscreteScheduler" in capsys.readouterr().out
 
 
@@ -77,7 +77,8 @@ def test_unknown_edit_prompt_fails_before_work(setup, tmp_path, capsys):
     root, folder = setup
     code = main(["invert", str(root / "imgs"), "-g", f"diffusers:{folder}", "-m", "ddim", "--edit-prompt", "horse",
                  "--out", str(tmp_path / "r")])
-    assert code != 0 and "no prompt embedding named 'horse'" in capsys.readouterr().err
+    [line] = capsys.readouterr().err.splitlines()
+    assert code == 2 and line.startswith("invertkit: error: ") and "no prompt embedding named 'horse'" in line
     assert not (tmp_path / "r" / "images").exists()
 
 
@@ -103,7 +104,10 @@ def test_saved_states_regenerate_later(setup, tmp_path, method, extra):
 def test_regenerate_refuses_another_generator(setup, tmp_path, capsys):
     root, folder = setup
     out = tmp_path / "run"
-    main(["invert", str(root / "imgs" / "im0.png"), "-g", f"diffusers:{folder}", "-m", "ddim", "--steps", "4", "--out", str(out)])
+    assert main(["invert", str(root / "imgs" / "im0.png"), "-g", f"diffusers:{folder}", "-m", "ddim", "--steps", "4", "--out", str(out)]) == 0
     other = write_folder(tmp_path / "other", "cond", seed=5)
-    assert main(["regenerate", str(out), "-g", f"diffusers:{other}", "--prompt", "cat", "--out", str(tmp_path / "re")]) != 0
-    assert "was made with generator 'model'" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["regenerate", str(out), "-g", f"diffusers:{other}", "--prompt", "cat", "--out", str(tmp_path / "re")]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("invertkit: error: ") and "was made with generator 'model'" in line
+    assert not (tmp_path / "re").exists()

@@ -151,6 +151,7 @@ def test_edit_errors_exit_2_with_one_line(setup, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "a.npz" in err and "Z direction" in err
     assert main(base + ["-d", setup["dirs"], "--strength", "1:x"]) == 2
+    assert capsys.readouterr().err == "invertkit: error: strength '1:x': use a range A:B (with a number of steps) or values like -2,0,2\n"
     assert main(["edit", str(tmp_path), "-g", setup["ckpt"], "-d", setup["dirs"], "--out", str(out)]) == 2
     assert "no latents found" in capsys.readouterr().err
     assert not list(out.glob("*.png"))  # nothing was rendered before the checks failed

@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from invertkit.bench import parse_method_spec  # noqa: E402
-from invertkit.cli.main import main  # noqa: E402
-from invertkit.errors import ConfigError  # noqa: E402
-from invertkit.generators import load_generator  # noqa: E402
-from invertkit.io.images import save_image  # noqa: E402
+from invertkit.bench import parse_method_spec
+from invertkit.cli.main import main
+from invertkit.errors import ConfigError
+from invertkit.generators import load_generator
+from invertkit.io.images import save_image
 
 
 @pytest.fixture
@@ -63,8 +63,8 @@ def test_invert_batching_does_not_change_results(sg2_pkl, drawn_images, tmp_path
     outs = []
     for bs in ("1", "3"):
         out = tmp_path / f"bs{bs}"
-        main(["invert", str(drawn_images / "a.png"), str(drawn_images / "c.png"), "-g", str(sg2_pkl), "--steps", "15",
-              "--loss", "mse=1", "--batch-size", bs, "--out", str(out), "--space", "w"])
+        assert main(["invert", str(drawn_images / "a.png"), str(drawn_images / "c.png"), "-g", str(sg2_pkl), "--steps", "15",
+                     "--loss", "mse=1", "--batch-size", bs, "--out", str(out), "--space", "w"]) == 0
         outs.append([np.load(out / "latents" / f"{n}.npz")["w"] for n in ("a", "c")])
     for a, b in zip(*outs):
         assert np.allclose(a, b, atol=1e-4)
@@ -81,27 +81,52 @@ def test_invert_restoration_simulated(sg2_pkl, drawn_images, tmp_path):
     assert json.loads((out / "run.json").read_text())["config"]["degradation"] == "downsample:2"
 
 
-def test_invert_flag_errors(sg2_pkl, drawn_images, tmp_path, capsys):
-    args = ["invert", str(drawn_images / "a.png"), "-g", str(sg2_pkl), "--out", str(tmp_path / "x")]
-    assert main(args + ["--method", "cma", "--optimizer", "lbfgs"]) == 2
-    assert "--optimizer" in capsys.readouterr().err
-    assert main(args + ["--space", "q"]) == 2
-    assert main(args + ["--simulate"]) == 2
-    assert main(args + ["--method", "nope"]) == 2
+def test_simulated_noise_does_not_depend_on_batch_size(sg2_pkl, drawn_images, tmp_path):
+    """b.png is observed with the same noise whether it is simulated alone or beside a.png."""
+    rows = {}
+    for bs in ("1", "2"):
+        out = tmp_path / f"bs{bs}"
+        assert main(["invert", str(drawn_images / "a.png"), str(drawn_images / "b.png"), "-g", str(sg2_pkl), "--degrade", "noise:0.2",
+                     "--simulate", "--batch-size", bs, "--steps", "5", "--loss", "mse=1", "--space", "w", "--out", str(out)]) == 0
+        rows[bs] = {r["image"]: r for r in json.loads((out / "metrics.json").read_text())}
+    for name in ("a", "b"):
+        observed = [(tmp_path / f"bs{bs}" / "images" / f"{name}_observed.png").read_bytes() for bs in ("1", "2")]
+        assert observed[0] == observed[1], name
+        assert observed[0] != (tmp_path / "bs1" / "images" / f"{name}_target.png").read_bytes()  # noisy, not the clean image
+        for key in ("psnr_observed", "psnr", "ssim"):
+            assert rows["1"][f"{name}.png"][key] == pytest.approx(rows["2"][f"{name}.png"][key], abs=1e-3), (name, key)
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--method", "cma", "--optimizer", "lbfgs"], "--optimizer do(es) not apply to --method cma; its options: chunk, "),
+    (["--space", "q"], "space 'q' is not available for tiny.safetensors; choose one of: z, z-sphere, w, w+, s, p, pn, f:LAYER"),
+    (["--simulate"], "--simulate needs --degrade or --mask"),
+    (["--method", "nope"], "unknown --method 'nope'; choose one of: optimize, "),
+    (["--batch-size", "0"], "--batch-size must be >= 1"),
+    (["--degrade", "blur:3"], "unknown degradation 'blur'; use downsample:F, grayscale, noise:SIGMA or mask:PATH"),
+])
+def test_invert_flag_errors(sg2_pkl, drawn_images, tmp_path, capsys, flags, message):
+    out = tmp_path / "x"
+    assert main(["invert", str(drawn_images / "a.png"), "-g", str(sg2_pkl), "--out", str(out), *flags]) == 2
+    captured = capsys.readouterr()
+    [line] = captured.err.splitlines()  # one line, no traceback
+    assert line.startswith(f"invertkit: error: {message}"), line
+    assert captured.out == "" and not (out / "metrics.json").exists()
 
 
 def test_parse_method_spec():
     r = parse_method_spec("optimize:w+@steps=50;loss=mse=1+perceptual=0.5;noise=true")
     assert r.method == "optimize" and r.options == {"space": "w+", "steps": 50, "loss": "mse=1,perceptual=0.5", "noise": True}
     assert parse_method_spec("cma").options == {}
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="bogus"):
         parse_method_spec("bogus:z")
 
 
 def test_bench_table(sg2_pkl, drawn_images, tmp_path):
     out = tmp_path / "bench"
-    main(["bench", "-g", str(sg2_pkl), "--images", str(drawn_images), "--methods", "optimize:w,optimize:w+,cma:w@popsize=6,plain:w",
-          "--steps", "8", "--loss", "mse=1", "--out", str(out), "--metrics", "perceptual"])
+    # exit status 1: the folder's broken.jpg is reported and skipped, the three good images are compared
+    assert main(["bench", "-g", str(sg2_pkl), "--images", str(drawn_images), "--methods", "optimize:w,optimize:w+,cma:w@popsize=6,plain:w",
+                 "--steps", "8", "--loss", "mse=1", "--out", str(out), "--metrics", "perceptual"]) == 1
     rows = json.loads((out / "bench.json").read_text())
     assert [r["method"] for r in rows] == ["optimize:w", "optimize:w+", "cma:w@popsize=6", "plain:w"]
     for r in rows:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from analytic_factories import D, cosine_alpha_bar, cosine_grid  # noqa: E402
 
 from invertkit.diffusion import (
     AnalyticGaussian,
@@ -16,6 +15,8 @@ from invertkit.diffusion import (
     direct_sample,
 )
 from invertkit.errors import ConfigError
+
+from .analytic_factories import D, cosine_alpha_bar, cosine_grid
 
 COND = torch.tensor([1.0, -0.5], dtype=D)
 _cosine, _grid = cosine_alpha_bar, cosine_grid

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from analytic_factories import TinyNet
 
 from invertkit.diffusion import (
     AnalyticGaussian,
@@ -24,6 +23,8 @@ from invertkit.diffusion import (
     uniform_flow_grid,
 )
 from invertkit.errors import ConfigError
+
+from .analytic_factories import TinyNet
 
 D = torch.float64
 SD = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012, "steps_offset": 1}

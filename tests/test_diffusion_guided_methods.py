@@ -8,11 +8,11 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from diffusers_factories import write_folder  # noqa: E402
+import invertkit
+from invertkit.errors import ConfigError
+from invertkit.methods.diffusion import regenerate
 
-import invertkit  # noqa: E402
-from invertkit.errors import ConfigError  # noqa: E402
-from invertkit.methods.diffusion import regenerate  # noqa: E402
+from .diffusers_factories import write_folder
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,7 @@ def test_rf_inversion_without_control_is_flow_euler(models):
         invertkit.invert(G, images, "rf-inversion", steps=6, prompt="cat", stop=2.0)
 
 
+@pytest.mark.slow  # the shipped faces model, 20 steps of null-text optimisation (about 8 s)
 def test_null_text_beats_ddim_on_a_real_photo_with_the_shipped_model():
     """The shipped faces model, guidance 7.5, the astronaut photo (never trained on)."""
     from invertkit.generators.zoo import ZOO

@@ -7,11 +7,11 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from diffusers_factories import write_folder  # noqa: E402
+import invertkit
+from invertkit.errors import ConfigError
+from invertkit.methods.diffusion import regenerate
 
-import invertkit  # noqa: E402
-from invertkit.errors import ConfigError  # noqa: E402
-from invertkit.methods.diffusion import regenerate  # noqa: E402
+from .diffusers_factories import write_folder
 
 
 @pytest.fixture(scope="module")

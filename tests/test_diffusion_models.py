@@ -10,10 +10,10 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from diffusers_factories import DDIM_CONFIG, write_folder  # noqa: E402
+from invertkit import load_generator
+from invertkit.errors import CheckpointError, ConfigError
 
-from invertkit import load_generator  # noqa: E402
-from invertkit.errors import CheckpointError, ConfigError  # noqa: E402
+from .diffusers_factories import DDIM_CONFIG, write_folder
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from analytic_factories import D, cosine_alpha_bar, cosine_grid  # noqa: E402
 
 from invertkit.diffusion import (
     AnalyticGaussian,
@@ -23,6 +22,8 @@ from invertkit.diffusion import (
     null_text_sample,
 )
 from invertkit.errors import ConfigError
+
+from .analytic_factories import D, cosine_alpha_bar, cosine_grid
 
 COND = torch.tensor([1.0, -0.5], dtype=D)
 _cosine, _grid = cosine_alpha_bar, cosine_grid

@@ -17,7 +17,6 @@ from collections.abc import Callable
 import pytest
 import torch
 import torch.nn.functional as F
-from analytic_factories import D, TinyNet, cosine_alpha_bar, cosine_grid
 
 from invertkit.diffusion import (
     AnalyticGaussian,
@@ -36,6 +35,8 @@ from invertkit.diffusion import (
     flow_midpoint_sample,
     null_text_optimize,
 )
+
+from .analytic_factories import D, TinyNet, cosine_alpha_bar, cosine_grid
 
 T = 1000
 COND, UNCOND, SCALE = torch.tensor([1.0, -0.5], dtype=D), torch.tensor([0.3, 0.2], dtype=D), 3.0
@@ -347,10 +348,11 @@ def test_ddim_inversion_matches_diffusers_inverse_scheduler(tmp_path, changes: d
     import json
 
     from diffusers import DDIMInverseScheduler
-    from diffusers_factories import DDIM_CONFIG, write_folder
 
     from invertkit import load_generator
     from invertkit.diffusion import ddim_invert
+
+    from .diffusers_factories import DDIM_CONFIG, write_folder
 
     root = write_folder(tmp_path / "m", "cond")
     (root / "scheduler" / "scheduler_config.json").write_text(json.dumps({**DDIM_CONFIG, **changes}))

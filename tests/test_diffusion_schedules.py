@@ -97,15 +97,21 @@ def test_flow_grid_shift() -> None:
 
 
 @pytest.mark.parametrize(
-    "config",
-    [{"beta_schedule": "cosine"}, {"prediction_type": "x0"}, {"timestep_spacing": "middle"},
-     {"num_train_timesteps": 0}, {"rescale_betas_zero_snr": True}, {"beta_start": 0.0}],
+    "config,reader,message",
+    [({"beta_schedule": "cosine"}, "alphas_cumprod", "beta_schedule='cosine' is not supported; use one of linear, scaled_linear, squaredcos_cap_v2"),
+     ({"prediction_type": "x0"}, "prediction_type", "prediction_type='x0' is not supported; use one of epsilon, v_prediction, sample"),
+     ({"timestep_spacing": "middle"}, "inference_timesteps", "timestep_spacing='middle' is not supported; use one of leading, trailing, linspace"),
+     ({"num_train_timesteps": 0}, "alphas_cumprod", "num_train_timesteps=0 must be a positive integer"),
+     ({"num_train_timesteps": 0}, "inference_timesteps", "num_train_timesteps=0 must be a positive integer"),
+     ({"rescale_betas_zero_snr": True}, "alphas_cumprod", "rescale_betas_zero_snr=true is not supported by invertkit.diffusion; set it to false"),
+     ({"beta_start": 0.0}, "alphas_cumprod", r"beta_start=0.0 and beta_end=0.02 must lie in \(0, 1\)")],
 )
-def test_bad_config_values_raise(config: dict) -> None:
-    with pytest.raises(ConfigError):
-        alphas_cumprod(config)
-        inference_timesteps(config, 10)
-        prediction_type(config)
+def test_bad_config_values_raise(config: dict, reader: str, message: str) -> None:
+    """Each bad value is refused by the reader that uses it, with a message naming the key and the fix."""
+    read = {"alphas_cumprod": alphas_cumprod, "inference_timesteps": lambda c: inference_timesteps(c, 10),
+            "prediction_type": prediction_type}[reader]
+    with pytest.raises(ConfigError, match=f"^scheduler config: {message}"):
+        read(config)
 
 
 def test_bad_steps_and_flow_options_raise() -> None:

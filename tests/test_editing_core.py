@@ -22,19 +22,23 @@ from invertkit.errors import CheckpointError, ConfigError, LatentSpaceError
 from invertkit.generators import wrap
 
 
-def _w_directions(G, k=3, layers=None, seed=0):
+def _w_directions(G, k=3, layers=None, seed=0, info=None):
     torch.manual_seed(seed)
     v = unit_rows(torch.randn(k, G.latent_shape("w")[0]))
     return Directions(v, latent_sigmas(G, "w", v, n=2000), torch.arange(k, 0, -1).float(), "w", "test",
-                      layers=layers, generator=identity(G))
+                      layers=layers, generator=identity(G), info=info or {})
 
 
 def test_file_round_trip_and_generator_check(tiny_sg2, tiny_mlp, tmp_path):
-    d = _w_directions(tiny_sg2, layers=(0, 1))
+    info = {"samples": 600, "seed": 3, "ratio": 0.1, "rows": [0, 1], "weights": ["b4.conv1", "b4.torgb"], "pca": "eigh (exact)"}
+    d = _w_directions(tiny_sg2, layers=(0, 1), info=info)
     path = save_directions(d, tmp_path / "d.safetensors")
     back = load_directions(path, tiny_sg2)
-    assert torch.equal(back.vectors, d.vectors) and torch.equal(back.sigmas, d.sigmas)
-    assert back.layers == (0, 1) and back.names == ["test 0", "test 1", "test 2"] and back.space == "w"
+    # every field comes back (the one round-trip test of the file; the discovery tests only check
+    # that their own info and generator identity survive)
+    assert torch.equal(back.vectors, d.vectors) and torch.equal(back.sigmas, d.sigmas) and torch.equal(back.values, d.values)
+    assert back.layers == (0, 1) and back.names == ["test 0", "test 1", "test 2"] and back.space == "w" and back.method == "test"
+    assert back.info == info and back.generator == d.generator == identity(tiny_sg2)
     with pytest.raises(LatentSpaceError, match="has only z"):
         load_directions(path, tiny_mlp)
     # same shapes, other weights: refused by the weights' digest
@@ -51,11 +55,17 @@ def test_file_round_trip_and_generator_check(tiny_sg2, tiny_mlp, tmp_path):
 
 
 def test_sigmas_measure_the_spread_of_sampled_latents(tiny_sg2):
+    """latent_sigmas, the sigma of every discovery method (SeFa, GANSpace in z, InterFaceGAN and
+    StyleSpace assert they use it): the spread of fresh samples along each direction."""
     d = _w_directions(tiny_sg2)
     w = tiny_sg2.sample_latent(4000, "w", seed=123)
     direct = (w @ d.vectors.T).std(0)
     assert torch.allclose(d.sigmas, direct, rtol=0.08)
     assert torch.equal(latent_sigmas(tiny_sg2, "z", d.vectors), torch.ones(3))
+    s = tiny_sg2.sample_latent(4000, "s", seed=5)
+    one_hot = torch.zeros(1, s.shape[1])
+    one_hot[0, 100] = 1.0
+    assert abs(float(latent_sigmas(tiny_sg2, "s", one_hot)[0]) - float(s[:, 100].std())) < 0.05 * float(s[:, 100].std())
 
 
 def test_parse_layers():

@@ -53,7 +53,7 @@ def test_slerp_per_sample_weights_unequal_norms_and_parallel_fallback():
     assert min(na, nb) <= n <= max(na, nb)
     par = slerp(a, 3 * a, 0.5)  # parallel: no great circle, the straight line is the answer
     assert torch.allclose(par, 2 * a)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"one per sample \(\[3\]\), got \[2\]"):
         slerp(a, b, torch.tensor([0.1, 0.2]))
 
 
@@ -66,7 +66,7 @@ def test_interpolate_z_is_slerp_and_w_is_lerp(tiny_mlp, tiny_sg2):
     wa, wb = tiny_sg2.sample_latent(1, "w", seed=1), tiny_sg2.sample_latent(1, "w", seed=2)
     path = interpolate(tiny_sg2, wa, wb, "w", 3)
     assert torch.allclose(path[1], (wa[0] + wb[0]) / 2, atol=1e-6)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="at least 2 steps"):
         interpolate(tiny_sg2, wa, wb, "w", 1)
 
 
@@ -182,10 +182,11 @@ def test_save_strip_layout_and_pixels(tmp_path):
     assert labelled.size == (5 * 6 + 2, 6 + 4 + label_height())
     band = np.asarray(labelled)[6 + 4:]
     assert (band < 128).any()  # text was drawn
-    with pytest.raises(ImageError):
+    with pytest.raises(ImageError, match="1 labels for 5 frames"):
         save_strip(frames, tmp_path / "x.png", labels=["a"])
-    with pytest.raises(ImageError):
+    with pytest.raises(ImageError, match=r"expected frames \[S, C, H, W\].*got \[3, 6, 4\]"):
         save_strip(frames[0], tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_save_gif_bounces(tmp_path):

@@ -50,10 +50,9 @@ def test_channel_direction_edits_exactly_one_entry(tiny_sg2):
     assert space == "s"
     assert torch.count_nonzero(diff[:, torch.arange(224) != 100]) == 0
     assert torch.allclose(diff[:, 100], torch.full((3,), 2.0 * float(d.sigmas[0])))
-    # sigma is the spread of that channel over sampled styles (the same draws as latent_sigmas)
+    # sigma is the spread of that channel over sampled styles: latent_sigmas's value (the same draws,
+    # read off one channel instead of projected; its statistics are pinned in test_editing_core)
     assert torch.allclose(d.sigmas, latent_sigmas(tiny_sg2, "s", d.vectors), rtol=1e-4)
-    sampled = tiny_sg2.sample_latent(4000, "s", seed=5)[:, 100].std()
-    assert abs(float(d.sigmas[0]) - float(sampled)) < 0.05 * float(sampled)
 
 
 @pytest.mark.parametrize("kind", ["scores", "negated", "labels"])

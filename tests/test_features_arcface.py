@@ -7,45 +7,23 @@ of the module under test.
 
 from __future__ import annotations
 
-import functools
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from test_features_inception import random_state  # noqa: E402
-
-from invertkit.errors import CheckpointError, ImageError  # noqa: E402
-from invertkit.features.arcface import (  # noqa: E402
+from invertkit.errors import CheckpointError, ImageError
+from invertkit.features.arcface import (
     ARCFACE_IR_SE50,
     ArcFaceIRSE50,
     arcface_available,
     face_input,
     load_arcface,
 )
-from invertkit.features.weights import resolve_weight  # noqa: E402
+from invertkit.features.weights import resolve_weight
+
+from .feature_factories import random_arcface_state
 
 FILE_NAME = "model_ir_se50.pth"
-
-
-@functools.lru_cache(maxsize=1)
-def random_arcface_state(seed: int = 3) -> dict[str, torch.Tensor]:
-    # Damping the residual branches keeps the random 24-unit network smooth (real weights are).
-    with torch.device("meta"):
-        shapes = ArcFaceIRSE50()
-    return random_state(shapes, seed, damp=("res_layer.4.weight",))
-
-
-def random_arcface(seed: int = 3) -> ArcFaceIRSE50:
-    """An IR-SE50 with random weights (built without default initialisation)."""
-    with torch.device("meta"):
-        net = ArcFaceIRSE50()
-    net.load_state_dict(random_arcface_state(seed), assign=True)
-    return net.eval().requires_grad_(False)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +62,7 @@ def test_layout_is_psp_file_layout():
     assert not any(k.startswith(("body.0.shortcut", "body.4.shortcut", "body.22.shortcut")) for k in state)
 
 
+@pytest.mark.slow  # the full IR-SE50 on 256 px images, and its file written and read (about 3 s)
 def test_embeddings_and_psp_crop(arcface_file):
     net = load_arcface(arcface_file)
     assert not net.training
@@ -116,6 +95,7 @@ def test_embeddings_and_psp_crop(arcface_file):
         face_input(torch.zeros(1, 2, 64, 64))
 
 
+@pytest.mark.slow  # the full-size IR-SE50 (175 MB of weights) written and read
 def test_wrong_files_are_checkpoint_errors(arcface_file, tmp_path, monkeypatch):
     resnet = tmp_path / "resnet50.pth"  # e.g. an ImageNet ResNet given by mistake
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(1000, 2048)}, resnet)

@@ -8,9 +8,6 @@ module under test.
 
 from __future__ import annotations
 
-import functools
-import math
-
 import pytest
 import torch
 from torch import nn
@@ -18,47 +15,9 @@ from torch import nn
 from invertkit.errors import CheckpointError, ImageError
 from invertkit.features.inception import FID_INCEPTION, FIDInceptionV3, fid_inception_available, load_fid_inception
 
+from .feature_factories import random_inception_state
+
 FILE_NAME = "pt_inception-2015-12-05-6726825d.pth"
-
-
-def random_state(module: nn.Module, seed: int, damp: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
-    """He-initialised random weights with plausible BatchNorm statistics, in ``module``'s layout.
-
-    ``module`` may live on the meta device (only shapes are read). Entries whose key ends with one of
-    ``damp`` are scaled by 0.3 (e.g. the last BatchNorm of residual branches, to keep a deep random
-    residual network well-conditioned).
-    """
-    g = torch.Generator().manual_seed(seed)
-    state = {}
-    for key, value in module.state_dict().items():
-        if key.endswith("num_batches_tracked"):
-            state[key] = torch.zeros((), dtype=value.dtype)
-        elif key.endswith("running_mean"):
-            state[key] = 0.1 * torch.randn(value.shape, generator=g)
-        elif key.endswith("running_var"):
-            state[key] = 0.5 + torch.rand(value.shape, generator=g)
-        elif value.dim() == 1:  # BN / PReLU weights around 1, biases around 0
-            state[key] = (1.0 if key.endswith("weight") else 0.0) + 0.1 * torch.randn(value.shape, generator=g)
-        else:
-            state[key] = torch.randn(value.shape, generator=g) * math.sqrt(2.0 / value[0].numel())
-        if key.endswith(damp):
-            state[key] = state[key] * 0.3
-    return state
-
-
-@functools.lru_cache(maxsize=1)
-def random_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    with torch.device("meta"):
-        shapes = FIDInceptionV3()
-    return random_state(shapes, seed)
-
-
-def random_inception(seed: int = 0) -> FIDInceptionV3:
-    """An FID Inception with :func:`random_state` weights (built without default initialisation)."""
-    with torch.device("meta"):
-        net = FIDInceptionV3()
-    net.load_state_dict(random_inception_state(seed), assign=True)
-    return net.eval().requires_grad_(False)
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +25,11 @@ def inception_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("hub") / FILE_NAME
     torch.save(random_inception_state(0), path)
     return path
+
+
+@pytest.fixture(scope="module")
+def inception_net(inception_file):
+    return load_fid_inception(inception_file)
 
 
 def _n_convs() -> int:
@@ -101,8 +65,9 @@ def test_layout_is_pytorch_fid_file_layout():
     assert len(bns) == _n_convs() and all(m.eps == 0.001 for m in bns)
 
 
-def test_load_and_features(inception_file):
-    net = load_fid_inception(inception_file)
+@pytest.mark.slow  # the full-size FID Inception (95 MB of weights) built, written or read
+def test_load_and_features(inception_net):
+    net = inception_net
     assert not net.training and not any(p.requires_grad for p in net.parameters())
     state = net.state_dict()
     assert all(torch.equal(state[k], v) for k, v in random_inception_state(0).items())
@@ -144,15 +109,26 @@ def test_tf_pooling_variants():
         torch.testing.assert_close(out[:, -192:], pool_branch(e, F.max_pool2d(x, 3, 1, 1)))
 
 
-def test_file_without_batch_counters_loads(inception_file, tmp_path):
-    state = torch.load(inception_file, weights_only=True)
+@pytest.mark.slow  # the full-size FID Inception (95 MB of weights) built, written or read
+def test_file_without_batch_counters_loads(inception_file, inception_net, tmp_path):
+    """Files saved by older PyTorch lack BatchNorm's ``num_batches_tracked``: they load and give the
+    same network (the counters play no part in eval mode)."""
+    state = random_inception_state(0)  # what inception_file holds
     path = tmp_path / "old.pth"
-    torch.save({k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}, path)
-    load_fid_inception(path)
+    old_state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    assert len(old_state) == len(state) - _n_convs()
+    torch.save(old_state, path)
+    old = load_fid_inception(path)
+    assert not old.training and not any(p.requires_grad for p in old.parameters())
+    assert all(torch.equal(old.state_dict()[k], v) for k, v in old_state.items())
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    with torch.inference_mode():
+        assert torch.equal(old(x), inception_net(x))
 
 
-def test_wrong_files_are_checkpoint_errors(inception_file, tmp_path):
-    state = torch.load(inception_file, weights_only=True)
+@pytest.mark.slow  # the full-size FID Inception (95 MB of weights) built, written or read
+def test_wrong_files_are_checkpoint_errors(tmp_path):
+    state = random_inception_state(0)
     missing = tmp_path / "missing_key.pth"
     torch.save({k: v for k, v in state.items() if k != "Mixed_6c.branch1x1.conv.weight"}, missing)
     with pytest.raises(CheckpointError, match="missing_key.pth.*Mixed_6c.branch1x1.conv.weight"):
@@ -176,14 +152,16 @@ def empty_caches(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow  # the full-size FID Inception (95 MB of weights) built, written or read
 def test_lookup_in_torch_hub_cache(inception_file, empty_caches):
     assert not fid_inception_available()
     with pytest.raises(CheckpointError) as err:
         load_fid_inception()
-    msg = str(err.value)
-    assert FILE_NAME in msg and FID_INCEPTION.url in msg and "torch_home" in msg
+    msg = str(err.value)  # the folders searched are resolve_weight's, pinned in test_features_weights
+    assert FILE_NAME in msg and FID_INCEPTION.url in msg
     hub = empty_caches / "torch_home" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
     (hub / FILE_NAME).symlink_to(inception_file)
     assert fid_inception_available()
-    assert isinstance(load_fid_inception(), FIDInceptionV3)
+    found = load_fid_inception()  # the file in the hub cache, not a default initialisation
+    assert all(torch.equal(found.state_dict()[k], v) for k, v in random_inception_state(0).items())

@@ -72,14 +72,14 @@ def test_broken_files_are_named_and_skipped(tmp_path):
     assert batch.names == ["good.png"] and batch.images.shape == (1, 3, 8, 8)
     assert set(batch.failures) == {str(tmp_path / n) for n in ("text.png", "trunc.jpg", "missing.png")}
     assert all(name in msg for name, msg in ((n.rsplit("/", 1)[-1], m) for n, m in batch.failures.items()))
-    assert data  # unchanged
+    assert (tmp_path / "good.png").read_bytes() == data  # reading never rewrites an input
 
 
 def test_list_images_and_grid(tmp_path):
     for name in ("b.png", "a.JPG", "notes.txt"):
         (tmp_path / name).write_bytes(b"")
     assert [p.name for p in list_images(tmp_path)] == ["a.JPG", "b.png"]
-    with pytest.raises(ImageError):
+    with pytest.raises(ImageError, match="nope: not a folder of images"):
         list_images(tmp_path / "nope")
     grid = make_grid([torch.zeros(3, 1, 4, 4), torch.ones(3, 1, 4, 4)], scale=2, pad=1)
     assert grid.size == (3 * 9 + 1, 2 * 9 + 1)

@@ -100,7 +100,7 @@ def test_latent_prior_is_differentiable_and_checks_space(G, tiny_mlp):
         latent_prior(G, x, space).sum().backward()
         assert x.grad is not None and x.grad.abs().sum() > 0, space
     assert latent_prior(tiny_mlp, tiny_mlp.sample_latent(3, seed=0), "z").shape == (3,)
-    with pytest.raises(LatentSpaceError):
+    with pytest.raises(LatentSpaceError, match="'w' is not available for tiny-mlp; choose one of: z"):
         latent_prior(tiny_mlp, torch.zeros(1, 8), "w")
 
 

@@ -35,7 +35,7 @@ def test_stylegan2_split_names(G):
     assert G.split_layers() == ["4", "8", "16"]
     with pytest.raises(LatentSpaceError, match="valid layers: 4, 8, 16"):
         G.layer_split("32")
-    with pytest.raises(LatentSpaceError):
+    with pytest.raises(LatentSpaceError, match="unknown split layer 'b8'"):
         G.layer_split("b8")
 
 

@@ -62,11 +62,25 @@ def test_restarts_spend_budget_and_pick_per_image(tiny_mlp):
 
 
 def test_early_stop_per_image(tiny_mlp):
-    target = drawn(tiny_mlp, 3, 21)
-    r = invertkit.invert(tiny_mlp, target, steps=400, loss=MSE, target_psnr=28, check_every=5, restarts=4)
-    evals = r.timings.evaluations
-    assert all(m["psnr"] >= 27.5 for m in r.metrics)
-    assert min(evals) < 4 * 40 + 360  # at least one image stopped early
+    # two images the generator drew (they reach the target) and a ramp outside its range (it never does)
+    target = torch.cat([drawn(tiny_mlp, 2, 21), torch.linspace(-1, 1, 64).view(1, 1, 8, 8)])
+    r = invertkit.invert(tiny_mlp, target, steps=400, loss=MSE, target_psnr=50, check_every=5, restarts=4)
+    # budget: the 4 starts share restart_steps = 400 // 20 = 20 steps (4 x 20 evaluations), then the kept
+    # start takes the other 380 steps, checked every 5; an image stops right after the check it passes
+    starts, main = 4 * 20, 400 - 20
+    *stopped, full = r.timings.evaluations
+    assert full == starts + main == 460
+    loss = r.history["loss"]
+    assert loss.shape == (main, 3)  # one row per main step: the ramp keeps the batch going to the end
+    for i, evals in enumerate(stopped):
+        checks = (evals - starts) / 5
+        assert checks == int(checks) and 1 <= checks < main / 5, evals
+        # the image is frozen from its stopping check on: its loss curve stays flat
+        assert torch.all(loss[int(checks) * 5 - 1 :, i] == loss[int(checks) * 5 - 1, i])
+        assert not torch.all(loss[:, i] == loss[-1, i])
+        # the delivered latent is the one the check saw reach the target
+        assert r.metrics[i]["psnr"] >= 50
+    assert r.metrics[2]["psnr"] < 20
 
 
 def test_lbfgs(tiny_mlp):
@@ -77,6 +91,7 @@ def test_lbfgs(tiny_mlp):
     assert torch.allclose(alone.latents[0], r.latents[1], atol=1e-4)  # per-image line search
 
 
+@pytest.mark.slow  # 300 steps per space (about 2 s each)
 @pytest.mark.parametrize("space,threshold", [("w", 40), ("w+", 25), ("s", 25), ("p", 25), ("pn", 25)])
 def test_stylegan2_known_latent(tiny_sg2, space, threshold):
     # a random-weight 16 px StyleGAN2: W has the exact answer nearby; the larger spaces converge more
@@ -139,10 +154,31 @@ def test_super_resolution_and_grayscale(tiny_sg2):
 def test_parse_degradation(tmp_path):
     d = parse_degradation("downsample:4+grayscale", 64)
     assert d.observed_size(64) == 16 and d.observed_channels(3) == 1 and d.describe() == "downsample:4+grayscale"
-    noisy = parse_degradation("noise:0.2", 8).observe(torch.zeros(1, 1, 8, 8), seed=0)
-    assert 0.1 < noisy.std() < 0.3
+    noisy = parse_degradation("noise:0.2", 64).observe(torch.zeros(1, 1, 64, 64), seed=0)
+    assert abs(float(noisy.std()) - 0.2) < 0.01  # 4096 draws: the standard error is 0.0022
     with pytest.raises(ConfigError, match="unknown degradation"):
         parse_degradation("blur:3", 8)
+
+
+def test_simulated_noise_depends_on_the_image_id_only():
+    """Each image's noise comes from (run seed, image id) alone: the same whatever batch or order the
+    image is simulated in, so ``--batch-size`` cannot change an observation."""
+    x = torch.linspace(-1, 1, 3 * 64).view(3, 1, 8, 8)
+    noise = parse_degradation("noise:0.2", 8)
+    both = noise.observe(x, ids=[4, 7, 9], seed=5)
+    assert torch.equal(noise.observe(x[1:2], ids=[7], seed=5), both[1:2])
+    assert torch.equal(noise.observe(x[[2, 0]], ids=[9, 4], seed=5), both[[2, 0]])
+    drawn = both - x
+    assert not torch.allclose(drawn[0], drawn[1], atol=0.05)  # every image has its own draw
+    assert not torch.allclose(noise.observe(x, ids=[4, 7, 9], seed=6), both, atol=0.05)  # ... from the run seed
+    assert torch.equal(noise.observe(x, seed=5), noise.observe(x, ids=[0, 1, 2], seed=5))  # ids default to the rows
+    assert torch.allclose(parse_degradation("noise:0.4", 8).observe(x, ids=[4, 7, 9], seed=5) - x, 2 * drawn, atol=1e-6)
+    # a composition hands the ids to its noise: a full mask keeps every pixel, the draws are the same
+    masked = parse_degradation("noise:0.2", 8, mask=torch.ones(1, 1, 8, 8))
+    assert torch.equal(masked.observe(x, ids=[4, 7, 9], seed=5), both)
+    assert torch.equal(Downsample(2).observe(x, ids=[4, 7, 9], seed=5), Downsample(2)(x))  # no noise: no draws
+    with pytest.raises(ConfigError, match="2 image ids for 3 images"):
+        noise.observe(x, ids=[0, 1])
 
 
 def test_plain_baseline(tiny_mlp):
@@ -161,5 +197,5 @@ def test_layerwise_spaces(tiny_mlp, tiny_sg2):
     assert f.metrics[0]["psnr"] > z.metrics[0]["psnr"]
     g = invertkit.invert(tiny_sg2, drawn(tiny_sg2, 1, 3, "w"), space="f:8", steps=30, loss=MSE)
     assert g.latents.shape == (1, 6, 32) and len(g.layer_state.tensors) == 2
-    with pytest.raises(LatentSpaceError):
+    with pytest.raises(LatentSpaceError, match="unknown split layer '99' for tiny-sg2; valid layers: 4, 8"):
         invertkit.invert(tiny_sg2, drawn(tiny_sg2, 1, 3, "w"), space="f:99", steps=1)

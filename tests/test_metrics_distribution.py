@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from scipy import linalg
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from test_features_inception import random_inception  # noqa: E402
-
-from invertkit.errors import ImageError, InvertkitError  # noqa: E402
-from invertkit.metrics.distribution import (  # noqa: E402
+from invertkit.errors import ImageError, InvertkitError
+from invertkit.metrics.distribution import (
     feature_statistics,
     fid,
     fmd,
@@ -25,6 +18,8 @@ from invertkit.metrics.distribution import (  # noqa: E402
     kid,
     kid_score,
 )
+
+from .feature_factories import random_inception
 
 
 def _random_spd(rng: np.random.Generator, d: int) -> np.ndarray:
@@ -134,6 +129,7 @@ class _MeanColour(torch.nn.Module):
         return torch.cat([x.mean(dim=(2, 3)), x.std(dim=(2, 3))], dim=1)
 
 
+@pytest.mark.slow  # the full-size FID Inception (95 MB of weights) built, written or read
 def test_fid_on_random_inception():
     inception = random_inception()
     g = torch.Generator().manual_seed(0)

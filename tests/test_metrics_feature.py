@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from feature_factories import real_heads_path, write_backbone
 
 from invertkit.errors import CheckpointError
 from invertkit.features.lpips import load_lpips
@@ -13,6 +12,8 @@ from invertkit.features.mobilenet import mobilenet_available
 from invertkit.metrics import METRICS, PROTOCOL, available_metrics, lpips, perceptual, quantize
 from invertkit.metrics.lpips import resize_for_lpips
 from invertkit.objectives import perceptual_distance
+
+from .feature_factories import real_heads_path, write_backbone
 
 
 @pytest.fixture

@@ -6,21 +6,16 @@ The plumbing (quantisation, cosine, batching) is checked on a cheap stand-in wit
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).parent))
+from invertkit.errors import CheckpointError, ImageError
+from invertkit.features.arcface import face_input
+from invertkit.metrics.identity import IdentitySimilarity, identity_similarity
 
-from test_features_arcface import random_arcface  # noqa: E402
-
-from invertkit.errors import CheckpointError, ImageError  # noqa: E402
-from invertkit.features.arcface import face_input  # noqa: E402
-from invertkit.metrics.identity import IdentitySimilarity, identity_similarity  # noqa: E402
+from .feature_factories import random_arcface
 
 
 class _TinyFaceNet(nn.Module):
@@ -62,6 +57,7 @@ def test_identity_similarity_definition():
         identity_similarity(a, b[:1], weights=net)
 
 
+@pytest.mark.slow  # the full-size IR-SE50 built and run
 def test_identity_on_ir_se50_architecture():
     net = random_arcface()
     g = torch.Generator().manual_seed(1)

@@ -26,5 +26,5 @@ def test_against_numpy():
 def test_unquantized_and_shape_check():
     a = torch.zeros(1, 1, 4, 4)
     assert mae(a, a + 0.2, quantized=False).item() == pytest.approx(0.1)
-    with pytest.raises(ImageError):
+    with pytest.raises(ImageError, match=r"same shape, got \[1, 1, 4, 4\] and \[1, 1, 4, 5\]"):
         mae(a, torch.zeros(1, 1, 4, 5))

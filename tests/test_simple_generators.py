@@ -38,7 +38,7 @@ def test_wrap_errors(tiny_mlp):
     bad = wrap(mlp_generator(8, 16, 50), 8, 8, 1, name="bad")
     with pytest.raises(LatentSpaceError, match="returned shape"):
         bad.synthesize(torch.zeros(2, 8))
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"latent_shape must be a tuple of positive sizes, got \(0,\)"):
         wrap(nn.Identity(), (0,), 8, 1)
 
 

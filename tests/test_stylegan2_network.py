@@ -301,10 +301,10 @@ def test_conditional_label_handling(gens):
         assert torch.equal(w1, w2)
         w = G.sample_latent(3, "w", seed=2, c=onehot)
         assert torch.equal(w, w1)
-        G.synthesize(w, "w")  # w-space synthesis needs no label
-    with pytest.raises(ConfigError):
+        assert G.synthesize(w, "w").shape == (3, 3, 16, 16)  # w-space synthesis needs no label
+    with pytest.raises(ConfigError, match=r"label c must have shape \[3, 3\] \(or \[1, 3\]\), got \[3, 4\]"):
         G.convert(z, "z", "w", c=torch.zeros(3, 4))
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="unconditional"):
         gens["skip16"].convert(gens["skip16"].sample_latent(1, seed=0), "z", "w", c=onehot[:1])
 
 
@@ -314,15 +314,15 @@ def test_bad_spaces_and_shapes_raise(gens):
         G.sample_latent(1, "q")
     with pytest.raises(LatentSpaceError, match="w\\+->s"):
         G.convert(G.sample_latent(1, "w", seed=0), "w", "z")
-    with pytest.raises(LatentSpaceError):
+    with pytest.raises(LatentSpaceError, match=r"'w\+' .* must have shape \[N, 6, 16\], got \[2, 3, 16\]"):
         G.convert(torch.zeros(2, 3, 16), "w+", "s")
-    with pytest.raises(LatentSpaceError):
+    with pytest.raises(LatentSpaceError, match=r"'z' .* must have shape \[N, 16\], got \[2, 17\]"):
         G.synthesize(torch.zeros(2, 17), "z")
-    with pytest.raises(LatentSpaceError):
+    with pytest.raises(LatentSpaceError, match=r"'s' .* must have shape \[N, 224\], got \[2, 5\]"):
         G.synthesize(torch.zeros(2, 5), "s")
-    with pytest.raises(LatentSpaceError):
+    with pytest.raises(LatentSpaceError, match="join_styles needs 8 tensors"):
         G.join_styles([torch.zeros(1, 3)])
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="noise_mode must be one of random, const, none, got 'fresh'"):
         G.synthesize(torch.zeros(1, 16), "z", noise_mode="fresh")
     # a single latent without batch dimension is accepted
     assert G.synthesize(torch.zeros(16), "w").shape == (1, 3, 16, 16)

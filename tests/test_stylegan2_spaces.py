@@ -210,4 +210,8 @@ def test_bad_noise_maps_raise(G):
         G.synthesize(w, "w", noise={"b4.torgb": torch.zeros(4, 4)})
     with pytest.raises(LatentSpaceError, match="must have shape"):
         G.synthesize(w, "w", noise={"b8.conv0": torch.zeros(3, 1, 8, 8)})
-    G.synthesize(w, "w", noise={"b8.conv0": torch.zeros(8, 8), "b8.conv1": torch.zeros(1, 1, 8, 8)})
+    # a shared map may be [H, W] or [1, 1, H, W]: both mean that map for every image
+    with torch.no_grad():
+        shared = G.synthesize(w, "w", noise={"b8.conv0": torch.zeros(8, 8), "b8.conv1": torch.zeros(1, 1, 8, 8)})
+        per_image = G.synthesize(w, "w", noise={"b8.conv0": torch.zeros(2, 1, 8, 8), "b8.conv1": torch.zeros(2, 1, 8, 8)})
+    assert torch.equal(shared, per_image)

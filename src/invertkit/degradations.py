@@ -7,11 +7,15 @@ right: ``Compose([Mask(m), Downsample(4)])``.
 
 Spec strings (CLI ``--degrade``): ``downsample:4``, ``grayscale``, ``noise:0.1``, ``mask:PATH`` (or
 ``--mask PATH``), joined by ``+`` or ``,``.
+
+Simulated observations (``observe``) draw each image's noise from a generator seeded by the run seed
+and that image's id alone, so an image is observed the same whatever batch it is simulated in.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import ConfigError, ImageError
+from .seeds import derive_seed
+
+NOISE_PURPOSE = 17  # observation noise of image i: derive_seed(seed, i, 0, NOISE_PURPOSE); the methods use 3, 7, 11, 13
 
 
 class Degradation:
@@ -36,8 +43,13 @@ class Degradation:
     def observed_channels(self, channels: int) -> int:
         return channels
 
-    def observe(self, x: Tensor, *, seed: int = 0) -> Tensor:
-        """Simulate an observation of clean images ``x`` (adds noise where the operator has any)."""
+    def observe(self, x: Tensor, *, ids: Sequence[int] | None = None, seed: int = 0) -> Tensor:
+        """Simulate an observation of clean images ``x`` (adds noise where the operator has any).
+
+        ``ids`` are the images' ids in the whole run (default: their rows, 0..N-1) and ``seed`` the run
+        seed; row i's random draws depend on ``(seed, ids[i])`` only, never on the rest of the batch.
+        """
+        _check_ids(x, ids)
         return self(x)
 
     def describe(self) -> str:
@@ -125,9 +137,12 @@ class AddNoise(Degradation):
     sigma: float = 0.1
     name: str = field(default="noise", init=False)
 
-    def observe(self, x: Tensor, *, seed: int = 0) -> Tensor:
-        g = torch.Generator().manual_seed(seed)
-        return x + self.sigma * torch.randn(x.shape, generator=g).to(x.device, x.dtype)
+    def observe(self, x: Tensor, *, ids: Sequence[int] | None = None, seed: int = 0) -> Tensor:
+        # drawn on the CPU, one generator per image: the same bits on every device and in every batch
+        rows = [torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(derive_seed(seed, i, 0, NOISE_PURPOSE)))
+                for i in _check_ids(x, ids)]
+        noise = torch.stack(rows) if rows else torch.zeros(x.shape)
+        return x + self.sigma * noise.to(x.device, x.dtype)
 
     def describe(self) -> str:
         return f"noise:{self.sigma:g}"
@@ -145,9 +160,9 @@ class Compose(Degradation):
             x = op(x)
         return x
 
-    def observe(self, x: Tensor, *, seed: int = 0) -> Tensor:
+    def observe(self, x: Tensor, *, ids: Sequence[int] | None = None, seed: int = 0) -> Tensor:
         for op in self.ops:
-            x = op.observe(x, seed=seed)
+            x = op.observe(x, ids=ids, seed=seed)
         return x
 
     def observed_size(self, resolution: int) -> int:
@@ -162,6 +177,16 @@ class Compose(Degradation):
 
     def describe(self) -> str:
         return "+".join(op.describe() for op in self.ops)
+
+
+def _check_ids(x: Tensor, ids: Sequence[int] | None) -> list[int]:
+    """The images' ids (default: their rows), one per row of ``x``."""
+    if ids is None:
+        return list(range(x.shape[0]))
+    ids = [int(i) for i in ids]
+    if len(ids) != x.shape[0]:
+        raise ConfigError(f"observe got {len(ids)} image ids for {x.shape[0]} images")
+    return ids
 
 
 def load_mask(path: str | os.PathLike[str], resolution: int) -> Tensor:

@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         observation = images
         if args.simulate:
             reference = images
-            observation = degradation.observe(images, seed=ids[0])
+            observation = degradation.observe(images, ids=ids, seed=options.get("seed", 0))
         result = invert(G, observation, args.method, degradation=degradation, image_ids=ids, reference=reference, extra_metrics=extra, **options)
         if edit_prompts:
             from ..methods.diffusion import add_edits

@@ -9,21 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from ..errors import ConfigError, LatentSpaceError
 from ..generators.base import Generator
 from ..generators.capabilities import StyleSpaces
+from ..seeds import derive_seed
 from ..store.statcache import cached_stats
 
 INITS = ("auto", "mean", "random", "given")
-
-
-def derive_seed(seed: int, *keys: int) -> int:
-    """A 31-bit seed from the run seed and integer keys (image id, candidate, purpose)."""
-    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *[int(k) & 0xFFFFFFFF for k in keys]]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
 def resolve_init(G: Generator, init: str) -> str:

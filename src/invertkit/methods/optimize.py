@@ -151,6 +151,8 @@ def _adam_phase(
         scale = latent_noise_scale(t, opts.latent_noise, opts.latent_noise_ramp) * row_std
         perturb = _row_noise(rngs, var.latent) * scale if scale > 0 else None
         total, parts, images = problem.loss(var, prepared, perturb)
+        check = early_stop and (step + 1) % opts.check_every == 0
+        before = var.snapshot() if check else None  # the variables the checked loss and images belong to
         optim.zero_grad(set_to_none=True)
         total.sum().backward()
         optim.step()
@@ -159,10 +161,10 @@ def _adam_phase(
         last = torch.where(done, last, total.detach())
         if step % opts.log_every == 0:
             log.append(last.clone())
-        if early_stop and (step + 1) % opts.check_every == 0:
+        if before is not None:
             reached = _reached(problem, opts, total.detach(), images.detach(), image_index)
             newly = reached & ~done
-            frozen.assign_where(newly, var.snapshot())  # remember where each finished image stopped
+            frozen.assign_where(newly, before)  # an image that reached its target keeps the latent that reached it
             done |= newly
             if bool(done.all()):  # one sync every check_every steps
                 break
