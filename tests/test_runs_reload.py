@@ -233,3 +233,13 @@ def test_a_newer_run_format_is_refused(tiny_mlp, tmp_path):
     (tmp_path / "run" / "run.json").write_text(json.dumps(doc))
     with pytest.raises(ConfigError, match=r"run format 99 was written by invertkit 9.0.*upgrade invertkit"):
         load_run(tmp_path / "run")
+
+
+def test_run_json_records_the_loss_that_was_minimised(noisy_sg2, tmp_path):
+    """noise=True appends NVIDIA's noise regulariser to the loss; run.json says so (it did not)."""
+    G = noisy_sg2
+    _, run = _round_trip(G, _targets(G), tmp_path / "run", "optimize", space="w", noise=True, steps=2, loss="mse=1")
+    assert run.config["loss"] == "mse=1,noise=100000"
+    again = invertkit.invert(G, _targets(G)[:1], "optimize", space="w", noise=False, steps=2, loss=run.config["loss"])
+    assert again.config["loss"] == "mse=1,noise=100000"  # a loss that names the term is kept as given
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["loss"] == "mse=1,noise=100000"

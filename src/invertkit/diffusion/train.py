@@ -1,6 +1,6 @@
 """Train a small prompt-conditioned pixel-space diffusion model and save it as a diffusers folder.
 
-    python -m invertkit.diffusion.train --out runs/diffusion/faces32 [--steps 5000] [--shared ../shared/data]
+    python -m invertkit.diffusion.train --shared ../shared/data --out runs/diffusion/faces32 [--steps 5000]
 
 The offline zoo has no pretrained diffusion model, so invertkit ships one trained by this script:
 greyscale 32 x 32 faces, two "prompts" (``photo``: real photographs, ``drawing``: faces drawn by the
@@ -133,7 +133,7 @@ def ship_model(src: str | Path, dst: str | Path) -> Path:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Train the shipped faces32 diffusion model (see module docstring).")
     ap.add_argument("--out", default="runs/diffusion/faces32")
-    ap.add_argument("--shared", default="../shared/data")
+    ap.add_argument("--shared", required=True, help="the real-data folder (e.g. ../shared/data): ORL and the LFW subset come from there")
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=6e-4)

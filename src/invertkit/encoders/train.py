@@ -346,6 +346,8 @@ class Trainer:
         if not path.is_file():
             return False
         saved = json.loads((self.out / "options.json").read_text())["options"]
+        if saved.get("unlock_every") == 0:  # invertkit 0.1 wrote 0 for what is now spelled "auto"
+            saved["unlock_every"] = "auto"
         now = dataclasses.asdict(self.o)
         differ = sorted(k for k in now if k not in _RESUMABLE and saved.get(k) != now[k])
         if differ:
