@@ -98,3 +98,19 @@ def write_folder(root: Path, kind: str, *, seed: int = 0, pickled: bool = False)
             prompts.update({f"pooled:{name}": torch.randn(8, generator=g) for name in ("", "cat", "dog")})
         save_file(prompts, str(root / "prompt_embeds.safetensors"))
     return root
+
+
+def diffusers_guided_loop(G, scheduler, x: torch.Tensor, prompt: str, scale: float) -> torch.Tensor:
+    """Run a diffusers scheduler's own loop (``set_timesteps`` already called) over ``G``'s
+    UNet2DConditionModel with classifier-free guidance of ``prompt`` against the empty prompt: the
+    reference our samplers and inversions are compared with."""
+    cond, uncond = G.cond(prompt), G.cond("")
+    n = x.shape[0]
+    ref = x.clone()
+    with torch.no_grad():
+        for t in scheduler.timesteps:
+            tt = t.expand(n)
+            e_u = G.network(ref, tt, encoder_hidden_states=uncond.expand(n, -1, -1)).sample
+            e_c = G.network(ref, tt, encoder_hidden_states=cond.expand(n, -1, -1)).sample
+            ref = scheduler.step(e_u + scale * (e_c - e_u), t, ref).prev_sample
+    return ref

@@ -13,7 +13,7 @@ pytest.importorskip("diffusers")
 from invertkit import load_generator
 from invertkit.errors import CheckpointError, ConfigError
 
-from .diffusers_factories import DDIM_CONFIG, write_folder
+from .diffusers_factories import DDIM_CONFIG, diffusers_guided_loop, write_folder
 
 
 @pytest.fixture(scope="module")
@@ -99,14 +99,7 @@ def test_ddim_sampling_matches_diffusers_scheduler(folders, tmp_path, changes):
     ours = G.synthesize(x, steps=8, prompt="cat", guidance=3.0)
     sched = DDIMScheduler.from_config(G.scheduler)
     sched.set_timesteps(8)
-    cond, uncond = G.cond("cat"), G.cond("")
-    ref = x.clone()
-    with torch.no_grad():
-        for t in sched.timesteps:
-            tt = t.expand(2)
-            e_u = G.network(ref, tt, encoder_hidden_states=uncond.expand(2, -1, -1)).sample
-            e_c = G.network(ref, tt, encoder_hidden_states=cond.expand(2, -1, -1)).sample
-            ref = sched.step(e_u + 3.0 * (e_c - e_u), t, ref).prev_sample
+    ref = diffusers_guided_loop(G, sched, x, "cat", 3.0)
     assert (ours - ref).abs().max() < 3e-4  # float32 (diffusers computes its betas in float32, we in float64)
 
 

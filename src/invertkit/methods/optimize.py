@@ -37,7 +37,7 @@ from .init import derive_seed, initial_latents, latent_row_std, resolve_init
 from .lbfgs import BatchedLBFGS
 from .problem import Problem
 from .schedule import latent_noise_scale, projector_lr
-from .scoring import score
+from .scoring import score_inversion
 from .variables import Variables, base_space, default_space, optimizable_spaces
 
 DEFAULT_LOSS = "mse=1,perceptual=1"
@@ -296,29 +296,10 @@ def finish(G: Generator, problem: Problem, var: Variables, log: list[Tensor], ev
     """Render the final latents, score them and package the result."""
     with torch.inference_mode():
         recon = var.render()
-        observed = problem.observe(recon)
-        reference = ctx.reference if ctx.reference is not None else (problem.observation if ctx.degradation is None else None)
-        base = base_space(G, var.space)
-        latent = var.latent.detach()
-        metrics = score(
-            G,
-            recon,
-            reference if reference is not None else recon,
-            latents=latent if not var.space.startswith("f:") else None,
-            space=base,
-            observed=(observed, problem.observation) if ctx.degradation is not None else None,
-            extra=ctx.extra_metrics,
-        )
-        filled = ctx.degradation.composite(recon, problem.observation) if ctx.degradation is not None else None
-        if filled is not None:  # inpainting: known pixels delivered as observed, the hole from the generator
-            scores = psnr(filled, reference) if reference is not None else None
-            for i, m in enumerate(metrics):
-                if scores is not None:
-                    m["psnr_composite"] = float(scores[i])
-        if reference is None:  # a real observation without its clean image: only the observed fit is meaningful
-            for m in metrics:
-                for key in ("psnr", "ssim", "mse", "mae"):
-                    m.pop(key, None)
+    base = base_space(G, var.space)
+    latent = var.latent.detach()
+    metrics, filled = score_inversion(G, recon, problem.observation, ctx, space=base,
+                                      latents=latent if not var.space.startswith("f:") else None)
     history = {"loss": torch.stack(log).float().cpu() if log else torch.zeros(0, recon.shape[0])}
     layer_state = None
     if var.split is not None:

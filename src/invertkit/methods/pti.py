@@ -39,7 +39,6 @@ from ..errors import ConfigError
 from ..generators.base import Generator
 from ..generators.capabilities import StyleSpaces, Tunable, require
 from ..generators.tuning import generator_digest, tunable_copy, weight_delta
-from ..metrics import psnr
 from ..objectives.combined import Objective, index_prepared
 from ..objectives.image_losses import IMAGE_LOSSES, perceptual_distance
 from ..optionfields import Auto, is_auto, option
@@ -49,7 +48,7 @@ from . import METHODS, MethodSpec, invert
 from .context import RunContext
 from .hybrid import ENCODER_PREFERENCE
 from .init import derive_seed
-from .scoring import score
+from .scoring import score_inversion
 from .variables import base_space
 
 LOCALITY_TRUNCATION = 0.5  # PTI samples the regulariser's w with truncation psi 0.5
@@ -247,7 +246,6 @@ def pti(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext | None =
     alpha = None
     if opts.locality:
         alpha = typical_distance(G, space) if is_auto(opts.locality_alpha) else float(opts.locality_alpha)  # auto: a property of G, fixed seed
-    observe = ctx.degradation if ctx.degradation is not None else (lambda x: x)
     prepared = objective.prepare(images)
     digest = generator_digest(G)
     recons, deltas, curves, local_curves, taken = [], [], [], [], []
@@ -269,7 +267,7 @@ def pti(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext | None =
     seconds = time.perf_counter() - start
     recon = torch.cat(recons)
 
-    metrics, composite = _score(G, recon, images, pivots, space, ctx, observe)
+    metrics, composite = score_inversion(G, recon, images, ctx, latents=pivots, space=space)
     for m, pm in zip(metrics, pivot.metrics):
         m.update({f"{k}_pivot": pm[k] for k in PIVOT_METRICS if k in pm})
     per_step = 3 if alpha is not None else 1  # tuned(pivot), and tuned(x) + original(x) for the regulariser
@@ -301,26 +299,6 @@ def pti(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext | None =
         pivot=Pivot(pivot_method, pivot.reconstructions.detach(), pivot.metrics, pivot.config, pivot_seconds),
         tuning_steps=taken,
     )
-
-
-def _score(G: Generator, recon: Tensor, observation: Tensor, pivots: Tensor, space: str, ctx: RunContext, observe: Any) -> tuple[list[dict[str, float]], Tensor | None]:
-    """Per-image metrics with the protocol every method uses (``optimize.finish``): against the clean
-    reference when known, the observed fit under a degradation; NSCD of the pivots in the base ``G``."""
-    with torch.inference_mode():
-        reference = ctx.reference if ctx.reference is not None else (observation if ctx.degradation is None else None)
-        metrics = score(
-            G, recon, reference if reference is not None else recon, latents=pivots, space=space,
-            observed=(observe(recon), observation) if ctx.degradation is not None else None, extra=ctx.extra_metrics,
-        )
-        composite = ctx.degradation.composite(recon, observation) if ctx.degradation is not None else None
-        if composite is not None and reference is not None:
-            for m, v in zip(metrics, psnr(composite, reference).tolist()):
-                m["psnr_composite"] = float(v)
-    if reference is None:  # a real observation without its clean image: only the observed fit is meaningful
-        for m in metrics:
-            for key in ("psnr", "ssim", "mse", "mae"):
-                m.pop(key, None)
-    return metrics, composite
 
 
 def tuned_generator(G: Generator, result: InversionResult, i: int) -> Generator:

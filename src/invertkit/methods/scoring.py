@@ -8,6 +8,7 @@ from torch import Tensor
 from .. import metrics as M  # the metrics package (a lower layer), not the root
 from ..generators.base import Generator
 from ..generators.capabilities import StyleSpaces
+from .context import RunContext
 
 
 @torch.inference_mode()
@@ -44,3 +45,29 @@ def score(
         cols["nscd"] = nscd(G, latents, space)
     rows = {k: v.detach().float().cpu().tolist() for k, v in cols.items()}
     return [{k: float(rows[k][i]) for k in rows} for i in range(reconstructions.shape[0])]
+
+
+@torch.inference_mode()
+def score_inversion(G: Generator, recon: Tensor, observation: Tensor, ctx: RunContext, *, latents: Tensor | None,
+                    space: str | None) -> tuple[list[dict[str, float]], Tensor | None]:
+    """The metric protocol every method applies to its reconstructions ``recon`` of ``observation``:
+    against the clean reference when one is known (``ctx.reference``, or the observation itself
+    without a degradation), else only the observed fit (``psnr_observed``); under inpainting also the
+    delivered composite (known pixels as observed, the hole from the generator) and its PSNR.
+
+    Returns ``(metrics per image, composite N x C x H x W or None)``.
+    """
+    degradation = ctx.degradation
+    reference = ctx.reference if ctx.reference is not None else (observation if degradation is None else None)
+    observed = (degradation(recon), observation) if degradation is not None else None
+    metrics = score(G, recon, reference if reference is not None else recon, latents=latents, space=space,
+                    observed=observed, extra=ctx.extra_metrics)
+    composite = degradation.composite(recon, observation) if degradation is not None else None
+    if composite is not None and reference is not None:
+        for m, v in zip(metrics, M.psnr(composite, reference).tolist()):
+            m["psnr_composite"] = float(v)
+    if reference is None:  # a real observation without its clean image: only the observed fit is meaningful
+        for m in metrics:
+            for key in ("psnr", "ssim", "mse", "mae"):
+                m.pop(key, None)
+    return metrics, composite
