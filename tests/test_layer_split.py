@@ -136,11 +136,15 @@ def test_dcgan_split():
         for layer in G.split_layers():
             split = G.layer_split(layer)
             assert torch.allclose(split.tail(split.head(z, "z"), None), ref, atol=1e-6), layer
-    split = G.layer_split("4")
-    (h,) = split.head(z, "z")
-    h = h.detach().requires_grad_(True)
-    split.tail((h,), None).square().sum().backward()
-    assert h.grad.abs().sum() > 0
+    for layer in G.split_layers():  # cuts before an in-place ReLU ("3", "6", ...) included
+        split = G.layer_split(layer)
+        (h,) = split.head(z, "z")
+        h = h.detach().requires_grad_(True)
+        kept = h.detach().clone()
+        split.tail((h,), None).square().sum().backward()
+        assert h.grad.abs().sum() > 0 and torch.equal(h.detach(), kept), layer  # the state is not overwritten
+    r = invertkit.invert(G, ref, "optimize", space="f:3", steps=3, restarts=1)
+    assert r.space == "f:3" and torch.isfinite(r.reconstructions).all()
 
 
 def test_non_sequential_module_cannot_be_split():

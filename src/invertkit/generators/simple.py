@@ -165,7 +165,9 @@ class SequentialGenerator(SimpleGenerator, LayerSplitting):
 
         def tail(state: tuple[Tensor, ...], latent_tail: Tensor | None = None, noise: object = None) -> Tensor:
             (x,) = state
-            return self._to_image(rest(x), x.shape[0])
+            # a copy: the tail may begin with an in-place module (DCGAN's ReLU(inplace=True)), which must
+            # not overwrite the optimised state (autograd refuses that for a leaf, and it would corrupt it)
+            return self._to_image(rest(x.clone()), x.shape[0])
 
         return LayerSplit(name=str(k), head=head, tail=tail, tail_space=None)
 
