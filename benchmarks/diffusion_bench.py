@@ -62,7 +62,7 @@ def run_method(G, images, method: str, edit: str | None = None, **options) -> di
     row = {"method": method, **{k: v for k, v in options.items() if k != "prompt"},
            "psnr": _mean(result.metrics, "psnr"), "ssim": _mean(result.metrics, "ssim"),
            "roundtrip_error_max": max(m["roundtrip_error"] for m in result.metrics),
-           "nfe_invert": result.timings.evaluations[0], "nfe_reconstruct": result.nfe_reconstruct[0],
+           "nfe_invert": result.timings.mean_evaluations(), "nfe_reconstruct": result.nfe_reconstruct[0],
            "seconds_per_image": seconds / images.shape[0]}
     if edit is not None:
         row[f"edit_psnr_{edit}"] = _mean(result.metrics, f"edit_psnr_{edit}")

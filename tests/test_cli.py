@@ -39,6 +39,7 @@ def test_info_stylegan2_pickle(nvidia_pkl, capsys):
     assert main(["info", str(nvidia_pkl)]) == 0
     out = capsys.readouterr().out
     assert "nvidia-pkl" in out and "16x16" in out and "w+ [6, 32]" in out
+    assert "  capabilities:  StyleSpaces, LayerSplitting, NoiseMaps, Tunable\n" in out
     assert main(["info", str(nvidia_pkl), "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     G = load_generator(nvidia_pkl)
@@ -50,6 +51,7 @@ def test_info_zoo(capsys):
     assert main(["info", "dcgan-digiface64", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["resolution"] == 64 and d["parameters"] == 3_576_704
+    assert d["capabilities"] == ["LayerSplitting", "Tunable"] and d["class"] == "SequentialGenerator"
 
 
 def test_convert_both_ways_same_images(nvidia_pkl, tmp_path, capsys):

@@ -18,5 +18,5 @@ def run(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
     out = run_demo(args.out, steps=args.steps, seed=args.seed, device=args.device)
-    print(f"wrote {out}/report.html (open it in a browser), latents.npz, metrics.csv, run.json")
+    print(f"wrote {out}/report.html (open it in a browser), metrics.csv, metrics.json, run.json, images/, latents/")
     return 0

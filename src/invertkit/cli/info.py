@@ -138,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
               f"scheduler {d['scheduler']}{', latent (VAE)' if d.get('latent_model') else ''}")
         print(f"  images:        {d['resolution']}x{d['resolution']}, {d['channels']} channel(s); noise latent {d['latent_shapes']['noise']}")
         print("  prompts:       " + (", ".join(repr(p) for p in d.get("prompts", [])) or "none (unconditional)"))
+        print("  capabilities:  " + ", ".join(d.get("capabilities", [])))
         if "parameters" in d:
             print(f"  parameters:    {d['parameters']:,}")
         return 0
@@ -147,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  architecture:  {d['architecture']}")
     print(f"  resolution:    {d['resolution']}x{d['resolution']}, {d['channels']} channel(s)")
     print("  latent spaces: " + ", ".join(f"{s} {list(shapes.get(s, []))}" for s in d["spaces"]))
+    print("  capabilities:  " + (", ".join(d.get("capabilities", [])) or "none beyond a Generator"))
     if "c_dim" in d and d["c_dim"]:
         print(f"  conditional:   c_dim={d['c_dim']} (pass a label)")
     if "channels_per_resolution" in d:
