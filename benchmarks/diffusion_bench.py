@@ -33,7 +33,7 @@ from invertkit.io.images import read_image
 from invertkit.io.samples import astronaut_face, lfw_faces
 from invertkit.methods.diffusion import add_edits
 
-DIFFUSION_METHODS = [("ddim", {}), ("renoise", {"iterations": 4}), ("nulltext", {}), ("negprompt", {}), ("direct", {}),
+DIFFUSION_METHODS = [("ddim", {}), ("renoise", {"iterations": 4}), ("nulltext", {}), ("nulltext", {"schedule": "invertkit"}), ("negprompt", {}), ("direct", {}),
                      ("edict", {}), ("bdia", {})]
 FLOW_METHODS = [("flow-euler", {}), ("flow-midpoint", {}), ("fireflow", {}), ("rf-inversion", {}), ("coupled-flow", {})]
 
