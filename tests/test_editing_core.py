@@ -73,8 +73,10 @@ def test_parse_layers():
     assert parse_layers("coarse", 8) == (0, 1, 2, 3)
     assert parse_layers("fine", 10) == (8, 9)
     assert parse_layers("all", 6) is None and parse_layers("0-5", 6) is None
-    with pytest.raises(ConfigError, match="rows 0..5"):
+    with pytest.raises(ConfigError, match=r"rows outside W\+ \(6, 7\); W\+ has rows 0..5"):
         parse_layers("4-7", 6)
+    with pytest.raises(ConfigError, match=r"\(6, 7, 8, 9, 10 \(\+89 more\)\)"):  # one short line, not 100 numbers
+        parse_layers("0-99", 6)
     with pytest.raises(ConfigError, match="A-B"):
         parse_layers("top", 6)
 

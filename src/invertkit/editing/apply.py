@@ -52,7 +52,10 @@ def parse_layers(spec: str | Sequence[int] | None, rows: int) -> tuple[int, ...]
                 raise ConfigError(f"layers {spec!r}: use 'all', 'coarse', 'middle', 'fine', 'A-B' or 'A,B,C' (W+ row numbers)") from None
         out = sorted(out_set)
     if not out or out[0] < 0 or out[-1] >= rows:
-        raise ConfigError(f"layers {spec!r} select rows {out}, but W+ has rows 0..{rows - 1}")
+        outside = [i for i in out if not 0 <= i < rows]
+        shown = ", ".join(map(str, outside[:5])) + (f" (+{len(outside) - 5} more)" if len(outside) > 5 else "")
+        raise ConfigError(f"layers {spec!r} select no row or rows outside W+ ({shown or 'none selected'}); "
+                          f"W+ has rows 0..{rows - 1}")
     return None if out == list(range(rows)) else tuple(out)
 
 
