@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 
@@ -45,6 +46,7 @@ def measure(G, space: str, batches: list[int], repeats: int) -> dict[str, dict[s
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--shared", default="../shared/data", help="the real-data folder (the MNIST GAN\'s weights)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
@@ -53,7 +55,7 @@ def main() -> None:
     result: dict[str, object] = {"device": args.device, "torch_threads": torch.get_num_threads()}
     result["dcgan-digiface64"] = measure(invertkit.load_generator("dcgan-digiface64", args.device), "z", batches, repeats)
     try:
-        result["mnist-mlp-gan"] = measure(invertkit.load_generator("mnist-mlp-gan", args.device), "z", batches, repeats)
+        result["mnist-mlp-gan"] = measure(invertkit.load_generator("mnist-mlp-gan", args.device, weights=Path(args.shared) / "mnist_mlp_gan" / "generator.ckpt"), "z", batches, repeats)
     except invertkit.CheckpointError as exc:
         result["mnist-mlp-gan"] = f"skipped: {exc}"
     cfg = StyleGAN2Config(z_dim=512, w_dim=512, img_resolution=256, channel_base=16384, channel_max=512)

@@ -21,6 +21,7 @@ import argparse
 import json
 import resource
 import time
+from pathlib import Path
 
 import torch
 
@@ -99,6 +100,7 @@ def bench(G, space: str, steps: int, batches: list[int], device: str) -> dict[st
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--shared", default="../shared/data", help="the real-data folder (the MNIST GAN\'s weights)")
     ap.add_argument("--quick", action="store_true", help="fewer steps and batches (about a minute on 2 cores)")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
@@ -106,7 +108,7 @@ def main() -> None:
     out: dict[str, object] = {"device": args.device, "torch_threads": torch.get_num_threads()}
     out["dcgan-digiface64"] = bench(invertkit.load_generator("dcgan-digiface64", args.device), "z", steps, [1, 4, 16], args.device)
     try:
-        out["mnist-mlp-gan"] = bench(invertkit.load_generator("mnist-mlp-gan", args.device), "z", steps, [1, 4, 16], args.device)
+        out["mnist-mlp-gan"] = bench(invertkit.load_generator("mnist-mlp-gan", args.device, weights=Path(args.shared) / "mnist_mlp_gan" / "generator.ckpt"), "z", steps, [1, 4, 16], args.device)
     except invertkit.CheckpointError as exc:
         out["mnist-mlp-gan"] = f"skipped: {exc}"
     cfg = StyleGAN2Config(z_dim=512, w_dim=512, img_resolution=256, channel_base=16384, channel_max=512)
