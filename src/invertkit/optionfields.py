@@ -32,6 +32,25 @@ def option(default: Any, help: str, *, choices: Sequence[str] | None = None) -> 
     return dataclasses.field(default=default, metadata={"help": help, "choices": tuple(choices) if choices else None})
 
 
+_RENAMED: dict[type, dict[str, str]] = {}
+
+
+def renamed(**old_to_new: str):  # noqa: ANN201
+    """Class decorator declaring options an options dataclass renamed (``@renamed(batch="chunk")``):
+    an old name passed by a caller is refused with a line naming the new one."""
+
+    def declare(cls: type) -> type:
+        _RENAMED[cls] = dict(old_to_new)
+        return cls
+
+    return declare
+
+
+def renamed_options(cls: type) -> dict[str, str]:
+    """``{old name: new name}`` declared for ``cls`` with :func:`renamed` (empty when none)."""
+    return _RENAMED.get(cls, {})
+
+
 @dataclass(frozen=True)
 class OptionInfo:
     """One declared option: name, default, help text, allowed values (or None: any of its type)."""

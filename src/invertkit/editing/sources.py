@@ -12,12 +12,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from ..errors import ConfigError, LatentSpaceError
 from ..generators.base import Generator
 from ..results import LatentInversion, TunedInversion
+from ..results.files import read_item
+from ..results.latent import generator_space
 from ..runs import load_items
 
 _EXPECTED = ("latent .npz files written by `invertkit invert` (a run folder's latents/<name>.npz), "
@@ -95,18 +96,20 @@ def read_latent(file: str | os.PathLike[str], G: Generator) -> LatentItem:
             a space or shape ``G`` does not have.
     """
     f = Path(file)
-    result = load_items([f], G, reconstructions=torch.zeros(1, G.channels, G.resolution, G.resolution))
-    if not isinstance(result, LatentInversion) or result.layer_state is not None:
-        raise LatentSpaceError(f"{f}: a {result.space} {result.kind} result holds no latent code of a GAN (layerwise state "
+    item = read_item(f)  # checked against G before anything is rendered with it
+    if item.layer is not None or item.kind == "diffusion" or item.space.startswith("f:"):
+        raise LatentSpaceError(f"{f}: a {item.space} {item.kind} result holds no latent code of a GAN (layerwise state "
                                "or a diffusion state); it cannot be edited or interpolated (invert in w+ or w for that)")
-    base = result.latent_space
+    base = item.latent_space or generator_space(item.space)
     if base not in G.spaces:
-        raise LatentSpaceError(f"{f}: a {result.space!r} latent, but {G.name} has only {', '.join(G.spaces)}; "
+        raise LatentSpaceError(f"{f}: a {item.space!r} latent, but {G.name} has only {', '.join(G.spaces)}; "
                                "pass the generator the latent was inverted into (see the run's run.json)")
     want = tuple(G.latent_shape(base))
-    if tuple(result.latents.shape) != (1, *want):
-        raise LatentSpaceError(f"{f}: latent is {list(result.latents.shape)}, but one {base} latent of {G.name} is {[1, *want]}; "
+    if tuple(item.latent.shape) != (1, *want):
+        raise LatentSpaceError(f"{f}: latent is {list(item.latent.shape)}, but one {base} latent of {G.name} is {[1, *want]}; "
                                "pass the generator the latent was inverted into (see the run's run.json)")
+    result = load_items([f], G)  # its reconstruction: the run's saved image, else rendered by G
+    assert isinstance(result, LatentInversion)
     return LatentItem(f.stem, result, f)
 
 

@@ -17,6 +17,7 @@ from torch import Tensor
 from ..degradations import Degradation
 from ..errors import ConfigError, ImageError
 from ..generators.base import Generator
+from ..optionfields import declared_options, renamed_options
 from ..registry import Registry
 from ..results import InversionResult
 from .context import RunContext
@@ -34,12 +35,17 @@ class MethodSpec:
 METHODS: Registry[MethodSpec] = Registry("inversion method")
 
 
+def _help(cls: type, name: str) -> str:
+    return next((o.help for o in declared_options(cls) if o.name == name), "")
+
+
 def make_options(method: str, **kwargs: Any) -> Any:
     """Build the method's options dataclass from keyword arguments; unknown names are a ConfigError."""
     cls = METHODS.get(method).options
     names = {f.name for f in dataclasses.fields(cls)}
-    if "batch" in kwargs and "chunk" in names:  # renamed in 0.2: "batch" read like --batch-size
-        raise ConfigError(f"method {method!r}: option 'batch' is now 'chunk' (images per encoder pass); pass chunk=")
+    for old, new in renamed_options(cls).items():
+        if old in kwargs:
+            raise ConfigError(f"method {method!r}: option {old!r} is now {new!r}; pass {new}= ({new}: {_help(cls, new)})")
     unknown = sorted(set(kwargs) - names)
     if unknown:
         raise ConfigError(f"method {method!r} has no option(s) {unknown}; its options are {sorted(names)}")

@@ -18,13 +18,14 @@ from ..encoders.shipped import encoder_iterations, resolve_encoder
 from ..errors import ConfigError
 from ..generators.base import Generator
 from ..metrics import psnr
-from ..optionfields import Auto, is_auto, option
+from ..optionfields import Auto, is_auto, option, renamed
 from ..results import LatentInversion, Timings
 from . import METHODS, MethodSpec
 from .context import RunContext
 from .scoring import score
 
 
+@renamed(batch="chunk")  # invertkit 0.1's "batch" read like the CLI's --batch-size
 @dataclass(frozen=True)
 class EncoderOptions:
     """Options of ``encoder``."""
@@ -33,6 +34,7 @@ class EncoderOptions:
     chunk: int = option(64, "images per encoder forward pass (memory; --batch-size sets the images per call)")
 
 
+@renamed(batch="chunk")
 @dataclass(frozen=True)
 class RestyleOptions:
     """Options of ``restyle``."""

@@ -83,22 +83,23 @@ class LatentInversion(InversionResult):
 
     @torch.inference_mode()
     def render(self, G: Generator) -> Tensor:
-        parts = []
-        for s in range(0, self.n, RENDER_BATCH):
-            part = self.select(range(s, min(s + RENDER_BATCH, self.n)))
-            parts.append(part._render(G))
-        return torch.cat(parts) if parts else self.reconstructions[:0]
-
-    def _render(self, G: Generator) -> Tensor:
-        latents = self.latents.to(G.device)
-        noise = {k: v.to(G.device) for k, v in self.noise.items()} if self.noise else None
+        split = None
         if self.layer_state is not None:
             split = require(G, LayerSplitting, f"re-rendering a layerwise result ({self.space})").layer_split(self.layer_state.layer)
-            state = tuple(None if t is None else t.to(G.device) for t in self.layer_state.tensors)
-            return split.tail(state, latents if split.tail_space else None, noise=noise)
-        if noise:
-            return require(G, NoiseMaps, "re-rendering noise maps").synthesize_with_noise(latents, self.latent_space, noise)
-        return G.synthesize(latents, self.latent_space)
+        noisy = require(G, NoiseMaps, "re-rendering noise maps") if self.noise and split is None else None
+        parts = []
+        for s in range(0, self.n, RENDER_BATCH):  # bounded memory for long runs
+            rows = slice(s, s + RENDER_BATCH)
+            latents = self.latents[rows].to(G.device)
+            noise = {k: v[rows].to(G.device) for k, v in self.noise.items()} if self.noise else None
+            if split is not None:
+                state = tuple(None if t is None else t[rows].to(G.device) for t in self.layer_state.tensors)  # type: ignore[union-attr]
+                parts.append(split.tail(state, latents if split.tail_space else None, noise=noise))
+            elif noisy is not None:
+                parts.append(noisy.synthesize_with_noise(latents, self.latent_space, noise or {}))
+            else:
+                parts.append(G.synthesize(latents, self.latent_space))
+        return torch.cat(parts) if parts else self.reconstructions[:0]
 
     def _own_select(self, index: Sequence[int]) -> dict[str, Any]:
         return {"noise": None if self.noise is None else {k: select_rows(v, index) for k, v in self.noise.items()},

@@ -31,6 +31,7 @@ from ..results import DiffusionInversion, InversionResult, LatentInversion, Timi
 from ..results.diffusion import STATE_SUFFIX, diffusion_from_items
 from ..results.files import FORMAT_VERSION, ItemArrays, read_item
 from ..results.tuned import DELTA_SUFFIX
+from .writer import unique_stem
 
 _EXPECTED = "a run folder written by `invertkit invert` (run.json, latents/), its latents/ folder, or one of its latents/<name>.npz files"
 
@@ -87,21 +88,6 @@ def _run_json(folder: Path) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: not a run description (expected a JSON object)")
     return doc
-
-
-def _v1_stems(names: Sequence[str]) -> list[str]:
-    """The stems run format 1 gave its images (``RunWriter._stem`` of that version)."""
-    used: set[str] = set()
-    out = []
-    for name in names:
-        stem = Path(name).stem.replace(" ", "_") or "image"
-        candidate, k = stem, 1
-        while candidate in used:
-            k += 1
-            candidate = f"{stem}-{k}"
-        used.add(candidate)
-        out.append(candidate)
-    return out
 
 
 def _read_png(path: Path) -> Tensor:
@@ -224,7 +210,8 @@ def load_run(path: str | os.PathLike[str], G: Generator | None = None) -> Run:
             names = [str(e["image"]) for e in doc["items"]]
         elif doc.get("images") is not None and latents.is_dir():
             names = [str(n) for n in doc["images"]]
-            stems = _v1_stems(names)
+            used: set[str] = set()
+            stems = [unique_stem(n, used) for n in names]  # run format 1 named its files the same way
         else:
             if not latents.is_dir() and p.is_dir() and _latent_files(p):
                 latents = p

@@ -38,6 +38,18 @@ from ..results.files import FORMAT_VERSION
 from ..version import __version__
 
 
+def unique_stem(name: str, used: set[str]) -> str:
+    """The file stem of image ``name`` in a run folder (spaces as ``_``), made unique against ``used``
+    (two inputs ``a/x.png`` and ``b/x.png`` must not overwrite each other: ``x``, ``x-2``); adds it to ``used``."""
+    stem = Path(name).stem.replace(" ", "_") or "image"
+    candidate, k = stem, 1
+    while candidate in used:
+        k += 1
+        candidate = f"{stem}-{k}"
+    used.add(candidate)
+    return candidate
+
+
 class RunWriter:
     """Accumulates per-image results of one run into ``out_dir``."""
 
@@ -57,15 +69,6 @@ class RunWriter:
         self.entries: list[dict[str, Any]] = []  # per image: name, stem, files (run.json "items")
         self.kind: str | None = None
 
-    def _stem(self, name: str) -> str:
-        stem = Path(name).stem.replace(" ", "_") or "image"
-        candidate, k = stem, 1
-        while candidate in self.used_stems:  # two inputs a/x.png and b/x.png must not overwrite each other
-            k += 1
-            candidate = f"{stem}-{k}"
-        self.used_stems.add(candidate)
-        return candidate
-
     def add(self, result: InversionResult, targets: Tensor, names: Sequence[str], *, observed: Tensor | None = None) -> None:
         """Write the files of a finished batch right away: images, each image's latent file and what
         re-renders it (``result.save_item``), and the image's row of the tables."""
@@ -77,7 +80,7 @@ class RunWriter:
         per_image_s = result.timings.seconds_per_image()
         loss = result.history.get("loss")
         for i, name in enumerate(names):
-            stem = self._stem(name)
+            stem = unique_stem(name, self.used_stems)
             save_image(targets[i], self.out / "images" / f"{stem}_target.png")
             save_image(result.reconstructions[i], self.out / "images" / f"{stem}_recon.png")
             if observed is not None:
@@ -145,9 +148,11 @@ class RunWriter:
                 unit = " dB" if key.startswith("psnr") else ""
                 summary[label] = f"{sum(vals) / len(vals):.3f}{unit}"
         nfe = [r["nfe_invert"] for r in self.rows if "nfe_invert" in r]
-        if nfe:  # diffusion methods: model evaluations per batch, inversion and reconstruction
+        if nfe:  # diffusion methods: model evaluations per image, inversion and reconstruction
             back = [r["nfe_reconstruct"] for r in self.rows if "nfe_reconstruct" in r]
-            summary["model evaluations (NFE)"] = f"{max(nfe):.0f} to invert, {max(back):.0f} to reconstruct (per batch)"
+            spread = f" (images {min(nfe):.0f} to {max(nfe):.0f})" if min(nfe) != max(nfe) else ""
+            summary["model evaluations (NFE)"] = (f"{sum(nfe) / len(nfe):.0f} to invert{spread}, "
+                                                  f"{sum(back) / len(back):.0f} to reconstruct, per image (mean)")
         if self.deltas:
             summary["tuned weights"] = f"{len(self.deltas)} delta file(s): latents/<name>_delta.safetensors (load_generator(G, delta=...))"
         summary["metric protocol"] = f"uint8-quantised images on [0, 1] at {self.G.resolution} px; PSNR = 10 log10(1/MSE)"
