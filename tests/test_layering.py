@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("runs",),
     ("encoders",),
     ("methods", "editing"),
-    ("bench", "demo"),
+    ("bench", "demo", "datasets"),
     ("cli",),
 ]
 RANK = {pkg: rank for rank, row in enumerate(LAYERS) for pkg in row}

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, ImageError
+from . import invert_dataset
 from .options import add_generator_flags, add_options_flags, given_options
 
 DEFAULT_METHOD = "optimize"
@@ -55,7 +56,7 @@ def add_parser(sub: argparse._SubParsersAction, argv: Sequence[str] = ()) -> Non
         epilog=f"methods (-m METHOD --help for each one's options):\n{method_list()}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("images", nargs="+", help="image files or folders of images")
+    p.add_argument("images", nargs="+", metavar="DATASET", help="image files, folders (recursive for the dataset layout), globs, text files of paths, or Parquet files/folders")
     add_generator_flags(p)
     p.add_argument("--method", "-m", default=DEFAULT_METHOD, metavar="METHOD",
                    help=f"the inversion method (default {DEFAULT_METHOD}; list below)")
@@ -68,6 +69,7 @@ def add_parser(sub: argparse._SubParsersAction, argv: Sequence[str] = ()) -> Non
     p.add_argument("--prompt-embeds", default=None, help="diffusion models: a safetensors file of named prompt embeddings to add")
     p.add_argument("--edit-prompt", default="", help="diffusion models: regenerate each inversion with these prompts too (comma-separated)")
     p.add_argument("--edit-guidance", type=float, default=None, help="diffusion models: guidance scale of the edits (default: the inversion's)")
+    invert_dataset.add_flags(p)
     add_options_flags(p, classes, shown=shown,
                       title=f"options of --method {shown}" + (" (the default method)" if method is None else ""))
     p.set_defaults(func=run)
@@ -101,7 +103,15 @@ def run(args: argparse.Namespace) -> int:
     options = given_options(args, args.method, owners, classes)
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
+    dataset_layout = invert_dataset.wants_dataset_layout(args)
     G = load_generator(args.generator, device=args.device, weights=args.weights)
+    if dataset_layout:
+        if args.prompt_embeds:
+            prepare_diffusion_flags(G, args.prompt_embeds, "")
+        degradation = parse_degradation(args.degrade, G.resolution, args.mask)
+        if args.simulate and degradation is None:
+            raise ConfigError("--simulate needs --degrade or --mask")
+        return invert_dataset.run(args, G, options, degradation)
     edit_prompts = prepare_diffusion_flags(G, args.prompt_embeds, args.edit_prompt)
     degradation = parse_degradation(args.degrade, G.resolution, args.mask)
     if args.simulate and degradation is None:

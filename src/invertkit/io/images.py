@@ -71,24 +71,61 @@ def array_to_tensor(arr: np.ndarray, size: int, channels: int) -> Tensor:
     return pil_to_tensor(center_crop_resize(to_mode(Image.fromarray(a), channels), size))
 
 
-def read_image(path: str | os.PathLike[str], size: int, channels: int) -> Tensor:
+# Largest image (width x height) decoded by default: Pillow's own warning threshold (about 89 megapixels,
+# a 9459 x 9459 photograph); a file declaring more is refused before any pixel is decoded
+# (a decompression bomb: a few KB of PNG can declare 50000 x 50000 pixels, 7.5 GB decoded).
+MAX_PIXELS = 89_478_485
+
+
+def read_image(path: str | os.PathLike[str], size: int, channels: int, *, max_pixels: int = MAX_PIXELS) -> Tensor:
     """Read one image file as ``1 x channels x size x size`` in [-1, 1].
 
     Raises:
-        ImageError: missing file, not an image, truncated or otherwise unreadable; the message
-            names the file.
+        ImageError: missing file, not an image, truncated, otherwise unreadable, or declaring more
+            than ``max_pixels`` pixels; the message names the file.
     """
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such image file")
+    return decode_image(path, size, channels, name=str(path), max_pixels=max_pixels)
+
+
+def decode_image(source: str | os.PathLike[str] | bytes, size: int, channels: int, *, name: str,
+                 max_pixels: int = MAX_PIXELS) -> Tensor:
+    """Decode an image file or its bytes as ``1 x channels x size x size`` in [-1, 1].
+
+    The declared size is checked against ``max_pixels`` from the header, before decoding; only the
+    first frame of animated or multi-page files is used. ``name`` is what error messages call it.
+
+    Raises:
+        ImageError: one line naming ``name`` and the cause.
+    """
+    import io
+
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        with Image.open(path) as img:
+        with Image.open(stream) as img:
+            w, h = img.size
+            if w * h > max_pixels:
+                raise ImageError(f"{name}: declares {w} x {h} pixels, over the limit of {max_pixels:,} "
+                                 "(raise it with --max-pixels if the image is genuine)")
+            if w < 1 or h < 1:
+                raise ImageError(f"{name}: declares an empty image ({w} x {h})")
             img.load()  # decode now so truncation is caught here
             img = to_mode(img, channels)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:  # Pillow's own check (twice its threshold) fired before ours could
+        import re
+
+        declared = re.search(r"\((\d+) pixels\)", str(exc))
+        count = f"{int(declared.group(1)):,} pixels" if declared else "too many pixels"
+        raise ImageError(f"{name}: declares {count}, over the limit of {max_pixels:,} (a decompression bomb, or raise "
+                         "--max-pixels if the image is genuine)") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image file (PNG, JPEG, PGM, ... expected); skip or replace it") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"{path}: cannot decode image ({exc}); the file may be truncated or corrupt") from None
+        raise ImageError(f"{name}: not an image file (PNG, JPEG, PGM, ... expected); skip or replace it") from None
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+        raise ImageError(f"{name}: cannot decode image ({str(exc)[:160]}); the file may be truncated or corrupt") from None
     return pil_to_tensor(center_crop_resize(img, size))
 
 

@@ -39,6 +39,10 @@ def config_difference(recorded: Mapping[str, Any], now: Mapping[str, Any], *, li
     a, b = json.loads(canonical(recorded)), json.loads(canonical(now))
     if a == b:
         return None
+    for key in ("method", "generator"):  # a different method or model says it all; its options would only add noise
+        if key in a and key in b and a[key] != b[key]:
+            a, b = {key: a[key]}, {key: b[key]}
+            break
     fa, fb = _flat(a), _flat(b)
     keys = sorted(k for k in set(fa) | set(fb) if fa.get(k, "<unset>") != fb.get(k, "<unset>"))
     parts = [f"{k}: {fa.get(k, '<unset>')} in the folder, {fb.get(k, '<unset>')} now" for k in keys[:limit]]

@@ -1,0 +1,108 @@
+"""``OUT/report.html`` of a dataset run, built from the folder alone (``invertkit report OUT`` rebuilds it).
+
+Only the id, status, error and metric columns are read (never the latents), so the report of a
+million-row run costs seconds; the best and worst few images are re-read from their sources and
+rendered from their rows (their saved PNG, else the generator when one is given)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvertkitError
+from ..generators.base import Generator
+from ..io.dataset_report import DatasetReport, Extreme, ranking_metric, render
+from ..io.images import decode_image
+from ..runs.atomic import write_text_atomic
+from ..runs.dataset_reader import dataset_run
+from ..runs.shards import ShardStore
+from ..runs.table import BASE_NAMES, OK
+
+SHOWN = 6  # best and worst images shown
+
+
+def _doc(out: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads((out / "run.json").read_text(encoding="utf-8"))
+        return doc if isinstance(doc, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def build(out: str | os.PathLike[str], G: Generator | None = None) -> DatasetReport:
+    out = Path(out)
+    doc = _doc(out)
+    store = ShardStore(out)
+    names = list(doc.get("metric_columns") or [])
+    table = store.read(None if not store.shards() else ["id", "status", "error", "source", *names])
+    rows_ok = np.asarray([s == OK for s in table.column("status").to_pylist()], dtype=bool)
+    metrics = {}
+    for m in names:
+        if m in table.column_names:
+            v = np.asarray([np.nan if x is None else x for x in table.column(m).to_pylist()], dtype=np.float64)[rows_ok]
+            metrics[m] = v[np.isfinite(v)]
+    ids = table.column("id").to_pylist()
+    failures = [(i, str(e)) for i, s, e in zip(ids, table.column("status").to_pylist(), table.column("error").to_pylist()) if s != OK]
+    cfg = doc.get("config") or {}
+    gen = doc.get("generator") or {}
+    sessions = list(doc.get("sessions") or [])
+    seconds = sum(float(s.get("seconds") or 0) for s in sessions)
+    written = sum(int(s.get("written") or 0) for s in sessions)
+    summary = {
+        "generator": f"{gen.get('name', '?')} (weights {str(gen.get('fingerprint', '?'))[:12]})",
+        "method": f"{cfg.get('method', '?')}: " + ", ".join(f"{k}={v}" for k, v in (cfg.get("options") or {}).items()),
+        "inputs": ", ".join(str(i) for i in doc.get("inputs") or []),
+        "rows": f"{len(ids)} ({int(rows_ok.sum())} ok, {len(failures)} failed)",
+        "throughput": f"{written / seconds:.2f} images/s over {len(sessions)} session(s), {seconds:.0f} s" if seconds else "",
+        "files": "results/part-*.parquet (one row per input; schema: README, dataset runs), run.json",
+        "config fingerprint": str(doc.get("config_fingerprint", "")),
+    }
+    rep = DatasetReport(title=f"invertkit dataset run: {out.name}", summary=summary, metrics=metrics, failures=failures,
+                        sessions=sessions)
+    by = ranking_metric([m for m in names if m in metrics and metrics[m].size])
+    if by is not None:
+        v = np.asarray([np.nan if x is None else x for x in table.column(by).to_pylist()], dtype=np.float64)
+        v[~rows_ok] = np.nan
+        order = [int(k) for k in np.argsort(np.where(np.isfinite(v), v, np.inf)) if np.isfinite(v[k])]
+        rep.ranked_by = by
+        sources = table.column("source").to_pylist()
+        pick = lambda ks: [Extreme(ids[k], float(v[k]), target=None, reconstruction=None) for k in ks]  # noqa: E731
+        rep.worst, rep.best = pick(order[:SHOWN]), pick(order[::-1][:SHOWN])
+        _attach_images(out, rep.worst + rep.best, {ids[k]: sources[k] for k in order[:SHOWN] + order[::-1][:SHOWN]}, G)
+    if G is None:
+        rep.notes.append("reconstructions of the best and worst images are shown when the report is built with the "
+                         "run's generator (invertkit report OUT -g GENERATOR), or saved with --save-images")
+    return rep
+
+
+def _attach_images(out: Path, extremes: list[Extreme], sources: dict[str, str], G: Generator | None) -> None:
+    """Targets re-read from their files; reconstructions from the rows (PNG) or rendered by ``G``."""
+    wanted = list(dict.fromkeys(e.id for e in extremes))
+    recon: dict[str, Any] = {}
+    if G is not None:
+        try:
+            run = dataset_run(out, G, wanted)
+            recon = {i: run.result.reconstructions[k] for k, i in enumerate(wanted)}
+        except InvertkitError:
+            recon = {}
+    for e in extremes:
+        e.reconstruction = recon.get(e.id)
+        src = sources.get(e.id, "")
+        if G is not None and os.path.isfile(src):
+            try:
+                e.target = decode_image(src, G.resolution, G.channels, name=src)[0]
+            except InvertkitError:
+                e.target = None
+
+
+def write_dataset_report(out: str | os.PathLike[str], G: Generator | None = None) -> Path:
+    """Build and write ``OUT/report.html``; returns its path."""
+    out = Path(out)
+    return write_text_atomic(out / "report.html", render(build(out, G)))
+
+
+__all__ = ["BASE_NAMES", "build", "write_dataset_report"]

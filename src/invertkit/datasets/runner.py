@@ -1,0 +1,241 @@
+"""A dataset run from start to resume: plan, feed an engine, write shards, keep run.json current.
+
+The runner is the only writer of ``OUT`` (``runs.lock``). It lists the inputs as a stream (ids only
+are kept, to skip what is done and never write an id twice), hands batches to the engine, and
+appends the rows that come back to an in-memory buffer written as one Parquet shard every
+``shard_size`` rows or ``flush_seconds`` seconds, whichever comes first: a SIGKILL loses at most
+that much finished work, a SIGINT/SIGTERM or a full disk loses none (the buffer is written first).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..io.sources import Entry, ParquetColumns, dataset_entries
+from ..runs.atomic import write_bytes_atomic, write_text_atomic
+from ..runs.config import config_difference
+from ..runs.dataset_reader import LAYOUT
+from ..runs.interrupt import Interrupts
+from ..runs.lock import RunLock
+from ..runs.shards import ShardStore
+from ..runs.table import BASE_NAMES, ERROR, metric_names_of, to_table
+from .engines import RayOptions, run_local, run_ray
+from .job import JobSpec
+
+DATASET_FORMAT = 1  # version of the dataset layout (run.json "dataset_format")
+
+
+@dataclass
+class RunSummary:
+    """What one session of a dataset run did."""
+
+    out: Path
+    total: int  # inputs listed
+    skipped: int  # already written by earlier sessions
+    done: int  # rows written by this session
+    failed: int  # error rows written by this session
+    failed_total: int  # error rows in the whole run
+    seconds: float
+    interrupted: int | None = None  # the signal that stopped it
+
+    @property
+    def images_per_second(self) -> float:
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class DatasetRunner:
+    """One session of a dataset run into ``out``.
+
+    Attributes:
+        out: the run folder.
+        inputs: the DATASET arguments (folders, globs, lists, Parquet, files).
+        spec: what decides the rows (``JobSpec``); ``config`` the run's identity (``runs.config``).
+        engine: ``local`` or ``ray`` (``ray`` options in ``ray``).
+        batch_size: images per batch (a batch is inverted together).
+        shard_size, flush_seconds: when buffered rows are written as a shard.
+        retry_failed: re-run the inputs whose rows are errors.
+        save_images: None, ``files`` (``OUT/images/<id>.png``) or ``parquet`` (a ``reconstruction`` column).
+        progress: show a live bar.
+    """
+
+    out: Path
+    inputs: Sequence[str]
+    spec: JobSpec
+    config: dict[str, Any]
+    generator: dict[str, Any]
+    engine: str = "local"
+    ray: RayOptions = field(default_factory=RayOptions)
+    columns: ParquetColumns = field(default_factory=ParquetColumns)
+    batch_size: int = 8
+    shard_size: int = 1000
+    flush_seconds: float = 60.0
+    retry_failed: bool = False
+    save_images: str | None = None
+    progress: bool | None = None  # None: only on a terminal
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        self.store = ShardStore(self.out)
+        self.buffer: list[dict[str, Any]] = []
+        self.last_flush = time.monotonic()
+        self.metric_names: list[str] = []
+        self.doc: dict[str, Any] = {}
+        self.written = self.failed = 0
+
+    # ---- run.json ----------------------------------------------------------------------------------
+    def _open_doc(self) -> None:
+        path = self.out / "run.json"
+        if path.is_file():
+            try:
+                doc = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"{path}: not readable JSON ({exc}); the run folder is damaged: use another --out") from None
+            if not isinstance(doc, dict) or doc.get("layout") != LAYOUT:
+                raise ConfigError(f"{self.out} holds a run of the small layout (per-image files); use another --out for a dataset run")
+            diff = config_difference(doc.get("config") or {}, self.config)
+            if diff:
+                raise ConfigError(f"{self.out} holds a run of another configuration ({diff}); use the same options to "
+                                  "continue it, or another --out")
+            self.doc = doc
+            self.metric_names = list(doc.get("metric_columns") or [])
+        else:
+            from ..io.runinfo import environment
+            from ..version import __version__
+
+            self.doc = {"layout": LAYOUT, "dataset_format": DATASET_FORMAT, "invertkit": __version__,
+                        "created": _now(), "environment": environment(), "inputs": list(self.inputs),
+                        "config": self.config, "config_fingerprint": self.spec.fingerprint,
+                        "generator": self.generator, "metric_columns": [], "sessions": [],
+                        "schema": "see invertkit.runs.table (README: dataset runs)"}
+        self._save_doc()
+
+    def _save_doc(self) -> None:
+        write_text_atomic(self.out / "run.json", json.dumps(self.doc, indent=2, default=str) + "\n")
+
+    # ---- rows --------------------------------------------------------------------------------------
+    def _take(self, rows: list[dict[str, Any]], stop: Interrupts) -> None:
+        with stop.critical():
+            if self.save_images == "files":
+                for r in rows:
+                    data = r.pop("reconstruction", None)
+                    if data is not None:
+                        write_bytes_atomic(self.out / "images" / f"{safe_name(r['id'])}.png", data)
+            self.buffer += rows
+            self.written += len(rows)
+            self.failed += sum(r["status"] == ERROR for r in rows)
+            if len(self.buffer) >= self.shard_size or time.monotonic() - self.last_flush >= self.flush_seconds:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self.buffer:
+            return
+        for name in metric_names_of(self.buffer):
+            if name not in self.metric_names:
+                self.metric_names.append(name)
+        table = to_table(self.buffer, self.metric_names)
+        self.store.write(table)
+        self.buffer = []
+        self.last_flush = time.monotonic()
+        if self.doc.get("metric_columns") != self.metric_names:
+            self.doc["metric_columns"] = list(self.metric_names)
+            self._save_doc()
+
+    # ---- the session -------------------------------------------------------------------------------
+    def _batches(self, skip: set[str]) -> Iterator[list[Entry]]:
+        batch: list[Entry] = []
+        for e in dataset_entries(self.inputs, columns=self.columns):
+            if e.id in skip:
+                continue
+            batch.append(e)
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def run(self) -> RunSummary:
+        """Run (or continue) the dataset run; returns what this session did. Raises ``Interrupted``
+        after writing everything finished when a signal stops it."""
+        from tqdm import tqdm
+
+        start = time.perf_counter()
+        with RunLock(self.out), Interrupts() as stop:
+            self._open_doc()
+            self.store.clean()
+            if self.retry_failed:
+                self.store.drop_errors()
+            ok, failed = self.store.read_status()
+            skip = ok | failed
+            total = todo = 0
+            for e in dataset_entries(self.inputs, columns=self.columns):  # one pass; ids are not kept
+                total += 1
+                todo += e.id not in skip
+            session = {"started": _now(), "engine": self.engine, "batch_size": self.batch_size, "inputs": total,
+                       "skipped": total - todo, "retry_failed": self.retry_failed}
+            self.doc["sessions"].append(session)
+            self._save_doc()
+            bar = tqdm(total=todo, unit="img", desc=self.spec.method, disable=None if self.progress is None else not self.progress,
+                       dynamic_ncols=True)
+            interrupted = None
+
+            def sink(rows: list[dict[str, Any]]) -> None:
+                self._take(rows, stop)
+                bar.update(len(rows))
+                bar.set_postfix(failed=self.failed, refresh=False)
+
+            try:
+                if self.engine == "ray":
+                    spec = self.spec if self.spec.threads else _with_threads(self.spec, self.ray.cpus_per_worker)
+                    run_ray(self._batches(skip), spec, sink, self.ray)
+                else:
+                    run_local(self._batches(skip), self.spec, sink)
+            except KeyboardInterrupt as exc:
+                interrupted = getattr(exc, "signum", 2)
+                raise
+            finally:
+                bar.close()
+                with stop.critical():
+                    self._flush()
+                    seconds = time.perf_counter() - start
+                    session.update(finished=_now(), seconds=round(seconds, 3), written=self.written, failed=self.failed,
+                                   images_per_second=round(self.written / seconds, 4) if seconds > 0 else None,
+                                   interrupted=interrupted)
+                    ok_now, failed_now = self.store.read_status()
+                    self.doc["counts"] = {"inputs": total, "ok": len(ok_now), "failed": len(failed_now)}
+                    self._save_doc()
+        return RunSummary(self.out, total, total - todo, self.written, self.failed, len(failed_now), seconds, interrupted)
+
+
+def _with_threads(spec: JobSpec, threads: int) -> JobSpec:
+    from dataclasses import replace
+
+    return replace(spec, threads=threads)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def safe_name(ident: str) -> str:
+    """A relative file path for an id (``a/b/x.jpg`` -> ``a/b/x.jpg``): folders kept, unsafe characters,
+    ``..`` and absolute roots removed; a hash suffix when anything had to change, so two ids never share a file."""
+    import hashlib
+    import re
+
+    parts = [re.sub(r"[^A-Za-z0-9._-]+", "_", p) for p in ident.replace("\\", "/").split("/")]
+    parts = [p for p in parts if p not in ("", ".", "..")] or ["image"]
+    name = "/".join(parts)
+    if name != ident:
+        name += "-" + hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return name
+
+
+__all__ = ["BASE_NAMES", "DatasetRunner", "RunSummary", "safe_name"]
