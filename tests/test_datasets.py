@@ -196,3 +196,23 @@ def test_ray_engine_gives_the_local_rows(gen, tmp_path):
     _same_rows(_rows(ray_out), _rows(local))
     doc = json.loads((ray_out / "run.json").read_text())
     assert doc["sessions"][-1]["engine"] == "ray"
+
+
+def test_cli_edit_of_dataset_rows(gen, tmp_path):
+    """A dataset row's latent is edited by ``invertkit edit OUT --ids``, like a small run's latent file."""
+    import torch
+
+    from invertkit.editing.directions import Directions, identity, save_directions, unit_rows
+    from invertkit.generators import load_generator
+
+    data = tmp_path / "data"
+    write_images(data, 3)
+    out = tmp_path / "run"
+    assert _invert(gen, [str(data)], out) == 0
+    directions = save_directions(Directions(unit_rows(torch.randn(1, 32)), torch.ones(1), torch.zeros(1), "w", "test",
+                                            generator=identity(load_generator(gen))), tmp_path / "d.safetensors")
+    edits = tmp_path / "edits"
+    assert main(["edit", str(out), "-g", str(gen), "--ids", "sub/img0000.png", "-d", str(directions), "--steps", "3",
+                 "--out", str(edits)]) == 0
+    assert len(list(edits.glob("sub_img0000.png_*.png"))) == 1
+    assert main(["edit", str(out), "-g", str(gen), "--ids", "nope.png", "-d", str(directions), "--out", str(edits)]) == 2

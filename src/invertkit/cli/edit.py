@@ -83,6 +83,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("latents", metavar="LATENT_OR_RUN_DIR", help="latent .npz file, folder of them, or run folder")
     add_generator_flags(p)
+    p.add_argument("--ids", default=None, help="dataset runs (--format parquet): the rows to edit, comma-separated ids")
     p.add_argument("--direction", "-d", action="append", required=True, metavar="FILE[:INDEX]",
                    help="directions file and which of its directions: FILE:3, FILE:0,2,5 or FILE:0-4 (default index 0); repeatable")
     p.add_argument("--strength", default="-3:3", help="range A:B (with --steps frames) or values like -2,0,2 (default -3:3)")
@@ -95,6 +96,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_picture_flags(p)
     allow_negative_values(p)
     p.set_defaults(func=run)
+
+
+def parse_ids(text: str | None) -> list[str] | None:
+    """``--ids a.png,b/c.png`` -> ``["a.png", "b/c.png"]`` (None when not given)."""
+    if text is None:
+        return None
+    ids = [i.strip() for i in text.split(",") if i.strip()]
+    if not ids:
+        raise ConfigError("--ids is empty; give the ids of dataset rows, comma-separated")
+    return ids
 
 
 def allow_negative_values(p: argparse.ArgumentParser) -> None:
@@ -129,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     scale = picture_scale(args, G.resolution)
     if args.duration < 1:
         raise ConfigError(f"--duration must be >= 1 ms, got {args.duration}")
-    items = read_latents(args.latents, G)
+    items = read_latents(args.latents, G, parse_ids(args.ids))
 
     # every direction and every (latent, direction) pair is checked before anything is rendered:
     # a wrong index or space fails at once instead of after half the strips

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError
+from .edit import parse_ids
 from .options import add_generator_flags
 
 
@@ -23,11 +24,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the inversion's)")
     p.add_argument("--negative", default=None, help="negative prompt name (default: the inversion's)")
     p.add_argument("--prompt-embeds", default=None, help="a safetensors file of named prompt embeddings to add")
+    p.add_argument("--ids", default=None, help="dataset runs (--format parquet): the rows to regenerate, comma-separated ids")
     p.add_argument("--out", "-o", default="runs/regenerate", help="output folder (default runs/regenerate)")
     p.set_defaults(func=run)
 
 
-def diffusion_runs(items: list[str], G) -> list[tuple[str, object]]:  # noqa: ANN001
+def diffusion_runs(items: list[str], G, ids: list[str] | None = None) -> list[tuple[str, object]]:  # noqa: ANN001
     """``(stem, one-image DiffusionInversion)`` for every image the arguments name: run folders, their
     latents/ folders, latent files or ``*_state.safetensors`` files (read with ``load_run``)."""
     from ..results import DiffusionInversion
@@ -38,7 +40,7 @@ def diffusion_runs(items: list[str], G) -> list[tuple[str, object]]:  # noqa: AN
         path = Path(item)
         if path.name.endswith("_state.safetensors"):  # the state's latent file sits beside it
             path = path.with_name(path.name.removesuffix("_state.safetensors") + ".npz")
-        run = load_run(path, G)
+        run = load_run(path, G, ids=ids)
         if not isinstance(run.result, DiffusionInversion):
             raise ConfigError(f"{item}: a {run.result.kind} result; regenerate takes diffusion inversions "
                               "(invert with a diffusion method writes latents/<name>_state.safetensors)")
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     prompts = prepare_diffusion_flags(G, args.prompt_embeds, args.prompt)
     if not prompts:
         raise ConfigError("--prompt needs at least one prompt name")
-    items = diffusion_runs(args.states, G)
+    items = diffusion_runs(args.states, G, parse_ids(args.ids))
     out = Path(args.out)
     for stem, result in items:
         for prompt in prompts:  # each image is written as soon as it exists

@@ -20,7 +20,7 @@ from ..io.images import decode_image
 from ..runs.atomic import write_text_atomic
 from ..runs.dataset_reader import dataset_run
 from ..runs.shards import ShardStore
-from ..runs.table import BASE_NAMES, OK
+from ..runs.table import OK
 
 SHOWN = 6  # best and worst images shown
 
@@ -105,4 +105,4 @@ def write_dataset_report(out: str | os.PathLike[str], G: Generator | None = None
     return write_text_atomic(out / "report.html", render(build(out, G)))
 
 
-__all__ = ["BASE_NAMES", "build", "write_dataset_report"]
+__all__ = ["build", "write_dataset_report"]

@@ -25,7 +25,7 @@ from ..runs.dataset_reader import LAYOUT
 from ..runs.interrupt import Interrupts
 from ..runs.lock import RunLock
 from ..runs.shards import ShardStore
-from ..runs.table import BASE_NAMES, ERROR, metric_names_of, to_table
+from ..runs.table import ERROR, metric_names_of, safe_name, to_table
 from .engines import RayOptions, run_local, run_ray
 from .job import JobSpec
 
@@ -224,18 +224,4 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def safe_name(ident: str) -> str:
-    """A relative file path for an id (``a/b/x.jpg`` -> ``a/b/x.jpg``): folders kept, unsafe characters,
-    ``..`` and absolute roots removed; a hash suffix when anything had to change, so two ids never share a file."""
-    import hashlib
-    import re
-
-    parts = [re.sub(r"[^A-Za-z0-9._-]+", "_", p) for p in ident.replace("\\", "/").split("/")]
-    parts = [p for p in parts if p not in ("", ".", "..")] or ["image"]
-    name = "/".join(parts)
-    if name != ident:
-        name += "-" + hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-    return name
-
-
-__all__ = ["BASE_NAMES", "DatasetRunner", "RunSummary", "safe_name"]
+__all__ = ["DatasetRunner", "RunSummary"]

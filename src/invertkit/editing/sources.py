@@ -20,6 +20,7 @@ from ..results import LatentInversion, TunedInversion
 from ..results.files import read_item
 from ..results.latent import generator_space
 from ..runs import load_items
+from ..runs.dataset_reader import dataset_run, is_dataset_run
 
 _EXPECTED = ("latent .npz files written by `invertkit invert` (a run folder's latents/<name>.npz), "
              "or a run folder holding run.json and latents/")
@@ -113,8 +114,9 @@ def read_latent(file: str | os.PathLike[str], G: Generator) -> LatentItem:
     return LatentItem(f.stem, result, f)
 
 
-def read_latents(path: str | os.PathLike[str], G: Generator) -> list[LatentItem]:
-    """Every latent ``path`` names (see :func:`latent_files`), each checked against ``G``.
+def read_latents(path: str | os.PathLike[str], G: Generator, ids: list[str] | None = None) -> list[LatentItem]:
+    """Every latent ``path`` names (see :func:`latent_files`), each checked against ``G``; for a dataset
+    run (``results/part-*.parquet``), the rows ``ids`` (all of them for a run of at most 1000 rows).
 
     All files are read before anything is returned, so a bad one stops a command before any work.
 
@@ -122,7 +124,21 @@ def read_latents(path: str | os.PathLike[str], G: Generator) -> list[LatentItem]
         ConfigError: nothing to read at ``path``.
         LatentSpaceError: a file is unreadable or does not fit ``G`` (the message names it).
     """
+    if is_dataset_run(path):
+        return _dataset_latents(Path(path), G, ids)
+    if ids:
+        raise ConfigError(f"{path}: --ids selects rows of a dataset run (a folder with results/part-*.parquet); this is not one")
     return [read_latent(f, G) for f in latent_files(path)]
+
+
+def _dataset_latents(folder: Path, G: Generator, ids: list[str] | None) -> list[LatentItem]:
+    """Rows of a dataset run as latent items, named by their ids (made file-name safe)."""
+    run = dataset_run(folder, G, ids)
+    result = run.result
+    if not isinstance(result, LatentInversion) or result.layer_state is not None or result.space.startswith("f:"):
+        raise LatentSpaceError(f"{folder}: a {result.space} {result.kind} run holds no latent code of a GAN; it cannot be "
+                               "edited or interpolated (invert in w+ or w for that)")
+    return [LatentItem(stem, result.select([k]), folder / "results") for k, stem in enumerate(run.stems)]
 
 
 def item_generator(G: Generator, item: LatentItem) -> Generator:

@@ -27,7 +27,7 @@ from ..results.diffusion import STATE_SUFFIX
 from ..results.tuned import DELTA_SUFFIX
 from .reader import Run, load_items
 from .shards import RESULTS, ShardStore
-from .table import BASE_NAMES, OK
+from .table import BASE_NAMES, OK, safe_name
 
 LAYOUT = "dataset"  # run.json "layout" of a dataset run
 
@@ -113,7 +113,8 @@ def dataset_run(folder: Path, G: Generator, ids: Sequence[str] | None, *, limit:
     skip = {"seconds", "evaluations"}
     metric_names = [k for k in table.column_names if k not in BASE_NAMES and k not in skip]
     result.metrics = [{m: float(r[m]) for m in metric_names if r.get(m) is not None} for r in chosen]
-    run = Run(folder, ids, [str(k) for k in range(len(ids))], result, dict(doc.get("config") or {}),
+    stems = [safe_name(i).replace("/", "_") for i in ids]  # what outputs made from a row are named after
+    run = Run(folder, ids, stems, result, dict(doc.get("config") or {}),
               dict(doc.get("generator") or {}), {})
     run.check_generator(G)
     return run

@@ -176,12 +176,14 @@ def _latent_files(folder: Path) -> list[Path]:
     return sorted(f for f in folder.iterdir() if f.is_file() and f.name.endswith(".npz") and not f.name.endswith(".tmp.npz"))
 
 
-def load_run(path: str | os.PathLike[str], G: Generator | None = None) -> Run:
+def load_run(path: str | os.PathLike[str], G: Generator | None = None, *, ids: Sequence[str] | None = None) -> Run:
     """Read a run folder (or its ``latents/`` folder, or one latent file) into a :class:`Run`.
 
     Args:
         path: what ``invertkit invert`` (or ``bench``, for each method) wrote.
         G: the run's generator, checked against the one the run recorded; needed for diffusion runs.
+        ids: dataset runs (``results/part-*.parquet``): the rows to read (with ``G``; all rows of a
+            run of at most 1000); see ``runs.dataset_reader.load_results``.
 
     Raises:
         ConfigError: not a run, a damaged ``run.json``, or another generator than the run's.
@@ -189,6 +191,14 @@ def load_run(path: str | os.PathLike[str], G: Generator | None = None) -> Run:
             (the message names it).
     """
     p = Path(path)
+    from .dataset_reader import dataset_run, is_dataset_run  # it builds on this module
+
+    if p.is_dir() and is_dataset_run(p):
+        if G is None:
+            raise ConfigError(f"{p}: reading a dataset run's results needs its generator (load_run(path, G, ids=[...]))")
+        return dataset_run(p, G, ids)
+    if ids:
+        raise ConfigError(f"{p}: ids select rows of a dataset run (results/part-*.parquet); this is not one")
     if p.is_file():
         if not p.name.endswith(".npz"):
             raise ConfigError(f"{p}: not a latent file; expected {_EXPECTED}")

@@ -31,8 +31,10 @@ reconstruction       binary (null)     PNG of the reconstruction (only with ``--
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -144,3 +146,14 @@ def metric_names_of(rows: Sequence[dict[str, Any]]) -> list[str]:
     for r in rows:
         names += [k for k in r if k not in BASE_NAMES and k not in names]
     return names
+
+
+def safe_name(ident: str) -> str:
+    """A relative file path for an id (``a/b/x.jpg`` -> ``a/b/x.jpg``): folders kept, unsafe characters,
+    ``..`` and absolute roots removed; a hash suffix when anything had to change, so two ids never share a file."""
+    parts = [re.sub(r"[^A-Za-z0-9._-]+", "_", p) for p in ident.replace("\\", "/").split("/")]
+    parts = [p for p in parts if p not in ("", ".", "..")] or ["image"]
+    name = "/".join(parts)
+    if name != ident:
+        name += "-" + hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return name
