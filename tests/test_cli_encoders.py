@@ -50,3 +50,34 @@ def test_train_install_invert_and_bench(tmp_path, tiny_sg2, capsys):
     # restyle without a restyle encoder: one clear line, exit 2
     assert main(["invert", str(folder), "-g", str(ckpt), "--method", "restyle", "--out", str(tmp_path / "x")]) == 2
     assert "train-encoder" in capsys.readouterr().err
+
+
+def test_sigterm_writes_a_checkpoint_and_the_same_command_resumes(tmp_path, tiny_sg2, monkeypatch, capsys):
+    import os
+    import signal
+
+    from invertkit.encoders.train import Trainer
+    from invertkit.generators.checkpoints import save_native
+
+    ckpt = save_native(tiny_sg2, tmp_path / "tiny.safetensors")
+    run = tmp_path / "enc"
+    real_step = Trainer.train_step
+
+    def terminated_in_step_3(self, batch):
+        if self.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # as a batch scheduler does; the step still completes
+        return real_step(self, batch)
+
+    command = ["train-encoder", "-g", str(ckpt), "--out", str(run), "--steps", "6", "--batch", "4",
+               "--checkpoint-every", "100", *FAST]
+    monkeypatch.setattr(Trainer, "train_step", terminated_in_step_3)
+    assert main(command) == 143
+    captured = capsys.readouterr()
+    assert "interrupted at step 3; checkpoint written" in captured.out
+    assert captured.err.strip() == "invertkit: interrupted by SIGTERM"
+    assert int(torch.load(run / "train_state.pt", weights_only=True)["step"]) == 3
+    assert (run / "encoder.safetensors").is_file()
+    monkeypatch.undo()
+    assert main(command) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert int(torch.load(run / "train_state.pt", weights_only=True)["step"]) == 6

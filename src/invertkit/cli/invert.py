@@ -87,13 +87,10 @@ def expand_inputs(items: list[str]) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from ..degradations import parse_degradation
     from ..generators import load_generator
-    from ..io.images import read_image
-    from ..methods import invert
-    from ..runs import RunWriter
+    from ..runs.lock import RunLock
+    from .run_identity import run_identity
 
     classes = _method_classes()
     if args.method not in classes:
@@ -116,45 +113,79 @@ def run(args: argparse.Namespace) -> int:
     degradation = parse_degradation(args.degrade, G.resolution, args.mask)
     if args.simulate and degradation is None:
         raise ConfigError("--simulate needs --degrade or --mask")
-    extra = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     paths = expand_inputs(args.images)
     if not paths:
         raise ImageError("no images found in the given paths")
-    writer = RunWriter(args.out, G, title=f"invertkit invert: {len(paths)} image(s) into {G.name}")
+    identity = run_identity(args, G, options)
+    with RunLock(args.out):  # one writer per folder, for the whole run
+        return _invert_into(args, G, paths, options, identity, degradation, edit_prompts)
 
-    # read everything first: broken files are reported by name and skipped, the rest goes on
-    size = G.resolution if (degradation is None or args.simulate) else degradation.observed_size(G.resolution)
-    channels = G.channels if (degradation is None or args.simulate) else degradation.observed_channels(G.channels)
-    good: list[tuple[int, str, torch.Tensor]] = []
-    for i, path in enumerate(paths):
+
+def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, identity: dict, degradation,
+                 edit_prompts: list[str]) -> int:
+    """Invert ``paths`` into the run folder ``args.out`` (continuing a run of the same identity there)."""
+    from tqdm import tqdm
+
+    from ..io.filenames import display_name
+    from ..io.images import read_image
+    from ..methods import invert
+    from ..runs import RunWriter
+    from ..runs.interrupt import Interrupted, Interrupts
+
+    extra = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    writer = RunWriter(args.out, G, title=f"invertkit invert: {len(paths)} image(s) into {G.name}", identity=identity)
+    done = writer.done
+    with Interrupts() as stop:
         try:
-            good.append((i, path.name, read_image(path, size, channels)))
-        except ImageError as exc:
-            writer.fail(str(path), str(exc))
-            print(f"invertkit: skipped {exc}", flush=True)
+            # read everything first: broken files are reported by name and skipped, the rest goes on;
+            # images a previous command finished are skipped (ids stay positions in the full list: same seeds)
+            size = G.resolution if (degradation is None or args.simulate) else degradation.observed_size(G.resolution)
+            channels = G.channels if (degradation is None or args.simulate) else degradation.observed_channels(G.channels)
+            good: list[tuple[int, str, str, torch.Tensor]] = []
+            for i, path in enumerate(paths):
+                key = display_name(str(path))
+                if key in done:
+                    continue
+                try:
+                    good.append((i, display_name(path.name), key, read_image(path, size, channels)))
+                except ImageError as exc:
+                    writer.fail(key, str(exc))
+                    print(f"invertkit: skipped {display_name(str(exc))}", flush=True)
+            if done:
+                print(f"invertkit: continuing {args.out}: {len(writer.entries)} image(s) done before, {len(good)} to go", flush=True)
 
-    bar = tqdm(total=len(good), unit="img", desc=f"{args.method}", disable=None)
-    for start in range(0, len(good), args.batch_size):
-        chunk = good[start : start + args.batch_size]
-        ids = [c[0] for c in chunk]
-        names = [c[1] for c in chunk]
-        images = torch.cat([c[2] for c in chunk]).to(G.device)
-        reference = None
-        observation = images
-        if args.simulate:
-            reference = images
-            observation = degradation.observe(images, ids=ids, seed=options.get("seed", 0))
-        result = invert(G, observation, args.method, degradation=degradation, image_ids=ids, reference=reference, extra_metrics=extra, **options)
-        if edit_prompts:
-            from ..methods.diffusion import add_edits
+            bar = tqdm(total=len(good), unit="img", desc=f"{args.method}", disable=None)
+            for start in range(0, len(good), args.batch_size):
+                chunk = good[start : start + args.batch_size]
+                ids = [c[0] for c in chunk]
+                images = torch.cat([c[3] for c in chunk]).to(G.device)
+                reference = None
+                observation = images
+                if args.simulate:
+                    reference = images
+                    observation = degradation.observe(images, ids=ids, seed=options.get("seed", 0))
+                result = invert(G, observation, args.method, degradation=degradation, image_ids=ids, reference=reference, extra_metrics=extra, **options)
+                if edit_prompts:
+                    from ..methods.diffusion import add_edits
 
-            add_edits(G, result, edit_prompts, guidance=args.edit_guidance)
-        shown_target = reference if reference is not None else (images if degradation is None else _upsample(observation, G))
-        writer.add(result, shown_target, names, observed=_upsample(observation, G) if degradation is not None else None)
-        bar.update(len(chunk))
-    bar.close()
-    out = writer.finish()
-    print(f"wrote {out}/report.html, metrics.csv, metrics.json, run.json, images/, latents/ ({len(good)} inverted, {len(writer.failures)} failed)")
+                    add_edits(G, result, edit_prompts, guidance=args.edit_guidance)
+                shown_target = reference if reference is not None else (images if degradation is None else _upsample(observation, G))
+                with stop.critical():  # a signal now waits until the batch's files and run.json are whole
+                    writer.add(result, shown_target, [c[1] for c in chunk], inputs=[c[2] for c in chunk], ids=ids,
+                               observed=_upsample(observation, G) if degradation is not None else None)
+                bar.update(len(chunk))
+            bar.close()
+            with stop.critical():
+                out = writer.finish()
+        except Interrupted as exc:
+            writer.interrupted()
+            total = len(paths) - len(writer.failures)
+            exc.detail = f"after {len(writer.entries)} of {total} images; run the same command again to continue"
+            raise
+    now = len(writer.entries) - writer.resumed
+    before = f", {writer.resumed} done before" if writer.resumed else ""
+    print(f"wrote {out}/report.html, metrics.csv, metrics.json, run.json, images/, latents/ "
+          f"({now} inverted{before}, {len(writer.failures)} failed)")
     return 1 if writer.failures else 0
 
 

@@ -1,12 +1,14 @@
 """Entry point of the ``invertkit`` command.
 
 Errors a user can cause are :class:`~invertkit.errors.InvertkitError`: printed as one line on stderr,
-exit status 2, no traceback (``--debug`` shows it).
+exit status 2, no traceback (``--debug`` shows it). A run stopped by SIGINT or SIGTERM prints one line
+and exits with 128 + the signal number (130, 143), its folder left resumable.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -22,11 +24,12 @@ from . import (
     interpolate,
     invert,
     regenerate,
+    report,
     train_encoder,
     zoo,
 )
 
-COMMANDS = (zoo, info, convert, generate, invert, train_encoder, bench, demo, directions, edit, interpolate, regenerate)
+COMMANDS = (zoo, info, convert, generate, invert, report, train_encoder, bench, demo, directions, edit, interpolate, regenerate)
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -51,7 +54,8 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 1 partial failure, 2 bad input)."""
+    """Run the command line; returns the exit status (0 ok, 1 partial failure, 2 bad input, 130 / 143
+    interrupted by SIGINT / SIGTERM)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
@@ -62,9 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"invertkit: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("invertkit: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGINT / SIGTERM turned into Interrupted by a run
+        signum = int(getattr(exc, "signum", signal.SIGINT))
+        detail = getattr(exc, "detail", None) or f"by {signal.Signals(signum).name}"
+        print(f"invertkit: interrupted {detail}", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,7 +16,7 @@ The output folder holds:
 - ``options.json``: the options and the generator of the run.
 
 Running again with the same folder resumes where the last checkpoint left off; an interrupted run
-(Ctrl-C) writes a checkpoint before it exits.
+(Ctrl-C or SIGTERM) writes a checkpoint before it exits.
 """
 
 from __future__ import annotations
@@ -37,9 +37,11 @@ from torch import Tensor
 from ..errors import ConfigError
 from ..generators.base import Generator
 from ..generators.capabilities import StyleSpaces, require
+from ..io.atomic import write_atomic
 from ..io.images import make_grid, read_images
 from ..metrics import psnr
 from ..optionfields import Auto, is_auto, option
+from ..runs.interrupt import Interrupts
 from .config import ARCHS, config_for
 from .data import Batch, TrainingData, eval_batch
 from .discriminator import LatentDiscriminator, discriminator_loss, generator_loss
@@ -331,13 +333,10 @@ class Trainer:
         if self.disc is not None:
             state["disc"] = self.disc.state_dict()
             state["disc_opt"] = self.disc_opt.state_dict()
-        tmp = self.out / "train_state.pt.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.out / "train_state.pt")
+        write_atomic(self.out / "train_state.pt", lambda tmp: torch.save(state, tmp))
         k = min(8, recon.shape[0])
-        (self.out / "samples").mkdir(exist_ok=True)
-        make_grid([self.eval.images[:k], recon[:k]], scale=max(1, 128 // self.G.resolution)).save(
-            self.out / "samples" / f"step_{self.step:06d}.png")
+        grid = make_grid([self.eval.images[:k], recon[:k]], scale=max(1, 128 // self.G.resolution))
+        write_atomic(self.out / "samples" / f"step_{self.step:06d}.png", lambda tmp: grid.save(tmp, format="PNG"))
         return value
 
     def resume(self) -> bool:
@@ -379,31 +378,40 @@ class Trainer:
         from tqdm import tqdm
 
         bar = tqdm(total=self.o.steps, initial=self.step, disable=not self.progress, desc="train-encoder", unit="step")
-        try:
-            while self.step < self.o.steps:
-                t0 = time.perf_counter()
-                for group in self.opt.param_groups:
-                    group["lr"] = self.lr_at(self.step)
-                self.unlock(self.step)
+        # SIGTERM (a batch scheduler, `kill`) stops training like Ctrl-C does: with a checkpoint to resume from
+        with Interrupts() as stop:
+            try:
+                self._loop(bar, stop)
+            except KeyboardInterrupt:
+                bar.close()
+                with stop.critical():  # a second signal must not cut the checkpoint
+                    self.checkpoint()
+                self.log(f"interrupted at step {self.step}; checkpoint written, run the same command to resume")
+                raise
+        bar.close()
+        return self.out / "encoder.safetensors"
+
+    def _loop(self, bar: Any, stop: Interrupts) -> None:
+        """Train until ``options.steps``, logging and checkpointing on the way."""
+        while self.step < self.o.steps:
+            t0 = time.perf_counter()
+            for group in self.opt.param_groups:
+                group["lr"] = self.lr_at(self.step)
+            self.unlock(self.step)
+            with stop.critical():  # a step is whole or not taken: the checkpoint's weights, step and data stream agree
                 logs = self.train_step(self.data.next())
                 self.step += 1
                 self.data_state = self.data.state()  # the stream after a completed step (what resume needs)
-                self.seconds += time.perf_counter() - t0
-                bar.update(1)
-                if self.step % self.o.log_every == 0 or self.step == self.o.steps:
-                    bar.set_postfix(loss=f"{logs['loss']:.4f}")
-                    self._write_log({"step": self.step, "lr": self.lr_at(self.step - 1), "seconds": round(self.seconds, 2), **logs})
-                if self.step % self.o.checkpoint_every == 0 or self.step == self.o.steps:
+            self.seconds += time.perf_counter() - t0
+            bar.update(1)
+            if self.step % self.o.log_every == 0 or self.step == self.o.steps:
+                bar.set_postfix(loss=f"{logs['loss']:.4f}")
+                self._write_log({"step": self.step, "lr": self.lr_at(self.step - 1), "seconds": round(self.seconds, 2), **logs})
+            if self.step % self.o.checkpoint_every == 0 or self.step == self.o.steps:
+                with stop.critical():
                     value = self.checkpoint()
-                    self._write_log({"step": self.step, "heldout_psnr": round(value, 3)})
-                    bar.write(f"step {self.step}: held-out PSNR {value:.2f} dB")
-        except KeyboardInterrupt:
-            bar.close()
-            self.checkpoint()
-            self.log(f"interrupted at step {self.step}; checkpoint written, run the same command to resume")
-            raise
-        bar.close()
-        return self.out / "encoder.safetensors"
+                self._write_log({"step": self.step, "heldout_psnr": round(value, 3)})
+                bar.write(f"step {self.step}: held-out PSNR {value:.2f} dB")
 
 
 def train_encoder(G: Generator, out_dir: str | os.PathLike[str], options: TrainOptions | None = None, *,

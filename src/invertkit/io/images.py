@@ -174,11 +174,15 @@ def tensor_to_pil(image: Tensor) -> Image.Image:
 
 
 def save_image(image: Tensor, path: str | os.PathLike[str]) -> Path:
-    """Write one image in [-1, 1] to ``path`` (format from the suffix); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensor_to_pil(image).save(path)
-    return path
+    """Write one image in [-1, 1] to ``path`` (format from the suffix); returns the path.
+
+    Atomic (:func:`~invertkit.io.atomic.write_atomic`): a full disk or a kill never leaves a truncated
+    image under the final name; a full disk raises one :class:`~invertkit.io.atomic.StorageError` line."""
+    from .atomic import write_atomic
+
+    pil = tensor_to_pil(image)
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower())  # the temporary name must not decide the format
+    return write_atomic(path, lambda tmp: pil.save(tmp, format=fmt))
 
 
 def make_grid(rows: Sequence[Tensor], *, scale: int = 1, pad: int = 2) -> Image.Image:

@@ -18,6 +18,7 @@ from pathlib import Path
 from PIL import Image
 from torch import Tensor
 
+from .atomic import write_text_atomic
 from .images import tensor_to_pil
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -161,8 +162,5 @@ def render_report(
 
 
 def write_report(path: str | os.PathLike[str], **kwargs: object) -> Path:
-    """Write :func:`render_report`'s HTML to ``path``; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(**kwargs), encoding="utf-8")  # type: ignore[arg-type]
-    return path
+    """Write :func:`render_report`'s HTML to ``path`` (atomically); returns the path."""
+    return write_text_atomic(path, render_report(**kwargs))  # type: ignore[arg-type]

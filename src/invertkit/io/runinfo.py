@@ -34,9 +34,15 @@ def environment() -> dict[str, Any]:
 
 
 def write_run_json(path: str | os.PathLike[str], **sections: Any) -> Path:
-    """Write ``{"created": ..., "environment": ..., **sections}`` as indented JSON; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "environment": environment(), **sections}
-    path.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
-    return path
+    """Write ``{"created": ..., "environment": ..., **sections}`` as indented JSON (atomically); returns
+    the path. ``created`` and ``environment`` given in ``sections`` are kept (a run.json rewritten while
+    its run goes on keeps when it started)."""
+    from .atomic import write_text_atomic
+
+    doc = {"created": sections.pop("created", None) or now_utc(), "environment": sections.pop("environment", None) or environment(), **sections}
+    return write_text_atomic(path, json.dumps(doc, indent=2, default=str) + "\n")
+
+
+def now_utc() -> str:
+    """The current time, ISO 8601 in UTC to the second."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

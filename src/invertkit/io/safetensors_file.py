@@ -11,6 +11,7 @@ from typing import Any
 from torch import Tensor
 
 from ..errors import CheckpointError
+from .atomic import StorageError, write_atomic
 
 
 def write_safetensors(path: str | os.PathLike[str], tensors: dict[str, Tensor], metadata: dict[str, str], what: str) -> Path:
@@ -18,21 +19,20 @@ def write_safetensors(path: str | os.PathLike[str], tensors: dict[str, Tensor], 
     file, so an interrupted write never leaves a half file under the real name.
 
     Raises:
-        CheckpointError: the folder or file cannot be written (``what`` names the file's kind).
+        StorageError: the disk is full (or quota, read-only): one line, the temporary file removed.
+        CheckpointError: the folder or file cannot be written otherwise (``what`` names the file's kind).
     """
     from safetensors.torch import save_file  # local: keeps `import invertkit` light
 
     p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(tmp), metadata=metadata)
-        os.replace(tmp, p)
+        write_atomic(p, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(p, 0o666 & ~umask)  # safetensors writes private files; these are meant to be shared
+    except StorageError:
+        raise  # a full disk: its own one line (free space, run again)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise CheckpointError(f"{p}: cannot write the {what} ({exc.strerror or exc})") from None
     return p
 

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from ..errors import LatentSpaceError
+from ..io.atomic import write_atomic
 from ..io.latents import space_key
 
 FORMAT_VERSION = 2
@@ -76,10 +77,12 @@ def write_item(path: str | os.PathLike[str], item: ItemArrays) -> Path:
         arrays["layer"] = np.asarray(item.layer)
         arrays.update({f"{STATE}{k}": _np(v) for k, v in item.state.items()})
     arrays.update({HISTORY + k: _np(v) for k, v in item.history.items()})
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-    return path
+    # np.savez given an open file appends no suffix, whatever the temporary is called
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    return write_atomic(path, write)
 
 
 def read_item(path: str | os.PathLike[str]) -> ItemArrays:

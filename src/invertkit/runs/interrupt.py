@@ -21,6 +21,7 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+        self.detail: str | None = None  # where the run stopped, for the command's one line ("after 12 of 40 images; ...")
 
 
 class Interrupts:
@@ -48,7 +49,8 @@ class Interrupts:
         finally:
             self._depth -= 1
         if self._depth == 0 and self.pending is not None:
-            raise Interrupted(self.pending)
+            signum, self.pending = self.pending, None  # raised once: the cleanup after it may use critical() too
+            raise Interrupted(signum)
 
     def __enter__(self) -> Interrupts:
         if threading.current_thread() is threading.main_thread():

@@ -1,8 +1,10 @@
 """Reading a run folder back: ``load_run(path)`` returns the typed result the run produced.
 
-``run.json`` (written last) names the result type, the run format and every image's stem; a run that
-was interrupted before it has only ``latents/``, whose files describe themselves, so it reads back
-too (in file-name order, without metrics). Reconstructions come from ``images/<stem>_recon.png``
+``run.json`` (written first, and again after each batch) names the result type, the run format and
+every image whose files are complete: an interrupted run reads back as the images it finished.
+Temporary files of unfinished writes (``.tmp-*``) are never read. A folder without run.json (written
+by an older invertkit that was interrupted) has only ``latents/``, whose files describe themselves,
+so it reads back too (in file-name order, without metrics). Reconstructions come from ``images/<stem>_recon.png``
 (what the run delivered, 8-bit); ``run.result.render(G)`` re-renders them from the saved state.
 
 Run format 1 (invertkit 0.1.0) folders read the same for plain latents, PTI deltas and diffusion
@@ -26,12 +28,13 @@ from torch import Tensor
 
 from ..errors import CheckpointError, ConfigError, LatentSpaceError
 from ..generators.base import Generator
+from ..io.atomic import is_temporary
 from ..io.images import pil_to_tensor
 from ..results import DiffusionInversion, InversionResult, LatentInversion, Timings, TunedInversion
 from ..results.diffusion import STATE_SUFFIX, diffusion_from_items
 from ..results.files import FORMAT_VERSION, ItemArrays, read_item
 from ..results.tuned import DELTA_SUFFIX
-from .writer import unique_stem
+from .writer import TIMING_COLUMNS, unique_stem
 
 _EXPECTED = "a run folder written by `invertkit invert` (run.json, latents/), its latents/ folder, or one of its latents/<name>.npz files"
 
@@ -173,7 +176,8 @@ def _saved_images(files: Sequence[Path]) -> Tensor | None:
 
 
 def _latent_files(folder: Path) -> list[Path]:
-    return sorted(f for f in folder.iterdir() if f.is_file() and f.name.endswith(".npz") and not f.name.endswith(".tmp.npz"))
+    return sorted(f for f in folder.iterdir() if f.is_file() and f.name.endswith(".npz") and not is_temporary(f.name)
+                  and not f.name.endswith(".tmp.npz"))  # the temporary name of invertkit 0.1 too
 
 
 def load_run(path: str | os.PathLike[str], G: Generator | None = None, *, ids: Sequence[str] | None = None) -> Run:
@@ -260,8 +264,7 @@ def _attach_rows(result: InversionResult, folder: Path, names: Sequence[str]) ->
         except (OSError, ValueError):
             rows = {}
     own = [rows.get(n, {}) for n in names]
-    skip = {"image", "seconds", "evaluations", "nfe_invert", "nfe_reconstruct"}
-    result.metrics = [{k: float(v) for k, v in r.items() if k not in skip and isinstance(v, (int, float))} for r in own]
+    result.metrics = [{k: float(v) for k, v in r.items() if k not in TIMING_COLUMNS and isinstance(v, (int, float))} for r in own]
     seconds = [float(r.get("seconds", 0.0)) for r in own]
     result.timings = Timings(seconds=float(np.sum(seconds)), steps=int(result.config.get("steps", 0) or 0),
                              evaluations=[float(r.get("evaluations", 0.0)) for r in own])

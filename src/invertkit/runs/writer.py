@@ -1,5 +1,12 @@
-"""Writing a run directory while a run goes on: per-image files as soon as each batch finishes
-(finished work is never lost), then the tables, run.json and report.html at the end.
+"""Writing a run directory while a run goes on, so that the folder is consistent at every instant:
+``run.json`` first (the configuration), then per finished batch the images' files, the metric tables
+and ``run.json`` again (which images are done), and ``report.html`` at the end (rebuildable from the
+folder alone: :func:`invertkit.runs.report.build_report`, ``invertkit report OUT``).
+
+Every file is written atomically (:mod:`invertkit.io.atomic`): a kill, a signal or a full disk never
+leaves a partial file under its final name. ``run.json`` is rewritten last in each batch, so it is the
+commit point: an image it lists has all its files; files of a batch it does not list yet are written
+again when the run is continued.
 
 Layout of ``OUT/`` (run format 2)::
 
@@ -11,37 +18,46 @@ Layout of ``OUT/`` (run format 2)::
                               own key, noise maps, a layerwise result's state, the loss curve
     latents/<stem>_state.safetensors   diffusion methods: the noise latent and the method's state
     latents/<stem>_delta.safetensors   pti: the image's tuned weights minus the base's
-    metrics.csv  metrics.json run.json  report.html
+    metrics.csv  metrics.json run.json  report.html   [.lock while a writer holds the folder]
 
-``run.json`` names the result type (``kind``), the run format and every image's stem, so
-``invertkit.load_run`` reads the folder back into the typed result the run produced.
+``run.json`` names the result type (``kind``), the run format, every image's stem and, for runs of the
+command line, the run's configuration (``identity``): running the same configuration into the folder
+again continues the run (:attr:`RunWriter.done` images are skipped), another one is refused.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
+from ..errors import ConfigError
 from ..generators.base import Generator
+from ..io.atomic import remove_temporaries, write_text_atomic
+from ..io.filenames import display_name
 from ..io.images import save_image, slug
-from ..io.report import ReportItem, write_report
-from ..io.runinfo import write_run_json
+from ..io.runinfo import environment, now_utc, write_run_json
 from ..metrics import PROTOCOL
 from ..results import DiffusionInversion, InversionResult, LatentInversion, TunedInversion
 from ..results.files import FORMAT_VERSION
 from ..version import __version__
+from .config import config_difference, config_fingerprint
+
+# columns of a metrics row that are timings, not metrics (the report and load_run tell them apart)
+TIMING_COLUMNS = frozenset({"image", "seconds", "evaluations", "nfe_invert", "nfe_reconstruct"})
 
 
 def unique_stem(name: str, used: set[str]) -> str:
     """The file stem of image ``name`` in a run folder (spaces as ``_``), made unique against ``used``
-    (two inputs ``a/x.png`` and ``b/x.png`` must not overwrite each other: ``x``, ``x-2``); adds it to ``used``."""
-    stem = Path(name).stem.replace(" ", "_") or "image"
+    (two inputs ``a/x.png`` and ``b/x.png`` must not overwrite each other: ``x``, ``x-2``); adds it to ``used``.
+    Undecodable file-name bytes become ``_xNN`` (see :func:`~invertkit.io.filenames.display_name`)."""
+    stem = Path(display_name(name)).stem.replace(" ", "_").replace("\\", "_") or "image"
     candidate, k = stem, 1
     while candidate in used:
         k += 1
@@ -50,37 +66,116 @@ def unique_stem(name: str, used: set[str]) -> str:
     return candidate
 
 
-class RunWriter:
-    """Accumulates per-image results of one run into ``out_dir``."""
+def read_json(path: Path, what: str) -> Any:
+    """A JSON file of a run folder, or one line saying it is damaged."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not readable {what} ({str(exc)[:120]}); the run folder is damaged") from None
 
-    def __init__(self, out_dir: str | os.PathLike[str], G: Generator, *, title: str = "invertkit inversion") -> None:
+
+class RunWriter:
+    """Writes the per-image results of one run into ``out_dir`` as they finish.
+
+    Args:
+        out_dir: the run folder (created).
+        G: the run's generator.
+        title: the report's title.
+        identity: the run's configuration (:func:`invertkit.cli.run_identity.run_identity`). Given, a
+            folder that already holds a run of the same identity is continued (its images are
+            :attr:`done`; they keep their files, rows and stems) and one of another identity is refused
+            with a :class:`ConfigError` naming what differs. None (the API, the bench): a fresh run.
+
+    Hold a :class:`~invertkit.runs.lock.RunLock` on the folder while writing (the command line does).
+    """
+
+    def __init__(self, out_dir: str | os.PathLike[str], G: Generator, *, title: str = "invertkit inversion",
+                 identity: Mapping[str, Any] | None = None) -> None:
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.G = G
         self.title = title
+        self.identity = dict(identity) if identity is not None else None
         self.rows: list[dict[str, Any]] = []
-        self.items: list[ReportItem] = []
-        self.curves: dict[str, list[float]] = {}
+        self.entries: list[dict[str, Any]] = []  # per image: name, stem, files, input, id (run.json "items")
         self.failures: dict[str, str] = {}
         self.config: dict[str, Any] = {}
         self.seconds = 0.0
         self.used_stems: set[str] = set()
         self.deltas: dict[str, str] = {}  # image name -> its weight delta file, relative to out_dir
-        self.entries: list[dict[str, Any]] = []  # per image: name, stem, files (run.json "items")
         self.kind: str | None = None
+        self.status = "running"
+        self.notes: list[str] = []
+        self.extra: dict[str, Any] = {}
+        self.created = now_utc()
+        self._environment = environment()  # once: run.json is rewritten after every batch
+        self.resumed = 0  # images done by earlier commands
+        for folder in (self.out, self.out / "images", self.out / "latents"):
+            remove_temporaries(folder)  # left by a writer that was killed mid-file
+        if self.identity is not None:
+            self._continue()
+        self.write_index()
 
-    def add(self, result: InversionResult, targets: Tensor, names: Sequence[str], *, observed: Tensor | None = None) -> None:
-        """Write the files of a finished batch right away: images, each image's latent file and what
-        re-renders it (``result.save_item``), and the image's row of the tables."""
+    # ---- continuing a run --------------------------------------------------------------------------
+    def _continue(self) -> None:
+        """Take over what an earlier command with the same identity wrote (nothing if the folder is new)."""
+        run_json = self.out / "run.json"
+        if not run_json.is_file():
+            if any((self.out / sub).is_dir() and any((self.out / sub).iterdir()) for sub in ("images", "latents")):
+                raise ConfigError(f"{self.out} holds images/ or latents/ of a run without run.json (an older invertkit?); "
+                                  "use another --out, or delete the folder to start over")
+            return
+        doc = read_json(run_json, "run.json")
+        recorded = doc.get("identity") if isinstance(doc, dict) else None
+        if not isinstance(recorded, dict):
+            raise ConfigError(f"{self.out} holds a run without a recorded configuration (written by an older invertkit "
+                              "or the API); use another --out, or delete the folder to start over")
+        assert self.identity is not None
+        differ = config_difference(recorded, self.identity)
+        if differ is not None:
+            raise ConfigError(f"{self.out} holds a run of another configuration ({differ}); "
+                              "use another --out, or the same options to continue it")
+        entries = [e for e in doc.get("items") or [] if isinstance(e, dict) and "stem" in e]
+        rows: list[Any] = []
+        if entries:
+            rows = read_json(self.out / "metrics.json", "metrics.json") if (self.out / "metrics.json").is_file() else []
+            if not isinstance(rows, list) or len(rows) < len(entries):
+                raise ConfigError(f"{self.out / 'metrics.json'}: fewer rows than run.json lists images; the run folder is "
+                                  "damaged: use another --out")
+        # run.json is written after metrics.json: rows beyond its items belong to a batch that did not finish
+        self.entries, self.rows = entries, [dict(r) for r in rows[: len(entries)]]
+        self.used_stems = {str(e["stem"]) for e in entries}
+        self.kind = doc.get("kind")
+        self.config = dict(doc.get("config") or {})
+        self.deltas = dict(doc.get("deltas") or {})
+        self.seconds = float((doc.get("timings") or {}).get("seconds", 0.0))
+        self.created = str(doc.get("created") or self.created)
+        self.resumed = len(entries)
+
+    @property
+    def done(self) -> set[str]:
+        """The inputs (``add``'s ``inputs``, else the names) whose results the folder holds."""
+        return {str(e.get("input", e["image"])) for e in self.entries}
+
+    # ---- writing -----------------------------------------------------------------------------------
+    def add(self, result: InversionResult, targets: Tensor, names: Sequence[str], *, observed: Tensor | None = None,
+            inputs: Sequence[str] | None = None, ids: Sequence[int] | None = None) -> None:
+        """Write the files of a finished batch: images, each image's latent file and what re-renders it
+        (``result.save_item``), its row of the tables, then run.json (which makes the batch count as done).
+
+        Args:
+            names: the images' names (file names), shown in tables and the report.
+            inputs: what identifies each input when a run is continued (default ``names``).
+            ids: each image's position in the run's full input list (its seeds derive from it).
+        """
         if self.kind is not None and result.kind != self.kind:
             raise ValueError(f"a run holds one kind of result: got {result.kind} after {self.kind}")
-        self.kind = result.kind
-        self.config = result.config
-        self.seconds += result.timings.seconds
         per_image_s = result.timings.seconds_per_image()
-        loss = result.history.get("loss")
-        for i, name in enumerate(names):
-            stem = unique_stem(name, self.used_stems)
+        entries, rows, deltas = [], [], {}
+        used = set(self.used_stems)  # taken only when the whole batch is on disk
+        for i, raw in enumerate(names):
+            name = display_name(raw)
+            stem = unique_stem(name, used)
             save_image(targets[i], self.out / "images" / f"{stem}_target.png")
             save_image(result.reconstructions[i], self.out / "images" / f"{stem}_recon.png")
             if observed is not None:
@@ -88,86 +183,96 @@ class RunWriter:
             if isinstance(result, LatentInversion) and result.composite is not None:  # inpainting: observed pixels kept, hole filled
                 save_image(result.composite[i], self.out / "images" / f"{stem}_restored.png")
             files = result.save_item(i, self.out / "latents", stem, self.G, image=name)
-            self.entries.append({"image": name, "stem": stem, "files": [f"latents/{f}" for f in files]})
-            shown = {}
+            entry: dict[str, Any] = {"image": name, "stem": stem, "files": [f"latents/{f}" for f in files],
+                                     "input": display_name(str(inputs[i])) if inputs is not None else name}
+            if ids is not None:
+                entry["id"] = int(ids[i])
             if isinstance(result, TunedInversion):  # generator tuning (pti): the image's own weights, as a difference
-                self.deltas[name] = f"latents/{stem}_delta.safetensors"
+                deltas[name] = f"latents/{stem}_delta.safetensors"
                 if result.pivot is not None and result.pivot.reconstructions is not None:
                     save_image(result.pivot.reconstructions[i], self.out / "images" / f"{stem}_pivot.png")
             row: dict[str, Any] = {"image": name, **result.metrics[i], "seconds": per_image_s,
                                    "evaluations": float(result.timings.evaluations[i])}
             if isinstance(result, DiffusionInversion):  # regenerated with other prompts; NFE of both directions
+                edits = {}
                 for label, edited in result.edits.items():
-                    save_image(edited[i], self.out / "images" / f"{stem}_edit-{slug(label, 'edit')}.png")
-                    shown[label] = edited[i].detach().cpu()
+                    edits[label] = f"images/{stem}_edit-{slug(label, 'edit')}.png"
+                    save_image(edited[i], self.out / edits[label])
+                if edits:
+                    entry["edits"] = edits
                 row["nfe_invert"] = float(result.timings.evaluations[i])
                 row["nfe_reconstruct"] = float(result.nfe_reconstruct[i])
-            self.rows.append(row)
-            self.items.append(ReportItem(name, targets[i].detach().cpu(), result.reconstructions[i].detach().cpu(), dict(result.metrics[i]), shown))
-            if loss is not None and loss.numel():
-                self.curves[name] = loss[:, i].tolist()
+            entries.append(entry)
+            rows.append(row)
+        self.kind, self.config = result.kind, result.config
+        self.seconds += result.timings.seconds
+        self.used_stems = used
+        self.entries += entries
+        self.rows += rows
+        self.deltas.update(deltas)
+        self.write_tables()
+        self.write_index()
 
     def fail(self, name: str, message: str) -> None:
-        self.failures[name] = message
+        """Record an input that could not be inverted (written with the next run.json)."""
+        self.failures[display_name(name)] = display_name(message)
 
-    def finish(self, *, notes: Sequence[str] = (), extra: dict[str, Any] | None = None) -> Path:
-        """Write metrics.csv/json, run.json and report.html; returns the run directory."""
-        out = self.out
-        (out / "metrics.json").write_text(json.dumps(self.rows, indent=2) + "\n", encoding="utf-8")
+    def write_tables(self) -> None:
+        """metrics.json and metrics.csv of every image done so far (each rewritten whole, atomically)."""
+        write_text_atomic(self.out / "metrics.json", json.dumps(self.rows, indent=2) + "\n")
         fields: list[str] = []
         for r in self.rows:
             fields += [k for k in r if k not in fields]
-        with open(out / "metrics.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=fields or ["image"])
-            writer.writeheader()
-            writer.writerows(self.rows)
-        write_run_json(
-            out / "run.json",
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=fields or ["image"])
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text_atomic(self.out / "metrics.csv", text.getvalue())
+
+    def write_index(self) -> Path:
+        """run.json as it stands: the configuration, the images done (the commit point of a batch), the status."""
+        n = len(self.rows)
+        return write_run_json(
+            self.out / "run.json",
+            created=self.created,
+            environment=self._environment,
+            updated=now_utc(),
             run_format=FORMAT_VERSION,
             invertkit=__version__,
+            status=self.status,
+            title=self.title,
             kind=self.kind,
             generator={**self.G.describe(), "fingerprint": self.G.fingerprint()},
+            **({"identity": self.identity, "identity_fingerprint": config_fingerprint(self.identity)} if self.identity is not None else {}),
             config=self.config,
-            timings={"seconds": self.seconds, "images": len(self.rows), "seconds_per_image": self.seconds / max(len(self.rows), 1)},
+            timings={"seconds": self.seconds, "images": n, "seconds_per_image": self.seconds / max(n, 1)},
             metric_protocol={**PROTOCOL, "resolution": f"{self.G.resolution}x{self.G.resolution} (the generator's)"},
             images=[r["image"] for r in self.rows],
             items=self.entries,
             failures=self.failures,
             **({"deltas": self.deltas} if self.deltas else {}),
-            **(extra or {}),
+            **({"notes": self.notes} if self.notes else {}),
+            **self.extra,
         )
-        summary = {
-            "generator": f"{self.G.name} ({self.G.resolution}x{self.G.resolution}, {self.G.channels} channel{'s' if self.G.channels > 1 else ''})",
-            "method": f"{self.config.get('method', '?')} in space {self.config.get('space', '?')}",
-            "options": ", ".join(f"{k}={v}" for k, v in self.config.items() if k not in ("method", "space")),
-            "images": f"{len(self.rows)} inverted" + (f", {len(self.failures)} failed" if self.failures else ""),
-        }
-        for key, label in (("psnr", "mean PSNR"), ("ssim", "mean SSIM"), ("psnr_observed", "mean PSNR of the observation fit"), ("nscd", "mean NSCD")):
-            vals = [r[key] for r in self.rows if key in r]
-            if vals:
-                unit = " dB" if key.startswith("psnr") else ""
-                summary[label] = f"{sum(vals) / len(vals):.3f}{unit}"
-        nfe = [r["nfe_invert"] for r in self.rows if "nfe_invert" in r]
-        if nfe:  # diffusion methods: model evaluations per image, inversion and reconstruction
-            back = [r["nfe_reconstruct"] for r in self.rows if "nfe_reconstruct" in r]
-            spread = f" (images {min(nfe):.0f} to {max(nfe):.0f})" if min(nfe) != max(nfe) else ""
-            summary["model evaluations (NFE)"] = (f"{sum(nfe) / len(nfe):.0f} to invert{spread}, "
-                                                  f"{sum(back) / len(back):.0f} to reconstruct, per image (mean)")
-        if self.deltas:
-            summary["tuned weights"] = f"{len(self.deltas)} delta file(s): latents/<name>_delta.safetensors (load_generator(G, delta=...))"
-        summary["metric protocol"] = f"uint8-quantised images on [0, 1] at {self.G.resolution} px; PSNR = 10 log10(1/MSE)"
-        summary["time"] = f"{self.seconds:.1f} s ({self.seconds / max(len(self.rows), 1):.2f} s per image)"
-        write_report(
-            out / "report.html",
-            title=self.title,
-            subtitle="files beside this report: images/, latents/, metrics.csv, metrics.json, run.json",
-            items=self.items,
-            summary=summary,
-            curves=self.curves,
-            failures=self.failures,
-            notes=notes,
-        )
-        return out
+
+    def interrupted(self) -> None:
+        """Mark run.json as interrupted (best effort: the batches already listed stay as they are)."""
+        self.status = "interrupted"
+        try:
+            self.write_index()
+        except OSError:  # a full disk now must not hide the interruption
+            pass
+
+    def finish(self, *, notes: Sequence[str] = (), extra: dict[str, Any] | None = None) -> Path:
+        """Mark the run complete in run.json and build report.html from the folder; returns the folder."""
+        from .report import build_report  # the report reads the folder back, as `invertkit report` does
+
+        self.status = "complete"
+        self.notes = list(notes)
+        self.extra = dict(extra or {})
+        self.write_index()
+        build_report(self.out)
+        return self.out
 
 
 def write_run(
