@@ -5,7 +5,6 @@ parser; ``invert`` hands over to :func:`run` when the dataset layout is chosen."
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from itertools import islice
 from pathlib import Path
@@ -61,28 +60,6 @@ def wants_dataset_layout(args: argparse.Namespace) -> bool:
         return False
 
 
-def file_digest(path: str | None) -> str | None:
-    if not path:
-        return None
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-    except OSError:
-        raise ConfigError(f"{path}: cannot read the file") from None
-
-
-def identity(args: argparse.Namespace, G: Any, options: dict[str, Any]) -> dict[str, Any]:
-    """The run's configuration identity (``runs.config``): what decides its results."""
-    import dataclasses
-
-    from ..methods import make_options
-
-    return {"method": args.method, "options": dataclasses.asdict(make_options(args.method, **options)),
-            "generator": {"name": G.name, "fingerprint": G.fingerprint()},
-            "degrade": args.degrade, "mask": file_digest(args.mask), "simulate": bool(args.simulate),
-            "metrics": sorted(m.strip() for m in args.metrics.split(",") if m.strip()),
-            "prompt_embeds": file_digest(args.prompt_embeds), "save_images": args.save_images}
-
-
 def run(args: argparse.Namespace, G: Any, options: dict[str, Any], degradation: Any) -> int:
     """Run (or continue) a dataset run; exit status 0, or 1 when the run has error rows."""
     from ..datasets import DatasetRunner, JobSpec
@@ -90,6 +67,7 @@ def run(args: argparse.Namespace, G: Any, options: dict[str, Any], degradation: 
     from ..io.images import MAX_PIXELS
     from ..io.sources import ParquetColumns
     from ..runs.config import config_fingerprint
+    from .run_identity import run_identity
 
     if args.edit_prompt:
         raise ConfigError("--edit-prompt is not available for dataset runs; regenerate chosen rows with "
@@ -108,7 +86,8 @@ def run(args: argparse.Namespace, G: Any, options: dict[str, Any], degradation: 
 
         Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own bomb check must not refuse what the user allowed
     degraded = degradation is not None and not args.simulate
-    config = identity(args, G, options)
+    # the small layout's identity, plus where reconstructions go (a parquet column or files: the rows differ)
+    config = {**run_identity(args, G, options), "save_images": args.save_images}
     fingerprint = config_fingerprint(config)
     spec = JobSpec(
         generator=args.generator, weights=args.weights, device=args.device, method=args.method, options=dict(options),
@@ -124,15 +103,18 @@ def run(args: argparse.Namespace, G: Any, options: dict[str, Any], degradation: 
         columns=ParquetColumns(args.image_column, args.path_column, args.id_column), batch_size=args.batch_size,
         shard_size=args.shard_size, retry_failed=args.retry_failed, save_images=args.save_images,
         progress=False if args.no_progress else None)
+    from ..datasets.report import write_dataset_report
+
     try:
         summary = runner.run()
+    except KeyboardInterrupt:
+        write_dataset_report(runner.out, G)  # the folder is whole: its report shows what is done
+        raise
     finally:
         if args.engine == "ray":
             from ..datasets.engines import shutdown_ray
 
             shutdown_ray()
-    from ..datasets.report import write_dataset_report
-
     report = write_dataset_report(summary.out, G)
     skipped = f", {summary.skipped} already done" if summary.skipped else ""
     print(f"wrote {summary.out}/results/ ({summary.done} rows this session{skipped}; {summary.failed} failed; "

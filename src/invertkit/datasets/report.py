@@ -20,7 +20,7 @@ from ..io.images import decode_image
 from ..runs.atomic import write_text_atomic
 from ..runs.dataset_reader import dataset_run
 from ..runs.shards import ShardStore
-from ..runs.table import OK
+from ..runs.table import OK, safe_name
 
 SHOWN = 6  # best and worst images shown
 
@@ -82,8 +82,8 @@ def build(out: str | os.PathLike[str], G: Generator | None = None) -> DatasetRep
 def _attach_images(out: Path, extremes: list[Extreme], sources: dict[str, str], G: Generator | None) -> None:
     """Targets re-read from their files; reconstructions from the rows (PNG) or rendered by ``G``."""
     wanted = list(dict.fromkeys(e.id for e in extremes))
-    recon: dict[str, Any] = {}
-    if G is not None:
+    recon: dict[str, Any] = _saved_reconstructions(out, wanted)
+    if G is not None and len(recon) < len(wanted):
         try:
             run = dataset_run(out, G, wanted)
             recon = {i: run.result.reconstructions[k] for k, i in enumerate(wanted)}
@@ -97,6 +97,38 @@ def _attach_images(out: Path, extremes: list[Extreme], sources: dict[str, str], 
                 e.target = decode_image(src, G.resolution, G.channels, name=src)[0]
             except InvertkitError:
                 e.target = None
+
+
+def _saved_reconstructions(out: Path, ids: list[str]) -> dict[str, Any]:
+    """Reconstructions saved by ``--save-images``: ``OUT/images/<id>.png`` or the ``reconstruction`` column."""
+    found: dict[str, Any] = {}
+    for i in ids:
+        f = out / "images" / f"{safe_name(i)}.png"
+        if f.is_file():
+            try:
+                found[i] = decode_image(str(f), *_png_size(f), name=str(f))[0]
+            except InvertkitError:
+                pass
+    rest = [i for i in ids if i not in found]
+    if rest:
+        try:
+            table = ShardStore(out).read(["id", "reconstruction"], rest)
+        except (InvertkitError, KeyError, ValueError):
+            return found
+        for i, data in zip(table.column("id").to_pylist(), table.column("reconstruction").to_pylist()):
+            if data is not None:
+                found[i] = decode_image(data, *_png_size(data), name=i)[0]
+    return found
+
+
+def _png_size(source: Path | bytes) -> tuple[int, int]:
+    """``(size, channels)`` of a saved reconstruction, to decode it as it is."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+        return img.size[0], 1 if img.mode == "L" else 3
 
 
 def write_dataset_report(out: str | os.PathLike[str], G: Generator | None = None) -> Path:

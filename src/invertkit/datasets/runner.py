@@ -199,6 +199,8 @@ class DatasetRunner:
                     run_local(self._batches(skip), self.spec, sink)
             except KeyboardInterrupt as exc:
                 interrupted = getattr(exc, "signum", 2)
+                exc.detail = (f"after {self.written} of {todo} inputs this session (all written to {self.out}); "  # type: ignore[attr-defined]
+                              "run the same command again to continue")
                 raise
             finally:
                 bar.close()
