@@ -117,8 +117,11 @@ def run(args: argparse.Namespace, G: Any, options: dict[str, Any], degradation: 
             shutdown_ray()
     report = write_dataset_report(summary.out, G)
     skipped = f", {summary.skipped} already done" if summary.skipped else ""
-    print(f"wrote {summary.out}/results/ ({summary.done} rows this session{skipped}; {summary.failed} failed; "
-          f"{summary.images_per_second:.2f} img/s), run.json, {report.name}", file=sys.stdout)
+    rate = f"{summary.images_per_second:.2f} img/s"
+    if summary.steady_images_per_second and summary.startup_seconds is not None:
+        rate += f": {summary.steady_images_per_second:.2f} img/s after {summary.startup_seconds:.1f} s start-up"
+    print(f"wrote {summary.out}/results/ ({summary.done} rows this session{skipped}; {summary.failed} failed; {rate}), "
+          f"run.json, {report.name}", file=sys.stdout)
     if summary.failed_total:
         print(f"invertkit: {summary.failed_total} input(s) failed (status 'error' rows); "
               "fix or remove them and add --retry-failed to run them again", file=sys.stderr)

@@ -16,6 +16,7 @@ by an actor pool that holds every CPU (both pitfalls reported on Ray's issue tra
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import queue
@@ -33,6 +34,13 @@ from .job import JobSpec
 from .worker import BatchInverter, DecodedBatch, decode_batch
 
 Rows = list[dict[str, Any]]
+
+# Images per Ray actor call: a call costs Ray about 50 ms whatever it holds (measured on 2 CPUs), so a
+# call carries several batches (never splitting one); small enough that work spreads over the actors.
+CALL_IMAGES = 128
+# Actor calls per Ray Data execution: the driver lists at most this many calls ahead, so its memory
+# and Ray's object store do not grow with the dataset (each window starts its actor pool afresh).
+WINDOW_CALLS = 256
 
 
 @dataclass(frozen=True)
@@ -86,24 +94,38 @@ def run_local(batches: Iterable[list[Entry]], spec: JobSpec, sink: Callable[[Row
 
 
 # ---- ray -----------------------------------------------------------------------------------------
-def _encode(entries: list[Entry]) -> str:
-    return json.dumps([asdict(e) for e in entries])
+def _encode(entries: list[Entry]) -> list[dict[str, Any]]:
+    return [asdict(e) for e in entries]
 
 
-def _decode_entries(text: str) -> list[Entry]:
-    return [Entry(e["id"], e["source"], e["path"], tuple(e["parquet"]) if e["parquet"] else None) for e in json.loads(text)]
+def _entries(dicts: list[dict[str, Any]]) -> list[Entry]:
+    return [Entry(e["id"], e["source"], e["path"], tuple(e["parquet"]) if e["parquet"] else None) for e in dicts]
+
+
+def _calls(batches: Iterable[list[Entry]]) -> Iterator[list[list[Entry]]]:
+    """Consecutive batches grouped into actor calls of at least ``CALL_IMAGES`` images (a batch is
+    never split: it is what the model inverts together, on either engine)."""
+    call: list[list[Entry]] = []
+    for b in batches:
+        call.append(b)
+        if sum(len(x) for x in call) >= CALL_IMAGES:
+            yield call
+            call = []
+    if call:
+        yield call
 
 
 def _ray_decode(row: dict[str, Any], size: int, channels: int, max_pixels: int) -> dict[str, Any]:
-    decoded = decode_batch(_decode_entries(row["entries"]), size, channels, max_pixels)
-    return {"batch": row["batch"], "entries": row["entries"], "errors": json.dumps(decoded.errors),
-            "pixels": decoded.pixels.tobytes()}
+    """A Ray Data ``map`` task: decode every batch of one call (pixels concatenated, errors per entry)."""
+    batches = [decode_batch(_entries(b), size, channels, max_pixels) for b in json.loads(row["batches"])]
+    return {"call": row["call"], "batches": row["batches"], "errors": json.dumps([d.errors for d in batches]),
+            "pixels": b"".join(d.pixels.tobytes() for d in batches)}
 
 
 class _RayInverter:
-    """A Ray Data actor: one model, fed one batch per call. The job is a class attribute of a subclass
-    made per run (``_actor_class``), not a constructor argument: Ray keeps constructor arguments in its
-    object store and warns that a restarted actor may lose them."""
+    """A Ray Data actor: one model, fed one call (several batches) at a time. The job is a class
+    attribute of a subclass made per run, not a constructor argument: Ray keeps constructor arguments
+    in its object store and warns that a restarted actor may lose them."""
 
     SPEC: JobSpec
 
@@ -114,11 +136,18 @@ class _RayInverter:
     def __call__(self, table: Any) -> Any:
         from ..runs.table import metric_names_of, to_table
 
+        spec = self.spec
+        per_image = spec.channels * spec.size * spec.size
         rows: Rows = []
         for row in table.to_pylist():
-            entries = _decode_entries(row["entries"])
-            pixels = np.frombuffer(row["pixels"], dtype=np.uint8).reshape(len(entries), self.spec.channels, self.spec.size, self.spec.size)
-            rows += self.worker(DecodedBatch(entries, pixels.copy(), json.loads(row["errors"])))
+            pixels = np.frombuffer(row["pixels"], dtype=np.uint8)
+            offset = 0
+            for text, errors in zip(json.loads(row["batches"]), json.loads(row["errors"])):
+                entries = _entries(text)
+                n = len(entries)
+                chunk = pixels[offset : offset + n * per_image].reshape(n, spec.channels, spec.size, spec.size).copy()
+                offset += n * per_image
+                rows += self.worker(DecodedBatch(entries, chunk, errors))
         return to_table(rows, metric_names_of(rows))
 
 
@@ -156,23 +185,25 @@ def run_ray(batches: Iterable[list[Entry]], spec: JobSpec, sink: Callable[[Rows]
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the runner shows one bar of images done
     ctx.print_on_execution_start = False
-    items = [{"batch": k, "entries": _encode(b)} for k, b in enumerate(batches)]
-    if not items:
-        return
-    ds = ray.data.from_items(items, override_num_blocks=min(len(items), 1000))
-    ds = ds.map(_ray_decode, fn_kwargs={"size": spec.size, "channels": spec.channels, "max_pixels": spec.max_pixels},
-                num_cpus=0.5)
-    actor = type("InvertkitInverter", (_RayInverter,), {"SPEC": spec})
-    with warnings.catch_warnings():
-        # max_restarts=0: a dead actor is not restarted (the run stops; running it again resumes it), and
-        # Ray does not warn that a restart could lose the actor's constructor arguments. Ray 2.60 marks
-        # passing it this way deprecated without a named replacement yet.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ds = ds.map_batches(actor, batch_size=1, batch_format="pyarrow",
-                            compute=ray.data.ActorPoolStrategy(size=options.workers), num_cpus=options.cpus_per_worker,
-                            num_gpus=options.gpus_per_worker or None, max_restarts=0)
-    for table in _batches(ds):
-        sink(table.to_pylist())
+    calls = _calls(batches)
+    while True:  # windows of calls: the driver never lists more than WINDOW_CALLS calls ahead
+        window = [{"call": k, "batches": json.dumps([_encode(b) for b in c])} for k, c in enumerate(itertools.islice(calls, WINDOW_CALLS))]
+        if not window:
+            return
+        ds = ray.data.from_items(window, override_num_blocks=len(window))
+        ds = ds.map(_ray_decode, fn_kwargs={"size": spec.size, "channels": spec.channels, "max_pixels": spec.max_pixels},
+                    num_cpus=0.5)
+        actor = type("InvertkitInverter", (_RayInverter,), {"SPEC": spec})
+        with warnings.catch_warnings():
+            # max_restarts=0: a dead actor is not restarted (the run stops; running it again resumes it), and
+            # Ray does not warn that a restart could lose the actor's constructor arguments. Ray 2.60 marks
+            # passing it this way deprecated without a named replacement yet.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ds = ds.map_batches(actor, batch_size=1, batch_format="pyarrow",
+                                compute=ray.data.ActorPoolStrategy(size=options.workers), num_cpus=options.cpus_per_worker,
+                                num_gpus=options.gpus_per_worker or None, max_restarts=0)
+        for table in _batches(ds):
+            sink(table.to_pylist())
 
 
 def _batches(ds: Any) -> Iterator[Any]:

@@ -44,6 +44,8 @@ class RunSummary:
     failed_total: int  # error rows in the whole run
     seconds: float
     interrupted: int | None = None  # the signal that stopped it
+    startup_seconds: float | None = None  # until the first rows came back (listing, model, Ray start-up)
+    steady_images_per_second: float | None = None  # after that
 
     @property
     def images_per_second(self) -> float:
@@ -178,7 +180,8 @@ class DatasetRunner:
             for e in dataset_entries(self.inputs, columns=self.columns):  # one pass; ids are not kept
                 total += 1
                 todo += e.id not in skip
-            session = {"started": _now(), "engine": self.engine, "batch_size": self.batch_size, "inputs": total,
+            session = {"started": _now(), "arguments": list(self.inputs), "engine": self.engine,
+                       "workers": self.ray.workers if self.engine == "ray" else 1, "batch_size": self.batch_size, "inputs": total,
                        "skipped": total - todo, "retry_failed": self.retry_failed}
             self.doc["sessions"].append(session)
             self._save_doc()
@@ -186,7 +189,11 @@ class DatasetRunner:
                        dynamic_ncols=True)
             interrupted = None
 
+            first: list[float] = []  # when the first rows came back, and how many: start-up vs steady rate
+
             def sink(rows: list[dict[str, Any]]) -> None:
+                if not first:
+                    first.extend([time.perf_counter(), len(rows)])
                 self._take(rows, stop)
                 bar.update(len(rows))
                 bar.set_postfix(failed=self.failed, refresh=False)
@@ -207,13 +214,18 @@ class DatasetRunner:
                 with stop.critical():
                     self._flush()
                     seconds = time.perf_counter() - start
+                    steady = time.perf_counter() - first[0] if first else 0.0
                     session.update(finished=_now(), seconds=round(seconds, 3), written=self.written, failed=self.failed,
                                    images_per_second=round(self.written / seconds, 4) if seconds > 0 else None,
+                                   # start-up: listing, loading the model, starting Ray and its actors, the first batch
+                                   startup_seconds=round(first[0] - start, 3) if first else None,
+                                   steady_images_per_second=round((self.written - first[1]) / steady, 4) if steady > 0 else None,
                                    interrupted=interrupted)
                     ok_now, failed_now = self.store.read_status()
                     self.doc["counts"] = {"inputs": total, "ok": len(ok_now), "failed": len(failed_now)}
                     self._save_doc()
-        return RunSummary(self.out, total, total - todo, self.written, self.failed, len(failed_now), seconds, interrupted)
+        return RunSummary(self.out, total, total - todo, self.written, self.failed, len(failed_now), seconds, interrupted,
+                          session.get("startup_seconds"), session.get("steady_images_per_second"))
 
 
 def _with_threads(spec: JobSpec, threads: int) -> JobSpec:

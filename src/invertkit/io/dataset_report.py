@@ -106,11 +106,12 @@ def render(rep: DatasetReport) -> str:
                        f"<div class='cap'><b>{h(e.id)}</b><br>{h(rep.ranked_by or '')} {_fmt(e.value)}</div></div>")
         out.append("</div>")
     if rep.sessions:
-        out.append("<h2>Sessions</h2><table><tr><th>started</th><th>engine</th><th>rows written</th><th>failed</th>"
-                   "<th>seconds</th><th>images/s</th><th>stopped by</th></tr>")
+        out.append("<h2>Sessions</h2><table><tr><th>started</th><th>engine</th><th>workers</th><th>rows written</th><th>failed</th>"
+                   "<th>seconds</th><th>start-up s</th><th>images/s</th><th>images/s after start-up</th><th>stopped by</th></tr>")
         for s in rep.sessions:
             out.append("<tr>" + "".join(f"<td>{h(str(s.get(k) if s.get(k) is not None else ''))}</td>" for k in
-                                        ("started", "engine", "written", "failed", "seconds", "images_per_second", "interrupted")) + "</tr>")
+                                        ("started", "engine", "workers", "written", "failed", "seconds", "startup_seconds",
+                                         "images_per_second", "steady_images_per_second", "interrupted")) + "</tr>")
         out.append("</table>")
     if rep.failures:
         groups = Counter(cause(e) for _, e in rep.failures)
