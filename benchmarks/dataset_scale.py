@@ -13,8 +13,10 @@ exported as PNG files, through the command line as a user runs it:
 Each measurement is its own process (so peak RSS is per run) with a fresh OUT. Images/s is read from
 OUT/run.json's last session (``written / seconds``: the session's clock starts before planning, so
 it includes listing the inputs and, for Ray, starting the local cluster and its actors); "steady"
-images/s counts only the rows after the first batch came back (start-up excluded); wall seconds
-are the whole process (Python and torch imports, loading the generator, Ray start-up and shut-down).
+images/s (the session's ``steady_images_per_second``) counts only the rows after the first ones came
+back (start-up excluded); "before 1st batch" is the session's ``planning_seconds`` (lock, reading the
+shards' ids, listing the inputs); wall seconds are the whole process (Python and torch imports,
+loading the generator, Ray start-up and shut-down).
 
     python benchmarks/dataset_scale.py [--quick] [--images 2000] [--optimize-images 200] [--steps 50]
         [--threads 1] [--repeats 2] [--memory-sizes 1000,10000] [--resume 9000,1000] [--work DIR]
@@ -42,44 +44,17 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 GENERATOR = "mnist-mlp-gan"
 
-# Runs the CLI in the child process itself, so that ru_maxrss(RUSAGE_SELF) is this one run's peak,
-# and records when the runner's first batch was planned and when rows came back (by wrapping
-# DatasetRunner methods; nothing they do is changed). argv: PROBE_JSON invert ...
+# Runs the CLI in the child process itself, so that ru_maxrss(RUSAGE_SELF) is this one run's peak.
+# argv: PROBE_JSON invert ...
 LAUNCHER = r"""
 import json, resource, sys, time
 start = time.perf_counter()
 probe_path, argv = sys.argv[1], sys.argv[2:]
-from invertkit.datasets import runner as R
-probe = {"rows_after_first": 0}
-run, batches, take = R.DatasetRunner.run, R.DatasetRunner._batches, R.DatasetRunner._take
-def timed_run(self):
-    probe["run_start"] = time.perf_counter()
-    return run(self)
-def timed_batches(self, skip):
-    for b in batches(self, skip):
-        probe.setdefault("first_batch", time.perf_counter())
-        yield b
-def timed_take(self, rows, stop):
-    now = time.perf_counter()
-    if "first_rows" in probe:
-        probe["rows_after_first"] += len(rows)
-    else:
-        probe["first_rows"] = now
-    probe["last_rows"] = now
-    return take(self, rows, stop)
-R.DatasetRunner.run, R.DatasetRunner._batches, R.DatasetRunner._take = timed_run, timed_batches, timed_take
 import torch
 from invertkit.cli.main import main
 rc = main(argv)
-t0 = probe.get("run_start")
-rel = lambda k: round(probe[k] - t0, 4) if t0 is not None and k in probe else None
-steady = None
-if probe["rows_after_first"] and probe["last_rows"] > probe["first_rows"]:
-    steady = probe["rows_after_first"] / (probe["last_rows"] - probe["first_rows"])
 json.dump({"rc": rc, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-           "torch_threads": torch.get_num_threads(), "first_batch_s": rel("first_batch"),
-           "first_rows_s": rel("first_rows"), "steady_images_per_second": steady,
-           "process_seconds": time.perf_counter() - start}, open(probe_path, "w"))
+           "torch_threads": torch.get_num_threads(), "process_seconds": time.perf_counter() - start}, open(probe_path, "w"))
 sys.exit(rc)
 """
 
@@ -142,8 +117,8 @@ def invert_run(inputs: str, out: Path, *, method: list[str], engine: str, worker
             "torch_threads_driver": numbers["torch_threads"], "written": session["written"],
             "skipped": session["skipped"], "session_seconds": session["seconds"],
             "images_per_second": session["written"] / session["seconds"] if session["seconds"] else None,
-            "steady_images_per_second": numbers["steady_images_per_second"], "wall_seconds": round(wall, 3),
-            "first_batch_seconds": numbers["first_batch_s"], "first_rows_seconds": numbers["first_rows_s"],
+            "steady_images_per_second": session["steady_images_per_second"], "wall_seconds": round(wall, 3),
+            "first_batch_seconds": session["planning_seconds"], "first_rows_seconds": session["startup_seconds"],
             "peak_rss_mb": round(numbers["maxrss_kb"] / 1024, 1)}
 
 

@@ -183,6 +183,7 @@ class DatasetRunner:
             session = {"started": _now(), "arguments": list(self.inputs), "engine": self.engine,
                        "workers": self.ray.workers if self.engine == "ray" else 1, "batch_size": self.batch_size, "inputs": total,
                        "skipped": total - todo, "retry_failed": self.retry_failed}
+            session["planning_seconds"] = round(time.perf_counter() - start, 3)  # lock, status of the shards, listing
             self.doc["sessions"].append(session)
             self._save_doc()
             bar = tqdm(total=todo, unit="img", desc=self.spec.method, disable=None if self.progress is None else not self.progress,
