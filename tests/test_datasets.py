@@ -216,3 +216,20 @@ def test_cli_edit_of_dataset_rows(gen, tmp_path):
                  "--out", str(edits)]) == 0
     assert len(list(edits.glob("sub_img0000.png_*.png"))) == 1
     assert main(["edit", str(out), "-g", str(gen), "--ids", "nope.png", "-d", str(directions), "--out", str(edits)]) == 2
+
+
+def test_parquet_input_with_image_bytes(gen, tmp_path):
+    """A Parquet dataset of image bytes (Hugging Face's struct and plain binary), with broken cells."""
+    paths = write_images(tmp_path / "src", 3, nested=False)
+    table = pa.table({"name": ["x", "y", "z", "empty", "junk"],
+                      "picture": [p.read_bytes() for p in paths] + [None, b"\x89PNG garbage"]})
+    pq.write_table(table, tmp_path / "d.parquet", row_group_size=2)
+    out = tmp_path / "run"
+    assert _invert(gen, [str(tmp_path / "d.parquet")], out, "--image-column", "picture", "--id-column", "name") == 1
+    rows = _rows(out)
+    assert [rows[i]["status"] for i in ("x", "y", "z", "empty", "junk")] == ["ok"] * 3 + ["error"] * 2
+    assert rows["junk"]["source"].endswith("d.parquet:4") and "d.parquet:4" in rows["junk"]["error"]
+    # a column that is not there: one line naming it and the flag
+    code = main(["invert", str(tmp_path / "d.parquet"), "-g", str(gen), *FAST, "--out", str(tmp_path / "x"),
+                 "--image-column", "nope"])
+    assert code == 2

@@ -220,7 +220,7 @@ class DatasetRunner:
                                    images_per_second=round(self.written / seconds, 4) if seconds > 0 else None,
                                    # start-up: listing, loading the model, starting Ray and its actors, the first batch
                                    startup_seconds=round(first[0] - start, 3) if first else None,
-                                   steady_images_per_second=round((self.written - first[1]) / steady, 4) if steady > 0 else None,
+                                   steady_images_per_second=round((self.written - first[1]) / steady, 4) if steady > 0 and self.written > first[1] else None,
                                    interrupted=interrupted)
                     ok_now, failed_now = self.store.read_status()
                     self.doc["counts"] = {"inputs": total, "ok": len(ok_now), "failed": len(failed_now)}
