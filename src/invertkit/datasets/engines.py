@@ -30,10 +30,12 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..io.sources import Entry
+from ..runs.table import rows_table
 from .job import JobSpec
 from .worker import BatchInverter, DecodedBatch, decode_batch
 
 Rows = list[dict[str, Any]]
+Sink = Callable[[Any], None]  # receives each batch's rows as a pyarrow Table (runs.table's schema)
 
 # Images per Ray actor call: a call costs Ray about 50 ms whatever it holds (measured on 2 CPUs), so a
 # call carries several batches (never splitting one); small enough that work spreads over the actors.
@@ -53,7 +55,7 @@ class RayOptions:
     address: str | None = None
 
 
-def run_local(batches: Iterable[list[Entry]], spec: JobSpec, sink: Callable[[Rows], None], *, prefetch: int = 2,
+def run_local(batches: Iterable[list[Entry]], spec: JobSpec, sink: Sink, *, prefetch: int = 2,
               inverter: BatchInverter | None = None) -> None:
     """Invert ``batches`` in this process; ``sink`` receives each batch's rows as soon as they exist."""
     worker = inverter or BatchInverter(spec)
@@ -87,7 +89,7 @@ def run_local(batches: Iterable[list[Entry]], spec: JobSpec, sink: Callable[[Row
                 break
             if isinstance(item, BaseException):
                 raise item
-            sink(worker(item))
+            sink(rows_table(worker(item)))
     finally:
         stop.set()
         reader.join(timeout=5)
@@ -134,7 +136,6 @@ class _RayInverter:
         self.worker = BatchInverter(self.spec)
 
     def __call__(self, table: Any) -> Any:
-        from ..runs.table import metric_names_of, to_table
 
         spec = self.spec
         per_image = spec.channels * spec.size * spec.size
@@ -148,7 +149,7 @@ class _RayInverter:
                 chunk = pixels[offset : offset + n * per_image].reshape(n, spec.channels, spec.size, spec.size).copy()
                 offset += n * per_image
                 rows += self.worker(DecodedBatch(entries, chunk, errors))
-        return to_table(rows, metric_names_of(rows))
+        return rows_table(rows)
 
 
 def _start_ray(options: RayOptions) -> Any:
@@ -173,7 +174,7 @@ def _start_ray(options: RayOptions) -> Any:
     return ray
 
 
-def run_ray(batches: Iterable[list[Entry]], spec: JobSpec, sink: Callable[[Rows], None], options: RayOptions) -> None:
+def run_ray(batches: Iterable[list[Entry]], spec: JobSpec, sink: Sink, options: RayOptions) -> None:
     """Invert ``batches`` on a Ray cluster (a local one sized to this machine unless ``options.address``)."""
     _start_ray(options)
     import logging
@@ -203,7 +204,7 @@ def run_ray(batches: Iterable[list[Entry]], spec: JobSpec, sink: Callable[[Rows]
                                 compute=ray.data.ActorPoolStrategy(size=options.workers), num_cpus=options.cpus_per_worker,
                                 num_gpus=options.gpus_per_worker or None, max_restarts=0)
         for table in _batches(ds):
-            sink(table.to_pylist())
+            sink(table)  # Arrow end to end: the driver only writes what the actors made
 
 
 def _batches(ds: Any) -> Iterator[Any]:

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from ..errors import ConfigError
 from ..io.sources import Entry, ParquetColumns, dataset_entries
 from ..runs.atomic import write_bytes_atomic, write_text_atomic
@@ -25,7 +28,7 @@ from ..runs.dataset_reader import LAYOUT
 from ..runs.interrupt import Interrupts
 from ..runs.lock import RunLock
 from ..runs.shards import ShardStore
-from ..runs.table import ERROR, metric_names_of, safe_name, to_table
+from ..runs.table import BASE_NAMES, ERROR, conform, safe_name
 from .engines import RayOptions, run_local, run_ray
 from .job import JobSpec
 
@@ -86,7 +89,8 @@ class DatasetRunner:
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         self.store = ShardStore(self.out)
-        self.buffer: list[dict[str, Any]] = []
+        self.buffer: list[pa.Table] = []
+        self.buffered = 0
         self.last_flush = time.monotonic()
         self.metric_names: list[str] = []
         self.doc: dict[str, Any] = {}
@@ -123,28 +127,30 @@ class DatasetRunner:
         write_text_atomic(self.out / "run.json", json.dumps(self.doc, indent=2, default=str) + "\n")
 
     # ---- rows --------------------------------------------------------------------------------------
-    def _take(self, rows: list[dict[str, Any]], stop: Interrupts) -> None:
+    def _take(self, table: pa.Table, stop: Interrupts) -> None:
+        """Buffer a batch's rows (an Arrow table of ``runs.table``'s schema); write a shard when due."""
         with stop.critical():
             if self.save_images == "files":
-                for r in rows:
-                    data = r.pop("reconstruction", None)
+                recon = table.column("reconstruction").to_pylist()
+                for ident, data in zip(table.column("id").to_pylist(), recon):
                     if data is not None:
-                        write_bytes_atomic(self.out / "images" / f"{safe_name(r['id'])}.png", data)
-            self.buffer += rows
-            self.written += len(rows)
-            self.failed += sum(r["status"] == ERROR for r in rows)
-            if len(self.buffer) >= self.shard_size or time.monotonic() - self.last_flush >= self.flush_seconds:
+                        write_bytes_atomic(self.out / "images" / f"{safe_name(ident)}.png", data)
+                k = table.schema.get_field_index("reconstruction")
+                table = table.set_column(k, "reconstruction", pa.nulls(table.num_rows, pa.binary()))
+            self.buffer.append(table)
+            self.buffered += table.num_rows
+            self.written += table.num_rows
+            self.failed += int(pc.sum(pc.equal(table.column("status"), ERROR)).as_py() or 0)
+            if self.buffered >= self.shard_size or time.monotonic() - self.last_flush >= self.flush_seconds:
                 self._flush()
 
     def _flush(self) -> None:
         if not self.buffer:
             return
-        for name in metric_names_of(self.buffer):
-            if name not in self.metric_names:
-                self.metric_names.append(name)
-        table = to_table(self.buffer, self.metric_names)
-        self.store.write(table)
-        self.buffer = []
+        for t in self.buffer:
+            self.metric_names += [n for n in t.column_names if n not in BASE_NAMES and n not in self.metric_names]
+        self.store.write(conform(self.buffer, self.metric_names))
+        self.buffer, self.buffered = [], 0
         self.last_flush = time.monotonic()
         if self.doc.get("metric_columns") != self.metric_names:
             self.doc["metric_columns"] = list(self.metric_names)
@@ -192,11 +198,11 @@ class DatasetRunner:
 
             first: list[float] = []  # when the first rows came back, and how many: start-up vs steady rate
 
-            def sink(rows: list[dict[str, Any]]) -> None:
+            def sink(rows: pa.Table) -> None:
                 if not first:
-                    first.extend([time.perf_counter(), len(rows)])
+                    first.extend([time.perf_counter(), rows.num_rows])
                 self._take(rows, stop)
-                bar.update(len(rows))
+                bar.update(rows.num_rows)
                 bar.set_postfix(failed=self.failed, refresh=False)
 
             try:

@@ -140,6 +140,22 @@ def to_table(rows: Sequence[dict[str, Any]], metric_names: Sequence[str]) -> pa.
     return pa.table(columns, schema=sch)
 
 
+def conform(tables: Sequence[pa.Table], metric_names: Sequence[str]) -> pa.Table:
+    """Tables of rows (each with the metric columns its rows had) as one table of the run's schema:
+    missing metric columns are null, the columns in schema order."""
+    sch = schema(metric_names)
+    parts = []
+    for t in tables:
+        columns = [t.column(f.name).cast(f.type) if f.name in t.column_names else pa.nulls(t.num_rows, f.type) for f in sch]
+        parts.append(pa.Table.from_arrays(columns, schema=sch))
+    return pa.concat_tables(parts)
+
+
+def rows_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
+    """Rows (dicts) -> a table with exactly the metric columns they have."""
+    return to_table(rows, metric_names_of(rows))
+
+
 def metric_names_of(rows: Sequence[dict[str, Any]]) -> list[str]:
     """The metric columns of rows, in first-seen order."""
     names: list[str] = []
