@@ -25,14 +25,14 @@ from invertkit.io.atomic import TMP_MARK
 from invertkit.io.images import save_image
 from invertkit.runs import load_run
 
+from .dataset_factories import save_tiny_sg2
+
 N = 5
 
 
 @pytest.fixture
 def ckpt(tmp_path, tiny_sg2) -> Path:
-    from invertkit.generators.checkpoints import save_native
-
-    return save_native(tiny_sg2, tmp_path / "tiny.safetensors")
+    return save_tiny_sg2(tiny_sg2, tmp_path)
 
 
 @pytest.fixture

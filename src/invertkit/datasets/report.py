@@ -6,7 +6,6 @@ rendered from their rows (their saved PNG, else the generator when one is given)
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -18,24 +17,16 @@ from ..generators.base import Generator
 from ..io.dataset_report import DatasetReport, Extreme, ranking_metric, render
 from ..io.images import decode_image
 from ..runs.atomic import write_text_atomic
-from ..runs.dataset_reader import dataset_run
+from ..runs.dataset_reader import dataset_run, run_doc
 from ..runs.shards import ShardStore
 from ..runs.table import OK, safe_name
 
 SHOWN = 6  # best and worst images shown
 
 
-def _doc(out: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads((out / "run.json").read_text(encoding="utf-8"))
-        return doc if isinstance(doc, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
 def build(out: str | os.PathLike[str], G: Generator | None = None) -> DatasetReport:
     out = Path(out)
-    doc = _doc(out)
+    doc = run_doc(out)
     store = ShardStore(out)
     names = list(doc.get("metric_columns") or [])
     table = store.read(None if not store.shards() else ["id", "status", "error", "source", *names])
@@ -70,8 +61,8 @@ def build(out: str | os.PathLike[str], G: Generator | None = None) -> DatasetRep
         order = [int(k) for k in np.argsort(np.where(np.isfinite(v), v, np.inf)) if np.isfinite(v[k])]
         rep.ranked_by = by
         sources = table.column("source").to_pylist()
-        pick = lambda ks: [Extreme(ids[k], float(v[k]), target=None, reconstruction=None) for k in ks]  # noqa: E731
-        rep.worst, rep.best = pick(order[:SHOWN]), pick(order[::-1][:SHOWN])
+        rep.worst = [Extreme(ids[k], float(v[k])) for k in order[:SHOWN]]
+        rep.best = [Extreme(ids[k], float(v[k])) for k in order[::-1][:SHOWN]]
         _attach_images(out, rep.worst + rep.best, {ids[k]: sources[k] for k in order[:SHOWN] + order[::-1][:SHOWN]}, G)
     if G is None:
         rep.notes.append("reconstructions of the best and worst images are shown when the report is built with the "

@@ -68,7 +68,8 @@ def load_results(out: str | os.PathLike[str], *, ids: Sequence[str] | None = Non
     return table.to_pandas() if as_pandas else table
 
 
-def _run_doc(folder: Path) -> dict[str, Any]:
+def run_doc(folder: Path) -> dict[str, Any]:
+    """``folder/run.json`` as a dict (empty when absent or unreadable: the shards still read)."""
     try:
         doc = json.loads((folder / "run.json").read_text(encoding="utf-8"))
         return doc if isinstance(doc, dict) else {}
@@ -94,7 +95,7 @@ def dataset_run(folder: Path, G: Generator, ids: Sequence[str] | None, *, limit:
     failed = [i for i in ids if rows[i]["status"] != OK]
     if failed:
         raise ConfigError(f"{folder}: {failed[0]!r} failed ({rows[failed[0]]['error']}); it has no result (--retry-failed re-runs it)")
-    doc = _run_doc(folder)
+    doc = run_doc(folder)
     chosen = [rows[i] for i in ids]
     with tempfile.TemporaryDirectory(prefix="invertkit-rows-") as tmp:
         latents = Path(tmp) / "latents"
@@ -126,4 +127,4 @@ def _png(data: bytes) -> torch.Tensor:
         return pil_to_tensor(img)
 
 
-__all__ = ["LAYOUT", "dataset_run", "is_dataset_run", "load_results"]
+__all__ = ["LAYOUT", "dataset_run", "is_dataset_run", "load_results", "run_doc"]
