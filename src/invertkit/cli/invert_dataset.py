@@ -47,6 +47,9 @@ def wants_dataset_layout(args: argparse.Namespace) -> bool:
     if args.format != "auto":
         if args.format == "files" and args.engine == "ray":
             raise ConfigError("--engine ray writes the dataset layout; drop --format files")
+        if args.format == "files" and is_dataset_run(args.out):
+            raise ConfigError(f"{args.out} holds a dataset run (results/part-*.parquet); drop --format files to continue it, "
+                              "or use another --out")
         return args.format == "parquet"
     if args.engine == "ray" or is_dataset_run(args.out) or args.retry_failed:
         return True
@@ -102,7 +105,7 @@ def run(args: argparse.Namespace, G: Any, options: dict[str, Any], degradation: 
         engine=args.engine, ray=RayOptions(args.workers, args.cpus_per_worker, args.gpus_per_worker, args.address),
         columns=ParquetColumns(args.image_column, args.path_column, args.id_column), batch_size=args.batch_size,
         shard_size=args.shard_size, retry_failed=args.retry_failed, save_images=args.save_images,
-        progress=False if args.no_progress else None)
+        progress=False if args.no_progress else None, G=G)
     from ..datasets.report import write_dataset_report
 
     try:

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import ConfigError
+from ..generators.base import Generator
 from ..io.sources import Entry, ParquetColumns, dataset_entries
 from ..runs.atomic import write_bytes_atomic, write_text_atomic
 from ..runs.config import config_difference
@@ -31,6 +32,7 @@ from ..runs.shards import ShardStore
 from ..runs.table import BASE_NAMES, ERROR, conform, safe_name
 from .engines import RayOptions, run_local, run_ray
 from .job import JobSpec
+from .worker import BatchInverter
 
 DATASET_FORMAT = 1  # version of the dataset layout (run.json "dataset_format")
 
@@ -69,6 +71,7 @@ class DatasetRunner:
         retry_failed: re-run the inputs whose rows are errors.
         save_images: None, ``files`` (``OUT/images/<id>.png``) or ``parquet`` (a ``reconstruction`` column).
         progress: show a live bar.
+        G: the generator already loaded here; the local engine inverts with it.
     """
 
     out: Path
@@ -85,6 +88,7 @@ class DatasetRunner:
     retry_failed: bool = False
     save_images: str | None = None
     progress: bool | None = None  # None: only on a terminal
+    G: Generator | None = None  # the generator this process loaded (the local engine uses it, not a second copy)
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -210,7 +214,7 @@ class DatasetRunner:
                     spec = self.spec if self.spec.threads else _with_threads(self.spec, self.ray.cpus_per_worker)
                     run_ray(self._batches(skip), spec, sink, self.ray)
                 else:
-                    run_local(self._batches(skip), self.spec, sink)
+                    run_local(self._batches(skip), self.spec, sink, inverter=BatchInverter(self.spec, self.G))
             except KeyboardInterrupt as exc:
                 interrupted = getattr(exc, "signum", 2)
                 exc.detail = (f"after {self.written} of {todo} inputs this session (all written to {self.out}); "  # type: ignore[attr-defined]

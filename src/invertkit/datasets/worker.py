@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import ImageError, InvertkitError
+from ..generators.base import Generator
 from ..io.images import decode_image
 from ..io.sources import Entry, entry_bytes
 from ..runs.table import error_row, result_rows
@@ -61,7 +62,9 @@ def decode_batch(entries: Sequence[Entry], size: int, channels: int, max_pixels:
 class BatchInverter:
     """Holds a generator and a method; turns decoded batches into rows. One per worker."""
 
-    def __init__(self, spec: JobSpec) -> None:
+    def __init__(self, spec: JobSpec, G: Generator | None = None) -> None:
+        """``G``: the generator already loaded by this process (prompt embeddings added); None: load it
+        from ``spec`` (a worker process)."""
         from ..degradations import parse_degradation
         from ..diffusion.model import DiffusionModel
         from ..generators import load_generator
@@ -69,9 +72,11 @@ class BatchInverter:
         if spec.threads:
             torch.set_num_threads(spec.threads)
         self.spec = spec
-        self.G = load_generator(spec.generator, device=spec.device, weights=spec.weights)
-        if spec.prompt_embeds and isinstance(self.G, DiffusionModel):
-            self.G.add_prompts(spec.prompt_embeds)
+        if G is None:
+            G = load_generator(spec.generator, device=spec.device, weights=spec.weights)
+            if spec.prompt_embeds and isinstance(G, DiffusionModel):
+                G.add_prompts(spec.prompt_embeds)
+        self.G = G
         self.degradation = parse_degradation(spec.degrade, self.G.resolution, spec.mask)
 
     def __call__(self, batch: DecodedBatch) -> list[dict[str, Any]]:
