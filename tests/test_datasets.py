@@ -233,3 +233,13 @@ def test_parquet_input_with_image_bytes(gen, tmp_path):
     code = main(["invert", str(tmp_path / "d.parquet"), "-g", str(gen), *FAST, "--out", str(tmp_path / "x"),
                  "--image-column", "nope"])
     assert code == 2
+
+
+def test_small_layout_skips_hostile_files_too(gen, tmp_path, capsys):
+    data = tmp_path / "data"
+    write_images(data, 2, nested=False)
+    write_broken(data)
+    out = tmp_path / "small"
+    assert main(["invert", str(data), "-g", str(gen), *FAST, "--format", "files", "--out", str(out)]) == 1
+    err = capsys.readouterr().out
+    assert "bomb.png: declares 2,500,000,000 pixels" in err and len(json.loads((out / "metrics.json").read_text())) == 2

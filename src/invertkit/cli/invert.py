@@ -133,6 +133,7 @@ def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, 
     from ..runs.interrupt import Interrupted, Interrupts
 
     extra = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    max_pixels = invert_dataset.pixel_limit(args)
     writer = RunWriter(args.out, G, title=f"invertkit invert: {len(paths)} image(s) into {G.name}", identity=identity)
     done = writer.done
     with Interrupts() as stop:
@@ -147,14 +148,14 @@ def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, 
                 if key in done:
                     continue
                 try:
-                    good.append((i, display_name(path.name), key, read_image(path, size, channels)))
+                    good.append((i, display_name(path.name), key, read_image(path, size, channels, max_pixels=max_pixels)))
                 except ImageError as exc:
                     writer.fail(key, str(exc))
                     print(f"invertkit: skipped {display_name(str(exc))}", flush=True)
             if done:
                 print(f"invertkit: continuing {args.out}: {len(writer.entries)} image(s) done before, {len(good)} to go", flush=True)
 
-            bar = tqdm(total=len(good), unit="img", desc=f"{args.method}", disable=None)
+            bar = tqdm(total=len(good), unit="img", desc=f"{args.method}", disable=True if args.no_progress else None)
             for start in range(0, len(good), args.batch_size):
                 chunk = good[start : start + args.batch_size]
                 ids = [c[0] for c in chunk]

@@ -35,8 +35,8 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--id-column", default=None, help="Parquet inputs: the column of ids (default: id, else the path, else FILE:ROW)")
     g.add_argument("--shard-size", type=int, default=1000, help="rows per Parquet shard (default 1000; a shard is also written every minute)")
     g.add_argument("--max-pixels", type=int, default=None,
-                   help="inputs declaring more pixels (width x height) are error rows, never decoded (default 89478485)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+                   help="inputs declaring more pixels (width x height) are refused, never decoded (both layouts; default 89478485)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar (both layouts)")
 
 
 def wants_dataset_layout(args: argparse.Namespace) -> bool:
@@ -63,11 +63,24 @@ def wants_dataset_layout(args: argparse.Namespace) -> bool:
         return False
 
 
+def pixel_limit(args: argparse.Namespace) -> int:
+    """``--max-pixels`` (both layouts): inputs declaring more pixels are refused before decoding."""
+    from ..io.images import MAX_PIXELS
+
+    max_pixels = MAX_PIXELS if args.max_pixels is None else args.max_pixels
+    if max_pixels < 1:
+        raise ConfigError(f"--max-pixels must be >= 1, got {max_pixels}")
+    if max_pixels > MAX_PIXELS:
+        from PIL import Image
+
+        Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own bomb check must not refuse what the user allowed
+    return max_pixels
+
+
 def run(args: argparse.Namespace, G: Any, options: dict[str, Any], degradation: Any) -> int:
     """Run (or continue) a dataset run; exit status 0, or 1 when the run has error rows."""
     from ..datasets import DatasetRunner, JobSpec
     from ..datasets.engines import RayOptions
-    from ..io.images import MAX_PIXELS
     from ..io.sources import ParquetColumns
     from ..runs.config import config_fingerprint
     from .run_identity import run_identity
@@ -81,13 +94,7 @@ def run(args: argparse.Namespace, G: Any, options: dict[str, Any], degradation: 
             raise ConfigError(f"{flag} must be >= {low}, got {value}")
     if args.gpus_per_worker < 0:
         raise ConfigError(f"--gpus-per-worker must be >= 0, got {args.gpus_per_worker}")
-    max_pixels = MAX_PIXELS if args.max_pixels is None else args.max_pixels
-    if max_pixels < 1:
-        raise ConfigError(f"--max-pixels must be >= 1, got {max_pixels}")
-    if max_pixels > MAX_PIXELS:
-        from PIL import Image
-
-        Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own bomb check must not refuse what the user allowed
+    max_pixels = pixel_limit(args)
     degraded = degradation is not None and not args.simulate
     # the small layout's identity, plus where reconstructions go (a parquet column or files: the rows differ)
     config = {**run_identity(args, G, options), "save_images": args.save_images}
