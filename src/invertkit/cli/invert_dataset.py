@@ -118,7 +118,11 @@ def run(args: argparse.Namespace, G: Any, options: dict[str, Any], degradation: 
     try:
         summary = runner.run()
     except KeyboardInterrupt:
-        write_dataset_report(runner.out, G)  # the folder is whole: its report shows what is done
+        try:
+            write_dataset_report(runner.out, G)  # the folder is whole: its report shows what is done
+        except Exception as exc:  # noqa: BLE001  (the interruption is what the user must hear about)
+            print(f"invertkit: report.html not rebuilt ({type(exc).__name__}: {exc}); run `invertkit report {runner.out}`",
+                  file=sys.stderr)
         raise
     finally:
         if args.engine == "ray":

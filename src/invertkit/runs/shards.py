@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from ..errors import ConfigError
 from .atomic import remove_temporaries, write_atomic
-from .table import ERROR, OK
+from .table import ERROR, OK, schema
 
 RESULTS = "results"
 _SHARD = re.compile(r"^part-(\d+)\.parquet$")
@@ -89,8 +89,9 @@ class ShardStore:
             if wanted is not None:
                 t = t.filter(pc.is_in(t.column("id"), value_set=wanted))
             parts.append(t)
-        if not parts:
-            return pa.table({"id": pa.array([], pa.string()), "status": pa.array([], pa.string())})
+        if not parts:  # nothing written yet: the base columns, no rows
+            empty = schema([]).empty_table()
+            return empty if columns is None else empty.select([c for c in columns if c in empty.column_names])
         return pa.concat_tables(parts, promote_options="default")
 
 
