@@ -27,7 +27,7 @@ from .errors import ConfigError, InvertkitError
 from .generators.base import Generator
 from .io.bench_report import write_bench_html
 from .io.runinfo import write_run_json
-from .methods import METHODS, invert
+from .methods import METHODS, invert, make_options
 from .metrics import HIGHER_IS_BETTER
 from .optiontext import parse_key_values
 from .results import DiffusionInversion, InversionResult, LatentInversion
@@ -58,6 +58,10 @@ def parse_method_spec(spec: str) -> MethodRun:
         options["space"] = space
     for key, value in parse_key_values(tail, where=f"bench method {spec!r}").items():
         options[key] = value.replace("+", ",") if key == "loss" and isinstance(value, str) else value
+    try:  # a bad value is refused here, before any method of the bench runs
+        make_options(name, **options)
+    except ConfigError as exc:
+        raise ConfigError(f"bench method {spec!r}: {exc}") from exc
     return MethodRun(spec, name, options)
 
 

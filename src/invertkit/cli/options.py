@@ -97,7 +97,8 @@ def add_options_flags(p: argparse.ArgumentParser, classes: dict[str, type], *, s
             flag = "--" + o.name.replace("_", "-")
             if method in visible:
                 allowed = f"; one of {', '.join(o.choices)}" if o.choices and len(o.choices) > 4 else ""
-                text = f"{o.help}{allowed} (default {_default_text(o.default)})".replace("%", "%%")
+                limits = f"; {o.allowed}" if o.allowed else ""
+                text = f"{o.help}{allowed}{limits} (default {_default_text(o.default)})".replace("%", "%%")
             else:
                 text = argparse.SUPPRESS
             if kind is bool:

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..optionfields import option
+from ..optionfields import Options, option
 from ..registry import Registry
 from .guidance import Guidance
 from .model import DiffusionModel, parse_dtype
@@ -29,10 +29,10 @@ from .schedules import DiffusionGrid, FlowGrid
 
 
 @dataclass(frozen=True)
-class DiffusionOptions:
+class DiffusionOptions(Options):
     """Options every diffusion / flow method has."""
 
-    steps: int = option(50, "sampling / inversion steps on the model's own scheduler grid")
+    steps: int = option(50, "sampling / inversion steps on the model's own scheduler grid", min=1)
     prompt: str | None = option(None, "name of a prompt embedding (unset: the empty prompt; unconditional models: unset)")
     negative: str = option("", "the embedding guidance pushes away from (empty: the null embedding)")
     guidance: float = option(1.0, "classifier-free guidance scale (1: conditional only, no extra evaluation)")

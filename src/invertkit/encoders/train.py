@@ -40,7 +40,7 @@ from ..generators.capabilities import StyleSpaces, require
 from ..io.atomic import write_atomic
 from ..io.images import make_grid, read_images
 from ..metrics import psnr
-from ..optionfields import Auto, is_auto, option
+from ..optionfields import Auto, Options, is_auto, option
 from ..runs.interrupt import Interrupts
 from .config import ARCHS, config_for
 from .data import Batch, TrainingData, eval_batch
@@ -51,33 +51,33 @@ from .nets import Encoder
 
 
 @dataclass(frozen=True)
-class TrainOptions:
+class TrainOptions(Options):
     """Encoder training options (``invertkit train-encoder`` flags come from these fields)."""
 
     arch: str = option("psp", "psp, e4e or restyle", choices=("psp", "e4e", "restyle"))
-    steps: int = option(3000, "optimisation steps")
-    batch: int = option(32, "images per step")
-    lr: float = option(1e-3, "Adam learning rate; cosine decay to 1% of it over the run")
-    pixel_weight: float = option(1.0, "weight of the pixel MSE between image and reconstruction")
-    perceptual_weight: float = option(0.8, "weight of the MobileNetV2 perceptual distance (pSp uses 0.8 LPIPS)")
-    latent_weight: float = option(1.0, "weight of the MSE to the true latent (generated images only)")
-    nscd_weight: float = option(0.0, "weight of LSAP's NSCD loss (StyleGAN2 only; LSAP's encoder uses 0.5)")
-    offset_weight: float = option(2e-4, "e4e: weight of the squared norm of the per-row offsets")
-    adversarial_weight: float = option(0.1, "e4e: weight of the latent discriminator loss (0 turns it off)")
-    unlock_every: int | Auto = option("auto", "e4e: steps between switching on the next row's offset (auto: steps / (2 rows))")
-    iterations: int = option(3, "restyle: refinement iterations per training batch")
+    steps: int = option(3000, "optimisation steps", min=1)
+    batch: int = option(32, "images per step", min=2)
+    lr: float = option(1e-3, "Adam learning rate; cosine decay to 1% of it over the run", min=0, min_exclusive=True)
+    pixel_weight: float = option(1.0, "weight of the pixel MSE between image and reconstruction", min=0)
+    perceptual_weight: float = option(0.8, "weight of the MobileNetV2 perceptual distance (pSp uses 0.8 LPIPS)", min=0)
+    latent_weight: float = option(1.0, "weight of the MSE to the true latent (generated images only)", min=0)
+    nscd_weight: float = option(0.0, "weight of LSAP's NSCD loss (StyleGAN2 only; LSAP's encoder uses 0.5)", min=0)
+    offset_weight: float = option(2e-4, "e4e: weight of the squared norm of the per-row offsets", min=0)
+    adversarial_weight: float = option(0.1, "e4e: weight of the latent discriminator loss (0 turns it off)", min=0)
+    unlock_every: int | Auto = option("auto", "e4e: steps between switching on the next row's offset (auto: steps / (2 rows))", min=1)
+    iterations: int = option(3, "restyle: refinement iterations per training batch", min=1)
     images: str | None = option(None, "real images mixed into training (pixel and perceptual losses): folders (recursive) or globs, comma-separated")
-    real_fraction: float = option(0.25, "share of each batch drawn from --images")
+    real_fraction: float = option(0.25, "share of each batch drawn from --images", min=0, max=1, max_exclusive=True)
     augment: bool = option(False, "blur/greyscale/brightness-jitter the encoder's inputs (targets stay clean): helps on real photos")
-    width: int = option(32, "channels of the first backbone stage (doubling per stage)")
-    max_width: int = option(256, "channel cap of the backbone")
-    blocks: int = option(1, "residual blocks per backbone stage")
+    width: int = option(32, "channels of the first backbone stage (doubling per stage)", min=1)
+    max_width: int = option(256, "channel cap of the backbone", min=1)
+    blocks: int = option(1, "residual blocks per backbone stage", min=1)
     init_from: str | None = option(None, "start from another encoder file's weights (e.g. a pSp encoder to warm-start ReStyle)")
     bootstrap: str | None = option(None, "restyle: refine the latents of this (pSp/e4e) encoder file instead of the mean latent (ReStyle's encoder bootstrapping)")
     seed: int = option(0, "seeds the weights' initialisation and the training stream")
-    checkpoint_every: int = option(500, "steps between checkpoints (encoder file, resume state, sample grid)")
-    log_every: int = option(50, "steps between log lines")
-    eval_images: int = option(64, "held-out generated images scored at each checkpoint")
+    checkpoint_every: int = option(500, "steps between checkpoints (encoder file, resume state, sample grid)", min=1)
+    log_every: int = option(50, "steps between log lines", min=1)
+    eval_images: int = option(64, "held-out generated images scored at each checkpoint", min=1)
 
 
 # options that may change between an interrupted run and its resumption

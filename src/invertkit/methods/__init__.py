@@ -40,7 +40,8 @@ def _help(cls: type, name: str) -> str:
 
 
 def make_options(method: str, **kwargs: Any) -> Any:
-    """Build the method's options dataclass from keyword arguments; unknown names are a ConfigError."""
+    """Build the method's options dataclass from keyword arguments; unknown names, and values outside
+    an option's declared choices or range (``optionfields.option``), are a ConfigError line."""
     cls = METHODS.get(method).options
     names = {f.name for f in dataclasses.fields(cls)}
     for old, new in renamed_options(cls).items():
@@ -49,7 +50,10 @@ def make_options(method: str, **kwargs: Any) -> Any:
     unknown = sorted(set(kwargs) - names)
     if unknown:
         raise ConfigError(f"method {method!r} has no option(s) {unknown}; its options are {sorted(names)}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"method {method!r}: {exc}") from exc
 
 
 def invert(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from ..generators.base import Generator
-from ..optionfields import option
+from ..optionfields import Options, option
 from ..results import LatentInversion
 from . import METHODS, MethodSpec
 from .cma import Search
@@ -18,17 +18,17 @@ from .variables import Variables
 
 
 @dataclass(frozen=True)
-class BasinCMAOptions:
+class BasinCMAOptions(Options):
     """Options of ``basincma`` (defaults are the API's and the CLI's)."""
 
     space: str = option("auto", "latent space: auto (w for StyleGAN2, z otherwise); any space except f:LAYER")
-    steps: int = option(10, "CMA-ES generations (each costs popsize x (inner_steps + 1) evaluations)")
-    popsize: int = option(6, "proposals per generation and image")
-    inner_steps: int = option(10, "Adam steps refining every proposal")
-    inner_lr: float = option(0.05, "Adam learning rate of the refinement")
-    sigma: float = option(1.0, "initial CMA-ES step size, in units of the latent's per-dimension spread")
-    diagonal_above: int = option(600, "separable CMA-ES above this many dimensions")
-    final_steps: int = option(50, "Adam steps polishing the best latent at the end (0: none)")
+    steps: int = option(10, "CMA-ES generations (each costs popsize x (inner_steps + 1) evaluations)", min=1)
+    popsize: int = option(6, "proposals per generation and image", min=2)
+    inner_steps: int = option(10, "Adam steps refining every proposal", min=0)
+    inner_lr: float = option(0.05, "Adam learning rate of the refinement", min=0, min_exclusive=True)
+    sigma: float = option(1.0, "initial CMA-ES step size, in units of the latent's per-dimension spread", min=0, min_exclusive=True)
+    diagonal_above: int = option(600, "separable CMA-ES above this many dimensions", min=0)
+    final_steps: int = option(50, "Adam steps polishing the best latent at the end (0: none)", min=0)
     loss: str = option("auto", "weighted loss terms (auto: the generator's, as optimize)")
     init: str = option("auto", "mean of the first generation: auto (mean for StyleGAN2, random otherwise), mean, random or given", choices=("auto", "mean", "random", "given"))
     seed: int = option(0, "run seed; each image's strategy derives its seed from it and the image's position")

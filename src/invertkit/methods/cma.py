@@ -21,7 +21,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from ..generators.base import Generator
 from ..generators.capabilities import StyleSpaces
-from ..optionfields import Auto, is_auto, option
+from ..optionfields import Auto, Options, is_auto, option
 from ..results import LatentInversion
 from . import METHODS, MethodSpec
 from .context import RunContext
@@ -32,17 +32,17 @@ from .variables import SPHERE, Variables, base_space, project_sphere
 
 
 @dataclass(frozen=True)
-class CMAOptions:
+class CMAOptions(Options):
     """Options of ``cma`` (defaults are the API's and the CLI's)."""
 
     space: str = option("auto", "latent space: auto (w for StyleGAN2, z otherwise); any space except f:LAYER")
-    steps: int = option(100, "generations")
-    popsize: int | Auto = option("auto", "candidates per generation and image (auto: CMA-ES's default 4 + 3 ln(d))")
-    sigma: float = option(1.0, "initial step size, in units of the latent's per-dimension spread")
-    diagonal_above: int = option(600, "separable CMA-ES above this many dimensions")
+    steps: int = option(100, "generations", min=1)
+    popsize: int | Auto = option("auto", "candidates per generation and image (auto: CMA-ES's default 4 + 3 ln(d))", min=2)
+    sigma: float = option(1.0, "initial step size, in units of the latent's per-dimension spread", min=0, min_exclusive=True)
+    diagonal_above: int = option(600, "separable CMA-ES above this many dimensions", min=0)
     loss: str = option("auto", "weighted loss terms (auto: the generator's, as optimize)")
     init: str = option("auto", "mean of the first generation: auto (mean for StyleGAN2, random otherwise), mean, random or given", choices=("auto", "mean", "random", "given"))
-    chunk: int = option(256, "candidates per forward pass (memory)")
+    chunk: int = option(256, "candidates per forward pass (memory)", min=1)
     seed: int = option(0, "run seed; each image's strategy derives its seed from it and the image's position")
 
 

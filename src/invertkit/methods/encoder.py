@@ -18,7 +18,7 @@ from ..encoders.shipped import encoder_iterations, resolve_encoder
 from ..errors import ConfigError
 from ..generators.base import Generator
 from ..metrics import psnr
-from ..optionfields import Auto, is_auto, option, renamed
+from ..optionfields import Auto, Options, is_auto, option, renamed
 from ..results import LatentInversion, Timings
 from . import METHODS, MethodSpec
 from .context import RunContext
@@ -27,21 +27,21 @@ from .scoring import score
 
 @renamed(batch="chunk")  # invertkit 0.1's "batch" read like the CLI's --batch-size
 @dataclass(frozen=True)
-class EncoderOptions:
+class EncoderOptions(Options):
     """Options of ``encoder``."""
 
     encoder: str = option("auto", "encoder file from train-encoder, or auto: the installed or shipped one for the generator")
-    chunk: int = option(64, "images per encoder forward pass (memory; --batch-size sets the images per call)")
+    chunk: int = option(64, "images per encoder forward pass (memory; --batch-size sets the images per call)", min=1)
 
 
 @renamed(batch="chunk")
 @dataclass(frozen=True)
-class RestyleOptions:
+class RestyleOptions(Options):
     """Options of ``restyle``."""
 
     encoder: str = option("auto", "restyle encoder file from train-encoder, or auto: the installed or shipped one")
-    iterations: int | Auto = option("auto", "refinement passes (auto: as many as the encoder was trained with)")
-    chunk: int = option(64, "images per encoder forward pass (memory; --batch-size sets the images per call)")
+    iterations: int | Auto = option("auto", "refinement passes (auto: as many as the encoder was trained with)", min=1)
+    chunk: int = option(64, "images per encoder forward pass (memory; --batch-size sets the images per call)", min=1)
 
 
 def no_degradation(ctx: RunContext, method: str) -> None:

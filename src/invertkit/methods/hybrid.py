@@ -36,14 +36,14 @@ class HybridOptions(OptimizeOptions):
     """Options of ``hybrid``: those of ``optimize`` plus the encoder and the domain regulariser."""
 
     space: str = option("auto", "latent space: auto (the encoder's), or one reachable from it (e.g. w+ -> p, pn, s)")
-    steps: int = option(100, "optimiser steps after the encoder's guess (a third of optimize's default)")
+    steps: int = option(100, "optimiser steps after the encoder's guess (a third of optimize's default)", min=1)
     optimizer: str = option("lbfgs", "lbfgs (default here: a local refinement) | adam")
-    lr: float = option(1.0, "L-BFGS: first step length; Adam: learning rate (0.1 is optimize's)")
+    lr: float = option(1.0, "L-BFGS: first step length; Adam: learning rate (0.1 is optimize's)", min=0, min_exclusive=True)
     init: str = option("auto", "start: auto (the encoder's guess), or given (the caller's init_latent, API only)", choices=("auto", "given"))
-    restarts: int | Auto = option(1, "starts per image; extra ones perturb the encoder's guess")
+    restarts: int | Auto = option(1, "starts per image; extra ones perturb the encoder's guess", min=1)
     encoder: str = option("auto", "encoder file from train-encoder, or auto: the cached/shipped one (restyle, psp, e4e)")
-    iterations: int | Auto = option("auto", "restyle encoders: refinement passes for the guess (auto: as trained)")
-    domain: float = option(0.0, "IDInvert's domain regulariser weight on mean ||latent - E(G(latent))||^2 (0: off)")
+    iterations: int | Auto = option("auto", "restyle encoders: refinement passes for the guess (auto: as trained)", min=1)
+    domain: float = option(0.0, "IDInvert's domain regulariser weight on mean ||latent - E(G(latent))||^2 (0: off)", min=0)
 
 
 def run_hybrid(G: Generator, images: Tensor, opts: HybridOptions, ctx: RunContext) -> LatentInversion:

@@ -29,7 +29,7 @@ from ..generators.base import Generator
 from ..generators.capabilities import StyleSpaces
 from ..metrics import psnr
 from ..objectives.combined import Objective, parse_loss_spec
-from ..optionfields import Auto, is_auto, option
+from ..optionfields import Auto, Options, is_auto, option
 from ..results import LatentInversion, LayerState, Timings
 from . import METHODS, MethodSpec
 from .context import RunContext
@@ -71,29 +71,29 @@ def resolve_options(G: Generator, opts: OptimizeOptions) -> OptimizeOptions:
 
 
 @dataclass(frozen=True)
-class OptimizeOptions:
+class OptimizeOptions(Options):
     """Options of ``optimize`` (these defaults are the API's and the CLI's)."""
 
     space: str = option("auto", "latent space: auto (w+ for StyleGAN2, z otherwise), z, z-sphere, w, w+, s, p, pn, or f:LAYER (layerwise)")
-    steps: int = option(300, "optimiser steps per image")
+    steps: int = option(300, "optimiser steps per image", min=1)
     optimizer: str = option("adam", "adam, or lbfgs (batched per-image L-BFGS)", choices=("adam", "lbfgs"))
-    lr: float = option(0.1, "learning rate (peak of the projector schedule; L-BFGS: first step length)")
+    lr: float = option(0.1, "learning rate (peak of the projector schedule; L-BFGS: first step length)", min=0, min_exclusive=True)
     schedule: str = option("auto", "learning-rate schedule: auto (projector for StyleGAN2, constant otherwise), projector (NVIDIA's ramp up / cosine down) or constant",
                            choices=("auto", "projector", "constant"))
-    lr_rampup: float = option(0.05, "fraction of the steps spent ramping the learning rate up")
-    lr_rampdown: float = option(0.25, "fraction of the steps spent ramping it down")
-    latent_noise: float | Auto = option("auto", "projector's initial latent noise, times the latent's row std (auto: 0.05 for StyleGAN2, else 0)")
-    latent_noise_ramp: float = option(0.75, "fraction of the steps over which the latent noise decays to 0")
+    lr_rampup: float = option(0.05, "fraction of the steps spent ramping the learning rate up", min=0, max=1)
+    lr_rampdown: float = option(0.25, "fraction of the steps spent ramping it down", min=0, max=1)
+    latent_noise: float | Auto = option("auto", "projector's initial latent noise, times the latent's row std (auto: 0.05 for StyleGAN2, else 0)", min=0)
+    latent_noise_ramp: float = option(0.75, "fraction of the steps over which the latent noise decays to 0", min=0, max=1)
     loss: str = option("auto", "weighted terms, e.g. mse=1,perceptual=1 (auto: that for StyleGAN2, mse=1 otherwise); terms: mse, l1, perceptual, lpips, lpips-vgg, prior, noise, nscd, spread")
     init: str = option("auto", "start: auto (mean for StyleGAN2, random otherwise), mean, random or given", choices=("auto", "mean", "random", "given"))
-    restarts: int | Auto = option("auto", "K seeded starts per image, the best kept after restart_steps (auto: 1 for StyleGAN2, 8 otherwise)")
-    restart_steps: int | Auto = option("auto", "steps of the K-start phase, part of steps (auto: steps // 20)")
+    restarts: int | Auto = option("auto", "K seeded starts per image, the best kept after restart_steps (auto: 1 for StyleGAN2, 8 otherwise)", min=1)
+    restart_steps: int | Auto = option("auto", "steps of the K-start phase, part of steps (auto: steps // 20)", min=0)
     noise: bool = option(False, "also optimise the noise maps (StyleGAN2; adds noise=1e5 to the loss unless it names the noise term)")
     target_loss: float | None = option(None, "per-image early stop when the loss falls below this (unset: never)")
     target_psnr: float | None = option(None, "per-image early stop when PSNR against the observation reaches this, dB (unset: never)")
-    check_every: int = option(10, "steps between early-stop checks")
+    check_every: int = option(10, "steps between early-stop checks", min=1)
     seed: int = option(0, "run seed; each image's starts derive from it and the image's position")
-    log_every: int = option(1, "record the loss curve every k steps")
+    log_every: int = option(1, "record the loss curve every k steps", min=1)
 
 
 def resolve_space(G: Generator, space: str | None) -> str:

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ..generators.base import Generator
-from ..optionfields import is_auto, option
+from ..optionfields import Options, is_auto, option
 from ..results import LatentInversion
 from . import METHODS, MethodSpec
 from .context import RunContext
@@ -21,12 +21,12 @@ from .variables import Variables, default_space
 
 
 @dataclass(frozen=True)
-class PlainOptions:
+class PlainOptions(Options):
     """Options of ``plain``."""
 
     space: str = option("auto", "latent space: auto (w+ for StyleGAN2, z otherwise), or another of the generator's spaces")
-    steps: int = option(300, "Adam steps per image")
-    lr: float = option(0.1, "Adam's constant learning rate (that of NVIDIA's and rosinality's projectors)")
+    steps: int = option(300, "Adam steps per image", min=1)
+    lr: float = option(0.1, "Adam's constant learning rate (that of NVIDIA's and rosinality's projectors)", min=0, min_exclusive=True)
     init: str = option("auto", "start: auto (mean for StyleGAN2, random otherwise), mean, random or given", choices=("auto", "mean", "random", "given"))
     seed: int = option(0, "run seed; each image's start derives from it and the image's position")
 

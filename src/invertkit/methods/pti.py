@@ -41,7 +41,7 @@ from ..generators.capabilities import StyleSpaces, Tunable, require
 from ..generators.tuning import generator_digest, tunable_copy, weight_delta
 from ..objectives.combined import Objective, index_prepared
 from ..objectives.image_losses import IMAGE_LOSSES, perceptual_distance
-from ..optionfields import Auto, is_auto, option
+from ..optionfields import Auto, Options, is_auto, option
 from ..optiontext import parse_key_values
 from ..results import DeltaBase, InversionResult, LatentInversion, Pivot, Timings, TunedInversion
 from . import METHODS, MethodSpec, invert
@@ -58,21 +58,21 @@ PIVOT_METRICS = ("psnr", "ssim", "perceptual", "lpips")  # kept per image as <na
 
 
 @dataclass(frozen=True)
-class PTIOptions:
+class PTIOptions(Options):
     """Options of ``pti`` (defaults: PTI's published hyper-parameters where it has them)."""
 
     pivot: str = option("auto", "method finding the pivots: auto (hybrid when usable, else optimize) or any registered method")
     space: str = option("auto", "the pivot's latent space (auto: w for StyleGAN2, as PTI; else the pivot method's default)")
-    pivot_steps: int | Auto = option("auto", "steps of the pivot method (auto: its own default)")
+    pivot_steps: int | Auto = option("auto", "steps of the pivot method (auto: its own default)", min=1)
     pivot_options: str = option("", "more options for the pivot method, key=value;key=value (e.g. restarts=4;lr=0.05)")
-    steps: int = option(350, "tuning steps per image (PTI: 350)")
-    lr: float = option(3e-4, "Adam learning rate of the generator's weights (PTI: 3e-4)")
+    steps: int = option(350, "tuning steps per image (PTI: 350)", min=1)
+    lr: float = option(3e-4, "Adam learning rate of the generator's weights (PTI: 3e-4)", min=0, min_exclusive=True)
     loss: str = option("mse=1,perceptual=1", "image terms fitting G_tuned(pivot) to the image (PTI: L2 + LPIPS)")
     locality: bool = option(True, "PTI's locality regulariser: keep G unchanged at latents alpha away from the pivot")
-    locality_alpha: float | Auto = option("auto", "distance moved from the pivot toward a random latent (auto: the median distance between two samples of the space)")
+    locality_alpha: float | Auto = option("auto", "distance moved from the pivot toward a random latent (auto: the median distance between two samples of the space)", min=0, min_exclusive=True)
     locality_loss: str = option("mse=0.1,perceptual=0.1", "loss between original and tuned images there (PTI: L2 0.1, LPIPS 0.1)")
-    target_perceptual: float | None = option(0.02, "stop tuning an image once its perceptual distance is below this (unset or 0: never; see README)")
-    check_every: int = option(10, "steps between early-stop checks")
+    target_perceptual: float | None = option(0.02, "stop tuning an image once its perceptual distance is below this (unset or 0: never; see README)", min=0)
+    check_every: int = option(10, "steps between early-stop checks", min=1)
     seed: int = option(0, "run seed; pivot starts and locality draws derive from it and the image's position")
 
 

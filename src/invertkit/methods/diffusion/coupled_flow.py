@@ -16,8 +16,8 @@ from .common import DiffusionOptions, DiffusionState, Setup, register
 class CoupledFlowOptions(DiffusionOptions):
     """Options of ``coupled-flow``."""
 
-    steps: int = option(14, "integration steps (each costs two model evaluations)")
-    p: float = option(1.0, "mixing weight (1: no mixing; the two sequences stay close on a smooth flow)")
+    steps: int = option(14, "integration steps (each costs two model evaluations)", min=1)
+    p: float = option(1.0, "mixing weight (1: no mixing; the two sequences stay close on a smooth flow)", min=0, max=1, min_exclusive=True)
 
 
 def invert(s: Setup) -> DiffusionState:

@@ -21,7 +21,7 @@ from .common import DiffusionOptions, DiffusionState, Setup, register
 class EdictOptions(DiffusionOptions):
     """Options of ``edict``."""
 
-    p: float = option(0.93, "mixing weight of the averaging layers")
+    p: float = option(0.93, "mixing weight of the averaging layers", min=0, max=1, min_exclusive=True)
     leapfrog: bool = option(True, "alternate the update order on odd sampling steps (the authors' default)")
 
 

@@ -16,7 +16,7 @@ from .common import DiffusionOptions, DiffusionState, Setup, register
 class FireFlowOptions(DiffusionOptions):
     """Options of ``fireflow``."""
 
-    steps: int = option(28, "integration steps (the authors' default for FLUX: 28)")
+    steps: int = option(28, "integration steps (the authors' default for FLUX: 28)", min=1)
 
 
 def invert(s: Setup) -> DiffusionState:

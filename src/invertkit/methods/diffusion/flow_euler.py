@@ -17,8 +17,8 @@ from .common import DiffusionOptions, DiffusionState, Setup, register
 class FlowEulerOptions(DiffusionOptions):
     """Options of ``flow-euler``."""
 
-    steps: int = option(28, "SD3's default number of sampling steps")
-    iterations: int = option(0, "fixed-point iterations per inversion step")
+    steps: int = option(28, "SD3's default number of sampling steps", min=1)
+    iterations: int = option(0, "fixed-point iterations per inversion step", min=0)
 
 
 def invert(s: Setup) -> DiffusionState:

@@ -16,7 +16,7 @@ from .common import DiffusionOptions, DiffusionState, Setup, register
 class FlowMidpointOptions(DiffusionOptions):
     """Options of ``flow-midpoint``."""
 
-    steps: int = option(14, "half of flow-euler's 28: the same number of model evaluations")
+    steps: int = option(14, "half of flow-euler's 28: the same number of model evaluations", min=1)
 
 
 def invert(s: Setup) -> DiffusionState:

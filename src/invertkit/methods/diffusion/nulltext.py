@@ -30,9 +30,9 @@ class NullTextOptions(DiffusionOptions):
     """Options of ``nulltext``."""
 
     guidance: float = option(7.5, "the guidance scale the nulls are tuned for (the paper's 7.5)")
-    inner_steps: int = option(10, "Adam iterations per sampling step (paper: 10)")
-    lr: float = option(0.01, "Adam learning rate on the null embedding (paper: 1e-2; decayed per step by the paper schedule)")
-    early_stop: float = option(1e-5, "stop a step's iterations once the latent MSE is below this (paper: 1e-5, growing per step by the paper schedule)")
+    inner_steps: int = option(10, "Adam iterations per sampling step (paper: 10)", min=0)
+    lr: float = option(0.01, "Adam learning rate on the null embedding (paper: 1e-2; decayed per step by the paper schedule)", min=0, min_exclusive=True)
+    early_stop: float = option(1e-5, "stop a step's iterations once the latent MSE is below this (paper: 1e-5, growing per step by the paper schedule)", min=0)
     schedule: str = option("paper", "paper (lr and threshold change with the sampling step, as the authors' notebook) or invertkit (constant, checked before the update)",
                            choices=("paper", "invertkit"))
 

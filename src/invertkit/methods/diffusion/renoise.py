@@ -19,7 +19,7 @@ from .ddim import sample
 class RenoiseOptions(DiffusionOptions):
     """Options of ``renoise``."""
 
-    iterations: int = option(4, "extra evaluations per step (ReNoise's renoising iterations)")
+    iterations: int = option(4, "extra evaluations per step (ReNoise's renoising iterations)", min=0)
 
 
 def invert(s: Setup) -> DiffusionState:

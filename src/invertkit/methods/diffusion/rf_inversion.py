@@ -19,10 +19,10 @@ from .common import DiffusionOptions, DiffusionState, Setup, register
 class RFInversionOptions(DiffusionOptions):
     """Options of ``rf-inversion``."""
 
-    steps: int = option(28, "integration steps (the authors' default for FLUX: 28)")
-    gamma: float = option(0.5, "pull of the inversion toward the noise sample (paper: 0.5)")
-    eta: float = option(0.9, "pull of sampling toward the source image (paper: 0.9)")
-    stop: float = option(0.25, "share of the sampling steps that are controlled (diffusers: stop_timestep 0.25)")
+    steps: int = option(28, "integration steps (the authors' default for FLUX: 28)", min=1)
+    gamma: float = option(0.5, "pull of the inversion toward the noise sample (paper: 0.5)", min=0, max=1)
+    eta: float = option(0.9, "pull of sampling toward the source image (paper: 0.9)", min=0, max=1)
+    stop: float = option(0.25, "share of the sampling steps that are controlled (diffusers: stop_timestep 0.25)", min=0, max=1)
     seed: int = option(0, "seed of the target noise sample")
 
 
