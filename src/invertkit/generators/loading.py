@@ -73,7 +73,11 @@ def load_generator(
     Raises:
         CheckpointError: unknown name, missing or unreadable file, unsupported network, or a delta
             made for another generator.
+        ConfigError: ``device`` is not a device name, or this machine has no such device.
     """
+    from .devices import check_device
+
+    check_device(device, flag="device")  # one line for "cuda" on a machine without CUDA, before any weights move
     key = os.fspath(path_or_name)
     scheme = _scheme_of(key)
     if scheme is not None:
