@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import InvertkitError
+from ..errors import ConfigError, InvertkitError
 
 TMP_MARK = ".tmp-"  # every temporary file of a run folder has this in its name; readers skip such files
 
@@ -90,3 +90,90 @@ def remove_temporaries(folder: str | os.PathLike[str]) -> int:
             f.unlink(missing_ok=True)
             gone += 1
     return gone
+
+
+# kernel file systems: they hold no user files (creating one fails with a misleading "No such file")
+_PSEUDO_ROOTS = (Path("/proc"), Path("/sys"))
+
+
+def _write_probe(folder: Path) -> None:
+    """Create, fill (4 KiB, flushed to disk) and delete a temporary file in ``folder``: a read-only
+    or full file system fails here, before any work, rather than after the first result."""
+    probe = folder / f"{TMP_MARK}{os.getpid()}-probe"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"\0" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
+
+
+def _unwritable(where: str, exc: OSError) -> InvertkitError:
+    """One line for an OSError met while preparing ``where`` (flag and path) for writing."""
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    if exc.errno in _STORAGE_FULL and exc.errno != errno.EROFS:
+        return StorageError(f"{where}: cannot write there ({reason}); free space or choose another place")
+    if exc.errno == errno.EROFS:
+        return ConfigError(f"{where}: the file system is read-only; choose a writable place")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return ConfigError(f"{where}: no permission to write there ({reason}); choose a folder you can write to")
+    return ConfigError(f"{where}: cannot write there ({reason}); choose another place")
+
+
+def _first_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            return candidate
+    return Path(path.anchor or ".")
+
+
+def _prepare_folder(folder: Path, where: str, what: str) -> None:
+    """Check that ``folder`` can be made and written: a probe file in it, or, while it does not
+    exist yet, in its nearest existing ancestor (nothing is created for a command that then fails
+    on another argument). ``where`` (flag and path) starts every message, ``what`` names the thing
+    that cannot be made under a file ("no folder", "no file")."""
+    absolute = Path(os.path.abspath(folder))
+    root = next((r for r in _PSEUDO_ROOTS if absolute == r or r in absolute.parents), None)
+    if root is not None:
+        raise ConfigError(f"{where}: {root} is a kernel file system that holds no files; choose a folder on disk")
+    existing = _first_existing(folder)
+    if not existing.is_dir():
+        raise ConfigError(f"{where}: {existing} is a file, so {what} can be made under it; choose another place")
+    try:
+        _write_probe(existing)
+    except OSError as exc:
+        raise _unwritable(where, exc) from exc
+
+
+def _where(flag: str, path: Path) -> str:
+    return f"{flag} {path}" if flag else str(path)
+
+
+def check_writable_folder(path: str | os.PathLike[str], *, flag: str = "--out") -> Path:
+    """Make sure ``path`` is, or can be made, a folder this process can write to, before any work
+    starts (nothing is created): a path that is a file or lies under one, a kernel file system (/proc, /sys), a
+    read-only, full or forbidden place is one :class:`~invertkit.errors.ConfigError` (a full disk:
+    :class:`StorageError`) line naming ``flag``, the path and the fix. Returns the path."""
+    path = Path(path)
+    where = _where(flag, path)
+    if os.path.lexists(path) and not path.is_dir():
+        raise ConfigError(f"{where}: is a file, not a folder; choose a new or existing folder")
+    _prepare_folder(path, where, "no folder")
+    return path
+
+
+def check_writable_file(path: str | os.PathLike[str], *, flag: str = "") -> Path:
+    """Make sure the file ``path`` can be written (its folder made and writable, ``path`` itself no
+    folder), as :func:`check_writable_folder`; ``flag`` names the argument in the message. Returns the path."""
+    path = Path(path)
+    where = _where(flag, path)
+    if path.is_dir():
+        raise ConfigError(f"{where}: is a folder; give a file name")
+    _prepare_folder(path.parent, where, "no file")
+    return path
