@@ -290,3 +290,16 @@ def test_terminal_safe():
 def test_debug_reraises_with_the_cause(files, tmp_path):
     with pytest.raises(InvertkitError, match="lr"):
         main(["--debug", *_invert(files, tmp_path, "--lr", "nan")])
+
+
+@pytest.mark.parametrize(("command", "flags", "needles"), [
+    ("bench", ["--batch-size", "0"], ["--batch-size 0", ">= 1"]),
+    ("bench", ["--guidance", "nan"], ["--guidance nan", "finite"]),
+    ("generate", ["--trunc", "nan"], ["--trunc nan", "finite"]),
+    ("generate", ["--steps", "0"], ["--steps 0", ">= 1"]),
+    ("invert", ["--edit-guidance", "inf"], ["--edit-guidance inf", "finite"]),
+    ("invert", ["--batch-size", "0"], ["--batch-size", ">= 1"]),
+    ("demo", ["--steps", "0"], ["--steps 0", ">= 1"]),
+])
+def test_command_flags_that_are_no_method_option(files, tmp_path, capsys, command, flags, needles):
+    _fails_with_one_line([*_command_argv(files, tmp_path, command, str(tmp_path / "o")), *flags], capsys, *needles)

@@ -8,7 +8,7 @@ import torch
 
 from ..errors import ImageError
 from .edit import allow_negative_values
-from .options import add_generator_flags
+from .options import add_generator_flags, check_numbers
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io.images import read_image
     from .invert import expand_inputs, prepare_diffusion_flags
 
+    check_numbers(args, at_least={"batch_size": 1, "max_images": 1, "steps": 1}, finite=("guidance", "edit_guidance"))
     G = load_generator(args.generator, device=args.device, weights=args.weights)
     edit_prompts = prepare_diffusion_flags(G, args.prompt_embeds, args.edit_prompt)
     paths = expand_inputs(args.images)[: args.max_images]

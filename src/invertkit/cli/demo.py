@@ -16,7 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..demo import run_demo
+    from .options import check_numbers
 
+    check_numbers(args, at_least={"steps": 1})
     out = run_demo(args.out, steps=args.steps, seed=args.seed, device=args.device)
     print(f"wrote {out}/report.html (open it in a browser), metrics.csv, metrics.json, run.json, images/, latents/")
     return 0

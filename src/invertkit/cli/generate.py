@@ -12,7 +12,7 @@ from ..diffusion.model import DiffusionModel
 from ..errors import ConfigError
 from ..generators.capabilities import StyleSpaces
 from ..results import LatentInversion
-from .options import add_generator_args, parse_seeds
+from .options import add_generator_args, check_numbers, parse_seeds
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from ..generators import load_generator
     from ..io.images import make_grid, save_image
 
+    check_numbers(args, at_least={"steps": 1}, finite=("trunc", "guidance"))
     out = Path(args.out)
     if args.latent is not None:
         path = save_image(render_latent_file(args)[0], out / f"{Path(args.latent).stem}.png")

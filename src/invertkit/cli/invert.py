@@ -10,7 +10,7 @@ import torch
 
 from ..errors import ConfigError, ImageError
 from . import invert_dataset
-from .options import add_generator_flags, add_options_flags, given_options
+from .options import add_generator_flags, add_options_flags, check_numbers, given_options
 
 DEFAULT_METHOD = "optimize"
 
@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     options = given_options(args, args.method, owners, classes)
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
+    check_numbers(args, finite=("edit_guidance",))
     dataset_layout = invert_dataset.wants_dataset_layout(args)
     G = load_generator(args.generator, device=args.device, weights=args.weights)
     if dataset_layout:

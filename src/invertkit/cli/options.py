@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+from collections.abc import Mapping
 
 from ..errors import ConfigError
 from ..optionfields import AUTO, declared_options
@@ -25,6 +27,20 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds:
         raise ConfigError("--seeds is empty; give e.g. 0-7")
     return seeds
+
+
+def check_numbers(args: argparse.Namespace, *, at_least: Mapping[str, int] = {}, finite: tuple[str, ...] = ()) -> None:
+    """Command flags that are no method option, checked before work: ``at_least`` maps a dest to its
+    smallest allowed integer, ``finite`` lists float dests that must not be NaN or infinite (unset:
+    None, skipped). One ConfigError line naming the flag, the value and what is allowed."""
+    for dest, low in at_least.items():
+        value = getattr(args, dest, None)
+        if value is not None and value < low:
+            raise ConfigError(f"--{dest.replace('_', '-')} {value}: must be an integer >= {low}")
+    for dest in finite:
+        value = getattr(args, dest, None)
+        if value is not None and not math.isfinite(value):
+            raise ConfigError(f"--{dest.replace('_', '-')} {value}: must be a finite number")
 
 
 def add_generator_args(p: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .edit import parse_ids
-from .options import add_generator_flags
+from .options import add_generator_flags, check_numbers
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io.images import save_image
     from .invert import prepare_diffusion_flags
 
+    check_numbers(args, finite=("guidance",))
     G = load_generator(args.generator, device=args.device, weights=args.weights)
     prompts = prepare_diffusion_flags(G, args.prompt_embeds, args.prompt)
     if not prompts:

@@ -162,6 +162,8 @@ def check_writable_folder(path: str | os.PathLike[str], *, flag: str = "--out") 
     :class:`StorageError`) line naming ``flag``, the path and the fix. Returns the path."""
     path = Path(path)
     where = _where(flag, path)
+    if path.is_symlink() and not path.exists():
+        raise ConfigError(f"{where}: is a broken symbolic link; remove it or choose another folder")
     if os.path.lexists(path) and not path.is_dir():
         raise ConfigError(f"{where}: is a file, not a folder; choose a new or existing folder")
     _prepare_folder(path, where, "no folder")
