@@ -20,7 +20,7 @@ import invertkit
 from invertkit.cli.main import main
 from invertkit.errors import ImageError
 from invertkit.io.filenames import display_name, distinct_names
-from invertkit.io.images import array_to_tensor, check_images, deep_to_uint8, list_images, read_image, to_uint8
+from invertkit.io.images import array_to_tensor, check_images, deep_to_uint8, list_images, read_image, read_images, to_uint8
 from invertkit.io.sources import dataset_entries
 from invertkit.runs.dataset_reader import load_results
 
@@ -222,6 +222,11 @@ def test_same_base_name_in_two_folders(gen, tmp_path, capsys):
     assert "0 inverted, 3 done before" in capsys.readouterr().out
     doc2 = json.loads((out / "run.json").read_text())
     assert [e["stem"] for e in doc2["items"]] == ["a_x", "b_x", "y"]
+
+
+def test_read_images_names_tell_same_base_names_apart(tmp_path):
+    batch = read_images([_grey(tmp_path / "a" / "x.png"), _grey(tmp_path / "b" / "x.png"), _grey(tmp_path / "y.png")], 8, 3)
+    assert batch.names == ["a/x.png", "b/x.png", "y.png"]
 
 
 def test_distinct_names_and_display_names():

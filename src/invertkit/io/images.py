@@ -316,12 +316,18 @@ class ImageBatch:
 
 
 def read_images(paths: Iterable[str | os.PathLike[str]], size: int, channels: int) -> ImageBatch:
-    """Read many images; unreadable ones are recorded in ``failures`` instead of aborting the batch."""
+    """Read many images; unreadable ones are recorded in ``failures`` instead of aborting the batch.
+
+    Names are the files' base names, or, for files sharing a base name, the end of their paths that
+    tells them apart (:func:`~invertkit.io.filenames.distinct_names`: ``a/x.png``, ``b/x.png``)."""
+    from .filenames import distinct_names
+
+    paths = list(paths)
     tensors, names, failures = [], [], {}
-    for p in paths:
+    for p, name in zip(paths, distinct_names(paths)):
         try:
             tensors.append(read_image(p, size, channels))
-            names.append(Path(p).name)
+            names.append(name)
         except ImageError as exc:
             failures[str(p)] = str(exc)
     images = torch.cat(tensors) if tensors else torch.zeros(0, channels, size, size)
