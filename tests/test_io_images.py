@@ -54,8 +54,8 @@ def test_modes(tmp_path):
     assert rgb.shape == (1, 3, 4, 4)
     i16 = Image.fromarray(np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
     i16.save(tmp_path / "deep.png")
-    d = read_image(tmp_path / "deep.png", 8, 1)
-    assert d.min() == -1.0 and d.max() == 1.0
+    d = read_image(tmp_path / "deep.png", 8, 1)  # scaled by the bit depth (/ 65535), never stretched
+    assert d.min() == -1.0 and to_uint8(d).max() == round(63000 / 65535 * 255)
 
 
 def test_broken_files_are_named_and_skipped(tmp_path):

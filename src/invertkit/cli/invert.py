@@ -76,7 +76,9 @@ def add_parser(sub: argparse._SubParsersAction, argv: Sequence[str] = ()) -> Non
 
 
 def expand_inputs(items: list[str]) -> list[Path]:
-    """Files as given, folders expanded to their images (sorted)."""
+    """Files as given, folders expanded to their images (sorted, not recursive: the dataset layout walks
+    folders). Entries named like images that are no regular files (dangling links, link loops, FIFOs)
+    are kept: reading them fails by name, so they are reported as skipped, never silently dropped."""
     from ..io.images import list_images
 
     out: list[Path] = []
@@ -127,7 +129,7 @@ def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, 
     """Invert ``paths`` into the run folder ``args.out`` (continuing a run of the same identity there)."""
     from tqdm import tqdm
 
-    from ..io.filenames import display_name
+    from ..io.filenames import display_name, distinct_names
     from ..io.images import read_image
     from ..methods import invert
     from ..runs import RunWriter
@@ -144,12 +146,13 @@ def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, 
             size = G.resolution if (degradation is None or args.simulate) else degradation.observed_size(G.resolution)
             channels = G.channels if (degradation is None or args.simulate) else degradation.observed_channels(G.channels)
             good: list[tuple[int, str, str, torch.Tensor]] = []
+            names = distinct_names(paths)  # a/x.png and b/x.png keep their folders: two rows, stems a_x and b_x
             for i, path in enumerate(paths):
                 key = display_name(str(path))
                 if key in done:
                     continue
                 try:
-                    good.append((i, display_name(path.name), key, read_image(path, size, channels, max_pixels=max_pixels)))
+                    good.append((i, display_name(names[i]), key, read_image(path, size, channels, max_pixels=max_pixels)))
                 except ImageError as exc:
                     writer.fail(key, str(exc))
                     print(f"invertkit: skipped {display_name(str(exc))}", flush=True)

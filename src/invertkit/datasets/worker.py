@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ImageError, InvertkitError
+from ..errors import InvertkitError
 from ..generators.base import Generator
+from ..io.filenames import display_name
 from ..io.images import decode_image
 from ..io.sources import Entry, entry_bytes
 from ..runs.table import error_row, result_rows
@@ -42,20 +43,16 @@ def decode_batch(entries: Sequence[Entry], size: int, channels: int, max_pixels:
     errors: list[str | None] = []
     for k, e in enumerate(entries):
         try:
-            if e.path is not None:
-                import os
-
-                if not os.path.isfile(e.path):
-                    raise ImageError(f"{e.source}: no such image file")
+            if e.path is not None:  # a missing file, link loop, FIFO or device is refused unopened, by name
                 x = decode_image(e.path, size, channels, name=e.source, max_pixels=max_pixels)
             else:
                 x = decode_image(entry_bytes(e), size, channels, name=e.source, max_pixels=max_pixels)
             pixels[k] = ((x[0] + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
             errors.append(None)
         except InvertkitError as exc:
-            errors.append(str(exc))
+            errors.append(display_name(str(exc)))  # one line, whatever the file name holds
         except Exception as exc:  # noqa: BLE001  (a reader bug on one hostile file must not stop the run)
-            errors.append(f"{e.source}: cannot read ({type(exc).__name__}: {str(exc)[:160]})")
+            errors.append(display_name(f"{e.source}: cannot read ({type(exc).__name__}: {str(exc)[:160]})"))
     return DecodedBatch(list(entries), pixels, errors)
 
 

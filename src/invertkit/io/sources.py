@@ -2,8 +2,10 @@
 
 A DATASET argument is one of:
 
-- a folder, walked recursively in sorted order (image suffixes only; hidden files and folders skipped);
-  an entry's id is its path relative to the folder (``a/b/x.png``);
+- a folder, walked recursively in sorted order (image suffixes only; hidden files and folders skipped;
+  symbolic links to folders followed, except back into a folder being walked: loops end); an entry's id
+  is its path relative to the folder (``a/b/x.png``). Entries named like images that are no regular
+  files (dangling links, link loops, FIFOs, devices, sockets) are listed too and fail by name when read;
 - a glob pattern (``data/**/*.jpg``; ``**`` crosses folders); id: the path as matched;
 - a text file of paths (``.txt``/``.lst``/``.list``, one per line, ``#`` comments; relative paths are
   relative to the text file's folder); id: the line as written;
@@ -65,19 +67,34 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES)
 
 
-def walk_folder(root: Path) -> Iterator[Path]:
-    """Image files under ``root``, recursively, in sorted order, one directory listing at a time."""
+def walk_folder(root: Path, _ancestors: frozenset[tuple[int, int]] = frozenset()) -> Iterator[Path]:
+    """Image entries under ``root``, recursively, in sorted order, one directory listing at a time.
+
+    Every entry named like an image that is not a folder is yielded, regular file or not: a dangling
+    link, a symbolic-link loop, a FIFO, a device or a socket named ``x.png`` becomes an input that
+    fails with its reason (:func:`invertkit.io.images.open_regular` never opens it), never a silent gap.
+    Symbolic links to folders are followed (an entry's id is the path as it appears, so a folder linked
+    in twice is listed twice), except a link to a folder that is being walked already (one of its own
+    ancestors, tracked by device and inode): such a loop is not entered.
+    """
     try:
+        st = os.stat(root)
         names = sorted(os.listdir(root))
     except OSError as exc:
         raise ImageError(f"{root}: cannot list the folder ({exc.strerror})") from None
+    here = _ancestors | {(st.st_dev, st.st_ino)}
     for name in names:
         if name.startswith("."):
             continue
         p = root / name
-        if p.is_dir():
-            yield from walk_folder(p)
-        elif _is_image(name) and p.is_file():
+        if p.is_dir():  # follows a link to a folder; a link loop or a dangling link is no folder
+            try:
+                sub = os.stat(p)
+            except OSError:
+                continue  # gone since the listing
+            if (sub.st_dev, sub.st_ino) not in here:
+                yield from walk_folder(p, here)
+        elif _is_image(name):
             yield p
 
 
@@ -169,7 +186,7 @@ def entries(argument: str, *, columns: ParquetColumns = ParquetColumns(), prefix
         yield Entry(argument, argument, path=argument)  # a missing file becomes its own error row
     else:
         for match in sorted(glob.iglob(argument, recursive=True)):
-            if _is_image(match) and os.path.isfile(match):
+            if _is_image(match) and not os.path.isdir(match):  # a non-regular one fails by name when read
                 yield Entry(match, match, path=match)
 
 

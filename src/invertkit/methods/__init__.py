@@ -17,6 +17,7 @@ from torch import Tensor
 from ..degradations import Degradation
 from ..errors import ConfigError, ImageError
 from ..generators.base import Generator
+from ..io.images import check_images
 from ..optionfields import declared_options, renamed_options
 from ..registry import Registry
 from ..results import InversionResult
@@ -72,8 +73,10 @@ def invert(
 
     Args:
         G: any Generator.
-        images: the observations, ``N x C x H x W`` in [-1, 1]: ``G.channels x G.resolution^2``, or
-            the degradation's output size when ``degradation`` is given.
+        images: the observations, float ``N x C x H x W`` in [-1, 1]: ``G.channels x G.resolution^2``, or
+            the degradation's output size when ``degradation`` is given. Integer (uint8) tensors,
+            non-finite values and 0..255 floats are refused with an ImageError saying how to convert
+            them (``x.float() / 127.5 - 1``); see :func:`invertkit.io.images.check_images`.
         method: a registered method name (``invertkit.methods.METHODS.names()``).
         degradation: restoration by inversion: the loss compares ``degradation(G(latent))`` with
             ``images`` and the result holds the restored full images.
@@ -92,6 +95,9 @@ def invert(
             f"{' after ' + degradation.describe() if degradation else ''}, got {list(images.shape)}; "
             "read files with invertkit.io.images.read_images(paths, size, channels)"
         )
+    check_images(images, "images")
+    if reference is not None:
+        check_images(reference, "reference")
     if image_ids is not None and len(image_ids) != images.shape[0]:
         raise ConfigError(f"image_ids has {len(image_ids)} entries for {images.shape[0]} images")
     spec = METHODS.get(method)

@@ -31,6 +31,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,16 @@ TIMING_COLUMNS = frozenset({"image", "seconds", "evaluations", "nfe_invert", "nf
 
 
 def unique_stem(name: str, used: set[str]) -> str:
-    """The file stem of image ``name`` in a run folder (spaces as ``_``), made unique against ``used``
-    (two inputs ``a/x.png`` and ``b/x.png`` must not overwrite each other: ``x``, ``x-2``); adds it to ``used``.
-    Undecodable file-name bytes become ``_xNN`` (see :func:`~invertkit.io.filenames.display_name`)."""
-    stem = Path(display_name(name)).stem.replace(" ", "_").replace("\\", "_") or "image"
+    """The file stem of image ``name`` in a run folder, made unique against ``used``; adds it to ``used``.
+
+    The name less its suffix, with folder separators, spaces and backslashes as ``_`` (``a/x.png`` ->
+    ``a_x``: names that keep a relative path stay readable, and a stem never leaves ``images/``); a stem
+    already taken gets ``-2``, ``-3``, ... Undecodable file-name bytes and control characters become
+    ``_xNN`` / ``_n`` (see :func:`~invertkit.io.filenames.display_name`)."""
+    shown = display_name(name)
+    suffix = Path(shown).suffix
+    base = shown[: -len(suffix)] if suffix and len(suffix) < len(shown) else shown
+    stem = re.sub(r"[/\\\s]", "_", base) or "image"
     candidate, k = stem, 1
     while candidate in used:
         k += 1
