@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ..degradations import Degradation
@@ -88,6 +89,12 @@ def invert(
             f"{' after ' + degradation.describe() if degradation else ''}, got {list(images.shape)}; "
             "read files with invertkit.io.images.read_images(paths, size, channels)"
         )
+    for label, x in (("images", images), ("reference", reference)):
+        if x is not None and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            rows = (~torch.isfinite(x.detach()).reshape(x.shape[0], -1).all(dim=1)).nonzero().flatten().tolist()
+            raise ImageError(f"{label}[{rows[0]}] holds non-finite values (NaN or inf)"
+                             f"{f' (and {len(rows) - 1} more)' if len(rows) > 1 else ''}; "
+                             "an input must be finite: check how it was decoded or computed")
     if image_ids is not None and len(image_ids) != images.shape[0]:
         raise ConfigError(f"image_ids has {len(image_ids)} entries for {images.shape[0]} images")
     spec = METHODS.get(method)
