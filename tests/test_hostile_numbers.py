@@ -275,3 +275,10 @@ def test_damaged_directions_are_refused(tmp_path):
         with pytest.raises(CheckpointError) as exc:
             load_directions(bad)
         assert str(bad) in one_line(exc) and f"tensor {name}" in str(exc.value), exc.value
+
+
+@pytest.mark.parametrize("flags, needle", [(["--lr", "nan"], "lr=nan"), (["--lr", "inf"], "lr=inf")])
+def test_non_finite_method_options_are_refused(sg2_file, two_images, tmp_path, capsys, flags, needle):
+    assert main(["invert", str(two_images / "a.png"), "-g", str(sg2_file), "--steps", "2", "--out", str(tmp_path / "r"), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "not a finite number" in err and len(err.splitlines()) == 1

@@ -8,6 +8,7 @@ help, choices: ``invertkit.optionfields``) are the single source for the API and
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,9 @@ def make_options(method: str, **kwargs: Any) -> Any:
     unknown = sorted(set(kwargs) - names)
     if unknown:
         raise ConfigError(f"method {method!r} has no option(s) {unknown}; its options are {sorted(names)}")
+    for name, value in kwargs.items():  # lr=nan, guidance=inf: every result would be NaN; refuse them now
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"method {method!r}: option {name}={value!r} is not a finite number")
     return cls(**kwargs)
 
 
