@@ -26,11 +26,12 @@ from torch import Tensor
 from .errors import ConfigError, InvertkitError
 from .generators.base import Generator
 from .io.bench_report import write_bench_html
-from .io.runinfo import write_run_json
+from .io.runinfo import strict_json_value, write_run_json
 from .methods import METHODS, invert, make_options
 from .metrics import HIGHER_IS_BETTER
 from .optiontext import parse_key_values
 from .results import DiffusionInversion, InversionResult, LatentInversion
+from .results.health import nonfinite_images
 from .runs import RunWriter, load_run
 
 
@@ -111,6 +112,7 @@ def run_bench(
         opts.update(run.options)
         folder = out / _slug(run.spec)
         writer = RunWriter(folder, G, title=f"bench: {run.spec} on {G.name}")
+        kept: list[int] = []  # positions of the images whose inversion stayed finite
         for s in range(0, images.shape[0], batch_size):
             batch = images[s : s + batch_size]
             res = invert(G, batch, run.method, image_ids=list(range(s, s + batch.shape[0])), extra_metrics=extra_metrics, **opts)
@@ -118,13 +120,27 @@ def run_bench(
                 from .methods.diffusion import add_edits
 
                 add_edits(G, res, list(edit_prompts), guidance=edit_guidance)
+            diverged = nonfinite_images(res)  # the writer records these as failed images, without a score
+            kept += [s + i for i in range(res.n) if i not in diverged]
             writer.add(res, batch, names[s : s + batch.shape[0]])
         writer.finish()
+        n_diverged = images.shape[0] - len(kept)
+        row: dict[str, Any] = {"method": run.spec,
+                               "status": "ok" if not n_diverged else f"diverged ({n_diverged} of {images.shape[0]} images)",
+                               "diverged": n_diverged}
+        # a grid keeps the targets' order: a diverged image shows as mid-grey
+        grid = images.detach().cpu().float().new_zeros(images.shape)
+        if not kept:  # every image diverged: no score, no latents to read back
+            recons[run.spec] = grid
+            row["seconds_per_image"] = writer.seconds / images.shape[0]
+            row["images"] = images.shape[0]
+            rows.append(_ordered(row))
+            continue
         # the table is read back from the run folder: it reports exactly what the run kept
         result = load_run(folder, G).result
-        recons[run.spec] = result.reconstructions.detach().cpu()
-        row: dict[str, Any] = {"method": run.spec}
-        metrics = result.metrics
+        grid[kept] = result.reconstructions.detach().cpu().float()
+        recons[run.spec] = grid
+        metrics = result.metrics if not n_diverged else []  # a method that diverged is not scored on the rest
         for key in sorted({k for m in metrics for k in m}, key=lambda k: (k not in ("psnr", "ssim"), k)):
             mean, std = _mean_std([m[key] for m in metrics if key in m])
             row[f"{key}_mean"] = mean
@@ -132,7 +148,7 @@ def run_bench(
                 row["psnr_std"] = std
             if key == "roundtrip_error":  # exact methods are judged by their worst image
                 row["roundtrip_error_max"] = max(m[key] for m in metrics if key in m)
-        row["seconds_per_image"] = result.timings.seconds / images.shape[0]
+        row["seconds_per_image"] = writer.seconds / images.shape[0]
         row["evaluations_per_image"] = result.timings.mean_evaluations()
         if isinstance(result, DiffusionInversion):  # model evaluations per image of both directions
             row["nfe_invert"] = result.timings.mean_evaluations()
@@ -146,6 +162,9 @@ def run_bench(
             if tally.strip is not None:
                 strips[run.spec] = tally.strip
         rows.append(_ordered(row))
+    # a method with diverged images is never ranked by a score: it follows every method that finished
+    rows.sort(key=lambda r: r["diverged"] > 0)
+    rows = strict_json_value(rows)  # a value that is not finite is null (n/a), never NaN
     _write_tables(out, rows)
     columns = ["method"]
     for r in rows:  # union over rows: a method whose codes cannot take the edit has other columns
@@ -166,6 +185,8 @@ def run_bench(
             "evaluations_per_image: generator forward passes per image (all starts and line-search trials included); "
             "diffusion methods: model evaluations (NFE) of the inversion, and nfe_reconstruct those of sampling back.",
             "roundtrip_error (diffusion): max |x0 - x0'| in the model's latent space after inversion and re-sampling.",
+            "status / diverged: images whose inversion diverged (NaN or inf) are failed images of the method's run "
+            "folder; such a method has no quality score and is listed after the methods that finished.",
             *(_EDIT_NOTES if edit is not None else []),
         ],
     )
@@ -223,7 +244,7 @@ class _EditTally:
 
 
 # the columns a reader compares first (the rest follow in their own order)
-_FIRST = ("method", "psnr_mean", "psnr_std", "ssim_mean", "roundtrip_error_max", "nfe_invert", "nfe_reconstruct",
+_FIRST = ("method", "status", "psnr_mean", "psnr_std", "ssim_mean", "roundtrip_error_max", "nfe_invert", "nfe_reconstruct",
           "seconds_per_image", "evaluations_per_image")
 
 
@@ -236,7 +257,7 @@ def _slug(spec: str) -> str:
 
 
 def _write_tables(out: Path, rows: list[dict[str, Any]]) -> None:
-    (out / "bench.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    (out / "bench.json").write_text(json.dumps(rows, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols]
@@ -245,6 +266,8 @@ def _write_tables(out: Path, rows: list[dict[str, Any]]) -> None:
         w.writeheader()
         w.writerows(rows)
     def fmt(v: Any) -> str:  # tiny values (exact round trips) in scientific notation, not 0.000
+        if v is None:
+            return "n/a"
         if isinstance(v, float):
             return f"{v:.1e}" if 0 < abs(v) < 1e-3 else f"{v:.3f}"
         return str(v)

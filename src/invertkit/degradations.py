@@ -14,6 +14,7 @@ and that image's id alone, so an image is observed the same whatever batch it is
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -137,6 +138,10 @@ class AddNoise(Degradation):
     sigma: float = 0.1
     name: str = field(default="noise", init=False)
 
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.sigma) or self.sigma < 0:  # nan / inf noise would make every observation NaN
+            raise ConfigError(f"noise:{self.sigma!r}: the noise level is a finite number >= 0, e.g. noise:0.1")
+
     def observe(self, x: Tensor, *, ids: Sequence[int] | None = None, seed: int = 0) -> Tensor:
         # drawn on the CPU, one generator per image: the same bits on every device and in every batch
         rows = [torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(derive_seed(seed, i, 0, NOISE_PURPOSE)))
@@ -221,6 +226,8 @@ def _one_degradation(part: str, resolution: int) -> Degradation:
             return Downsample(int(arg or 4))
         if name == "noise":
             return AddNoise(float(arg or 0.1))
+    except ConfigError:
+        raise
     except ValueError:
         raise ConfigError(f"bad degradation argument in {part!r}; e.g. downsample:4, noise:0.1") from None
     if name in ("grayscale", "greyscale", "gray", "grey"):

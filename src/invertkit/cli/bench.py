@@ -78,8 +78,11 @@ def run(args: argparse.Namespace) -> int:
         edit=edit_probe(args, G), edit_prompts=edit_prompts, edit_guidance=args.edit_guidance,
     )
     print((open(f"{args.out}/bench.md").read()))
+    diverged = [f"{r['method']} ({r['diverged']} image(s))" for r in rows if r.get("diverged")]
+    if diverged:
+        print(f"invertkit: diverged, not ranked: {', '.join(diverged)}")
     print(f"wrote {args.out}/bench.html, bench.md, bench.csv, bench.json ({len(rows)} methods, {len(names)} images)")
-    return 1 if failed else 0
+    return 1 if failed or diverged else 0
 
 
 def edit_probe(args: argparse.Namespace, G):  # noqa: ANN001, ANN201 - Generator in, EditProbe or None out

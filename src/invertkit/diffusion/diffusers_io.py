@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from invertkit.errors import CheckpointError, ConfigError
@@ -131,6 +132,11 @@ def _build(folder: Path, allowed: dict[str, str] | tuple[str, ...]) -> tuple[nn.
     return _load_weights(model, folder), name
 
 
+# the largest |value| of a prompt embedding read from a file: text encoders (CLIP, T5) give values
+# of order 1 to 100; a larger one only comes from a damaged file
+MAX_ABS_EMBEDDING = 1e5
+
+
 def read_prompts(path: Path) -> dict[str, Tensor]:
     """Named prompt embeddings from a safetensors file: ``name -> [tokens, width]`` float32.
 
@@ -152,7 +158,16 @@ def read_prompts(path: Path) -> dict[str, Tensor]:
             value = value[0]
         if value.dim() != want:
             raise ConfigError(f"{path}: prompt embedding {key!r} has shape {list(value.shape)}; expected {want} dimensions")
-        out[key] = value.float()
+        if not value.is_floating_point():
+            raise ConfigError(f"{path}: prompt embedding {key!r} is {value.dtype}, not floating point; the file is damaged")
+        value = value.float()
+        if not bool(torch.isfinite(value).all()):
+            raise ConfigError(f"{path}: prompt embedding {key!r} holds NaN or infinite values; the file is damaged, "
+                              "compute the embeddings again")
+        if value.numel() and float(value.abs().max()) > MAX_ABS_EMBEDDING:
+            raise ConfigError(f"{path}: prompt embedding {key!r} holds a value of {float(value.abs().max()):.3g}, beyond "
+                              f"{MAX_ABS_EMBEDDING:g} (text encoders give far smaller values); the file is damaged")
+        out[key] = value
     return out
 
 

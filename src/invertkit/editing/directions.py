@@ -151,6 +151,30 @@ def save_directions(directions: Directions, path: str | os.PathLike[str]) -> Pat
     return write_safetensors(path, tensors, {METADATA_KEY: json.dumps(header, sort_keys=True)}, "directions file")
 
 
+# a saved direction is a unit vector: its norm may differ from 1 by float32 rounding, never by more
+UNIT_TOLERANCE = 1e-3
+# the largest strength unit (a standard deviation of a latent distribution along a unit vector):
+# W, Z, S and P spreads are of order 0.01 to 100; a larger sigma only comes from a damaged file
+MAX_SIGMA = 1e4
+
+
+def check_direction_values(vectors: Tensor, sigmas: Tensor, *, where: str) -> None:
+    """Refuse direction vectors that are not of unit norm and strength units (sigmas) that are not
+    finite, positive and below :data:`MAX_SIGMA`, naming the tensor and the direction."""
+    if vectors.dim() >= 1 and vectors.shape[0]:
+        norms = vectors.detach().double().reshape(vectors.shape[0], -1).norm(dim=1)
+        off = (norms - 1).abs() > UNIT_TOLERANCE
+        if bool(off.any()):
+            k = int(off.nonzero()[0])
+            raise CheckpointError(f"{where}: tensor vectors, direction {k} has norm {float(norms[k]):.4g}, not 1 "
+                                  f"(within {UNIT_TOLERANCE:g}); the file is damaged, find the directions again")
+    bad = (~torch.isfinite(sigmas)) | (sigmas <= 0) | (sigmas.abs() > MAX_SIGMA)
+    if bool(bad.any()):
+        k = int(bad.nonzero()[0])
+        raise CheckpointError(f"{where}: tensor sigmas, direction {k} has strength unit {float(sigmas[k]):.4g}; a sigma is "
+                              f"a finite number in (0, {MAX_SIGMA:g}]: the file is damaged, find the directions again")
+
+
 def load_directions(path: str | os.PathLike[str], G: Generator | None = None) -> Directions:
     """Read a file written by :func:`save_directions`; with ``G``, check that they were found for it.
 
@@ -167,8 +191,11 @@ def load_directions(path: str | os.PathLike[str], G: Generator | None = None) ->
     missing = [k for k in ("vectors", "sigmas", "values") if k not in tensors]
     if missing:
         raise CheckpointError(f"{p}: the directions file lacks {', '.join(missing)}; it is damaged")
-    if not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
-        raise CheckpointError(f"{p}: the directions contain NaN or infinity; find them again")
+    for name, t in tensors.items():
+        if not t.is_floating_point() or not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{p}: tensor {name} of the directions holds NaN or infinity (or is not floating point); "
+                                  "the file is damaged, find the directions again")
+    check_direction_values(tensors["vectors"], tensors["sigmas"], where=str(p))
     try:
         d = Directions(tensors["vectors"].float(), tensors["sigmas"].float(), tensors["values"].float(),
                        str(header["space"]), str(header["method"]), [str(n) for n in header.get("names") or []],

@@ -92,6 +92,12 @@ def weight_delta(base: Generator, tuned: Generator) -> dict[str, Tensor]:
     return out
 
 
+# the largest |tuned - base| a weight delta may hold. Tuning moves a weight by about the learning rate
+# per step (Adam), so real deltas are far below 1; a larger value only comes from a damaged file
+# (3e38 is finite, yet renders every image black or NaN).
+MAX_ABS_DELTA = 1e6
+
+
 def generator_digest(G: Generator) -> str:
     """sha256 of ``G``'s whole state dict (names, dtypes, shapes, bytes): identifies the base of a delta
     independently of file names (a converted checkpoint with the same weights has the same digest)."""
@@ -110,6 +116,8 @@ def _problems(G: Generator, delta: Mapping[str, Tensor]) -> list[str]:
             problems.append(f"{name} is {list(d.shape)}, the generator's is {list(state[name].shape)}")
         elif not torch.isfinite(d).all():
             problems.append(f"{name} contains NaN or infinity")
+        elif d.numel() and float(d.abs().max()) > MAX_ABS_DELTA:
+            problems.append(f"{name} changes a weight by {float(d.abs().max()):.3g} (more than {MAX_ABS_DELTA:g})")
         if len(problems) >= 3:  # enough to say what is wrong in one line
             problems.append("...")
             break
@@ -173,6 +181,9 @@ def save_delta(path: str | os.PathLike[str], delta: Mapping[str, Tensor], meta: 
     bad = [k for k, v in delta.items() if not torch.isfinite(v).all()]
     if bad:
         raise ConfigError(f"save_delta: {bad[0]} contains NaN or infinity; the tuning diverged (lower the learning rate)")
+    big = [k for k, v in delta.items() if v.numel() and float(v.abs().max()) > MAX_ABS_DELTA]
+    if big:
+        raise ConfigError(f"save_delta: {big[0]} changes a weight by more than {MAX_ABS_DELTA:g}; the tuning diverged (lower the learning rate)")
     header = json.dumps({**dict(meta), "format": FORMAT, "format_version": FORMAT_VERSION}, sort_keys=True, default=str)
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in delta.items()}
     return write_safetensors(p, tensors, {METADATA_KEY: header}, "weight delta")
@@ -197,4 +208,8 @@ def read_delta(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[st
     bad = [k for k, v in tensors.items() if not v.is_floating_point() or not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"{p}: tensor {bad[0]} of the weight delta is not finite floating point; the file is corrupted, re-run the inversion that wrote it")
+    big = [(k, float(v.abs().max())) for k, v in tensors.items() if v.numel() and float(v.abs().max()) > MAX_ABS_DELTA]
+    if big:
+        raise CheckpointError(f"{p}: tensor {big[0][0]} of the weight delta changes a weight by {big[0][1]:.3g}, more than "
+                              f"{MAX_ABS_DELTA:g} (tuning moves weights by far less); the file is corrupted, re-run the inversion that wrote it")
     return tensors, meta

@@ -79,11 +79,17 @@ def write_bench_html(
         cells = []
         for c in columns:
             v = r.get(c, "")
-            cells.append(f"<td class='num'>{v:.3f}</td>" if isinstance(v, float) else f"<td>{h(str(v))}</td>")
+            if v is None:  # not finite, or no score (a method whose images diverged)
+                cells.append("<td>n/a</td>")
+            elif isinstance(v, float):
+                cells.append(f"<td class='num'>{v:.3f}</td>")
+            else:
+                cells.append(f"<td>{h(str(v))}</td>")
         parts.append("<tr>" + "".join(cells) + "</tr>")
     parts.append("</table>")
     parts.append("<h2>Quality versus time</h2>")
-    parts.append(svg_scatter([(r["method"], r["seconds_per_image"], r["psnr_mean"]) for r in rows if "psnr_mean" in r],
+    parts.append(svg_scatter([(r["method"], r["seconds_per_image"], r["psnr_mean"]) for r in rows
+                             if isinstance(r.get("psnr_mean"), float) and isinstance(r.get("seconds_per_image"), float)],
                              x_label="seconds per image", y_label="mean PSNR (dB)"))
     parts.append("<h2>Reconstructions</h2><p class='sub'>first row: targets; then one row per method, in table order</p>")
     n = min(targets.shape[0], 12)

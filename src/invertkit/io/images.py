@@ -174,7 +174,9 @@ def check_images(images: Tensor, what: str = "images") -> None:
     finite = torch.isfinite(x)
     if not bool(finite.all()):
         bad = int((~finite).sum())
-        raise ImageError(f"{what} must be float in [-1, 1]; got {bad:,} non-finite value(s) (NaN or infinity)")
+        rows = (~finite.reshape(x.shape[0], -1).all(dim=1)).nonzero().flatten().tolist() if x.dim() >= 1 else []
+        where = f" in {what}[{rows[0]}]" + (f" and {len(rows) - 1} more image(s)" if len(rows) > 1 else "") if rows else ""
+        raise ImageError(f"{what} must be float in [-1, 1]; got {bad:,} non-finite value(s) (NaN or infinity){where}")
     lo, hi = float(x.min()), float(x.max())
     if lo >= 0.0 and hi > 2.0:
         top = 65535 if hi > 255.5 else 255

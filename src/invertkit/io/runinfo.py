@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import platform
 import sys
@@ -40,7 +41,19 @@ def write_run_json(path: str | os.PathLike[str], **sections: Any) -> Path:
     from .atomic import write_text_atomic
 
     doc = {"created": sections.pop("created", None) or now_utc(), "environment": sections.pop("environment", None) or environment(), **sections}
-    return write_text_atomic(path, json.dumps(doc, indent=2, default=str) + "\n")
+    return write_text_atomic(path, json.dumps(strict_json_value(doc), indent=2, default=str, allow_nan=False) + "\n")
+
+
+def strict_json_value(v: Any) -> Any:
+    """``v`` with every float that is not finite (NaN, inf) replaced by None, recursively: what
+    ``json.dumps(..., allow_nan=False)`` accepts and strict JSON parsers read."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: strict_json_value(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [strict_json_value(x) for x in v]
+    return v
 
 
 def now_utc() -> str:

@@ -43,7 +43,10 @@ def score(
         from ..metrics.nscd import nscd
 
         cols["nscd"] = nscd(G, latents, space)
-    rows = {k: v.detach().float().cpu().tolist() for k, v in cols.items()}
+    # an image whose reconstruction or reference is not finite has no score: every metric NaN
+    # (the run writer then records it as a failed image)
+    finite = (M.finite_rows(reconstructions) & M.finite_rows(reference)).cpu()
+    rows = {k: torch.where(finite, v.detach().float().cpu(), torch.tensor(float("nan"))).tolist() for k, v in cols.items()}
     return [{k: float(rows[k][i]) for k in rows} for i in range(reconstructions.shape[0])]
 
 

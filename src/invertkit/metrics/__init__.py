@@ -22,7 +22,7 @@ from .lpips import LPIPSMetric, lpips
 from .mse_mae import MAE, MSE, mae, mse
 from .nscd import nscd, nscd_of_samples
 from .perceptual import Perceptual, perceptual
-from .protocol import PROTOCOL, quantize
+from .protocol import PROTOCOL, finite_rows, quantize
 from .psnr import PSNR, psnr
 from .registry import HIGHER_IS_BETTER, METRICS, available_metrics
 from .ssim import SSIM, ssim
@@ -40,6 +40,7 @@ __all__ = [
     "IDENTITY_PROTOCOL",
     "IdentitySimilarity",
     "extract_features",
+    "finite_rows",
     "feature_statistics",
     "fid",
     "fmd",

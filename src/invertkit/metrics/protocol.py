@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from ..errors import ImageError
@@ -23,8 +24,11 @@ PROTOCOL = {
 
 
 def quantize(images: Tensor) -> Tensor:
-    """[-1, 1] images -> float images on [0, 1] that hold exact uint8 levels (clamped, rounded)."""
-    return ((images.detach().float().clamp(-1, 1) + 1.0) * 127.5).round() / 255.0
+    """[-1, 1] images -> float images on [0, 1] that hold exact uint8 levels (clamped, rounded).
+    A non-finite value (NaN, inf) stays NaN: clamping must not turn a diverged pixel into a score."""
+    x = images.detach().float()
+    q = ((x.clamp(-1, 1) + 1.0) * 127.5).round() / 255.0
+    return torch.where(torch.isfinite(x), q, torch.full_like(q, float("nan")))
 
 
 def check_pair(a: Tensor, b: Tensor, name: str) -> None:
@@ -36,6 +40,11 @@ def check_pair(a: Tensor, b: Tensor, name: str) -> None:
 def to_unit(images: Tensor, quantized: bool) -> Tensor:
     """Map [-1, 1] to [0, 1], optionally through uint8 levels."""
     return quantize(images) if quantized else (images.float() + 1.0) / 2.0
+
+
+def finite_rows(x: Tensor) -> Tensor:
+    """``[N]`` booleans: which images of a batch-first tensor hold only finite values."""
+    return torch.isfinite(x.detach()).flatten(1).all(dim=1) if x.dim() > 1 else torch.isfinite(x.detach())
 
 
 def as_batch_mean(x: Tensor) -> Tensor:

@@ -12,6 +12,7 @@ Spec strings (CLI ``--loss``) name terms with weights: ``"mse=1,perceptual=0.8,p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,9 @@ def parse_loss_spec(spec: str | dict[str, float]) -> dict[str, float]:
                 items[name.strip()] = float(weight) if weight else 1.0
             except ValueError:
                 raise ConfigError(f"--loss {spec!r}: weight of {name!r} is not a number") from None
+    for name, weight in items.items():  # nan / inf would turn every image's loss, and result, into NaN
+        if not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+            raise ConfigError(f"--loss {spec!r}: weight of {name!r} is {weight!r}; a weight is a finite number >= 0")
     known = set(IMAGE_LOSSES.names()) | set(LATENT_TERMS)
     unknown = sorted(set(items) - known)
     if unknown:
@@ -102,6 +106,8 @@ class Objective:
         """Add a term ``weight * fn(latent, images)`` (per-image ``[B]``) computed from the latent and its render."""
         if name in self.weights:
             raise ConfigError(f"loss term {name!r} is given twice")
+        if not math.isfinite(float(weight)):
+            raise ConfigError(f"loss term {name!r}: weight {weight!r} is not a finite number")
         self.weights[name] = float(weight)
         self.render_fns[name] = fn
 

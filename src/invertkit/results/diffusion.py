@@ -140,6 +140,12 @@ def save_state(path: str | os.PathLike[str], result: DiffusionInversion, i: int,
     return write_safetensors(path, cpu, {HEADER: json.dumps(meta)}, "diffusion state")
 
 
+# the largest |value| a diffusion state file may hold: noise latents are about N(0, 1), the methods'
+# extra tensors (null-text embeddings, coupled states) of order 1 to 100; a value beyond this
+# only comes from a damaged file
+MAX_ABS_STATE = 1e6
+
+
 def load_state(path: str | os.PathLike[str], G: Generator) -> tuple[str, DiffusionState, Any]:
     """``(method, state [1, ...] on G's device in the run dtype, options)`` of a state file made with ``G``.
 
@@ -166,6 +172,12 @@ def load_state(path: str | os.PathLike[str], G: Generator) -> tuple[str, Diffusi
     if bad:
         raise CheckpointError(f"{path}: tensor {bad[0]} of the diffusion state is not finite; the file is corrupted, "
                               "re-run the inversion that wrote it")
+    big = [(k, float(v.abs().max())) for k, v in tensors.items()
+           if v.is_floating_point() and v.numel() and float(v.abs().max()) > MAX_ABS_STATE]
+    if big:
+        raise CheckpointError(f"{path}: tensor {big[0][0]} of the diffusion state holds a value of {big[0][1]:.3g}, beyond "
+                              f"{MAX_ABS_STATE:g} (noise latents and method states are of order 1 to 100); the file is "
+                              "corrupted, re-run the inversion that wrote it")
     options = options_from_dict(method, {**ASSUMED_WHEN_ABSENT.get(method, {}), **dict(meta.get("options") or {})}, str(path))
     dtype = parse_dtype(options.dtype)
     to = {k: v.to(D.device, dtype) if v.is_floating_point() else v.to(D.device) for k, v in tensors.items()}

@@ -4,6 +4,7 @@ interruption, or to refresh an old report) produce the same page."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,7 +57,7 @@ def summary_of(doc: dict[str, Any], rows: Sequence[dict[str, Any]]) -> dict[str,
         + ("" if status in (None, "complete") else f" (run {status}: run the same command again to continue)"),
     }
     for key, label in (("psnr", "mean PSNR"), ("ssim", "mean SSIM"), ("psnr_observed", "mean PSNR of the observation fit"), ("nscd", "mean NSCD")):
-        vals = [r[key] for r in rows if key in r]
+        vals = [float(r[key]) for r in rows if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
         if vals:
             unit = " dB" if key.startswith("psnr") else ""
             summary[label] = f"{sum(vals) / len(vals):.3f}{unit}"

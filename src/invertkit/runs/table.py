@@ -47,6 +47,7 @@ from torch import Tensor
 from ..generators.base import Generator
 from ..io.images import tensor_to_pil
 from ..results import InversionResult
+from ..results.health import diverged_message, nonfinite_images
 
 BASE_FIELDS: list[pa.Field] = [
     pa.field("id", pa.string(), nullable=False),
@@ -90,21 +91,19 @@ def result_rows(result: InversionResult, G: Generator, ids: Sequence[str], sourc
     """One row per image of ``result`` (ids/sources in the same order). An image whose latent,
     reconstruction or metrics are not finite becomes an ``error`` row: a NaN is never a score."""
     rows: list[dict[str, Any]] = []
+    diverged = nonfinite_images(result)
     with tempfile.TemporaryDirectory(prefix="invertkit-row-") as tmp:
         folder = Path(tmp)
         for i, ident in enumerate(ids):
             latent = result.latents[i].detach().float().cpu()
             recon = result.reconstructions[i]
             metrics = dict(result.metrics[i]) if result.metrics else {}
-            bad = [k for k, v in metrics.items() if not math.isfinite(v)]
             row: dict[str, Any] = {"id": ident, "source": sources[i], "method": result.method, "space": result.space,
                                    "kind": result.kind, "seconds": float(seconds[i]),
                                    "evaluations": float(result.timings.evaluations[i]) if result.timings.evaluations else None,
                                    "config_fingerprint": fingerprint}
-            if not bool(latent.isfinite().all()) or not bool(recon.isfinite().all()) or bad:
-                what = "latent" if not bool(latent.isfinite().all()) else ("reconstruction" if not bool(recon.isfinite().all()) else f"metric {bad[0]}")
-                rows.append({**row, "status": ERROR, "error": f"{sources[i]}: the inversion diverged (non-finite {what}); "
-                             "lower the learning rate or change the method"})
+            if i in diverged:
+                rows.append({**row, "status": ERROR, "error": diverged_message(sources[i], diverged[i])})
                 continue
             names = result.save_item(i, folder, f"r{i}", G, image=ident)
             files = [(folder / n).read_bytes() for n in names]

@@ -20,6 +20,12 @@ Layout of ``OUT/`` (run format 2)::
     latents/<stem>_delta.safetensors   pti: the image's tuned weights minus the base's
     metrics.csv  metrics.json run.json  report.html   [.lock while a writer holds the folder]
 
+Every row of the tables has a ``status``: ``ok``, or ``failed`` for an image whose inversion diverged
+(a NaN or inf latent, reconstruction or metric: :func:`invertkit.results.health.nonfinite_images`).
+A failed row holds ``null`` metrics and the reason (``error``); the image gets no latent file, is
+listed under ``failures`` in run.json and in the report, and makes ``invertkit invert`` exit 1. The
+tables are strict JSON (no ``NaN``): a value that is not finite is written as ``null``.
+
 ``run.json`` names the result type (``kind``), the run format, every image's stem and, for runs of the
 command line, the run's configuration (``identity``): running the same configuration into the folder
 again continues the run (:attr:`RunWriter.done` images are skipped), another one is refused.
@@ -43,15 +49,18 @@ from ..generators.base import Generator
 from ..io.atomic import remove_temporaries, write_text_atomic
 from ..io.filenames import display_name
 from ..io.images import save_image, slug
-from ..io.runinfo import environment, now_utc, write_run_json
+from ..io.runinfo import environment, now_utc, strict_json_value, write_run_json
 from ..metrics import PROTOCOL
 from ..results import DiffusionInversion, InversionResult, LatentInversion, TunedInversion
 from ..results.files import FORMAT_VERSION
+from ..results.health import diverged_message, nonfinite_images
 from ..version import __version__
 from .config import config_difference, config_fingerprint
 
 # columns of a metrics row that are timings, not metrics (the report and load_run tell them apart)
 TIMING_COLUMNS = frozenset({"image", "seconds", "evaluations", "nfe_invert", "nfe_reconstruct"})
+OK, FAILED = "ok", "failed"  # a row's status
+
 
 
 def unique_stem(name: str, used: set[str]) -> str:
@@ -103,7 +112,8 @@ class RunWriter:
         self.G = G
         self.title = title
         self.identity = dict(identity) if identity is not None else None
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] = []  # the images done (one per entry, same order)
+        self.failed_rows: list[dict[str, Any]] = []  # images whose inversion diverged (no entry, no files)
         self.entries: list[dict[str, Any]] = []  # per image: name, stem, files, input, id (run.json "items")
         self.failures: dict[str, str] = {}
         self.config: dict[str, Any] = {}
@@ -178,10 +188,19 @@ class RunWriter:
         if self.kind is not None and result.kind != self.kind:
             raise ValueError(f"a run holds one kind of result: got {result.kind} after {self.kind}")
         per_image_s = result.timings.seconds_per_image()
-        entries, rows, deltas = [], [], {}
+        entries, rows, deltas, failed = [], [], {}, []
+        diverged = nonfinite_images(result)
         used = set(self.used_stems)  # taken only when the whole batch is on disk
         for i, raw in enumerate(names):
             name = display_name(raw)
+            if i in diverged:  # no score and no latent file: a failed image, with its reason
+                message = diverged_message(name, diverged[i])
+                failed.append({"image": name, "status": FAILED, "error": message,
+                               **{k: None for k in (result.metrics[i] if i < len(result.metrics) else {})},
+                               "seconds": per_image_s,
+                               "evaluations": float(result.timings.evaluations[i]) if i < len(result.timings.evaluations) else None})
+                self.failures[display_name(str(inputs[i])) if inputs is not None else name] = message
+                continue
             stem = unique_stem(name, used)
             save_image(targets[i], self.out / "images" / f"{stem}_target.png")
             save_image(result.reconstructions[i], self.out / "images" / f"{stem}_recon.png")
@@ -198,7 +217,7 @@ class RunWriter:
                 deltas[name] = f"latents/{stem}_delta.safetensors"
                 if result.pivot is not None and result.pivot.reconstructions is not None:
                     save_image(result.pivot.reconstructions[i], self.out / "images" / f"{stem}_pivot.png")
-            row: dict[str, Any] = {"image": name, **result.metrics[i], "seconds": per_image_s,
+            row: dict[str, Any] = {"image": name, "status": OK, **result.metrics[i], "seconds": per_image_s,
                                    "evaluations": float(result.timings.evaluations[i])}
             if isinstance(result, DiffusionInversion):  # regenerated with other prompts; NFE of both directions
                 edits = {}
@@ -216,6 +235,7 @@ class RunWriter:
         self.used_stems = used
         self.entries += entries
         self.rows += rows
+        self.failed_rows += failed
         self.deltas.update(deltas)
         self.write_tables()
         self.write_index()
@@ -225,15 +245,17 @@ class RunWriter:
         self.failures[display_name(name)] = display_name(message)
 
     def write_tables(self) -> None:
-        """metrics.json and metrics.csv of every image done so far (each rewritten whole, atomically)."""
-        write_text_atomic(self.out / "metrics.json", json.dumps(self.rows, indent=2) + "\n")
+        """metrics.json and metrics.csv of every image done so far (each rewritten whole, atomically):
+        the images done (in run.json's order), then the failed ones; strict JSON (``null``, never ``NaN``)."""
+        table = strict_json_value(self.rows + self.failed_rows)
+        write_text_atomic(self.out / "metrics.json", json.dumps(table, indent=2, allow_nan=False) + "\n")
         fields: list[str] = []
-        for r in self.rows:
+        for r in table:
             fields += [k for k in r if k not in fields]
         text = io.StringIO(newline="")
         writer = csv.DictWriter(text, fieldnames=fields or ["image"])
         writer.writeheader()
-        writer.writerows(self.rows)
+        writer.writerows(table)
         write_text_atomic(self.out / "metrics.csv", text.getvalue())
 
     def write_index(self) -> Path:

@@ -14,6 +14,9 @@ from typing import Any
 from ...errors import CheckpointError
 
 ARCHITECTURES = ("orig", "skip", "resnet")
+# the mapping network's learning-rate multiplier: 0.01 in NVIDIA's and rosinality's code; a value far
+# outside (0, 1000] only comes from a damaged config
+MAX_LR_MULTIPLIER = 1000.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,15 @@ class StyleGAN2Config:
     extra: dict[str, Any] = field(default_factory=dict)  # unrecognised kwargs, kept for info/round-trip
 
     def __post_init__(self) -> None:
+        # float fields: a NaN or absurd value would render every image black (or NaN) without an error
+        lr = self.mapping_lr_multiplier
+        if not isinstance(lr, (int, float)) or not math.isfinite(lr) or not 0 < lr <= MAX_LR_MULTIPLIER:
+            raise CheckpointError(f"StyleGAN2 mapping_lr_multiplier must be a finite number in (0, {MAX_LR_MULTIPLIER:g}], "
+                                  f"got {lr!r}; the checkpoint's config is damaged")
+        clamp = self.conv_clamp
+        if clamp is not None and (not isinstance(clamp, (int, float)) or not math.isfinite(clamp) or clamp <= 0):
+            raise CheckpointError(f"StyleGAN2 conv_clamp must be None or a finite number > 0, got {clamp!r}; "
+                                  "the checkpoint's config is damaged")
         r = self.img_resolution
         if r < 4 or r > 4096 or (r & (r - 1)) != 0:
             raise CheckpointError(f"StyleGAN2 img_resolution must be a power of two >= 4, got {r}")
