@@ -19,11 +19,11 @@ MAX_WIDTH = 65536  # the largest channel count / latent width a config may decla
 _MAX_INT = {"c_dim": 1 << 20, "img_channels": 64, "mapping_layers": 64, "channel_base": 1 << 30, "num_fp16_res": 16}
 
 
-def config_int(value: Any, name: str, lo: int, hi: int) -> int:
-    """``value`` as an int in ``[lo, hi]`` (an int, an integral finite float or a numeric string key);
-    else a CheckpointError naming the field."""
+def config_int(value: Any, name: str, lo: int, hi: int, *, key: bool = False) -> int:
+    """``value`` as an int in ``[lo, hi]`` (an int, an integral finite float, or with ``key`` a numeric
+    string: JSON object keys are strings); else a CheckpointError naming the field."""
     v: Any = value
-    if isinstance(v, str):
+    if isinstance(v, str) and key:
         try:
             v = int(v.strip())
         except ValueError:
@@ -114,7 +114,7 @@ class StyleGAN2Config:
         if self.channels is not None:
             if not isinstance(self.channels, dict) or len(self.channels) > 16:
                 raise CheckpointError(f"StyleGAN2 config field channels must map resolutions to widths, got {short_repr(self.channels)}")
-            object.__setattr__(self, "channels", {config_int(k, "channels (resolution)", 4, 4096):
+            object.__setattr__(self, "channels", {config_int(k, "channels (resolution)", 4, 4096, key=True):
                                                   config_int(v, f"channels[{short_repr(k, 12)}]", 1, MAX_WIDTH)
                                                   for k, v in self.channels.items()})
             missing = [res for res in self.block_resolutions if res not in self.channels]
