@@ -533,3 +533,14 @@ def test_truncated_training_state_is_one_line(tmp_path: Path, tiny_mlp: Any) -> 
     torch.save({"step": torch.tensor(1), "seconds": torch.tensor(0.5), "encoder": {"nope": torch.zeros(1)}}, state)
     with pytest.raises(CheckpointError, match="field encoder"):
         train_encoder(tiny_mlp, tmp_path / "run", opts)
+
+
+def test_invert_refuses_a_hostile_generator_before_writing_anything(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    cfg = tiny_config()
+    path = write_nvidia_pkl(tmp_path / "bomb.pkl", cfg, random_nvidia_state(cfg), extra={"training_set_kwargs": {"x": bomb()}})
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "x.png")
+    refuse(path, capsys, str(MAX_META_NODES),
+           argv=["invert", str(tmp_path / "x.png"), "-g", str(path), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()

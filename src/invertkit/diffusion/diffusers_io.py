@@ -245,7 +245,7 @@ def read_prompts(path: Path) -> dict[str, Tensor]:
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such prompt-embedding file") from None
     except (SafetensorError, OSError) as exc:
-        raise ConfigError(f"{path}: not a readable safetensors file of prompt embeddings ({exc})") from None
+        raise ConfigError(f"{path}: not a readable safetensors file of prompt embeddings ({one_line(exc, 160)})") from exc
     out = {}
     for key, value in raw.items():
         want = 1 if key.startswith("pooled:") else 2

@@ -104,8 +104,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
                 names = zf.namelist()
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise CheckpointError(
-                f"{p}: a zip archive that cannot be opened ({exc}); the file is truncated or corrupted, download it again"
-            ) from None
+                f"{p}: a zip archive that cannot be opened ({one_line(exc, 160)}); the file is truncated or corrupted, download it again"
+            ) from exc
         if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
             return ROSINALITY_PT
         raise CheckpointError(f"{p}: a zip archive but not a PyTorch checkpoint (no data.pkl inside); {_SUPPORTED}")

@@ -232,7 +232,7 @@ def rosinality_to_nvidia(
             resample_filter=_infer_filter(kernel),
         )
     except CheckpointError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
+        raise CheckpointError(f"{path}: {exc}") from exc
     return cfg, _rename_to_nvidia(tensors, cfg, path)
 
 
