@@ -19,14 +19,16 @@ model sampled with another scheduler's betas or prediction type silently produce
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from invertkit.errors import CheckpointError, ConfigError
+from invertkit.untrusted import MetaBudget, check_parameter_count, numel, one_line, safetensors_header, shape_problems, short_repr
 
 # class name in config.json -> (role, parameterisation family)
 NETWORKS = {
@@ -66,11 +68,77 @@ def _read_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing; a diffusers model folder needs it") from None
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not readable JSON ({exc}); re-export the model folder") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise CheckpointError(f"{path}: not readable JSON ({one_line(exc, 160)}); re-export the model folder") from exc
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
     return data
+
+
+# config.json fields that size a network: positive integers (or lists of them), each at most _MAX_SIZE
+_SIZE_FIELDS = (
+    "sample_size", "in_channels", "out_channels", "layers_per_block", "block_out_channels", "norm_num_groups",
+    "attention_head_dim", "num_attention_heads", "cross_attention_dim", "num_layers", "num_single_layers",
+    "patch_size", "latent_channels", "joint_attention_dim", "pooled_projection_dim", "caption_projection_dim",
+    "transformer_layers_per_block", "pos_embed_max_size", "num_class_embeds", "axes_dims_rope",
+    "projection_class_embeddings_input_dim", "time_embedding_dim", "encoder_hid_dim",
+)
+_MAX_SIZE = 1 << 16
+_MAX_DEPTH_FIELDS = {"layers_per_block": 64, "num_layers": 256, "num_single_layers": 256, "transformer_layers_per_block": 64}
+_MAX_INT = 1 << 24  # any other integer of a config (timesteps, class counts ...)
+
+
+def check_config_values(config: dict[str, Any], path: Path) -> None:
+    """Refuse a config.json / scheduler_config.json whose values are of the wrong type or absurd, with
+    one line naming ``path`` and the field: non-finite numbers, integers beyond sane sizes, size
+    fields that are not positive integers, and structures beyond the metadata limits."""
+    budget = MetaBudget(str(path))
+
+    def walk(key: str, value: Any, depth: int) -> None:
+        budget.visit(depth)
+        if isinstance(value, bool) or value is None or isinstance(value, str):
+            return
+        if isinstance(value, float) and not math.isfinite(value):
+            raise CheckpointError(f"{path}: field {key} is {value}, not a finite number")
+        if isinstance(value, int) and abs(value) > _MAX_INT:
+            raise CheckpointError(f"{path}: field {key} is {short_repr(value, 40)}, beyond any real model's size")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{key}.{one_line(k, 40)}", v, depth + 1)
+        elif isinstance(value, list):
+            for v in value:
+                walk(key, v, depth + 1)
+
+    for k, v in config.items():
+        walk(one_line(k, 60), v, 0)
+    for k in _SIZE_FIELDS:
+        value = config.get(k)
+        if value is None:
+            continue
+        items = value if isinstance(value, (list, tuple)) else [value]
+        hi = _MAX_DEPTH_FIELDS.get(k, _MAX_SIZE)
+        if not items or len(items) > 64 or not all(type(x) is int and 0 < x <= hi for x in items):
+            raise CheckpointError(f"{path}: field {k} must be a positive integer (or a list of them) of at most {hi}, "
+                                  f"got {short_repr(value)}")
+
+
+def _inside(file: Path, folder: Path, roots: list[Path]) -> bool:
+    try:
+        real = file.resolve()
+    except (OSError, RuntimeError):
+        return False
+    return any(real == r or r in real.parents for r in roots)
+
+
+def _allowed_roots(folder: Path) -> list[Path]:
+    """Where a component's weight files may lie: inside the folder, or, for a Hugging Face cache snapshot
+    (``models--org--name/snapshots/REV/unet``), in that repository's ``blobs`` (the cache links files there)."""
+    roots = [folder.resolve()]
+    for parent in folder.absolute().parents:
+        if parent.name == "snapshots":
+            roots.append((parent.parent / "blobs").resolve())
+            break
+    return roots
 
 
 def _weight_files(folder: Path) -> list[Path]:
@@ -80,9 +148,20 @@ def _weight_files(folder: Path) -> list[Path]:
             return [folder / name]
     index = folder / "diffusion_pytorch_model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(_read_json(index).get("weight_map", {}).values()))
+        weight_map = _read_json(index).get("weight_map", {})
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise CheckpointError(f"{index}: its weight_map is not a map of tensor names to file names")
+        shards = sorted(set(weight_map.values()))
         if not shards:
             raise CheckpointError(f"{index}: its weight_map is empty")
+        roots = _allowed_roots(folder)
+        for shard in shards:
+            # a shard is a file of this component folder: no absolute path, no "..", no link leading out
+            parts = Path(shard).parts
+            if (not shard or Path(shard).is_absolute() or PureWindowsPath(shard).is_absolute() or ".." in parts
+                    or "\\" in shard or not _inside(folder / shard, folder, roots)):
+                raise CheckpointError(f"{index}: weight_map names {short_repr(shard, 80)}, which lies outside the "
+                                      f"component folder {folder}; refusing to read it")
         return [folder / s for s in shards]
     pickles = sorted(p.name for p in folder.glob("*.bin")) + sorted(p.name for p in folder.glob("*.ckpt"))
     if pickles:
@@ -93,16 +172,16 @@ def _weight_files(folder: Path) -> list[Path]:
     raise CheckpointError(f"{folder}: no diffusion_pytorch_model.safetensors; is this a diffusers component folder?")
 
 
-def _load_weights(model: nn.Module, folder: Path) -> nn.Module:
+def _load_weights(model: nn.Module, folder: Path, files: list[Path]) -> nn.Module:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     state: dict[str, Tensor] = {}
-    for file in _weight_files(folder):
+    for file in files:
         try:
             state.update(load_file(str(file)))
         except (SafetensorError, OSError) as exc:
-            raise CheckpointError(f"{file}: not a readable safetensors file ({exc})") from None
+            raise CheckpointError(f"{file}: not a readable safetensors file ({one_line(exc, 160)})") from exc
     result = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(
@@ -116,20 +195,39 @@ def _build(folder: Path, allowed: dict[str, str] | tuple[str, ...]) -> tuple[nn.
     """Build the diffusers class named in ``folder/config.json`` (one of ``allowed``) and load its weights."""
     config = _read_json(folder / "config.json")
     name = config.get("_class_name")
-    if name not in allowed:
+    if not isinstance(name, str) or name not in allowed:
         raise CheckpointError(
-            f"{folder / 'config.json'}: network class {name!r} is not supported; invertkit loads {', '.join(allowed)}"
+            f"{folder / 'config.json'}: network class {short_repr(name)} is not supported; invertkit loads {', '.join(allowed)}"
         )
     try:
         import diffusers
     except ImportError:
         raise ConfigError("diffusers models need the diffusers package: pip install 'invertkit[diffusion]' (or pip install diffusers)") from None
     cls = getattr(diffusers, name)
+    check_config_values(config, folder / "config.json")
+    files = _weight_files(folder)
+    stored: dict[str, tuple[int, ...]] = {}
+    for file in files:  # headers only: every declared shape is backed by bytes in the file
+        if not file.is_file():
+            raise CheckpointError(f"{file}: missing; the model folder's weight_map names it")
+        stored.update({k: shape for k, (_, shape) in safetensors_header(file, "diffusers weight file")[0].items()})
+    kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
     try:
-        model = cls.from_config({k: v for k, v in config.items() if not k.startswith("_")})
+        with torch.device("meta"):  # the declared network's shapes, without memory
+            expected = {k: tuple(v.shape) for k, v in cls.from_config(kwargs).state_dict().items()}
+    except Exception as exc:  # noqa: BLE001 - diffusers raises many types for a config it cannot build
+        raise CheckpointError(f"{folder / 'config.json'}: diffusers cannot build {name} from it "
+                              f"({type(exc).__name__}: {one_line(exc, 160)})") from exc
+    check_parameter_count(sum(numel(s) for s in expected.values()), folder / "config.json", f"its {name}")
+    problems = shape_problems(expected, stored)
+    if problems:
+        raise CheckpointError(f"{folder}: weights do not match config.json ({'; '.join(problems)}); "
+                              "the folder mixes files of different models")
+    try:
+        model = cls.from_config(kwargs)
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{folder / 'config.json'}: diffusers cannot build {name} from it ({exc})") from None
-    return _load_weights(model, folder), name
+        raise CheckpointError(f"{folder / 'config.json'}: diffusers cannot build {name} from it ({one_line(exc, 160)})") from exc
+    return _load_weights(model, folder, files), name
 
 
 # the largest |value| of a prompt embedding read from a file: text encoders (CLIP, T5) give values
@@ -145,12 +243,14 @@ def read_prompts(path: Path) -> dict[str, Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    if path.is_file():
+        safetensors_header(path, "prompt-embedding file")  # declared shapes backed by the file's bytes
     try:
         raw = load_file(str(path))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such prompt-embedding file") from None
     except (SafetensorError, OSError) as exc:
-        raise ConfigError(f"{path}: not a readable safetensors file of prompt embeddings ({exc})") from None
+        raise ConfigError(f"{path}: not a readable safetensors file of prompt embeddings ({one_line(exc, 160)})") from exc
     out = {}
     for key, value in raw.items():
         want = 1 if key.startswith("pooled:") else 2
@@ -223,10 +323,15 @@ def read_folder(path: str | Path) -> DiffusersFolder:
     network, name = _build(root / parts[0], NETWORKS)
     family = NETWORKS[name]
     scheduler = _read_json(root / "scheduler" / "scheduler_config.json")
+    check_config_values(scheduler, root / "scheduler" / "scheduler_config.json")
+    steps = scheduler.get("num_train_timesteps", 1000)
+    if type(steps) is not int or not 0 < steps <= 100_000:
+        raise CheckpointError(f"{root / 'scheduler' / 'scheduler_config.json'}: field num_train_timesteps must be an "
+                              f"integer between 1 and 100000, got {short_repr(steps)}")
     sched_name = scheduler.get("_class_name", "")
     if (family == "flow") != (sched_name in FLOW_SCHEDULERS):
         raise CheckpointError(
-            f"{root / 'scheduler' / 'scheduler_config.json'}: scheduler {sched_name!r} does not fit a {name} "
+            f"{root / 'scheduler' / 'scheduler_config.json'}: scheduler {short_repr(sched_name)} does not fit a {name} "
             f"({'flow-matching' if family == 'flow' else 'discrete diffusion'} model)"
         )
     vae = _build(root / "vae", ("AutoencoderKL",))[0] if (root / "vae" / "config.json").is_file() else None

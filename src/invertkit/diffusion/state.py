@@ -23,6 +23,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from ..optionfields import Options, option
 from ..registry import Registry
+from ..untrusted import short_repr
 from .guidance import Guidance
 from .model import DiffusionModel, parse_dtype
 from .schedules import DiffusionGrid, FlowGrid
@@ -124,9 +125,9 @@ def options_from_dict(method: str, values: dict[str, Any], where: str) -> Any:
     """The options dataclass of ``method`` from saved values; unknown names are a ConfigError naming ``where``."""
     cls = SAMPLERS.get(method).options
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
+    unknown = sorted(str(k) for k in set(values) - names)
     if unknown:
-        raise ConfigError(f"{where}: options {unknown} are unknown to method {method!r} (written by a newer invertkit?)")
+        raise ConfigError(f"{where}: options {short_repr(unknown, 120)} are unknown to method {method!r} (written by a newer invertkit?)")
     return cls(**values)
 
 

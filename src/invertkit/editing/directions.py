@@ -27,6 +27,7 @@ from torch import Tensor
 from ..errors import CheckpointError, ConfigError, LatentSpaceError
 from ..generators.base import Generator
 from ..generators.capabilities import StyleSpaces
+from ..untrusted import one_line
 
 METADATA_KEY = "invertkit.directions"
 FORMAT_VERSION = 1
@@ -201,7 +202,7 @@ def load_directions(path: str | os.PathLike[str], G: Generator | None = None) ->
                        str(header["space"]), str(header["method"]), [str(n) for n in header.get("names") or []],
                        header.get("layers"), dict(header.get("generator") or {}), dict(header.get("info") or {}))
     except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{p}: invalid directions header ({exc})") from None
+        raise CheckpointError(f"{p}: invalid directions header ({one_line(exc, 160)})") from exc
     if G is not None:
         check_generator(d, G, where=str(p))
     return d

@@ -13,8 +13,10 @@ from typing import Any
 from ..errors import CheckpointError, ConfigError
 from ..generators.base import Generator
 from ..generators.capabilities import StyleSpaces
+from ..untrusted import one_line, short_repr
 
 ARCHS = ("psp", "e4e", "restyle")
+MAX_WIDTH = 8192  # the widest backbone stage a stored encoder config may declare
 
 
 def default_space(G: Generator) -> str:
@@ -101,13 +103,24 @@ class EncoderConfig:
         missing = sorted(names - set(d) - {"blocks", "bootstrap", "bootstrap_sha256"})  # absent from older files
         if missing or set(d) - names:
             raise CheckpointError(f"{where}: encoder config has missing {missing} / unknown {sorted(set(d) - names)} fields")
+        def ints(k: str, value: Any, lo: int, hi: int) -> int:
+            # JSON from a file: exact integers only (no bools, strings or fractions), within sane sizes
+            if type(value) is not int or not lo <= value <= hi:
+                raise ValueError(f"field {k} must be an integer between {lo} and {hi}, got {short_repr(value)}")
+            return value
+
+        def int_list(k: str, value: Any, n: int, lo: int, hi: int) -> tuple[int, ...]:
+            if not isinstance(value, list) or not 1 <= len(value) <= n:
+                raise ValueError(f"field {k} must be a list of 1 to {n} integers, got {short_repr(value)}")
+            return tuple(ints(k, x, lo, hi) for x in value)
+
         try:
             kw = dict(d)
-            kw["latent_shape"] = tuple(int(x) for x in d["latent_shape"])
-            kw["widths"] = tuple(int(x) for x in d["widths"])
-            for k in ("resolution", "channels", "blocks"):
+            kw["latent_shape"] = int_list("latent_shape", d["latent_shape"], 2, 1, 1 << 16)
+            kw["widths"] = int_list("widths", d["widths"], 16, 1, MAX_WIDTH)
+            for k, lo, hi in (("resolution", 8, 4096), ("channels", 1, 16), ("blocks", 1, 16)):
                 if k in kw:
-                    kw[k] = int(kw[k])
+                    kw[k] = ints(k, kw[k], lo, hi)
             for k in ("arch", "generator", "space"):
                 if not isinstance(kw[k], str):
                     raise TypeError(f"{k} must be a string")
@@ -116,7 +129,7 @@ class EncoderConfig:
                     raise TypeError(f"{k} must be a string")
             return cls(**kw)
         except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"{where}: invalid encoder config ({exc})") from None
+            raise CheckpointError(f"{where}: invalid encoder config ({one_line(exc, 200)})") from exc
 
 
 def config_for(G: Generator, arch: str = "psp", *, space: str | None = None, width: int = 32,

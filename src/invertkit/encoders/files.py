@@ -20,6 +20,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..io.safetensors_file import read_safetensors, write_safetensors
+from ..untrusted import check_parameter_count, numel, one_line, safetensors_header, shape_problems, short_repr
 from .config import EncoderConfig
 from .nets import Encoder
 
@@ -43,15 +44,47 @@ def save_encoder(encoder: Encoder, path: str | os.PathLike[str], *, meta: dict[s
 
 
 def read_encoder_file(path: str | os.PathLike[str]) -> tuple[EncoderConfig, dict[str, torch.Tensor], dict[str, Any]]:
-    """Config, tensors and meta of an encoder file; CheckpointError on anything malformed."""
+    """Config, tensors and meta of an encoder file; CheckpointError on anything malformed.
+
+    The config and the header's tensor shapes are checked against each other (and the parameter
+    limit, ``invertkit.untrusted``) before any tensor is read or any network is built.
+    """
     p = Path(path)
-    tensors, payload = read_safetensors(p, METADATA_KEY, "encoder file", "train one with `invertkit train-encoder`")
-    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{p}: unsupported encoder format version "
-                              f"{payload.get('format_version') if isinstance(payload, dict) else '?'} (this invertkit reads {FORMAT_VERSION})")
-    config = EncoderConfig.from_dict(payload.get("config"), where=str(p))
-    meta = payload.get("meta") if isinstance(payload.get("meta"), dict) else {}
+    config, meta = _header_config(p)
+    tensors, _ = read_safetensors(p, METADATA_KEY, "encoder file", "train one with `invertkit train-encoder`")
     return config, tensors, meta
+
+
+def _header_config(p: Path) -> tuple[EncoderConfig, dict[str, Any]]:
+    if not p.is_file():
+        raise CheckpointError(f"{p}: no such encoder file; train one with `invertkit train-encoder`, or check the path")
+    entries, metadata = safetensors_header(p, "encoder file")
+    raw = metadata.get(METADATA_KEY)
+    if raw is None:
+        raise CheckpointError(f"{p}: a safetensors file without the header of an invertkit encoder file ({METADATA_KEY!r}); "
+                              "train one with `invertkit train-encoder`")
+    try:
+        payload = json.loads(raw)
+    except ValueError as exc:
+        raise CheckpointError(f"{p}: the encoder file's header is not valid JSON ({one_line(exc, 120)}); the file is damaged") from exc
+    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+        version = short_repr(payload.get("format_version")) if isinstance(payload, dict) else "?"
+        raise CheckpointError(f"{p}: unsupported encoder format version {version} (this invertkit reads {FORMAT_VERSION})")
+    config = EncoderConfig.from_dict(payload.get("config"), where=str(p))
+    # the network the config declares, on the meta device: shapes without memory
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in Encoder(config).state_dict().items() if v.is_floating_point()}
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise CheckpointError(f"{p}: the encoder config describes no buildable network ({one_line(exc, 160)})") from exc
+    check_parameter_count(sum(numel(s) for s in expected.values()), p, "its encoder config")
+    problems = shape_problems(expected, {k: shape for k, (_, shape) in entries.items()})
+    problems += [f"{k}: dtype {dt}" for k, (dt, _) in entries.items() if k in expected and dt not in ("F32", "F16")]
+    if problems:
+        raise CheckpointError(f"{p}: the encoder weights do not fit its config ({'; '.join(problems[:4])}); "
+                              "the file is damaged or was edited")
+    meta = payload.get("meta") if isinstance(payload.get("meta"), dict) else {}
+    return config, meta
 
 
 def load_encoder(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> Encoder:
@@ -61,19 +94,11 @@ def load_encoder(path: str | os.PathLike[str], device: torch.device | str = "cpu
         CheckpointError: missing/unreadable file, bad config, tensors that do not fit the config.
     """
     config, tensors, meta = read_encoder_file(path)
+    bad = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{path}: the encoder weights do not fit its config ({bad[0]} contains NaN or Inf); "
+                              "the file is damaged or was edited")
     enc = Encoder(config)
-    expected = {k: v for k, v in enc.state_dict().items() if v.is_floating_point()}
-    problems = [f"missing {k}" for k in expected if k not in tensors]
-    problems += [f"unexpected {k}" for k in tensors if k not in expected]
-    problems += [f"{k}: shape {list(tensors[k].shape)}, expected {list(v.shape)}" for k, v in expected.items()
-                 if k in tensors and tensors[k].shape != v.shape]
-    problems += [f"{k}: dtype {tensors[k].dtype}" for k in expected
-                 if k in tensors and tensors[k].dtype not in (torch.float32, torch.float16)]
-    if not problems:
-        problems = [f"{k} contains NaN or Inf" for k in expected if not torch.isfinite(tensors[k]).all()]
-    if problems:
-        shown = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
-        raise CheckpointError(f"{path}: the encoder weights do not fit its config ({shown}); the file is damaged or was edited")
     enc.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=False)  # integer buffers (batch-norm counters) are not stored
     enc.meta = meta
     enc = enc.eval().requires_grad_(False).to(device)

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from ..generators.base import Generator
 from ..generators.capabilities import StyleSpaces, require
 from ..io.atomic import write_atomic
@@ -42,6 +42,8 @@ from ..io.images import make_grid, read_images
 from ..metrics import psnr
 from ..optionfields import Auto, Options, is_auto, option
 from ..runs.interrupt import Interrupts
+from ..store.tensorfiles import torch_load_safe
+from ..untrusted import finite_number, one_line, short_repr
 from .config import ARCHS, config_for
 from .data import Batch, TrainingData, eval_batch
 from .discriminator import LatentDiscriminator, discriminator_loss, generator_loss
@@ -344,7 +346,13 @@ class Trainer:
         path = self.out / "train_state.pt"
         if not path.is_file():
             return False
-        saved = json.loads((self.out / "options.json").read_text())["options"]
+        try:
+            saved = json.loads((self.out / "options.json").read_text())["options"]
+            if not isinstance(saved, dict):
+                raise TypeError("options is not an object")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{self.out / 'options.json'}: unreadable or malformed ({one_line(exc, 120)}); "
+                                  "remove the folder's train_state.pt to start over, or pass another --out") from exc
         if saved.get("unlock_every") == 0:  # invertkit 0.1 wrote 0 for what is now spelled "auto"
             saved["unlock_every"] = "auto"
         now = dataclasses.asdict(self.o)
@@ -352,15 +360,26 @@ class Trainer:
         if differ:
             raise ConfigError(f"{self.out} holds a run with other options ({', '.join(differ)}); "
                               "pass the same options to resume it, or another --out for a new run")
-        state = torch.load(path, map_location=self.G.device, weights_only=True)
-        self.encoder.load_state_dict(state["encoder"])
-        self.opt.load_state_dict(state["opt"])
-        self.data.set_state(state["data"])
-        self.data_state = state["data"]
-        if self.disc is not None:
-            self.disc.load_state_dict(state["disc"])
-            self.disc_opt.load_state_dict(state["disc_opt"])
-        self.step, self.seconds = int(state["step"]), float(state["seconds"])
+        state = torch_load_safe(path, path, map_location=self.G.device)
+        field = "the file"
+        try:  # a damaged or edited resume state is one line naming the field, never a traceback
+            if not isinstance(state, dict):
+                raise TypeError(f"holds a {type(state).__name__}, not a dict")
+            step, seconds = (v.item() if isinstance(v, Tensor) and v.numel() == 1 else v
+                             for v in (state["step"], state["seconds"]))
+            if type(step) is not int or not 0 <= step < 1 << 40 or not finite_number(seconds) or seconds < 0:
+                field = "step / seconds"
+                raise ValueError(f"{short_repr(step)} / {short_repr(seconds)}")
+            for field, target in (("encoder", self.encoder), ("opt", self.opt)) + (
+                    (("disc", self.disc), ("disc_opt", self.disc_opt)) if self.disc is not None else ()):
+                target.load_state_dict(state[field])
+            field = "data"
+            self.data.set_state(state["data"])
+            self.data_state = state["data"]
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+            raise CheckpointError(f"{path}: the training state is damaged or from another run (field {field}: "
+                                  f"{one_line(exc, 120)}); remove it to start over, or pass another --out") from exc
+        self.step, self.seconds = step, float(seconds)
         self.log(f"resuming {self.out} at step {self.step}")
         return True
 

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from ..errors import CheckpointError, ConfigError
 from ..io.safetensors_file import write_safetensors
+from ..untrusted import short_repr
 from .base import Generator
 from .capabilities import Tunable, require
 
@@ -146,6 +147,7 @@ def apply_delta(
             not fit ``G`` (nothing is modified then).
     """
     base = (meta or {}).get("base")
+    base = short_repr(base, 80)[1:-1] if isinstance(base, str) else (None if base is None else short_repr(base, 80))
     fix = f"load it onto the generator it was tuned from ({base!r})" if base else "load it onto the generator it was tuned from"
     if meta and meta.get("base_digest") and meta["base_digest"] != generator_digest(G):
         raise CheckpointError(f"{source}: this weight delta was made for generator {base!r}, not for {G.name!r} (their weights differ); {fix}")

@@ -11,6 +11,7 @@ from typing import Any
 from torch import Tensor
 
 from ..errors import CheckpointError
+from ..untrusted import one_line, safetensors_header
 from .atomic import StorageError, write_atomic
 
 
@@ -55,16 +56,19 @@ def read_safetensors(path: str | os.PathLike[str], key: str, what: str, hint: st
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"{p}: no such {what}; {hint}, or check the path")
-    try:
-        with safe_open(str(p), framework="pt", device="cpu") as f:
-            raw = (f.metadata() or {}).get(key)
-            tensors = {k: f.get_tensor(k) for k in list(f.keys())}
-    except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError ...: a damaged or foreign file
-        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        raise CheckpointError(f"{p}: not a readable {what} ({first}); the file is damaged, or not a .safetensors file") from None
+    # the header first: every tensor's shape must match bytes the file holds (nothing is read before)
+    _, metadata = safetensors_header(p, what)
+    raw = metadata.get(key)
     if raw is None:
         raise CheckpointError(f"{p}: a safetensors file without the header of an invertkit {what} ({key!r}); {hint}")
     try:
-        return tensors, json.loads(raw)
+        header = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{p}: the {what}'s header is not valid JSON ({exc.msg}); the file is damaged") from None
+        raise CheckpointError(f"{p}: the {what}'s header is not valid JSON ({exc.msg}); the file is damaged") from exc
+    try:
+        with safe_open(str(p), framework="pt", device="cpu") as f:
+            tensors = {k: f.get_tensor(k) for k in list(f.keys())}
+    except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError ...: a damaged or foreign file
+        first = one_line(exc, 200) or type(exc).__name__
+        raise CheckpointError(f"{p}: not a readable {what} ({first}); the file is damaged, or not a .safetensors file") from exc
+    return tensors, header

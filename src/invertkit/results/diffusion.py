@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from ..errors import CheckpointError, ConfigError
 from ..generators.base import Generator
 from ..generators.capabilities import require
 from ..io.safetensors_file import read_safetensors, write_safetensors
+from ..untrusted import short_repr
 from .base import InversionResult
 from .files import ItemArrays, write_item
 
@@ -145,6 +147,34 @@ def save_state(path: str | os.PathLike[str], result: DiffusionInversion, i: int,
 # only comes from a damaged file
 MAX_ABS_STATE = 1e6
 
+_OPTION_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+                                              "None": (type(None),)}
+_MAX_STEPS = 100_000
+
+
+def _check_saved_options(cls: type, saved: dict[str, Any], path: Any) -> None:
+    """Each saved option has its declared type (finite numbers, integers of sane size) and one of its
+    choices: a state file is untrusted input, and its options drive the sampler's loops."""
+    for f in dataclasses.fields(cls):
+        if f.name not in saved:
+            continue
+        value = saved[f.name]
+        names = [t.strip() for t in str(f.type).split("|")]
+        kinds = [_OPTION_TYPES[t] for t in names if t in _OPTION_TYPES]
+        if len(kinds) != len(names):
+            continue  # a composite type: left to the options class
+        ok = any(isinstance(value, k) and not (isinstance(value, bool) and bool not in k) for k in kinds)
+        if ok and isinstance(value, float) and not math.isfinite(value):
+            ok = False
+        if ok and isinstance(value, int) and not isinstance(value, bool):
+            ok = abs(value) <= (_MAX_STEPS if f.name == "steps" else 1 << 31)
+        choices = f.metadata.get("choices") if f.metadata else None
+        if ok and choices and value not in choices:
+            ok = False
+        if not ok:
+            raise CheckpointError(f"{path}: field options.{f.name} of the diffusion state's header is {short_repr(value)}, "
+                                  f"not a valid {f.type}; the file is corrupted")
+
 
 def load_state(path: str | os.PathLike[str], G: Generator) -> tuple[str, DiffusionState, Any]:
     """``(method, state [1, ...] on G's device in the run dtype, options)`` of a state file made with ``G``.
@@ -159,15 +189,18 @@ def load_state(path: str | os.PathLike[str], G: Generator) -> tuple[str, Diffusi
         raise CheckpointError(f"{path}: the diffusion state's header is malformed; the file is corrupted")
     method = meta.get("method")
     if not isinstance(method, str) or method not in SAMPLERS:
-        raise CheckpointError(f"{path}: unknown diffusion method {method!r} in its header")
+        raise CheckpointError(f"{path}: unknown diffusion method {short_repr(method)} in its header")
     version = meta.get("format_version", 1)
-    if not isinstance(version, int) or version > STATE_FORMAT:
-        raise CheckpointError(f"{path}: diffusion state format {version!r} is newer than this invertkit reads ({STATE_FORMAT}); upgrade invertkit")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{path}: field format_version of the diffusion state's header is {short_repr(version)}, "
+                              "not a format number; the file is corrupted")
+    if version > STATE_FORMAT:
+        raise CheckpointError(f"{path}: diffusion state format {short_repr(version)} is newer than this invertkit reads ({STATE_FORMAT}); upgrade invertkit")
     same = meta.get("fingerprint") == G.fingerprint() if meta.get("fingerprint") else meta.get("model") == _identity(D)
     if meta.get("generator") != G.name or not same:
-        raise ConfigError(f"{path} was made with generator {meta.get('generator')!r}; pass that generator, not {G.name!r} "
+        raise ConfigError(f"{path} was made with generator {short_repr(meta.get('generator'))}; pass that generator, not {G.name!r} "
                           "(their weights differ)" if meta.get("generator") == G.name else
-                          f"{path} was made with generator {meta.get('generator')!r}; pass that generator, not {G.name!r}")
+                          f"{path} was made with generator {short_repr(meta.get('generator'))}; pass that generator, not {G.name!r}")
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"{path}: tensor {bad[0]} of the diffusion state is not finite; the file is corrupted, "
@@ -178,10 +211,19 @@ def load_state(path: str | os.PathLike[str], G: Generator) -> tuple[str, Diffusi
         raise CheckpointError(f"{path}: tensor {big[0][0]} of the diffusion state holds a value of {big[0][1]:.3g}, beyond "
                               f"{MAX_ABS_STATE:g} (noise latents and method states are of order 1 to 100); the file is "
                               "corrupted, re-run the inversion that wrote it")
-    options = options_from_dict(method, {**ASSUMED_WHEN_ABSENT.get(method, {}), **dict(meta.get("options") or {})}, str(path))
+    saved = meta.get("options") or {}
+    lists = meta.get("lists") or []
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path}: field options of the diffusion state's header is not an object; the file is corrupted")
+    if not isinstance(lists, list) or not all(isinstance(k, str) and k in tensors for k in lists):
+        raise CheckpointError(f"{path}: field lists of the diffusion state's header does not name its tensors; the file is corrupted")
+    if "x_T" not in tensors:
+        raise CheckpointError(f"{path}: the diffusion state holds no x_T tensor; the file is corrupted")
+    _check_saved_options(SAMPLERS.get(method).options, saved, path)
+    options = options_from_dict(method, {**ASSUMED_WHEN_ABSENT.get(method, {}), **saved}, str(path))
     dtype = parse_dtype(options.dtype)
     to = {k: v.to(D.device, dtype) if v.is_floating_point() else v.to(D.device) for k, v in tensors.items()}
-    lists = set(meta.get("lists") or [])
+    lists = set(lists)
     extra: dict[str, Any] = {k: (list(v.unbind(0)) if k in lists else v) for k, v in to.items() if k != "x_T"}
     return method, DiffusionState(to["x_T"], 0, extra), options
 

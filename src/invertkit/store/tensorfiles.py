@@ -7,13 +7,53 @@ plain containers is refused instead of executed.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import pickle
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
+from ..untrusted import check_stored_bytes, one_line
+
+_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def torch_load_safe(source: str | os.PathLike[str] | BinaryIO, where: Any, *, map_location: Any = "cpu",
+                    allow: Sequence[type] = ()) -> Any:
+    """``torch.load(source, weights_only=True)`` with every failure as one CheckpointError line naming ``where``.
+
+    A payload that a weights-only load refuses (objects other than tensors and plain containers,
+    which a full load would construct and which could execute code) is named as such; torch's own
+    message, which suggests the unsafe ``weights_only=False``, is never quoted. ``allow``: extra
+    plain-data classes to accept (e.g. ``argparse.Namespace``).
+    """
+    try:
+        if allow:
+            with torch.serialization.safe_globals(list(allow)):
+                return torch.load(source, map_location=map_location, weights_only=True)
+        return torch.load(source, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        msg = str(exc)
+        if "weights only" in msg.lower() or "weights_only" in msg.lower() or _GLOBAL_RE.search(msg):
+            m = _GLOBAL_RE.search(msg)
+            what = f" ({one_line(m.group(1), 80)})" if m else ""
+            raise CheckpointError(
+                f"refusing to load {where}: it holds Python objects other than tensors{what}, which could execute "
+                "code when loaded; invertkit reads only tensors and plain containers from PyTorch files, so re-save "
+                "just the weights (a state dict) in a trusted environment"
+            ) from exc
+        raise CheckpointError(f"{where}: not a readable PyTorch file ({one_line(msg, 160)}); the file is truncated or corrupted") from exc
+    except MemoryError as exc:
+        raise CheckpointError(f"{where}: not enough memory to read this PyTorch file") from exc
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged files
+        first = one_line(exc, 160) or type(exc).__name__
+        raise CheckpointError(
+            f"{where}: cannot be read as a PyTorch file ({first}); the file is truncated or corrupted, copy it again"
+        ) from exc
 
 
 def read_state_dict(path: str | os.PathLike[str], key: str | None = None) -> dict[str, Tensor]:
@@ -21,17 +61,14 @@ def read_state_dict(path: str | os.PathLike[str], key: str | None = None) -> dic
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file; pass the path of the weight file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for bad files; all mean "not a safe tensor file"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable tensor checkpoint ({first[:200]})") from None
+    obj = torch_load_safe(path, path)
     if key is not None:
         if not isinstance(obj, Mapping) or key not in obj:
             raise CheckpointError(f"{path}: expected a dict with key {key!r}; is this the right weight file?")
         obj = obj[key]
     if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: expected a dict of tensors (a state dict)")
+    check_stored_bytes(obj, path)
     return dict(obj)
 
 

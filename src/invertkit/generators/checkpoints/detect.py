@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from torch import Tensor
 
 from ...errors import CheckpointError
 from ...store.tensorfiles import layout_problems
+from ...untrusted import MetaBudget, check_parameter_count, check_stored_bytes, numel, one_line, safetensors_header_length
 from ..stylegan2.config import StyleGAN2Config
 
 NVIDIA_PKL = "nvidia-pkl"
@@ -43,7 +43,6 @@ _SUPPORTED = (
 # 0x1950a86a20f9469cfc6c, stored little-endian.
 _TORCH_LEGACY_PREFIX = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 _ZIP_MAGIC = b"PK\x03\x04"
-_MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024  # the safetensors library's own limit
 
 
 @dataclass
@@ -105,19 +104,20 @@ def detect_format(path: str | os.PathLike[str]) -> str:
                 names = zf.namelist()
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise CheckpointError(
-                f"{p}: a zip archive that cannot be opened ({exc}); the file is truncated or corrupted, download it again"
-            ) from None
+                f"{p}: a zip archive that cannot be opened ({one_line(exc, 160)}); the file is truncated or corrupted, download it again"
+            ) from exc
         if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
             return ROSINALITY_PT
         raise CheckpointError(f"{p}: a zip archive but not a PyTorch checkpoint (no data.pkl inside); {_SUPPORTED}")
+    # safetensors first: a header length whose low bytes read 0x80 0x02..0x05 (640, 896, 1152 or 1408
+    # modulo 65536) looks like a pickle's PROTO opcode. The safetensors test is strict (a length that
+    # fits the file, then "{" at byte 8), which no pickle torch or NVIDIA write satisfies.
+    if safetensors_header_length(head, size) is not None:
+        return NATIVE
     if head.startswith(_TORCH_LEGACY_PREFIX):
         return ROSINALITY_PT
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return NVIDIA_PKL
-    if len(head) >= 9:
-        (n,) = struct.unpack("<Q", head[:8])
-        if 2 <= n <= min(size - 8, _MAX_SAFETENSORS_HEADER) and head[8:9] == b"{":
-            return NATIVE
     raise CheckpointError(f"{p}: unrecognised checkpoint content (first bytes {head[:8]!r}); {_SUPPORTED}")
 
 
@@ -214,17 +214,21 @@ def validate_state_dict(
     """
     want = nvidia_layout(cfg)
     fix = f"; {hint}" if hint else ""
+    check_parameter_count(sum(numel(s) for s in want.values()), path, "its StyleGAN2 configuration")
     parts = layout_problems(want, state)
     if parts:
         raise CheckpointError(
             f"{path}: weights do not fit the StyleGAN2 configuration ({cfg.img_resolution}px, "
             f"w_dim={cfg.w_dim}, {cfg.mapping_layers} mapping layers): {'; '.join(parts)}{fix}"
         )
+    for k in want:
+        if not isinstance(state[k], Tensor):
+            raise CheckpointError(f"{path}: entry {k} is a {type(state[k]).__name__}, not a tensor{fix}")
+    # before any copy: a copy allocates what a (zero-stride, shared) view claims, not what the file holds
+    check_stored_bytes({k: state[k] for k in want}, path)
     out: dict[str, Tensor] = {}
     for k in want:
         t = state[k]
-        if not isinstance(t, Tensor):
-            raise CheckpointError(f"{path}: entry {k} is a {type(t).__name__}, not a tensor{fix}")
         if not t.is_floating_point():
             raise CheckpointError(f"{path}: tensor {k} has dtype {t.dtype}, expected floating point{fix}")
         t = t.detach().to("cpu", torch.float32).contiguous().clone()
@@ -239,26 +243,32 @@ def validate_state_dict(
 # ------------------------------------------------------------------------------------------------
 
 
-def jsonable(obj: Any, depth: int = 0) -> Any:
-    """A JSON-serialisable copy of ``obj`` (dict subclasses -> dict, numpy scalars -> numbers, tensors -> a shape note)."""
-    if depth > 20:
-        return "..."
+def jsonable(obj: Any, depth: int = 0, budget: MetaBudget | None = None) -> Any:
+    """A JSON-serialisable copy of ``obj`` (dict subclasses -> dict, numpy scalars -> numbers, tensors -> a shape note).
+
+    The walk is bounded: at most ``MAX_META_NODES`` values and ``MAX_META_DEPTH`` levels (``invertkit.untrusted``);
+    past them a CheckpointError names the limit (one object referenced from many places counts each time).
+    """
+    budget = budget if budget is not None else MetaBudget("metadata")
+    budget.visit(depth)
     if obj is None or isinstance(obj, (bool, str)):
-        return obj
+        return one_line(obj, 1000) if isinstance(obj, str) and not obj.isprintable() else obj
     if isinstance(obj, int):
         return int(obj)
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else str(obj)
     if isinstance(obj, Mapping):
-        return {str(k): jsonable(v, depth + 1) for k, v in obj.items()}
+        return {one_line(k, 200): jsonable(v, depth + 1, budget) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set, frozenset)):
-        return [jsonable(v, depth + 1) for v in obj]
+        return [jsonable(v, depth + 1, budget) for v in obj]
     if isinstance(obj, Tensor):
         return f"<tensor {list(obj.shape)}>"
     item = getattr(obj, "item", None)  # numpy scalars
     if callable(item) and getattr(obj, "shape", None) == ():
         try:
-            return jsonable(item(), depth + 1)
+            return jsonable(item(), depth + 1, budget)
+        except CheckpointError:
+            raise
         except Exception:  # noqa: BLE001 - fall through to the type name
             pass
     return f"<{type(obj).__name__}>"

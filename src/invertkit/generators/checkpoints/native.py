@@ -20,12 +20,14 @@ from torch import Tensor
 
 from ...errors import CheckpointError
 from ...io.safetensors_file import write_safetensors
+from ...untrusted import check_parameter_count, numel, one_line, safetensors_header, shape_problems, short_repr
 from ..stylegan2.config import StyleGAN2Config
 from .detect import (
     NATIVE,
     LoadedCheckpoint,
     check_file,
     jsonable,
+    nvidia_layout,
     unpack_generator,
     validate_state_dict,
 )
@@ -78,7 +80,7 @@ def _payload(p: Path, metadata: dict[str, str] | None) -> dict[str, Any]:
     try:
         payload = json.loads(metadata[METADATA_KEY])
     except ValueError as exc:
-        raise CheckpointError(f"{p}: invertkit metadata is not valid JSON ({exc}); the file is corrupted") from None
+        raise CheckpointError(f"{p}: invertkit metadata is not valid JSON ({one_line(exc)}); the file is corrupted") from exc
     if not isinstance(payload, dict) or payload.get("format") != "invertkit":
         raise CheckpointError(f"{p}: invertkit metadata is malformed (no format: 'invertkit'); the file is corrupted")
     version = payload.get("format_version")
@@ -90,7 +92,7 @@ def _payload(p: Path, metadata: dict[str, str] | None) -> dict[str, Any]:
         )
     arch = payload.get("architecture")
     if arch not in ARCHITECTURES:
-        raise CheckpointError(f"{p}: architecture {arch!r} is not supported by this invertkit ({', '.join(ARCHITECTURES)})")
+        raise CheckpointError(f"{p}: architecture {short_repr(arch)} is not supported by this invertkit ({', '.join(ARCHITECTURES)})")
     if not isinstance(payload.get("config"), dict):
         raise CheckpointError(f"{p}: invertkit metadata lacks the generator config; the file is corrupted")
     return payload
@@ -106,21 +108,28 @@ def read_native(path: str | os.PathLike[str]) -> LoadedCheckpoint:
     p = check_file(path)
     from safetensors import safe_open
 
-    try:
-        with safe_open(str(p), framework="pt", device="cpu") as f:
-            payload = _payload(p, f.metadata())
-            tensors: dict[str, Tensor] = {k: f.get_tensor(k) for k in f.keys()}
-    except CheckpointError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError, ...: a damaged file
-        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        raise CheckpointError(
-            f"{p}: not a valid safetensors file ({first}); the header or data is corrupted or truncated"
-        ) from None
+    # the header alone (shapes, byte ranges) is checked against the stored config before any tensor is read
+    entries, metadata = safetensors_header(p)
+    payload = _payload(p, metadata)
     try:
         cfg = StyleGAN2Config.from_dict(payload["config"])
     except CheckpointError as exc:
-        raise CheckpointError(f"{p}: invalid config in invertkit metadata: {exc}") from None
+        raise CheckpointError(f"{p}: invalid config in invertkit metadata: {exc}") from exc
+    want = nvidia_layout(cfg)
+    check_parameter_count(sum(numel(s) for s in want.values()), p, "its StyleGAN2 config")
+    problems = shape_problems(want, {k: shape for k, (_, shape) in entries.items()})
+    if problems:
+        raise CheckpointError(
+            f"{p}: weights do not fit the StyleGAN2 configuration ({cfg.img_resolution}px, w_dim={cfg.w_dim}, "
+            f"{cfg.mapping_layers} mapping layers): {'; '.join(problems)}; the file's tensors disagree with its stored config"
+        )
+    try:
+        with safe_open(str(p), framework="pt", device="cpu") as f:
+            tensors: dict[str, Tensor] = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError, ...: a damaged file
+        raise CheckpointError(
+            f"{p}: not a valid safetensors file ({one_line(exc)}); the header or data is corrupted or truncated"
+        ) from exc
     sd = validate_state_dict(tensors, cfg, p, hint="the file's tensors disagree with its stored config")
     meta = {"source_format": NATIVE, "format_version": payload["format_version"]}
     source = payload.get("source")

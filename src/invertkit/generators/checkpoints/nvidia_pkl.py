@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import io
+import math
 import os
 import pickle
 from collections import OrderedDict
@@ -34,6 +35,8 @@ import torch
 from torch import Tensor
 
 from ...errors import CheckpointError
+from ...store.tensorfiles import torch_load_safe
+from ...untrusted import MetaBudget, one_line, short_repr
 from ..stylegan2.config import ARCHITECTURES, StyleGAN2Config
 from .detect import NVIDIA_PKL, LoadedCheckpoint, check_file, estimate_w_avg, jsonable, validate_state_dict
 
@@ -76,7 +79,8 @@ class PersistentRecord:
 
     @property
     def class_name(self) -> str:
-        return str(self.meta.get("class_name", ""))
+        name = self.meta.get("class_name", "")
+        return one_line(name, 80) if isinstance(name, str) else ""
 
     @property
     def state(self) -> dict[str, Any]:
@@ -109,7 +113,7 @@ def _load_storage_from_bytes(b: Any) -> Any:
     # same bytes accepts every storage torch itself writes.
     if not isinstance(b, (bytes, bytearray)):
         raise TypeError("storage payload is not bytes")
-    obj = torch.load(io.BytesIO(bytes(b)), map_location="cpu", weights_only=True)
+    obj = torch_load_safe(io.BytesIO(bytes(b)), "a tensor storage inside the pickle")
     if not isinstance(obj, _STORAGE_TYPES):
         raise TypeError(f"storage payload holds a {type(obj).__name__}, not a storage")
     return obj
@@ -132,6 +136,10 @@ def _rebuild_parameter(data: Any, *_: Any, **__: Any) -> Tensor:
 def _numpy_reconstruct(subtype: Any, shape: Any, typecode: Any) -> np.ndarray:
     if subtype is not np.ndarray:
         raise TypeError("numpy array of a subclass")
+    # numpy pickles an array as an empty one that __setstate__ fills from stored bytes; a declared
+    # non-empty shape here would allocate memory the file does not hold
+    if not isinstance(shape, tuple) or len(shape) > 32 or 0 not in shape:
+        raise TypeError("numpy array rebuilt with a non-empty shape")
     return np.ndarray.__new__(np.ndarray, shape, typecode)
 
 
@@ -201,13 +209,13 @@ class RestrictedUnpickler(pickle.Unpickler):
             mod = _compat_pickle.IMPORT_MAPPING[mod]
         if mod == "dnnlib.tflib" or mod.startswith("dnnlib.tflib."):
             raise CheckpointError(
-                f"{self._path} is a legacy TensorFlow StyleGAN/StyleGAN2 pickle ({module}.{name}), which invertkit "
+                f"{self._path} is a legacy TensorFlow StyleGAN/StyleGAN2 pickle ({one_line(module, 80)}.{one_line(name, 80)}), which invertkit "
                 f"cannot read directly; {_LEGACY_HINT}"
             )
         value = _ALLOWED.get((mod, nm))
         if value is None:
             raise CheckpointError(
-                f"refusing to load {self._path}: pickle references {module}.{name}, which is not allowed in a "
+                f"refusing to load {self._path}: pickle references {one_line(module, 80)}.{one_line(name, 80)}, which is not allowed in a "
                 "network pickle (only tensors, arrays and NVIDIA persistence records are read; nothing in the file "
                 "is executed). The file is not a StyleGAN2 network pickle or has been tampered with"
             )
@@ -226,22 +234,24 @@ def safe_unpickle(path: str | os.PathLike[str]) -> Any:
     try:
         with open(p, "rb") as f:
             return RestrictedUnpickler(f, p).load()
-    except CheckpointError:
-        raise
+    except CheckpointError as exc:
+        if str(exc).startswith(str(p)) or str(exc).startswith(f"refusing to load {p}"):
+            raise
+        raise CheckpointError(f"{p}: {exc}") from exc
     except (EOFError, pickle.UnpicklingError) as exc:
         raise CheckpointError(
-            f"{p}: not a complete pickle ({exc or type(exc).__name__}); the file is truncated or corrupted, "
+            f"{p}: not a complete pickle ({one_line(exc, 160) or type(exc).__name__}); the file is truncated or corrupted, "
             "download or copy it again"
-        ) from None
+        ) from exc
     except RecursionError:
         raise CheckpointError(f"{p}: pickle is nested too deeply to be a network pickle") from None
     except MemoryError:
         raise CheckpointError(f"{p}: not enough memory to read this pickle") from None
     except Exception as exc:  # noqa: BLE001 - any rebuild error means a malformed file
         raise CheckpointError(
-            f"{p}: cannot be read as a network pickle ({type(exc).__name__}: {exc}); the file is corrupted "
+            f"{p}: cannot be read as a network pickle ({type(exc).__name__}: {one_line(exc, 160)}); the file is corrupted "
             "or not a StyleGAN2-ADA pickle"
-        ) from None
+        ) from exc
 
 
 # ------------------------------------------------------------------------------------------------
@@ -257,8 +267,10 @@ def flatten_module_state(
     Parameters, then persistent buffers (``_non_persistent_buffers_set`` excluded), then submodules.
     """
     out: dict[str, Tensor] = {}
+    budget = MetaBudget(str(path))
 
     def visit(rec: PersistentRecord, pre: str, depth: int) -> None:
+        budget.visit(depth)  # a record may be referenced from many places: bound the walk in nodes and depth
         if depth > 32:
             raise CheckpointError(f"{path}: network modules are nested too deeply")
         st = rec.state
@@ -268,6 +280,9 @@ def flatten_module_state(
             if not isinstance(entries, Mapping):
                 raise CheckpointError(f"{path}: {pre or 'network'} has a malformed {group} entry")
             for name, value in entries.items():
+                budget.visit(depth + 1)
+                if not isinstance(name, str):
+                    raise CheckpointError(f"{path}: {pre or 'network'} has a {group} entry named {short_repr(name)}")
                 if value is None or (group == "_buffers" and name in non_persistent):
                     continue
                 if not isinstance(value, Tensor):
@@ -277,6 +292,8 @@ def flatten_module_state(
         if not isinstance(modules, Mapping):
             raise CheckpointError(f"{path}: {pre or 'network'} has a malformed _modules entry")
         for name, sub in modules.items():
+            if not isinstance(name, str):
+                raise CheckpointError(f"{path}: {pre or 'network'} has a submodule named {short_repr(name)}")
             if sub is None:
                 continue
             if not isinstance(sub, PersistentRecord):
@@ -294,13 +311,27 @@ _IGNORED_MAPPING = {"w_avg_beta"}
 
 
 def _as_int(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise CheckpointError(f"{what} must be an integer, got {value!r}")
+    if hasattr(value, "__index__"):
+        return int(value.__index__())  # int, numpy integers
     try:
         f = float(value)
-    except (TypeError, ValueError):
-        raise CheckpointError(f"{what} must be a number, got {value!r}") from None
-    if f != int(f):
-        raise CheckpointError(f"{what} must be an integer, got {value!r}")
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CheckpointError(f"{what} must be a number, got {short_repr(value)}") from exc
+    if not math.isfinite(f) or f != int(f):
+        raise CheckpointError(f"{what} must be an integer, got {short_repr(value)}")
     return int(f)
+
+
+def _as_float(value: Any, what: str) -> float:
+    try:
+        f = float(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CheckpointError(f"{what} must be a number, got {short_repr(value)}") from exc
+    if not math.isfinite(f):
+        raise CheckpointError(f"{what} must be a finite number, got {short_repr(value)}")
+    return f
 
 
 def config_from_nvidia_kwargs(
@@ -334,7 +365,7 @@ def config_from_nvidia_kwargs(
 
     activation = mapping.pop("activation", "lrelu")
     if activation != "lrelu":
-        raise CheckpointError(f"mapping activation {activation!r} is not supported (only 'lrelu')")
+        raise CheckpointError(f"mapping activation {short_repr(activation)} is not supported (only 'lrelu')")
     cfg: dict[str, Any] = {
         "z_dim": _as_int(top["z_dim"], "z_dim"),
         "c_dim": _as_int(top["c_dim"], "c_dim"),
@@ -345,7 +376,7 @@ def config_from_nvidia_kwargs(
     if "num_layers" in mapping:
         cfg["mapping_layers"] = _as_int(mapping.pop("num_layers"), "mapping num_layers")
     if "lr_multiplier" in mapping:
-        cfg["mapping_lr_multiplier"] = float(mapping.pop("lr_multiplier"))
+        cfg["mapping_lr_multiplier"] = _as_float(mapping.pop("lr_multiplier"), "mapping lr_multiplier")
     for src, dst in (("layer_features", "mapping_layer_features"), ("embed_features", "embed_features")):
         if src in mapping:
             v = mapping.pop(src)
@@ -353,33 +384,39 @@ def config_from_nvidia_kwargs(
     for k in _IGNORED_MAPPING & set(mapping):
         ignored[f"mapping.{k}"] = mapping.pop(k)
     if mapping:
-        raise CheckpointError(f"unsupported mapping network options {sorted(mapping)}")
+        raise CheckpointError(f"unsupported mapping network options {short_repr(sorted(map(str, mapping)), 160)}")
 
     act = synthesis.pop("activation", "lrelu")
     if act != "lrelu":
-        raise CheckpointError(f"synthesis activation {act!r} is not supported (only 'lrelu')")
+        raise CheckpointError(f"synthesis activation {short_repr(act)} is not supported (only 'lrelu')")
     ks = synthesis.pop("kernel_size", 3)
     if _as_int(ks, "kernel_size") != 3:
-        raise CheckpointError(f"synthesis kernel_size {ks!r} is not supported (only 3)")
+        raise CheckpointError(f"synthesis kernel_size {short_repr(ks)} is not supported (only 3)")
     for src in ("channel_base", "channel_max", "num_fp16_res"):
         if src in synthesis:
             cfg[src] = _as_int(synthesis.pop(src), src)
     if "conv_clamp" in synthesis:
         v = synthesis.pop("conv_clamp")
-        cfg["conv_clamp"] = None if v is None else float(v)
+        cfg["conv_clamp"] = None if v is None else _as_float(v, "conv_clamp")
     if "architecture" in synthesis:
         arch = synthesis.pop("architecture")
-        if arch not in ARCHITECTURES:
-            raise CheckpointError(f"synthesis architecture {arch!r} is not supported ({', '.join(ARCHITECTURES)})")
+        if not isinstance(arch, str) or arch not in ARCHITECTURES:
+            raise CheckpointError(f"synthesis architecture {short_repr(arch)} is not supported ({', '.join(ARCHITECTURES)})")
         cfg["architecture"] = str(arch)
     if "resample_filter" in synthesis:
-        cfg["resample_filter"] = tuple(_as_int(v, "resample_filter tap") for v in synthesis.pop("resample_filter"))
+        taps = synthesis.pop("resample_filter")
+        if not isinstance(taps, (list, tuple)) or len(taps) > 16:
+            raise CheckpointError(f"synthesis resample_filter must be a short list of integers, got {short_repr(taps)}")
+        cfg["resample_filter"] = tuple(_as_int(v, "resample_filter tap") for v in taps)
     if "use_noise" in synthesis:
-        cfg["use_noise"] = bool(synthesis.pop("use_noise"))
+        noise = synthesis.pop("use_noise")
+        if not isinstance(noise, (bool, np.bool_)):
+            raise CheckpointError(f"synthesis use_noise must be true or false, got {short_repr(noise)}")
+        cfg["use_noise"] = bool(noise)
     for k in _IGNORED_SYNTHESIS & set(synthesis):
         ignored[f"synthesis.{k}"] = synthesis.pop(k)
     if synthesis:
-        raise CheckpointError(f"unsupported synthesis network options {sorted(synthesis)}")
+        raise CheckpointError(f"unsupported synthesis network options {short_repr(sorted(map(str, synthesis)), 160)}")
     return StyleGAN2Config(**cfg), ignored
 
 
@@ -413,11 +450,12 @@ def read_nvidia_pkl(path: str | os.PathLike[str]) -> LoadedCheckpoint:
     p = check_file(path)
     data = safe_unpickle(p)
     meta: dict[str, Any] = {"source_format": NVIDIA_PKL}
+    budget = MetaBudget(str(p))  # one budget for every walk of this file's metadata
     if isinstance(data, PersistentRecord):
         record, key = data, None
         meta["pickle_content"] = "a single network"
     elif isinstance(data, dict):
-        keys = [str(k) for k in data.keys()]
+        keys = [short_repr(k, 40) if not isinstance(k, str) else one_line(k, 40) for k in list(data.keys())[:50]]
         meta["pickle_keys"] = keys
         key = "G_ema" if data.get("G_ema") is not None else ("G" if data.get("G") is not None else None)
         if key is None:
@@ -429,7 +467,7 @@ def read_nvidia_pkl(path: str | os.PathLike[str]) -> LoadedCheckpoint:
         if key == "G":
             meta["note"] = "no G_ema in the pickle: loaded the training generator G (not the moving average)"
         if isinstance(data.get("training_set_kwargs"), Mapping):
-            meta["training_set_kwargs"] = jsonable(data["training_set_kwargs"])
+            meta["training_set_kwargs"] = jsonable(data["training_set_kwargs"], budget=budget)
     elif isinstance(data, tuple):
         raise CheckpointError(f"{p}: pickle holds a tuple, not a network dict; if it is a TensorFlow pickle, {_LEGACY_HINT}")
     else:
@@ -441,7 +479,7 @@ def read_nvidia_pkl(path: str | os.PathLike[str]) -> LoadedCheckpoint:
             "pass a network pickle written by stylegan2-ada-pytorch or stylegan3"
         )
     if record.meta.get("type", "class") != "class":
-        raise CheckpointError(f"{p}: {where} has unknown persistent record type {record.meta.get('type')!r}")
+        raise CheckpointError(f"{p}: {where} has unknown persistent record type {short_repr(record.meta.get('type'))}")
     if _is_stylegan3(record):
         raise CheckpointError(
             f"{p}: StyleGAN3 (alias-free) generators are not supported yet; use a StyleGAN2 / StyleGAN2-ADA pickle"
@@ -457,16 +495,16 @@ def read_nvidia_pkl(path: str | os.PathLike[str]) -> LoadedCheckpoint:
     try:
         config, ignored = config_from_nvidia_kwargs(init_kwargs, tuple(init_args), attrs)
     except CheckpointError as exc:
-        raise CheckpointError(f"{p}: {exc}") from None
+        raise CheckpointError(f"{p}: {exc}") from exc
     meta.update(
         network=key or "single network",
         class_name=record.class_name,
         code=_source_repository(record),
-        persistence_version=jsonable(record.meta.get("version")),
-        init_kwargs=jsonable(dict(init_kwargs)),
+        persistence_version=jsonable(record.meta.get("version"), budget=budget),
+        init_kwargs=jsonable(dict(init_kwargs), budget=budget),
     )
     if ignored:
-        meta["ignored_kwargs"] = jsonable(ignored)
+        meta["ignored_kwargs"] = jsonable(ignored, budget=budget)
     sd = flatten_module_state(record, p)
     if "mapping.w_avg" not in sd:  # networks built with w_avg_beta=None do not track it
         sd["mapping.w_avg"] = torch.zeros(config.w_dim)  # placeholder so shapes validate

@@ -40,9 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
-import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +47,8 @@ import torch
 from torch import Tensor
 
 from ...errors import CheckpointError
+from ...store.tensorfiles import torch_load_safe
+from ...untrusted import check_stored_bytes, short_repr
 from ..stylegan2.config import StyleGAN2Config
 from .detect import (
     ROSINALITY_PT,
@@ -233,7 +232,7 @@ def rosinality_to_nvidia(
             resample_filter=_infer_filter(kernel),
         )
     except CheckpointError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
+        raise CheckpointError(f"{path}: {exc}") from exc
     return cfg, _rename_to_nvidia(tensors, cfg, path)
 
 
@@ -304,9 +303,6 @@ def _rename_to_nvidia(tensors: dict[str, Tensor], cfg: StyleGAN2Config, path: st
 # files
 # ------------------------------------------------------------------------------------------------
 
-_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
-
-
 def load_torch_file(path: str | os.PathLike[str]) -> Any:
     """``torch.load(path, map_location="cpu", weights_only=True)`` with every failure as a CheckpointError.
 
@@ -314,30 +310,7 @@ def load_torch_file(path: str | os.PathLike[str]) -> Any:
     holds attribute values.
     """
     p = check_file(path)
-    safe_globals = getattr(torch.serialization, "safe_globals", None)
-    try:
-        if safe_globals is not None:
-            with safe_globals([argparse.Namespace]):
-                return torch.load(p, map_location="cpu", weights_only=True)
-        return torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        msg = str(exc)
-        m = _GLOBAL_RE.search(msg)
-        if m or "weights only" in msg.lower() or "weights_only" in msg.lower():
-            what = f" ({m.group(1)})" if m else ""
-            raise CheckpointError(
-                f"refusing to load {p}: it holds Python objects other than tensors{what}, which a weights-only load "
-                "does not execute; re-save just the generator weights, e.g. torch.save({'g_ema': g_ema.state_dict()}, ...) "
-                "in a trusted environment"
-            ) from None
-        raise CheckpointError(f"{p}: not a readable PyTorch checkpoint ({msg.splitlines()[0][:200]}); the file is corrupted") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        raise CheckpointError(
-            f"{p}: cannot be read as a PyTorch checkpoint ({first}); the file is truncated or corrupted, download it again"
-        ) from None
-    except Exception as exc:  # noqa: BLE001
-        raise CheckpointError(f"{p}: cannot be read as a PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    return torch_load_safe(p, p, allow=(argparse.Namespace,))
 
 
 def _embedded_config(data: dict[str, Any]) -> tuple[StyleGAN2Config | None, float | None]:
@@ -379,7 +352,7 @@ def read_rosinality(path: str | os.PathLike[str]) -> LoadedCheckpoint:
         key = None
         meta["note"] = "a bare generator state dict (no g_ema wrapper)"
     else:
-        keys = ", ".join(sorted(str(k) for k in data)[:8]) or "none"
+        keys = ", ".join(sorted(short_repr(k, 40) for k in list(data)[:50])[:8]) or "none"
         raise CheckpointError(
             f"{p}: no 'g_ema' generator in this checkpoint (keys: {keys}); pass a rosinality stylegan2-pytorch "
             "checkpoint such as 550000.pt or one written by convert_weight.py"
@@ -387,7 +360,9 @@ def read_rosinality(path: str | os.PathLike[str]) -> LoadedCheckpoint:
     g_ema = data if key is None else data[key]
     if not isinstance(g_ema, dict):
         raise CheckpointError(f"{p}: '{key}' holds a {type(g_ema).__name__}, not a state dict")
-    meta["checkpoint_keys"] = sorted(str(k) for k in data) if key is not None else []
+    meta["checkpoint_keys"] = sorted(short_repr(k, 40) for k in list(data)[:50]) if key is not None else []
+    # before any copy or reshape: zero-stride or shared views claim more than the file stores
+    check_stored_bytes({short_repr(k, 60): v for k, v in g_ema.items() if isinstance(v, Tensor)}, p)
     embedded_cfg, embedded_lr = _embedded_config(data)
     lr_mlp = embedded_lr if embedded_lr is not None else DEFAULT_LR_MLP
     meta["lr_mlp"] = "from invertkit metadata" if embedded_lr is not None else (
