@@ -200,8 +200,9 @@ def run_ray(batches: Iterable[list[Entry]], spec: JobSpec, sink: Sink, options: 
             # Ray does not warn that a restart could lose the actor's constructor arguments. Ray 2.60 marks
             # passing it this way deprecated without a named replacement yet.
             warnings.simplefilter("ignore", DeprecationWarning)
+            # no more actors than calls in the window: an idle actor would still load a model
             ds = ds.map_batches(actor, batch_size=1, batch_format="pyarrow",
-                                compute=ray.data.ActorPoolStrategy(size=options.workers), num_cpus=options.cpus_per_worker,
+                                compute=ray.data.ActorPoolStrategy(size=min(options.workers, len(window))), num_cpus=options.cpus_per_worker,
                                 num_gpus=options.gpus_per_worker or None, max_restarts=0)
         for table in _batches(ds):
             sink(table)  # Arrow end to end: the driver only writes what the actors made
