@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
-from ..untrusted import check_stored_bytes, one_line, shape_problems
+from ..untrusted import check_stored_bytes, one_line
 
 _GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
 
@@ -81,12 +81,23 @@ def few(items: list[str], n: int = 4) -> str:
 def layout_problems(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, object]) -> list[str]:
     """What keeps ``state`` from fitting ``expected`` (key -> shape): missing, unexpected, non-tensor,
     mis-shaped entries, as short phrases; empty when it fits."""
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
     not_tensor = [f"{k} ({type(state[k]).__name__})" for k in expected if k in state and not isinstance(state[k], Tensor)]
-    shapes = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, Tensor)}
-    shapes.update({k: tuple(expected[k]) for k in expected if k in state and not isinstance(state[k], Tensor)})  # named below
-    parts = shape_problems(expected, {**{k: () for k in state if k not in expected}, **shapes})
+    bad = [
+        f"{k} {list(v.shape)} (expected {list(expected[k])})"
+        for k in expected
+        if isinstance(v := state.get(k), Tensor) and tuple(v.shape) != tuple(expected[k])
+    ]
+    parts = []
+    if missing:
+        parts.append(f"missing {few(missing)}")
+    if extra:
+        parts.append(f"unexpected {few(extra)}")
     if not_tensor:
         parts.append(f"not tensors {few(not_tensor)}")
+    if bad:
+        parts.append(f"wrong shape {few(bad, 3)}")
     return parts
 
 
