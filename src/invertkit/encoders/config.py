@@ -15,8 +15,11 @@ from ..generators.base import Generator
 from ..generators.capabilities import StyleSpaces
 from ..untrusted import one_line, short_repr
 
-ARCHS = ("psp", "e4e", "restyle")
+ARCHS = ("psp", "e4e", "restyle", "hyperstyle")
 MAX_WIDTH = 8192  # the widest backbone stage a stored encoder config may declare
+MAX_TARGETS = 512  # generator layers a stored hypernetwork config may name
+MAX_RANK = 64  # rank of a hypernetwork's per-layer offsets
+REFINERS = ("restyle", "hyperstyle")  # architectures that see the image and the current reconstruction
 
 
 def default_space(G: Generator) -> str:
@@ -47,7 +50,10 @@ class EncoderConfig:
         latent_shape: one latent's shape in ``space``, e.g. ``(14, 512)`` or ``(100,)``.
         widths: channels of the backbone stages.
         blocks: residual blocks per stage.
-        bootstrap: ReStyle only: file name, beside this encoder's file, of the encoder whose latents
+        targets: hyperstyle only: the generator layers whose weights it offsets, as ``(name in
+            G.weights(), rows, columns)`` (a conv weight's first two dimensions).
+        rank: hyperstyle only: rank of each layer's multiplicative offset (see ``encoders.hyper``).
+        bootstrap: ReStyle and hyperstyle only: file name, beside this encoder's file, of the encoder whose latents
             the refinement starts from (ReStyle's "encoder bootstrapping"); None starts from the
             mean latent.
         bootstrap_sha256: sha256 of that file's bytes (a swapped file is refused).
@@ -63,9 +69,15 @@ class EncoderConfig:
     blocks: int = 1
     bootstrap: str | None = None
     bootstrap_sha256: str | None = None
+    targets: tuple[tuple[str, int, int], ...] = ()
+    rank: int = 1
 
     def __post_init__(self) -> None:
-        if self.bootstrap is not None and (self.arch != "restyle" or not self.bootstrap_sha256
+        if (self.arch == "hyperstyle") != bool(self.targets):
+            raise ConfigError("a hyperstyle network names the generator layers it offsets (targets); other encoders name none")
+        if not 1 <= self.rank <= MAX_RANK:
+            raise ConfigError(f"encoder rank must be between 1 and {MAX_RANK}, got {self.rank}")
+        if self.bootstrap is not None and (self.arch not in REFINERS or not self.bootstrap_sha256
                                            or "/" in self.bootstrap or "\\" in self.bootstrap):
             raise ConfigError("a bootstrap encoder is a file name beside a restyle encoder, with its sha256")
         if self.arch not in ARCHS:
@@ -88,8 +100,8 @@ class EncoderConfig:
 
     @property
     def in_channels(self) -> int:
-        """Input channels: ReStyle also sees the current reconstruction."""
-        return 2 * self.channels if self.arch == "restyle" else self.channels
+        """Input channels: ReStyle and hyperstyle also see the current reconstruction."""
+        return 2 * self.channels if self.arch in REFINERS else self.channels
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -100,7 +112,7 @@ class EncoderConfig:
         if not isinstance(d, dict):
             raise CheckpointError(f"{where}: the encoder config is not a JSON object")
         names = {f.name for f in dataclasses.fields(cls)}
-        missing = sorted(names - set(d) - {"blocks", "bootstrap", "bootstrap_sha256"})  # absent from older files
+        missing = sorted(names - set(d) - {"blocks", "bootstrap", "bootstrap_sha256", "targets", "rank"})  # absent from older files
         if missing or set(d) - names:
             raise CheckpointError(f"{where}: encoder config has missing {missing} / unknown {sorted(set(d) - names)} fields")
         def ints(k: str, value: Any, lo: int, hi: int) -> int:
@@ -118,7 +130,9 @@ class EncoderConfig:
             kw = dict(d)
             kw["latent_shape"] = int_list("latent_shape", d["latent_shape"], 2, 1, 1 << 16)
             kw["widths"] = int_list("widths", d["widths"], 16, 1, MAX_WIDTH)
-            for k, lo, hi in (("resolution", 8, 4096), ("channels", 1, 16), ("blocks", 1, 16)):
+            if "targets" in kw:
+                kw["targets"] = _targets(kw["targets"])
+            for k, lo, hi in (("resolution", 8, 4096), ("channels", 1, 16), ("blocks", 1, 16), ("rank", 1, MAX_RANK)):
                 if k in kw:
                     kw[k] = ints(k, kw[k], lo, hi)
             for k in ("arch", "generator", "space"):
@@ -132,13 +146,31 @@ class EncoderConfig:
             raise CheckpointError(f"{where}: invalid encoder config ({one_line(exc, 200)})") from exc
 
 
+def _targets(value: Any) -> tuple[tuple[str, int, int], ...]:
+    """A stored hypernetwork's ``targets``: a list of at most MAX_TARGETS ``[name, rows, columns]``."""
+    if not isinstance(value, list) or len(value) > MAX_TARGETS:
+        raise ValueError(f"field targets must be a list of at most {MAX_TARGETS} entries, got {short_repr(value)}")
+    out = []
+    for t in value:
+        if (not isinstance(t, list) or len(t) != 3 or not isinstance(t[0], str) or not 0 < len(t[0]) <= 200
+                or any(type(x) is not int or not 1 <= x <= MAX_WIDTH for x in t[1:])):
+            raise ValueError(f"field targets holds {short_repr(t)}, not [layer name, rows, columns] with sizes 1..{MAX_WIDTH}")
+        out.append((t[0], t[1], t[2]))
+    if len({t[0] for t in out}) != len(out):
+        raise ValueError("field targets names a layer twice")
+    return tuple(out)
+
+
 def config_for(G: Generator, arch: str = "psp", *, space: str | None = None, width: int = 32,
-               max_width: int = 256, blocks: int = 1) -> EncoderConfig:
-    """The encoder config for generator ``G`` (space defaults to :func:`default_space`)."""
+               max_width: int = 256, blocks: int = 1, targets: tuple[tuple[str, int, int], ...] = (),
+               rank: int = 1) -> EncoderConfig:
+    """The encoder config for generator ``G`` (space defaults to :func:`default_space`; ``targets`` and
+    ``rank`` for hyperstyle, see ``encoders.hyper.conv_targets``)."""
     space = G.check_space(space or default_space(G))
     shape = tuple(G.latent_shape(space))
     if len(shape) > 2:
         raise ConfigError(f"encoders predict flat or per-row latents; {space} has shape {shape}")
     return EncoderConfig(arch=arch, generator=G.name, resolution=G.resolution, channels=G.channels,
                          space=space, latent_shape=shape,
-                         widths=default_widths(G.resolution, width, max_width), blocks=blocks)
+                         widths=default_widths(G.resolution, width, max_width), blocks=blocks,
+                         targets=tuple(targets), rank=rank)

@@ -28,6 +28,15 @@ METADATA_KEY = "invertkit_encoder"
 FORMAT_VERSION = 1
 
 
+def build_network(config: EncoderConfig) -> Encoder:
+    """The network ``config`` describes: an :class:`Encoder`, or a hyperstyle ``HyperNet``."""
+    if config.arch == "hyperstyle":
+        from .hyper import HyperNet
+
+        return HyperNet(config)  # type: ignore[return-value]
+    return Encoder(config)
+
+
 def save_encoder(encoder: Encoder, path: str | os.PathLike[str], *, meta: dict[str, Any] | None = None,
                  half: bool = False) -> Path:
     """Write ``encoder`` (weights, buffers, config and ``meta`` facts such as training options) atomically.
@@ -74,7 +83,7 @@ def _header_config(p: Path) -> tuple[EncoderConfig, dict[str, Any]]:
     # the network the config declares, on the meta device: shapes without memory
     try:
         with torch.device("meta"):
-            expected = {k: tuple(v.shape) for k, v in Encoder(config).state_dict().items() if v.is_floating_point()}
+            expected = {k: tuple(v.shape) for k, v in build_network(config).state_dict().items() if v.is_floating_point()}
     except (ValueError, RuntimeError, TypeError) as exc:
         raise CheckpointError(f"{p}: the encoder config describes no buildable network ({one_line(exc, 160)})") from exc
     check_parameter_count(sum(numel(s) for s in expected.values()), p, "its encoder config")
@@ -98,7 +107,7 @@ def load_encoder(path: str | os.PathLike[str], device: torch.device | str = "cpu
     if bad:
         raise CheckpointError(f"{path}: the encoder weights do not fit its config ({bad[0]} contains NaN or Inf); "
                               "the file is damaged or was edited")
-    enc = Encoder(config)
+    enc = build_network(config)
     enc.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=False)  # integer buffers (batch-norm counters) are not stored
     enc.meta = meta
     enc = enc.eval().requires_grad_(False).to(device)
@@ -124,19 +133,19 @@ def _load_bootstrap(path: Path, config: EncoderConfig, device: torch.device | st
         raise CheckpointError(f"{path}: its bootstrap encoder {bp} is not the file it was trained with (sha256 differs); "
                               "restore that file or retrain the ReStyle encoder")
     start = load_encoder(bp, device)
-    if start.config.arch == "restyle":
-        raise CheckpointError(f"{bp}: a bootstrap encoder must be psp or e4e, not restyle")
+    if start.config.arch not in ("psp", "e4e"):
+        raise CheckpointError(f"{bp}: a bootstrap encoder must be psp or e4e, not {start.config.arch}")
     return start
 
 
 def attach_bootstrap(encoder: Encoder, bootstrap_file: str | os.PathLike[str], device: torch.device | str = "cpu") -> None:
-    """Make ``encoder`` (restyle) start from the encoder in ``bootstrap_file``, recording that file's
+    """Make ``encoder`` (restyle or hyperstyle) start from the encoder in ``bootstrap_file``, recording that file's
     name and sha256 in its config; save the encoder in the same folder as that file."""
     bp = Path(bootstrap_file)
     encoder.config = dataclasses.replace(encoder.config, bootstrap=bp.name, bootstrap_sha256=file_sha256(bp))
     start = load_encoder(bp, device)
-    if start.config.arch == "restyle":
-        raise CheckpointError(f"{bp}: a bootstrap encoder must be psp or e4e, not restyle")
+    if start.config.arch not in ("psp", "e4e"):
+        raise CheckpointError(f"{bp}: a bootstrap encoder must be psp or e4e, not {start.config.arch}")
     encoder.set_start(start)
 
 

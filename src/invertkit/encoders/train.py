@@ -47,7 +47,8 @@ from ..untrusted import finite_number, one_line, short_repr
 from .config import ARCHS, config_for
 from .data import Batch, TrainingData, eval_batch
 from .discriminator import LatentDiscriminator, discriminator_loss, generator_loss
-from .files import save_encoder
+from .files import build_network, save_encoder
+from .hyper import conv_targets, offsets, refine, render_offset, zero_offsets
 from .inference import encode, restyle_start, start_point
 from .nets import Encoder
 
@@ -56,7 +57,8 @@ from .nets import Encoder
 class TrainOptions(Options):
     """Encoder training options (``invertkit train-encoder`` flags come from these fields)."""
 
-    arch: str = option("psp", "psp, e4e or restyle", choices=("psp", "e4e", "restyle"))
+    arch: str = option("psp", "psp, e4e, restyle, or hyperstyle (a hypernetwork offsetting generator weights; needs --bootstrap)",
+                       choices=("psp", "e4e", "restyle", "hyperstyle"))
     steps: int = option(3000, "optimisation steps", min=1)
     batch: int = option(32, "images per step", min=2)
     lr: float = option(1e-3, "Adam learning rate; cosine decay to 1% of it over the run", min=0, min_exclusive=True)
@@ -67,7 +69,9 @@ class TrainOptions(Options):
     offset_weight: float = option(2e-4, "e4e: weight of the squared norm of the per-row offsets", min=0)
     adversarial_weight: float = option(0.1, "e4e: weight of the latent discriminator loss (0 turns it off)", min=0)
     unlock_every: int | Auto = option("auto", "e4e: steps between switching on the next row's offset (auto: steps / (2 rows))", min=1)
-    iterations: int = option(3, "restyle: refinement iterations per training batch", min=1)
+    iterations: int = option(3, "restyle, hyperstyle: refinement iterations per training batch", min=1)
+    layers: str = option("auto", "hyperstyle: generator layers to offset: auto (the later half of the conv layers), all, or comma-separated weight names")
+    rank: int = option(4, "hyperstyle: rank of each layer's multiplicative weight offset", min=1, max=64)
     images: str | None = option(None, "real images mixed into training (pixel and perceptual losses): folders (recursive) or globs, comma-separated")
     real_fraction: float = option(0.25, "share of each batch drawn from --images", min=0, max=1, max_exclusive=True)
     augment: bool = option(False, "blur/greyscale/brightness-jitter the encoder's inputs (targets stay clean): helps on real photos")
@@ -75,7 +79,7 @@ class TrainOptions(Options):
     max_width: int = option(256, "channel cap of the backbone", min=1)
     blocks: int = option(1, "residual blocks per backbone stage", min=1)
     init_from: str | None = option(None, "start from another encoder file's weights (e.g. a pSp encoder to warm-start ReStyle)")
-    bootstrap: str | None = option(None, "restyle: refine the latents of this (pSp/e4e) encoder file instead of the mean latent (ReStyle's encoder bootstrapping)")
+    bootstrap: str | None = option(None, "restyle: refine the latents of this (pSp/e4e) encoder file instead of the mean latent (ReStyle's encoder bootstrapping); hyperstyle: the encoder whose latents are the pivots (required)")
     seed: int = option(0, "seeds the weights' initialisation and the training stream")
     checkpoint_every: int = option(500, "steps between checkpoints (encoder file, resume state, sample grid)", min=1)
     log_every: int = option(50, "steps between log lines", min=1)
@@ -91,8 +95,13 @@ def _check_options(o: TrainOptions) -> None:
         raise ConfigError(f"unknown encoder architecture {o.arch!r}; choose one of {', '.join(ARCHS)}")
     if o.steps < 1 or o.batch < 2 or o.iterations < 1 or o.checkpoint_every < 1 or o.log_every < 1:
         raise ConfigError("steps, iterations, checkpoint_every and log_every must be >= 1 and batch >= 2")
-    if o.bootstrap and o.arch != "restyle":
-        raise ConfigError(f"--bootstrap starts a restyle encoder from another encoder's latents; this run trains {o.arch}")
+    if o.bootstrap and o.arch not in ("restyle", "hyperstyle"):
+        raise ConfigError(f"--bootstrap starts a restyle or hyperstyle network from another encoder's latents; this run trains {o.arch}")
+    if o.arch == "hyperstyle" and not o.bootstrap:
+        raise ConfigError("a hyperstyle network refines the latents of a pSp/e4e encoder: pass --bootstrap ENCODER.safetensors "
+                          "(e.g. the shipped one, invertkit/encoders/weights/GENERATOR/psp.safetensors)")
+    if o.arch == "hyperstyle" and o.init_from:
+        raise ConfigError("--init-from warm-starts psp/e4e/restyle encoders; a hyperstyle network starts from zero offsets")
     if not 0 <= o.real_fraction < 1:
         raise ConfigError(f"real_fraction must be in [0, 1), got {o.real_fraction}")
     if min(o.pixel_weight, o.perceptual_weight, o.latent_weight, o.nscd_weight, o.offset_weight, o.adversarial_weight) < 0:
@@ -169,11 +178,14 @@ class Trainer:
             require(G, StyleSpaces, "the NSCD loss (--nscd-weight)")
         self.G, self.o, self.out = G, options, Path(out_dir)
         self.progress, self.log = progress, log or (lambda s: None)
-        self.config = config_for(G, options.arch, width=options.width, max_width=options.max_width, blocks=options.blocks)
+        self.hyper = options.arch == "hyperstyle"
+        targets = conv_targets(G, options.layers) if self.hyper else ()
+        self.config = config_for(G, options.arch, width=options.width, max_width=options.max_width, blocks=options.blocks,
+                                 targets=targets, rank=options.rank if self.hyper else 1)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(options.seed)
-            self.encoder = Encoder(self.config).to(G.device)
-        if options.arch != "restyle":
+            self.encoder = build_network(self.config).to(G.device)
+        if options.arch not in ("restyle", "hyperstyle"):
             self.encoder.latent_mean.copy_(G.mean_latent(self.config.space)[0])
         if options.init_from:
             warm_start(self.encoder, options.init_from)
@@ -223,7 +235,7 @@ class Trainer:
             shutil.copyfile(src, copy)
         attach_bootstrap(self.encoder, copy, self.G.device)
         self.config = self.encoder.config
-        if fresh:
+        if fresh and not self.hyper:  # a hypernetwork's A heads start at zero already
             with torch.no_grad():
                 for head in self.encoder.heads:
                     last = head if isinstance(head, torch.nn.Linear) else head.linear
@@ -283,10 +295,35 @@ class Trainer:
             return self._codes(self.G.convert(z, "z", self.config.space))
 
     # ---- one step -------------------------------------------------------------------------------
+    def hyper_step(self, batch: Batch) -> tuple[Tensor, dict[str, float]]:
+        """HyperStyle's training step: from the bootstrap encoder's pivots, ``iterations`` passes, each
+        adding offsets and scored by its own loss (earlier offsets and reconstructions detached)."""
+        o, G, space = self.o, self.G, self.config.space
+        latent, recon = start_point(self.encoder, G, batch.encoder_inputs)  # type: ignore[arg-type]
+        D = zero_offsets(self.config, latent.shape[0], latent.device)
+        logs: dict[str, float] = {}
+        for _ in range(o.iterations):
+            step = offsets(self.encoder(batch.encoder_inputs, recon.detach()))
+            D = [d.detach() + s for d, s in zip(D, step, strict=True)]
+            recon = render_offset(G, self.config, latent, space, D)
+            terms: dict[str, Tensor] = {}
+            if o.pixel_weight:
+                terms["pixel"] = (recon - batch.images).square().mean()
+            if self.perceptual is not None:
+                terms["perceptual"] = self.perceptual(recon, batch.images).mean()
+            loss = o.pixel_weight * terms.get("pixel", 0.0) + o.perceptual_weight * terms.get("perceptual", 0.0)
+            if not isinstance(loss, Tensor):
+                raise ConfigError("hyperstyle training needs --pixel-weight or --perceptual-weight > 0")
+            (loss / o.iterations).backward()
+            logs = {k: float(v.detach()) for k, v in terms.items()}
+        return loss, logs
+
     def train_step(self, batch: Batch) -> dict[str, float]:
         self.encoder.train()
         self.opt.zero_grad(set_to_none=True)
-        if self.config.arch == "restyle":
+        if self.hyper:
+            loss, logs = self.hyper_step(batch)
+        elif self.config.arch == "restyle":
             if self.encoder.start_encoder is not None:  # bootstrapped: each batch starts from its own latents
                 latent, recon = start_point(self.encoder, self.G, batch.encoder_inputs)
             else:  # the mean latent: the same every step, rendered once per run
@@ -317,6 +354,10 @@ class Trainer:
     def evaluate(self) -> tuple[float, Tensor]:
         """Mean PSNR (dB) on the held-out images, and their reconstructions."""
         self.encoder.eval()
+        if self.hyper:
+            latent, recon = start_point(self.encoder, self.G, self.eval.images)  # type: ignore[arg-type]
+            _, recon = refine(self.encoder, self.G, self.eval.images, latent, recon, self.o.iterations)  # type: ignore[arg-type]
+            return float(psnr(recon, self.eval.images).mean()), recon
         latent = encode(self.encoder, self.G, self.eval.images, iterations=self.o.iterations)
         recon = self.G.synthesize(latent, self.config.space)
         return float(psnr(recon, self.eval.images).mean()), recon
@@ -355,6 +396,8 @@ class Trainer:
                                   "remove the folder's train_state.pt to start over, or pass another --out") from exc
         if saved.get("unlock_every") == 0:  # invertkit 0.1 wrote 0 for what is now spelled "auto"
             saved["unlock_every"] = "auto"
+        for k in ("layers", "rank"):  # absent from runs before hyperstyle: their defaults
+            saved.setdefault(k, getattr(TrainOptions(), k))
         now = dataclasses.asdict(self.o)
         differ = sorted(k for k in now if k not in _RESUMABLE and saved.get(k) != now[k])
         if differ:

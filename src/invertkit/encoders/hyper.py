@@ -1,0 +1,211 @@
+"""HyperStyle-style refinement: a hypernetwork predicts per-image offsets of chosen generator layers.
+
+After Alaluf, Tov, Richardson, Bermano, Cohen-Or, "HyperStyle: StyleGAN Inversion with HyperNetworks
+for Real Image Editing" (CVPR 2022). The pivot latent (from an encoder or any inversion method) stays
+fixed; the hypernetwork sees the target image and the current reconstruction (channel-concatenated,
+like ReStyle) and predicts, for every target layer, a multiplicative offset of its weight
+
+    W' = W + W * D,    D = A @ B^T  (``rows x rank`` times ``rank x columns``, broadcast over the kernel)
+
+where ``rows x columns`` are the weight's first two dimensions (a conv's output x input channels, a
+conv-transpose's input x output channels; StyleGAN2's modulated convs are offset before modulation
+and demodulation, as in HyperStyle). This low-rank form is the parameter-efficient choice here:
+HyperStyle predicts a full ``out x in`` offset per layer through shared refinement blocks; a rank-r
+factor costs ``r * (rows + columns)`` outputs per layer instead of ``rows * columns``. A rank-r
+product is not a per-channel scaling, so StyleGAN2's demodulation does not cancel it.
+
+Iterations accumulate, as in HyperStyle's inference: ``D_t = D_{t-1} + A_t B_t^T``, each from the
+image and the reconstruction of the generator offset by ``D_{t-1}``. The ``A`` heads start at zero,
+so a fresh network reproduces the pivot's image exactly.
+
+The per-image weights are applied with ``torch.func.functional_call`` on the generator's tunable
+module, one image at a time: this works for every ``Tunable`` generator (wrapped ``nn.Sequential``
+DCGANs, StyleGAN2 at any block resolution) without touching its code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError, ImageError
+from ..generators.base import Generator
+from ..generators.capabilities import Tunable, require
+from .config import EncoderConfig
+from .nets import Backbone, _sizes
+
+HIDDEN = 256  # width of the shared feature vector the per-layer heads read
+SKIPPED = ("torgb", "skip")  # StyleGAN2's RGB and skip convolutions: HyperStyle leaves them alone
+
+
+def _module_names(G: Generator) -> dict[str, str]:
+    """Tunable-module parameter name -> the same tensor's name in ``G.weights()`` (found by identity)."""
+    require(G, Tunable, "hyperstyle (per-image weight offsets)")
+    by_ptr = {t.data_ptr(): name for name, t in G.weights().items()}
+    module = G.tunable_module()  # type: ignore[attr-defined]
+    return {rel: by_ptr[p.data_ptr()] for rel, p in module.named_parameters() if p.data_ptr() in by_ptr}
+
+
+def candidate_layers(G: Generator) -> list[tuple[str, int, int]]:
+    """Every conv weight (4-d) of ``G``'s tunable module but StyleGAN2's toRGB/skip ones, in network order,
+    as ``(name in G.weights(), rows, columns)``."""
+    names = _module_names(G)
+    module = G.tunable_module()  # type: ignore[attr-defined]
+    out = []
+    for rel, p in module.named_parameters():
+        if p.dim() == 4 and rel in names and not any(s in rel.split(".")[-2] for s in SKIPPED):
+            out.append((names[rel], int(p.shape[0]), int(p.shape[1])))
+    return out
+
+
+def conv_targets(G: Generator, layers: str = "auto") -> tuple[tuple[str, int, int], ...]:
+    """The layers a hypernetwork offsets: ``auto`` (the later half of :func:`candidate_layers`: the
+    fine layers, where detail is drawn), ``all``, or comma-separated names from ``G.weights()``."""
+    cands = candidate_layers(G)
+    if not cands:
+        raise ConfigError(f"{G.name} has no convolution weights a hypernetwork could offset")
+    if layers == "auto":
+        return tuple(cands[len(cands) // 2:])
+    if layers == "all":
+        return tuple(cands)
+    known = {c[0]: c for c in cands}
+    wanted = [s.strip() for s in layers.split(",") if s.strip()]
+    unknown = [w for w in wanted if w not in known]
+    if unknown or not wanted:
+        raise ConfigError(f"--layers: {', '.join(unknown) or 'nothing'} is not a conv layer of {G.name}; "
+                          f"choose from auto, all or {', '.join(known)}")
+    return tuple(known[w] for w in dict.fromkeys(wanted))
+
+
+def check_targets(config: EncoderConfig, G: Generator, where: str) -> None:
+    """Refuse a hypernetwork whose layers are not ``G``'s (names and shapes)."""
+    state = G.weights()
+    for name, rows, cols in config.targets:
+        t = state.get(name)
+        if t is None or t.dim() != 4 or tuple(t.shape[:2]) != (rows, cols):
+            have = "no such layer" if t is None else f"shape {list(t.shape)}"
+            raise ConfigError(f"{where}: the hypernetwork offsets {name} [{rows} x {cols} x k x k] of {config.generator}, "
+                              f"but {G.name} has {have}; train one for this generator with "
+                              "invertkit train-encoder --arch hyperstyle --bootstrap PSP_ENCODER")
+
+
+class HyperNet(nn.Module):
+    """``(image, reconstruction)`` -> per target layer the factors ``(A [N, rows, r], B [N, cols, r])``.
+
+    A residual backbone (the encoders' one, on ``2 x channels`` inputs), the coarsest map flattened into
+    one shared feature vector, and two small linear heads per layer (HyperStyle's lightweight heads);
+    the ``A`` heads start at zero.
+    """
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        if config.arch != "hyperstyle":
+            raise ConfigError(f"HyperNet builds hyperstyle networks, not {config.arch}")
+        self.config = config
+        self.meta: dict = {}
+        self.source = ""
+        object.__setattr__(self, "start_encoder", None)  # the pivot's encoder, kept out of the module tree
+        c = config
+        self.backbone = Backbone(c.in_channels, c.widths, c.blocks)
+        side = _sizes(c.resolution, len(c.widths))[-1]
+        self.shared = nn.Sequential(nn.Linear(c.widths[-1] * side * side, HIDDEN), nn.LeakyReLU(0.2))
+        self.heads_a = nn.ModuleList(nn.Linear(HIDDEN, rows * c.rank) for _, rows, _ in c.targets)
+        self.heads_b = nn.ModuleList(nn.Linear(HIDDEN, cols * c.rank) for _, _, cols in c.targets)
+        with torch.no_grad():
+            for h in self.heads_a:
+                h.weight.zero_()
+                h.bias.zero_()
+            for h in self.heads_b:  # B ~ unit scale per entry, so A's gradient is useful from the start
+                h.weight.mul_(math.sqrt(3.0))
+                h.bias.fill_(1.0)
+
+    def forward(self, image: Tensor, reconstruction: Tensor) -> list[tuple[Tensor, Tensor]]:
+        c = self.config
+        for x, what in ((image, "images"), (reconstruction, "reconstructions")):
+            if x.dim() != 4 or tuple(x.shape[1:]) != (c.channels, c.resolution, c.resolution):
+                raise ImageError(f"the hypernetwork for {c.generator} takes {what} of shape N x {c.channels} x "
+                                 f"{c.resolution} x {c.resolution}, got {list(x.shape)}")
+        feats = self.backbone(torch.cat([image, reconstruction], 1))
+        h = self.shared(feats[-1].flatten(1))
+        n, r = image.shape[0], c.rank
+        return [(ha(h).view(n, rows, r), hb(h).view(n, cols, r) / math.sqrt(r))
+                for ha, hb, (_, rows, cols) in zip(self.heads_a, self.heads_b, c.targets, strict=True)]
+
+    def set_start(self, start: nn.Module | None) -> None:
+        """The encoder whose latents are the pivots (frozen, eval mode)."""
+        if start is not None:
+            sc = start.config  # type: ignore[attr-defined]
+            if sc.arch not in ("psp", "e4e"):
+                raise ConfigError("a hyperstyle network starts from a psp or e4e encoder's latents")
+            if (sc.space, sc.latent_shape) != (self.config.space, self.config.latent_shape):
+                raise ConfigError(f"the bootstrap encoder predicts {sc.space} {list(sc.latent_shape)}, "
+                                  f"this network expects {self.config.space} {list(self.config.latent_shape)}")
+            start = start.eval().requires_grad_(False)
+        object.__setattr__(self, "start_encoder", start)
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def offsets(factors: Sequence[tuple[Tensor, Tensor]]) -> list[Tensor]:
+    """Dense ``D = A @ B^T`` per layer, ``[N, rows, cols]``."""
+    return [a @ b.transpose(1, 2) for a, b in factors]
+
+
+def zero_offsets(config: EncoderConfig, n: int, device: torch.device) -> list[Tensor]:
+    return [torch.zeros(n, rows, cols, device=device) for _, rows, cols in config.targets]
+
+
+def weight_deltas(G: Generator, config: EncoderConfig, D: Sequence[Tensor]) -> list[dict[str, Tensor]]:
+    """Per image ``{weight name: W * D}`` (what ``W' = W + W * D`` adds): TunedInversion's deltas."""
+    state = G.weights()
+    n = D[0].shape[0] if D else 0
+    return [{name: (state[name] * d[i][:, :, None, None].to(state[name].dtype)).detach().float().cpu().contiguous()
+             for (name, _, _), d in zip(config.targets, D, strict=True)} for i in range(n)]
+
+
+class _Call(nn.Module):
+    """Holds the tunable module so ``functional_call`` swaps its weights while ``fn`` renders."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.m = module
+
+    def forward(self, fn):  # type: ignore[no-untyped-def]
+        return fn()
+
+
+def render_offset(G: Generator, config: EncoderConfig, latent: Tensor, space: str, D: Sequence[Tensor]) -> Tensor:
+    """Images of ``latent`` ``[N, ...]`` drawn by ``G`` with image i's layers at ``W + W * D[i]``
+    (differentiable in ``D``; one forward pass per image)."""
+    names = {v: k for k, v in _module_names(G).items()}
+    state = G.weights()
+    call = _Call(G.tunable_module())  # type: ignore[attr-defined]
+    out = []
+    for i in range(latent.shape[0]):
+        params = {}
+        for (name, _, _), d in zip(config.targets, D, strict=True):
+            w = state[name]
+            params["m." + names[name]] = w + w * d[i][:, :, None, None].to(w.dtype)
+        out.append(torch.func.functional_call(call, params, (lambda i=i: G.synthesize(latent[i:i + 1], space),)))
+    return torch.cat(out)
+
+
+def refine(net: HyperNet, G: Generator, images: Tensor, latent: Tensor, recon: Tensor, iterations: int,
+           *, trace: list[Tensor] | None = None, detach: bool = True) -> tuple[list[Tensor], Tensor]:
+    """HyperStyle's iterations from the pivot ``latent`` and its image ``recon``: returns the accumulated
+    offsets ``D`` and the final reconstruction. ``trace`` receives the reconstruction after each pass."""
+    if iterations < 1:
+        raise ConfigError(f"hyperstyle needs iterations >= 1, got {iterations}")
+    space = net.config.space
+    D = zero_offsets(net.config, images.shape[0], images.device)
+    for _ in range(iterations):
+        step = offsets(net(images, recon.detach() if detach else recon))
+        D = [d + s for d, s in zip(D, step, strict=True)]
+        recon = render_offset(G, net.config, latent, space, D)
+        if trace is not None:
+            trace.append(recon)
+    return D, recon

@@ -1,0 +1,134 @@
+"""``hyperstyle``: a pivot latent plus per-image generator weights predicted by a hypernetwork in a
+few forward passes (Alaluf et al., "HyperStyle", CVPR 2022); PTI's result without PTI's tuning loop.
+
+1. **Pivot.** ``pivot="auto"``: the latents of the pSp/e4e encoder the hypernetwork was trained on
+   (its bootstrap encoder, stored beside its file); or any registered method's latents
+   (``pivot=restyle``, ``pivot=optimize`` ...), in the space the method finds them.
+2. **Refinement.** ``iterations`` passes (HyperStyle: 5 at inference); each sees the image and the
+   current reconstruction and adds low-rank multiplicative offsets ``W * A B^T`` to the chosen layers
+   (``invertkit.encoders.hyper``).
+
+The result is a ``TunedInversion``: per image the weight delta ``W * D`` of the offset layers, saved
+as ``latents/<stem>_delta.safetensors`` like PTI's, so ``load_run``, ``edit`` and ``generate --delta``
+render it; edits of the pivot go through the image's offset generator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..encoders.hyper import HyperNet, check_targets, refine, weight_deltas
+from ..encoders.inference import start_point
+from ..encoders.shipped import find_encoder, resolve_encoder, shipped_encoders
+from ..errors import ConfigError
+from ..generators.base import Generator
+from ..generators.capabilities import Tunable, require
+from ..generators.tuning import generator_digest
+from ..metrics import psnr
+from ..optionfields import Auto, Options, is_auto, option
+from ..optiontext import parse_key_values
+from ..results import DeltaBase, LatentInversion, Pivot, Timings, TunedInversion
+from . import METHODS, MethodSpec, invert
+from .context import RunContext
+from .encoder import no_degradation
+from .pti import PIVOT_METRICS
+from .scoring import score
+
+DEFAULT_ITERATIONS = 5  # HyperStyle's inference passes
+
+
+@dataclass(frozen=True)
+class HyperStyleOptions(Options):
+    """Options of ``hyperstyle``."""
+
+    hypernet: str = option("auto", "hypernetwork file from train-encoder --arch hyperstyle, or auto: the installed or shipped one")
+    iterations: int | Auto = option("auto", f"refinement passes (auto: {DEFAULT_ITERATIONS}, HyperStyle's)", min=1)
+    pivot: str = option("auto", "method finding the pivots: auto (the hypernetwork's own pSp/e4e encoder) or any registered method")
+    pivot_options: str = option("", "more options for the pivot method, key=value;key=value")
+    chunk: int = option(16, "images per hypernetwork forward pass (memory)", min=1)
+
+
+def resolve_hypernet(G: Generator, spec: str) -> HyperNet:
+    """The hypernetwork ``spec`` names for ``G`` (a file or ``auto``); one line saying how to train one when none exists."""
+    if spec == "auto" and find_encoder(G, ("hyperstyle",)) is None:
+        shipped = ", ".join(k for k, v in shipped_encoders().items() if "hyperstyle" in v) or "none"
+        raise ConfigError(
+            f"no hyperstyle network for {G.name} (shipped ones: {shipped}); train one with `invertkit train-encoder "
+            f"--generator {G.name} --arch hyperstyle --bootstrap PSP_ENCODER.safetensors --out DIR --install` "
+            "(or pass --hypernet DIR/encoder.safetensors)")
+    net = resolve_encoder(G, spec, ("hyperstyle",))
+    check_targets(net.config, G, net.source or spec)
+    return net  # type: ignore[return-value]
+
+
+def _pivots(G: Generator, net: HyperNet, images: Tensor, opts: HyperStyleOptions, ctx: RunContext) -> tuple[str, Tensor, str, Tensor, list, dict]:
+    """(method, latents, space, their images, their metrics, their config)."""
+    if opts.pivot == "auto":
+        if net.start_encoder is None:
+            raise ConfigError(f"{net.source}: this hyperstyle network names no bootstrap encoder; pass pivot=METHOD")
+        latents, recons = [], []
+        with torch.inference_mode():
+            for s in range(0, images.shape[0], opts.chunk):
+                lat, rec = start_point(net, G, images[s:s + opts.chunk])  # type: ignore[arg-type]
+                latents.append(lat)
+                recons.append(rec)
+        latent, recon = torch.cat(latents), torch.cat(recons)
+        metrics = score(G, recon, ctx.reference if ctx.reference is not None else images, latents=latent,
+                        space=net.config.space, extra=ctx.extra_metrics)
+        return "encoder", latent, net.config.space, recon, metrics, {"encoder": str(net.config.bootstrap)}
+    if opts.pivot in ("hyperstyle", "pti"):
+        raise ConfigError(f"hyperstyle's pivot must be a method that finds latents, not {opts.pivot}")
+    res = invert(G, images, opts.pivot, image_ids=ctx.image_ids, reference=ctx.reference, extra_metrics=ctx.extra_metrics,
+                 **parse_key_values(opts.pivot_options, where="pivot_options"))
+    if not isinstance(res, LatentInversion) or isinstance(res, TunedInversion) or res.layer_state is not None or res.noise:
+        raise ConfigError(f"hyperstyle needs pivots that are plain latents of the generator; {opts.pivot!r} gives a {res.kind} result "
+                          "(or one with layer state or noise maps)")
+    return opts.pivot, res.latents.detach(), res.space, res.reconstructions.detach(), res.metrics, res.config
+
+
+def hyperstyle(G: Generator, images: Tensor, opts: HyperStyleOptions, ctx: RunContext) -> TunedInversion:
+    """Invert ``images`` (``N x C x R x R`` in [-1, 1]): pivot, then hypernetwork weight offsets."""
+    no_degradation(ctx, "hyperstyle")
+    require(G, Tunable, "hyperstyle (per-image weight offsets)")
+    net = resolve_hypernet(G, opts.hypernet)
+    iters = DEFAULT_ITERATIONS if is_auto(opts.iterations) else int(opts.iterations)
+    start = time.perf_counter()
+    method, latent, space, pivot_recon, pivot_metrics, pivot_config = _pivots(G, net, images, opts, ctx)
+    pivot_seconds = time.perf_counter() - start
+    deltas, recons, curves = [], [], []
+    with torch.inference_mode():
+        for s in range(0, images.shape[0], opts.chunk):
+            sl = slice(s, s + opts.chunk)
+            trace: list[Tensor] = []
+            D, recon = refine(net, G, images[sl], latent[sl], pivot_recon[sl], iters, trace=trace)
+            deltas += weight_deltas(G, net.config, D)
+            recons.append(recon)
+            curves.append(torch.stack([psnr(t, images[sl]) for t in trace]))
+    seconds = time.perf_counter() - start
+    recon = torch.cat(recons)
+    reference = ctx.reference if ctx.reference is not None else images
+    metrics = score(G, recon, reference, latents=latent, space=space, extra=ctx.extra_metrics)
+    for m, pm in zip(metrics, pivot_metrics, strict=False):
+        m.update({f"{k}_pivot": pm[k] for k in PIVOT_METRICS if k in pm})
+    n = images.shape[0]
+    return TunedInversion(
+        latents=latent, space=space, reconstructions=recon.detach(), metrics=metrics,
+        history={"psnr": torch.cat(curves, 1).cpu()},
+        timings=Timings(seconds=seconds, steps=iters, evaluations=[float(iters + 1)] * n,
+                        phases={"pivot": pivot_seconds, "refinement": seconds - pivot_seconds}),
+        config={**dataclasses.asdict(opts), "hypernet": net.source, "iterations": iters, "pivot": method,
+                "layers": [t[0] for t in net.config.targets], "rank": net.config.rank, "pivot_config": pivot_config},
+        deltas=deltas, base=DeltaBase(G.name, generator_digest(G), type(G).__name__),
+        pivot=Pivot(method, pivot_recon, pivot_metrics, pivot_config, pivot_seconds), tuning_steps=[iters] * n,
+    )
+
+
+METHODS.add("hyperstyle", MethodSpec(run=hyperstyle, options=HyperStyleOptions,
+                                     summary="HyperStyle: a pivot plus per-image weight offsets predicted by a hypernetwork"))
+
+__all__ = ["HyperStyleOptions", "hyperstyle", "resolve_hypernet"]
