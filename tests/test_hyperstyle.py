@@ -179,3 +179,14 @@ def test_cli_invert_writes_deltas_that_reload_and_edit(tiny_sg2, sg2_psp, tmp_pa
     assert main(["generate", str(ckpt), "--delta", str(out / "latents" / "a_delta.safetensors"),
                  "--latent", str(out / "latents" / "a.npz"), "--out", str(gen)]) == 0
     assert (gen / "a.png").read_bytes() == (out / "images" / "a_recon.png").read_bytes()
+    # installed where "auto" looks (its bootstrap travels with it), and usable by the bench
+    from invertkit.bench import run_bench
+    from invertkit.encoders.files import copy_encoder
+    from invertkit.encoders.shipped import encoder_candidates
+
+    copy_encoder(net, encoder_candidates(G.name, "hyperstyle")[0])
+    auto = invert(G, read, "hyperstyle", iterations=3)
+    assert torch.allclose(auto.reconstructions, fresh.reconstructions, atol=1e-5)
+    rows = run_bench(G, read, ["a", "b"], [f"hyperstyle@hypernet={net};iterations=2"], tmp_path / "bench")
+    assert rows[0]["method"].startswith("hyperstyle") and {"psnr_mean", "psnr_pivot_mean"} <= set(rows[0])
+    assert len(list((tmp_path / "bench").rglob("*_delta.safetensors"))) == 2

@@ -38,6 +38,7 @@ from .config import EncoderConfig
 from .nets import Backbone, _sizes
 
 HIDDEN = 256  # width of the shared feature vector the per-layer heads read
+OFFSET_SCALE = 0.02  # A = 0.02 x head output: one Adam step moves weights by a fraction of a percent, not tens of percent
 SKIPPED = ("torgb", "skip")  # StyleGAN2's RGB and skip convolutions: HyperStyle leaves them alone
 
 
@@ -131,7 +132,7 @@ class HyperNet(nn.Module):
         feats = self.backbone(torch.cat([image, reconstruction], 1))
         h = self.shared(feats[-1].flatten(1))
         n, r = image.shape[0], c.rank
-        return [(ha(h).view(n, rows, r), hb(h).view(n, cols, r) / math.sqrt(r))
+        return [(ha(h).view(n, rows, r) * OFFSET_SCALE, hb(h).view(n, cols, r) / math.sqrt(r))
                 for ha, hb, (_, rows, cols) in zip(self.heads_a, self.heads_b, c.targets, strict=True)]
 
     def set_start(self, start: nn.Module | None) -> None:
