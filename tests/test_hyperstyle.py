@@ -133,7 +133,7 @@ def test_stored_configs_are_checked(tiny_sg2, sg2_psp, tmp_path):
 
     narrow = StyleGAN2Generator(StyleGAN2Config(z_dim=32, w_dim=32, img_resolution=16, mapping_layers=2, channel_base=128,
                                                 channel_max=16), name="narrow", init_seed=0)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"offsets synthesis.b4.conv1.weight \[32 x 32 x k x k\].*has shape \[16, 16, 3, 3\]"):
         invert(narrow, _drawn(narrow, 1, 0), "hyperstyle", hypernet=str(other))
 
 

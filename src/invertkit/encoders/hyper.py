@@ -83,11 +83,12 @@ def conv_targets(G: Generator, layers: str = "auto") -> tuple[tuple[str, int, in
 
 def check_targets(config: EncoderConfig, G: Generator, where: str) -> None:
     """Refuse a hypernetwork whose layers are not ``G``'s (names and shapes)."""
+    layers = {name: (rows, cols) for name, rows, cols in candidate_layers(G)}
     state = G.weights()
     for name, rows, cols in config.targets:
-        t = state.get(name)
-        if t is None or t.dim() != 4 or tuple(t.shape[:2]) != (rows, cols):
-            have = "no such layer" if t is None else f"shape {list(t.shape)}"
+        if layers.get(name) != (rows, cols):
+            have = ("no such conv layer" if name not in layers else
+                    f"shape {list(state[name].shape)}")
             raise ConfigError(f"{where}: the hypernetwork offsets {name} [{rows} x {cols} x k x k] of {config.generator}, "
                               f"but {G.name} has {have}; train one for this generator with "
                               "invertkit train-encoder --arch hyperstyle --bootstrap PSP_ENCODER")

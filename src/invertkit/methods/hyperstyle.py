@@ -57,9 +57,10 @@ def resolve_hypernet(G: Generator, spec: str) -> HyperNet:
     """The hypernetwork ``spec`` names for ``G`` (a file or ``auto``); one line saying how to train one when none exists."""
     if spec == "auto" and find_encoder(G, ("hyperstyle",)) is None:
         shipped = ", ".join(k for k, v in shipped_encoders().items() if "hyperstyle" in v) or "none"
+        psp = find_encoder(G, ("psp", "e4e"))  # the pSp/e4e encoder it would refine, when there is one
         raise ConfigError(
             f"no hyperstyle network for {G.name} (shipped ones: {shipped}); train one with `invertkit train-encoder "
-            f"--generator {G.name} --arch hyperstyle --bootstrap PSP_ENCODER.safetensors --out DIR --install` "
+            f"--generator {G.name} --arch hyperstyle --bootstrap {psp or 'PSP_ENCODER.safetensors'} --out DIR --install` "
             "(or pass --hypernet DIR/encoder.safetensors)")
     net = resolve_encoder(G, spec, ("hyperstyle",))
     check_targets(net.config, G, net.source or spec)
