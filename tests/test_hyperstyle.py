@@ -110,6 +110,10 @@ def test_training_beats_the_pivot_and_the_file_round_trips(tiny_sg2, sg2_psp, tm
     res = invert(tiny_sg2, x, "hyperstyle", hypernet=str(path), iterations=2)
     assert float(psnr(res.reconstructions, x).mean()) > sum(m["psnr_pivot"] for m in res.metrics) / 4
     assert res.history["psnr"].shape == (2, 4) and res.pivot.method == "encoder"
+    # by default as many passes as it was trained with; any registered method can give the pivots
+    assert invert(tiny_sg2, x[:1], "hyperstyle", hypernet=str(path)).config["iterations"] == 2
+    other = invert(tiny_sg2, x[:1], "hyperstyle", hypernet=str(path), pivot="plain", pivot_options="steps=3;space=w+")
+    assert other.pivot.method == "plain" and other.space == "w+"
 
 
 def test_stored_configs_are_checked(tiny_sg2, sg2_psp, tmp_path):

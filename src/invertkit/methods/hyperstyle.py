@@ -4,7 +4,8 @@ few forward passes (Alaluf et al., "HyperStyle", CVPR 2022); PTI's result withou
 1. **Pivot.** ``pivot="auto"``: the latents of the pSp/e4e encoder the hypernetwork was trained on
    (its bootstrap encoder, stored beside its file); or any registered method's latents
    (``pivot=restyle``, ``pivot=optimize`` ...), in the space the method finds them.
-2. **Refinement.** ``iterations`` passes (HyperStyle: 5 at inference); each sees the image and the
+2. **Refinement.** ``iterations`` passes (default: as many as the network was trained with, else
+   HyperStyle's 5); each sees the image and the
    current reconstruction and adds low-rank multiplicative offsets ``W * A B^T`` to the chosen layers
    (``invertkit.encoders.hyper``).
 
@@ -47,7 +48,7 @@ class HyperStyleOptions(Options):
     """Options of ``hyperstyle``."""
 
     hypernet: str = option("auto", "hypernetwork file from train-encoder --arch hyperstyle, or auto: the installed or shipped one")
-    iterations: int | Auto = option("auto", f"refinement passes (auto: {DEFAULT_ITERATIONS}, HyperStyle's)", min=1)
+    iterations: int | Auto = option("auto", f"refinement passes (auto: as many as the network was trained with, else {DEFAULT_ITERATIONS}, HyperStyle's)", min=1)
     pivot: str = option("auto", "method finding the pivots: auto (the hypernetwork's own pSp/e4e encoder) or any registered method")
     pivot_options: str = option("", "more options for the pivot method, key=value;key=value")
     chunk: int = option(16, "images per hypernetwork forward pass (memory)", min=1)
@@ -65,6 +66,13 @@ def resolve_hypernet(G: Generator, spec: str) -> HyperNet:
     net = resolve_encoder(G, spec, ("hyperstyle",))
     check_targets(net.config, G, net.source or spec)
     return net  # type: ignore[return-value]
+
+
+def trained_iterations(net: HyperNet) -> int:
+    """The passes the network was trained with (more overshoot: the offsets keep growing), else HyperStyle's 5."""
+    options = net.meta.get("options") if isinstance(net.meta, dict) else None
+    trained = options.get("iterations") if isinstance(options, dict) else None
+    return trained if type(trained) is int and 0 < trained <= 100 else DEFAULT_ITERATIONS
 
 
 def _pivots(G: Generator, net: HyperNet, images: Tensor, opts: HyperStyleOptions, ctx: RunContext) -> tuple[str, Tensor, str, Tensor, list, dict]:
@@ -97,7 +105,7 @@ def hyperstyle(G: Generator, images: Tensor, opts: HyperStyleOptions, ctx: RunCo
     no_degradation(ctx, "hyperstyle")
     require(G, Tunable, "hyperstyle (per-image weight offsets)")
     net = resolve_hypernet(G, opts.hypernet)
-    iters = DEFAULT_ITERATIONS if is_auto(opts.iterations) else int(opts.iterations)
+    iters = trained_iterations(net) if is_auto(opts.iterations) else int(opts.iterations)
     start = time.perf_counter()
     method, latent, space, pivot_recon, pivot_metrics, pivot_config = _pivots(G, net, images, opts, ctx)
     pivot_seconds = time.perf_counter() - start
