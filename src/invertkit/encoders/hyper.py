@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError, ImageError
 from ..generators.base import Generator
 from ..generators.capabilities import Tunable, require
+from ..untrusted import one_line
 from .config import EncoderConfig
 from .nets import Backbone, _sizes
 
@@ -89,7 +90,8 @@ def check_targets(config: EncoderConfig, G: Generator, where: str) -> None:
         if layers.get(name) != (rows, cols):
             have = ("no such conv layer" if name not in layers else
                     f"shape {list(state[name].shape)}")
-            raise ConfigError(f"{where}: the hypernetwork offsets {name} [{rows} x {cols} x k x k] of {config.generator}, "
+            raise ConfigError(f"{where}: the hypernetwork offsets {one_line(name, 120)} [{rows} x {cols} x k x k] of "
+                              f"{one_line(config.generator, 80)}, "
                               f"but {G.name} has {have}; train one for this generator with "
                               "invertkit train-encoder --arch hyperstyle --bootstrap PSP_ENCODER")
 
