@@ -4,7 +4,10 @@ Training images are drawn by the generator itself (so the true latent is known a
 available), optionally mixed with a folder of real images. Losses: pixel MSE and perceptual distance
 between the image and ``G(E(image))``, MSE to the true latent, LSAP's NSCD (StyleGAN2), and for e4e
 the offset regulariser and the latent discriminator. ReStyle runs ``iterations`` refinement steps per
-batch, each with its own loss (the reconstruction fed back is detached, as in ReStyle).
+batch, each with its own loss (the reconstruction fed back is detached, as in ReStyle). An fs encoder
+is scored on both its latent's image (the losses above) and the image with its feature residual (pixel
+and perceptual), plus ``residual_weight`` times the residual's mean square, which keeps the latent doing
+most of the work so edits of it still show.
 
 The output folder holds:
 
@@ -48,7 +51,7 @@ from .config import ARCHS, config_for
 from .data import Batch, TrainingData, eval_batch
 from .discriminator import LatentDiscriminator, discriminator_loss, generator_loss
 from .files import save_encoder
-from .inference import encode, restyle_start, start_point
+from .inference import encode, encode_features, feature_split, render_features, restyle_start, start_point
 from .nets import Encoder
 
 
@@ -56,7 +59,8 @@ from .nets import Encoder
 class TrainOptions(Options):
     """Encoder training options (``invertkit train-encoder`` flags come from these fields)."""
 
-    arch: str = option("psp", "psp, e4e or restyle", choices=("psp", "e4e", "restyle"))
+    arch: str = option("psp", "psp, e4e, restyle or fs (latent plus a residual of G's features at --layer)",
+                       choices=("psp", "e4e", "restyle", "fs"))
     steps: int = option(3000, "optimisation steps", min=1)
     batch: int = option(32, "images per step", min=2)
     lr: float = option(1e-3, "Adam learning rate; cosine decay to 1% of it over the run", min=0, min_exclusive=True)
@@ -67,6 +71,9 @@ class TrainOptions(Options):
     offset_weight: float = option(2e-4, "e4e: weight of the squared norm of the per-row offsets", min=0)
     adversarial_weight: float = option(0.1, "e4e: weight of the latent discriminator loss (0 turns it off)", min=0)
     unlock_every: int | Auto = option("auto", "e4e: steps between switching on the next row's offset (auto: steps / (2 rows))", min=1)
+    layer: str | Auto = option("auto", "fs: the split layer whose features it corrects (a module index of a sequential generator, "
+                               "a block resolution of StyleGAN2; auto: the deepest at a quarter of the image size)")
+    residual_weight: float = option(0.01, "fs: weight of the feature residual's mean square (keeps the latent doing the work)", min=0)
     iterations: int = option(3, "restyle: refinement iterations per training batch", min=1)
     images: str | None = option(None, "real images mixed into training (pixel and perceptual losses): folders (recursive) or globs, comma-separated")
     real_fraction: float = option(0.25, "share of each batch drawn from --images", min=0, max=1, max_exclusive=True)
@@ -91,6 +98,8 @@ def _check_options(o: TrainOptions) -> None:
         raise ConfigError(f"unknown encoder architecture {o.arch!r}; choose one of {', '.join(ARCHS)}")
     if o.steps < 1 or o.batch < 2 or o.iterations < 1 or o.checkpoint_every < 1 or o.log_every < 1:
         raise ConfigError("steps, iterations, checkpoint_every and log_every must be >= 1 and batch >= 2")
+    if not is_auto(o.layer) and o.arch != "fs":
+        raise ConfigError(f"--layer picks the features an fs encoder corrects; this run trains {o.arch}")
     if o.bootstrap and o.arch != "restyle":
         raise ConfigError(f"--bootstrap starts a restyle encoder from another encoder's latents; this run trains {o.arch}")
     if not 0 <= o.real_fraction < 1:
@@ -169,7 +178,8 @@ class Trainer:
             require(G, StyleSpaces, "the NSCD loss (--nscd-weight)")
         self.G, self.o, self.out = G, options, Path(out_dir)
         self.progress, self.log = progress, log or (lambda s: None)
-        self.config = config_for(G, options.arch, width=options.width, max_width=options.max_width, blocks=options.blocks)
+        self.config = config_for(G, options.arch, width=options.width, max_width=options.max_width, blocks=options.blocks,
+                                 layer=None if options.arch != "fs" or is_auto(options.layer) else str(options.layer))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(options.seed)
             self.encoder = Encoder(self.config).to(G.device)
@@ -180,6 +190,7 @@ class Trainer:
         if options.bootstrap:
             self._bootstrap(options.bootstrap, fresh=not options.init_from)
         self.e4e = options.arch == "e4e" and self.config.rows > 1
+        self.split = feature_split(self.encoder, G) if options.arch == "fs" else None
         if self.e4e:
             self.encoder.active.zero_()
             self.encoder.active[0] = 1
@@ -249,10 +260,12 @@ class Trainer:
         self.encoder.active[:on] = 1
 
     # ---- losses -----------------------------------------------------------------------------------
-    def losses(self, batch: Batch, latent: Tensor) -> tuple[Tensor, dict[str, float], Tensor]:
-        """Weighted loss of ``latent`` for ``batch`` (scalar), its terms, and the reconstruction."""
+    def losses(self, batch: Batch, latent: Tensor, recon: Tensor | None = None) -> tuple[Tensor, dict[str, float], Tensor]:
+        """Weighted loss of ``latent`` for ``batch`` (scalar), its terms, and the reconstruction
+        (``recon``: the latent's image when already rendered)."""
         o, G, space = self.o, self.G, self.config.space
-        recon = G.synthesize(latent, space)
+        if recon is None:
+            recon = G.synthesize(latent, space)
         terms: dict[str, Tensor] = {}
         if o.pixel_weight:
             terms["pixel"] = (recon - batch.images).square().mean()
@@ -272,6 +285,23 @@ class Trainer:
                    "nscd": o.nscd_weight, "offset": o.offset_weight, "adversarial": o.adversarial_weight}
         total = sum(weights[k] * v for k, v in terms.items())
         return total, {k: float(v.detach()) for k, v in terms.items()}, recon
+
+    def fs_losses(self, batch: Batch) -> tuple[Tensor, dict[str, float], Tensor]:
+        """fs: the latent's losses (see :meth:`losses`) plus pixel / perceptual losses of the image with
+        the feature residual and the residual penalty; returns the loss, its terms, that image."""
+        o, space = self.o, self.config.space
+        assert self.split is not None
+        latent, residual, plain = encode_features(self.encoder, self.G, batch.encoder_inputs, split=self.split)
+        loss, logs, _ = self.losses(batch, latent, plain)
+        recon, _ = render_features(self.G, self.split, latent, space, residual)
+        terms = {"fs_pixel": (o.pixel_weight, (recon - batch.images).square().mean()),
+                 "residual": (o.residual_weight, residual.square().mean())}
+        if self.perceptual is not None:
+            terms["fs_perceptual"] = (o.perceptual_weight, self.perceptual(recon, batch.images).mean())
+        for k, (weight, value) in terms.items():
+            loss = loss + weight * value
+            logs[k] = float(value.detach())
+        return loss, logs, recon
 
     def _codes(self, latent: Tensor) -> Tensor:
         """The codes the latent discriminator judges: the base w (row 0) or the flat latent."""
@@ -298,6 +328,9 @@ class Trainer:
                 latent = latent.detach() + self.encoder(batch.encoder_inputs, recon.detach())
                 loss, logs, recon = self.losses(batch, latent)
                 (loss / self.o.iterations).backward()
+        elif self.split is not None:
+            loss, logs, _ = self.fs_losses(batch)
+            loss.backward()
         else:
             latent = self.encoder(batch.encoder_inputs)
             loss, logs, _ = self.losses(batch, latent)
@@ -317,6 +350,10 @@ class Trainer:
     def evaluate(self) -> tuple[float, Tensor]:
         """Mean PSNR (dB) on the held-out images, and their reconstructions."""
         self.encoder.eval()
+        if self.split is not None:
+            latent, residual, _ = encode_features(self.encoder, self.G, self.eval.images, split=self.split)
+            recon, _ = render_features(self.G, self.split, latent, self.config.space, residual)
+            return float(psnr(recon, self.eval.images).mean()), recon
         latent = encode(self.encoder, self.G, self.eval.images, iterations=self.o.iterations)
         recon = self.G.synthesize(latent, self.config.space)
         return float(psnr(recon, self.eval.images).mean()), recon
