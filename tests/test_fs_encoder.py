@@ -9,13 +9,14 @@ from torch import nn
 
 import invertkit
 from invertkit import LatentInversion, load_run
-from invertkit.editing.apply import edit_result
+from invertkit.editing.apply import edit_latents, edit_result, render_layer_edits
 from invertkit.editing.directions import Directions
+from invertkit.editing.sources import read_latents
 from invertkit.encoders import Encoder, TrainOptions, config_for, load_encoder, save_encoder, train_encoder
 from invertkit.encoders.config import EncoderConfig, feature_shapes
 from invertkit.encoders.inference import encode_features, feature_split, render_features
 from invertkit.encoders.train import Trainer
-from invertkit.errors import ConfigError
+from invertkit.errors import ConfigError, LatentSpaceError
 from invertkit.generators import wrap
 from invertkit.runs.writer import RunWriter
 
@@ -54,8 +55,10 @@ def test_shapes_at_every_layer_and_a_fresh_branch_adds_nothing(which, request):
         assert cfg.layer == layer and len(cfg.feature_shape) == 3
         enc = Encoder(cfg).eval()
         with torch.no_grad():
-            latent, residual, plain = encode_features(enc, G, x)
-            recon, state = render_features(G, feature_split(enc, G), latent, cfg.space, residual)
+            latent, residual, plain, head = encode_features(enc, G, x)
+            recon, state = render_features(G, feature_split(enc, G), latent, cfg.space, residual, head)
+            again, _ = render_features(G, feature_split(enc, G), latent, cfg.space, residual)
+        assert torch.allclose(again, recon, atol=1e-6)
         assert latent.shape == (4, *cfg.latent_shape) and residual.shape == (4, *cfg.feature_shape)
         assert state[0].shape == residual.shape and recon.shape == x.shape
         assert torch.allclose(recon, plain, atol=1e-5)  # the zero-initialised last layer: recon = G(latent)
@@ -97,7 +100,7 @@ def test_file_round_trip_and_config_checks(tiny_sg2, tmp_path):
     x = _images(tiny_sg2)
     with torch.no_grad():
         a, b = encode_features(enc, tiny_sg2, x), encode_features(back, tiny_sg2, x)
-    assert all(torch.allclose(u, v, atol=1e-6) for u, v in zip(a, b, strict=True))
+    assert all(torch.allclose(u, v, atol=1e-6) for u, v in zip(a[:3], b[:3], strict=True))
     with pytest.raises(ConfigError, match="feature layer"):
         EncoderConfig(**{**cfg.to_dict(), "arch": "psp"})
     with pytest.raises(ConfigError, match="--layer"):
@@ -128,7 +131,7 @@ def test_method_run_folder_reload_and_edit(which, request, tmp_path):
     assert isinstance(res, LatentInversion) and res.space == f"f:{layer}" and res.layer_state.layer == layer
     enc = load_encoder(path)
     with torch.no_grad():
-        latent, residual, _ = encode_features(enc, G, x)
+        latent, residual, _, _ = encode_features(enc, G, x)
         recon, _ = render_features(G, feature_split(enc, G), latent, enc.config.space, residual)
     assert torch.allclose(res.reconstructions, recon, atol=1e-5)
     assert torch.allclose(res.render(G), res.reconstructions, atol=1e-5)
@@ -151,3 +154,11 @@ def test_method_run_folder_reload_and_edit(which, request, tmp_path):
     with torch.no_grad():
         kept = res.layer_state.tensors[0] - split.head(res.latents, space)[0]
     assert torch.allclose(kept, residual, atol=1e-5)
+
+    # `invertkit edit` reads the run's layerwise latents (interpolation still refuses them)
+    items = read_latents(tmp_path / "run", G, layerwise=True)
+    assert [it.edit_space for it in items] == [space, space]
+    edited, target = edit_latents(G, items[0].latent, items[0].edit_space, d, 0, [0.0])
+    assert torch.allclose(render_layer_edits(G, items[0].result, edited, target)[0, 0], res.reconstructions[0].clamp(-1, 1), atol=1e-5)
+    with pytest.raises(LatentSpaceError, match="cannot be edited or interpolated"):
+        read_latents(tmp_path / "run", G)

@@ -87,25 +87,30 @@ def with_residual(state: tuple[Tensor | None, ...], residual: Tensor) -> tuple[T
     return (state[0] + residual, *state[1:])  # type: ignore[operator]
 
 
-def render_features(G: Generator, split: LayerSplit, latent: Tensor, space: str, residual: Tensor) -> tuple[Tensor, tuple[Tensor | None, ...]]:
-    """Image and feature state of ``latent`` with ``residual`` added at the cut: ``tail(head(latent) + residual)``.
+def render_features(G: Generator, split: LayerSplit, latent: Tensor, space: str, residual: Tensor,
+                    head: tuple[Tensor | None, ...] | None = None) -> tuple[Tensor, tuple[Tensor | None, ...]]:
+    """Image and feature state of ``latent`` with ``residual`` added at the cut: ``tail(head(latent) + residual)``
+    (``head``: the head's state of ``latent`` when already computed, see :func:`encode_features`).
 
     This is also how an fs result is edited: the edited latent recomputes the head's features and the
     residual is added to them (HFGI's consistency: details the latent misses stay where they were).
     """
-    state = with_residual(split.head(latent, space), residual)
+    state = with_residual(split.head(latent, space) if head is None else head, residual)
     return split.tail(state, tail_latent(G, split, latent, space)), state
 
 
 def encode_features(encoder: Encoder, G: Generator, images: Tensor, *, split: LayerSplit | None = None,
-                    detach_reconstruction: bool = True) -> tuple[Tensor, Tensor, Tensor]:
-    """fs: ``(latent, residual, reconstruction of the latent alone)`` for ``images``: the latent branch
-    encodes the images, G renders that latent, and the feature branch sees image and render (HFGI's
-    distortion consultation) to predict the residual. The render fed to the branch is detached unless
-    ``detach_reconstruction`` is False (gradients then reach the latent branch through it too)."""
+                    detach_reconstruction: bool = True) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor | None, ...]]:
+    """fs: ``(latent, residual, image of the latent alone, head state of the latent)`` for ``images``:
+    the latent branch encodes the images, G renders that latent (head, then tail: the head's state is
+    returned for :func:`render_features`, so the head runs once), and the feature branch sees image
+    and render (HFGI's distortion consultation) to predict the residual. The render fed to the branch
+    is detached unless ``detach_reconstruction`` is False (gradients then reach the latent branch
+    through it too)."""
     split = split or feature_split(encoder, G)
     space = encoder.config.space
     latent = encoder(images)
-    plain = G.synthesize(latent, space)
+    head = split.head(latent, space)
+    plain = split.tail(head, tail_latent(G, split, latent, space))
     residual = encoder.residual(images, plain.detach() if detach_reconstruction else plain)
-    return latent, residual, plain
+    return latent, residual, plain, head

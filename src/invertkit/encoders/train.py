@@ -291,9 +291,9 @@ class Trainer:
         the feature residual and the residual penalty; returns the loss, its terms, that image."""
         o, space = self.o, self.config.space
         assert self.split is not None
-        latent, residual, plain = encode_features(self.encoder, self.G, batch.encoder_inputs, split=self.split)
+        latent, residual, plain, head = encode_features(self.encoder, self.G, batch.encoder_inputs, split=self.split)
         loss, logs, _ = self.losses(batch, latent, plain)
-        recon, _ = render_features(self.G, self.split, latent, space, residual)
+        recon, _ = render_features(self.G, self.split, latent, space, residual, head)
         terms = {"fs_pixel": (o.pixel_weight, (recon - batch.images).square().mean()),
                  "residual": (o.residual_weight, residual.square().mean())}
         if self.perceptual is not None:
@@ -351,8 +351,8 @@ class Trainer:
         """Mean PSNR (dB) on the held-out images, and their reconstructions."""
         self.encoder.eval()
         if self.split is not None:
-            latent, residual, _ = encode_features(self.encoder, self.G, self.eval.images, split=self.split)
-            recon, _ = render_features(self.G, self.split, latent, self.config.space, residual)
+            latent, residual, _, head = encode_features(self.encoder, self.G, self.eval.images, split=self.split)
+            recon, _ = render_features(self.G, self.split, latent, self.config.space, residual, head)
             return float(psnr(recon, self.eval.images).mean()), recon
         latent = encode(self.encoder, self.G, self.eval.images, iterations=self.o.iterations)
         recon = self.G.synthesize(latent, self.config.space)

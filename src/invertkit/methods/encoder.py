@@ -115,8 +115,8 @@ def run_fs_encoder(G: Generator, images: Tensor, opts: FsEncoderOptions, ctx: Ru
     latents, recons, states = [], [], []
     with torch.inference_mode():
         for s in range(0, images.shape[0], opts.chunk):
-            latent, residual, _ = encode_features(enc, G, images[s:s + opts.chunk], split=split)
-            recon, state = render_features(G, split, latent, space, residual)
+            latent, residual, _, head = encode_features(enc, G, images[s:s + opts.chunk], split=split)
+            recon, state = render_features(G, split, latent, space, residual, head)
             latents.append(latent)
             recons.append(recon)
             states.append(LayerState(split.name, state, space))
@@ -127,7 +127,7 @@ def run_fs_encoder(G: Generator, images: Tensor, opts: FsEncoderOptions, ctx: Ru
     n = images.shape[0]
     return LatentInversion(
         latents=latent, space=f"f:{split.name}", reconstructions=recon, metrics=metrics,
-        timings=Timings(seconds=seconds, steps=1, evaluations=[2.0] * n),  # the latent's render and the tail's
+        timings=Timings(seconds=seconds, steps=1, evaluations=[2.0] * n),  # the latent's render and a second tail
         config={"encoder": enc.source, "encoder_arch": "fs", "layer": split.name},
         layer_state=LayerState.concat(states) if states else None,
     )
