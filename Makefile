@@ -35,7 +35,7 @@ demo: install
 # faces, then fine-tuned with real faces mixed in (ORL subjects 20-40 and LFW faces 50-99; ORL 1-19
 # and LFW 0-49 stay unseen for the benchmarks), then a ReStyle encoder bootstrapped from it (it
 # learns to correct the pSp latents in 3 passes), and a feature-space (fs) encoder warm-started from
-# it (600 steps; 0.37 s per step on a quiet machine, about 3 s on the busy one it was trained on).
+# it (400 steps; 0.37 s per step on a quieter machine, 3 to 6 s on the busy one it was trained on).
 SHARED ?= ../shared/data
 ENC    := $(VENV)/bin/invertkit train-encoder --no-progress --perceptual-weight 0 --log-every 100
 REAL   := "$(SHARED)/orl_faces/s[234]?,runs/faces/train/lfw" --real-fraction 0.3
@@ -48,7 +48,7 @@ encoders: install
 	$(ENC) -g dcgan-digiface64 --arch restyle --iterations 3 --steps 1500 --batch 32 --pixel-weight 10 --latent-weight 0.3 \
 	  --bootstrap runs/encoders/dcgan-psp/encoder.safetensors --out runs/encoders/dcgan-restyle
 	# feature-space encoder: pSp's latent branch plus a residual of the generator's 16x16 features (layer 10)
-	$(ENC) -g dcgan-digiface64 --arch fs --steps 600 --checkpoint-every 100 --batch 32 --lr 5e-4 \
+	$(ENC) -g dcgan-digiface64 --arch fs --steps 400 --checkpoint-every 50 --batch 32 --lr 5e-4 \
 	  --init-from runs/encoders/dcgan-psp/encoder.safetensors --images $(REAL) --out runs/encoders/dcgan-fs
 	$(ENC) -g mnist-mlp-gan --weights $(SHARED)/mnist_mlp_gan/generator.ckpt --arch psp --steps 3000 --batch 64 \
 	  --out runs/encoders/mnist-psp
