@@ -5,9 +5,11 @@
 1. Encoder quality alone (PSNR, mean over images) on faces the generator draws from seeds it was not
    trained on (seeds 0..255; training draws from its own stream), on LFW faces 0-49 of the subset
    scikit-image ships and on photo 1 of ORL subjects 1-19 (the shipped encoders were fine-tuned with
-   LFW 50-99 and ORL 20-40: see benchmarks/export_faces.py); the same for MNIST test digits.
-2. The method comparison of the README: ``invertkit bench`` with encoder, restyle, hybrid, pti and
-   optimize:z on 17 real faces (astronaut, LFW 0-7, ORL subjects 1-8 photo 1), written to
+   LFW 50-99 and ORL 20-40: see benchmarks/export_faces.py); the same for MNIST test digits. The
+   feature-space encoder (``fs-encoder``, ``--fs-encoder``: a file, or auto for the shipped one) is
+   scored on the DCGAN only (the MNIST MLP GAN has no feature maps), and skipped when there is none.
+2. The method comparison of the README: ``invertkit bench`` with encoder, restyle, (fs-encoder when
+   one is shipped,) hybrid, pti and optimize:z on 17 real faces (astronaut, LFW 0-7, ORL subjects 1-8 photo 1), written to
    ``OUT/faces/`` (bench.md, bench.html ...). The face images are also saved to ``OUT/faces_images``
    so the same table can be made with the command line.
 
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 
 from invertkit.bench import run_bench
+from invertkit.encoders.shipped import find_encoder
 from invertkit.generators import load_generator
 from invertkit.io.images import read_images, save_image
 from invertkit.io.samples import astronaut_face, lfw_faces, mnist_test
@@ -51,6 +54,7 @@ def main() -> None:
     ap.add_argument("--shared", default="../shared/data")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="part 1 only")
+    ap.add_argument("--fs-encoder", default="auto", help="fs encoder file for fs-encoder (auto: the installed or shipped one)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     root, out = Path(args.shared), Path(args.out)
@@ -61,8 +65,10 @@ def main() -> None:
         drawn = G.synthesize(torch.cat([G.sample_latent(1, "z", seed=s) for s in range(256)]), "z").clamp(-1, 1)
     lfw = lfw_faces(list(range(50)), 64, 3)
     orl, _ = orl_faces(root, range(1, 20), 64, 3)
-    for method in ("encoder", "restyle"):
-        report[f"dcgan/{method}"] = {name: mean_psnr(G, x, method) for name, x in
+    fs = args.fs_encoder != "auto" or find_encoder(G, ("fs",)) is not None
+    for method in ("encoder", "restyle") + (("fs-encoder",) if fs else ()):
+        kw = {"encoder": args.fs_encoder} if method == "fs-encoder" else {}
+        report[f"dcgan/{method}"] = {name: mean_psnr(G, x, method, **kw) for name, x in
                                      (("drawn_unseen_seeds", drawn), ("lfw_0_49", lfw), ("orl_1_19", orl))}
     print(json.dumps(report), flush=True)
 
@@ -82,7 +88,8 @@ def main() -> None:
     names = ["astronaut"] + [f"lfw-{i}" for i in range(8)] + orl_names
     for img, name in zip(faces, names, strict=True):
         save_image(img, out / "faces_images" / f"{name}.png")
-    rows = run_bench(G, faces, names, ["encoder", "restyle", "hybrid", "pti", "optimize:z"], out / "faces",
+    shipped_fs = ["fs-encoder"] if find_encoder(G, ("fs",)) is not None else []
+    rows = run_bench(G, faces, names, ["encoder", "restyle", *shipped_fs, "hybrid", "pti", "optimize:z"], out / "faces",
                      batch_size=17, extra_metrics=("perceptual",), progress=lambda s: print(f"bench: {s}", flush=True))
     report["faces_bench"] = rows
     print((out / "faces" / "bench.md").read_text())

@@ -293,7 +293,7 @@ def test_shipped_encoders_work_by_name(shared_data):
     from invertkit.encoders.shipped import shipped_encoders
     from invertkit.generators import load_generator
 
-    assert shipped_encoders() == {"dcgan-digiface64": ["psp", "restyle"], "mnist-mlp-gan": ["psp", "restyle"]}
+    assert shipped_encoders() == {"dcgan-digiface64": ["fs", "psp", "restyle"], "mnist-mlp-gan": ["psp", "restyle"]}
     for G in (load_generator("dcgan-digiface64"),
               load_generator("mnist-mlp-gan", weights=shared_data / "mnist_mlp_gan" / "generator.ckpt")):
         with torch.no_grad():
@@ -304,3 +304,11 @@ def test_shipped_encoders_work_by_name(shared_data):
             got = sum(m["psnr"] for m in res.metrics) / 8
             assert got > mean_psnr + 5, (G.name, method, got, float(mean_psnr))
             assert res.config["encoder"].endswith(f"{G.name}/{'psp' if method == 'encoder' else 'restyle'}.safetensors")
+    G = load_generator("dcgan-digiface64")  # the feature-space encoder: LFW 0-49 were never trained on
+    from invertkit.io.samples import lfw_faces
+
+    faces = lfw_faces(list(range(8)), 64, 3)
+    res = invert(G, faces, "fs-encoder")
+    assert res.config["encoder"].endswith("dcgan-digiface64/fs.safetensors") and res.space == "f:10"
+    assert sum(m["psnr"] for m in res.metrics) / 8 > 25
+    assert torch.allclose(res.render(G), res.reconstructions, atol=1e-5)

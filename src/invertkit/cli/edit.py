@@ -128,7 +128,7 @@ def _rows_used(G, d, layers: str) -> list[int] | None:  # noqa: ANN001
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..editing.apply import edit_latents, render_edits
+    from ..editing.apply import edit_latents, render_edits, render_layer_edits
     from ..editing.directions import load_directions
     from ..editing.editability import parse_strengths
     from ..editing.sources import item_generator, read_latents
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     scale = picture_scale(args, G.resolution)
     if args.duration < 1:
         raise ConfigError(f"--duration must be >= 1 ms, got {args.duration}")
-    items = read_latents(args.latents, G, parse_ids(args.ids))
+    items = read_latents(args.latents, G, parse_ids(args.ids), layerwise=True)
 
     # every direction and every (latent, direction) pair is checked before anything is rendered:
     # a wrong index or space fails at once instead of after half the strips
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     for item in items:
         for job in jobs:
             try:
-                _, space = edit_latents(G, item.latent, item.space, job["directions"], job["index"], [0.0],
+                _, space = edit_latents(G, item.latent, item.edit_space, job["directions"], job["index"], [0.0],
                                         layers=args.layers, units=args.units)
             except InvertkitError as exc:
                 raise type(exc)(f"{item.file} with {job['file']}:{job['index']}: {exc}") from None
@@ -189,9 +189,11 @@ def run(args: argparse.Namespace) -> int:
         try:
             Gi = item_generator(G, item)  # PTI: this image's tuned weights render its edited pivot
             for job in jobs:
-                edited, space = edit_latents(G, item.latent, item.space, job["directions"], job["index"], strengths,
+                edited, space = edit_latents(G, item.latent, item.edit_space, job["directions"], job["index"], strengths,
                                              layers=args.layers, units=args.units)
-                frames = render_edits(Gi, edited, space)[0].cpu()
+                # a layerwise (fs-encoder, f:LAYER) result: the edited latent's features plus its residual
+                frames = (render_layer_edits(Gi, item.result, edited, space) if item.result.layer_state is not None
+                          else render_edits(Gi, edited, space))[0].cpu()
                 stem = f"{item.name}_{job['slug']}"
                 png = save_strip(frames, out / f"{stem}.png", labels=labels, scale=scale)
                 gif = save_gif(frames, out / f"{stem}.gif", duration_ms=args.duration, scale=scale) if args.gif else None

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, LatentSpaceError
 from ..generators.base import Generator
-from ..generators.capabilities import StyleSpaces
+from ..generators.capabilities import LayerSplitting, StyleSpaces, require
 from ..results import InversionResult, LatentInversion, TunedInversion
 from .directions import Directions
 
@@ -157,8 +157,38 @@ def edit_result(G: Generator, result: InversionResult, directions: Directions, i
     """Images of an inversion result's latents edited along direction ``index``: ``[N, S, C, H, W]`` in
     [-1, 1]. PTI results edit the pivot and render with each image's tuned generator. ``kw``: layers,
     units (see :func:`edit_latents`)."""
-    if not isinstance(result, LatentInversion) or result.layer_state is not None:
+    if not isinstance(result, LatentInversion):
         raise LatentSpaceError(f"a {result.space} {result.kind} result has no latent code of {G.name} to edit along a direction "
-                               "(layerwise state and diffusion noise are not edited this way)")
+                               "(diffusion noise is not edited this way)")
+    if result.layer_state is not None:
+        edited, target = edit_latents(G, result.latents, result.latent_space, directions, index, strengths, **kw)  # type: ignore[arg-type]
+        return render_layer_edits(G, result, edited, target)
     edited, target = edit_latents(G, result.latents, result.space, directions, index, strengths, **kw)  # type: ignore[arg-type]
     return render_edits(G, edited, target, generators=result_generators(G, result))
+
+
+@torch.no_grad()
+def render_layer_edits(G: Generator, result: LatentInversion, edited: Tensor, space: str) -> Tensor:
+    """Images of a layerwise result's (``f:LAYER``: ``fs-encoder``, ``optimize`` in ``f:LAYER``) edited
+    latents ``[N, S, *shape]`` in ``space`` -> ``[N, S, C, H, W]`` in [-1, 1] (clamped).
+
+    The state at the cut is the head's features of the edited latent plus the result's residual there,
+    ``layer_state - head(latent)`` (HFGI's rule: what the latent does not explain stays put while the
+    latent moves); strength 0 reproduces the result's image. The rest of the state (StyleGAN2's skip
+    image) and the tail's latent follow the edited latent.
+    """
+    state = result.layer_state
+    assert state is not None
+    split = require(G, LayerSplitting, f"editing a layerwise result ({result.space})").layer_split(state.layer)
+    base = result.latent_space
+    out = []
+    for i in range(edited.shape[0]):
+        own = split.head(result.latents[i:i + 1].to(G.device, torch.float32), base)
+        residual = state.tensors[0][i:i + 1].to(G.device, torch.float32) - own[0]  # type: ignore[index,operator]
+        moved = edited[i].to(G.device, torch.float32)
+        head = split.head(moved, space)
+        tail = None
+        if split.tail_space is not None:
+            tail = moved if space == split.tail_space else G.convert(moved, space, split.tail_space)
+        out.append(split.tail((head[0] + residual, *head[1:]), tail).clamp(-1, 1))
+    return torch.stack(out)

@@ -56,6 +56,11 @@ class LatentItem:
         return isinstance(self.result, TunedInversion)
 
     @property
+    def edit_space(self) -> str:
+        """The space an edit starts from: ``space``, or a layerwise result's latent space."""
+        return self.result.latent_space if self.result.layer_state is not None else self.space
+
+    @property
     def base_space(self) -> str:
         """The generator space the latent lives in (``z`` for ``z-sphere``)."""
         return self.result.latent_space
@@ -89,16 +94,20 @@ def _npz_in(folder: Path) -> list[Path]:
     return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() == ".npz")
 
 
-def read_latent(file: str | os.PathLike[str], G: Generator) -> LatentItem:
+def read_latent(file: str | os.PathLike[str], G: Generator, *, layerwise: bool = False) -> LatentItem:
     """One latent file, read into its typed result and checked against ``G`` (space and shape).
 
+    ``layerwise``: also accept a layerwise (``f:LAYER``: ``fs-encoder``, ``optimize`` in ``f:LAYER``)
+    result, whose latent edits with its feature residual re-added (``editing.apply.render_layer_edits``);
+    interpolation has no such rule and leaves it False.
+
     Raises:
-        LatentSpaceError: unreadable file, a layerwise or diffusion result (no latent code to edit), or
-            a space or shape ``G`` does not have.
+        LatentSpaceError: unreadable file, a diffusion result or (unless ``layerwise``) a layerwise one
+            (no latent code to edit), or a space or shape ``G`` does not have.
     """
     f = Path(file)
     item = read_item(f)  # checked against G before anything is rendered with it
-    if item.layer is not None or item.kind == "diffusion" or item.space.startswith("f:"):
+    if item.kind == "diffusion" or (not layerwise and (item.layer is not None or item.space.startswith("f:"))):
         raise LatentSpaceError(f"{f}: a {item.space} {item.kind} result holds no latent code of a GAN (layerwise state "
                                "or a diffusion state); it cannot be edited or interpolated (invert in w+ or w for that)")
     base = item.latent_space or generator_space(item.space)
@@ -114,7 +123,8 @@ def read_latent(file: str | os.PathLike[str], G: Generator) -> LatentItem:
     return LatentItem(f.stem, result, f)
 
 
-def read_latents(path: str | os.PathLike[str], G: Generator, ids: list[str] | None = None) -> list[LatentItem]:
+def read_latents(path: str | os.PathLike[str], G: Generator, ids: list[str] | None = None, *,
+                 layerwise: bool = False) -> list[LatentItem]:
     """Every latent ``path`` names (see :func:`latent_files`), each checked against ``G``; for a dataset
     run (``results/part-*.parquet``), the rows ``ids`` (all of them for a run of at most 1000 rows).
 
@@ -125,17 +135,17 @@ def read_latents(path: str | os.PathLike[str], G: Generator, ids: list[str] | No
         LatentSpaceError: a file is unreadable or does not fit ``G`` (the message names it).
     """
     if is_dataset_run(path):
-        return _dataset_latents(Path(path), G, ids)
+        return _dataset_latents(Path(path), G, ids, layerwise=layerwise)
     if ids:
         raise ConfigError(f"{path}: --ids selects rows of a dataset run (a folder with results/part-*.parquet); this is not one")
-    return [read_latent(f, G) for f in latent_files(path)]
+    return [read_latent(f, G, layerwise=layerwise) for f in latent_files(path)]
 
 
-def _dataset_latents(folder: Path, G: Generator, ids: list[str] | None) -> list[LatentItem]:
+def _dataset_latents(folder: Path, G: Generator, ids: list[str] | None, *, layerwise: bool = False) -> list[LatentItem]:
     """Rows of a dataset run as latent items, named by their ids (made file-name safe)."""
     run = dataset_run(folder, G, ids)
     result = run.result
-    if not isinstance(result, LatentInversion) or result.layer_state is not None or result.space.startswith("f:"):
+    if not isinstance(result, LatentInversion) or (not layerwise and (result.layer_state is not None or result.space.startswith("f:"))):
         raise LatentSpaceError(f"{folder}: a {result.space} {result.kind} run holds no latent code of a GAN; it cannot be "
                                "edited or interpolated (invert in w+ or w for that)")
     return [LatentItem(stem, result.select([k]), folder / "results") for k, stem in enumerate(run.stems)]

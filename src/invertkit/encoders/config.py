@@ -12,10 +12,10 @@ from typing import Any
 
 from ..errors import CheckpointError, ConfigError
 from ..generators.base import Generator
-from ..generators.capabilities import StyleSpaces
+from ..generators.capabilities import LayerSplitting, StyleSpaces, require
 from ..untrusted import one_line, short_repr
 
-ARCHS = ("psp", "e4e", "restyle", "hyperstyle")
+ARCHS = ("psp", "e4e", "restyle", "hyperstyle", "fs")
 MAX_WIDTH = 8192  # the widest backbone stage a stored encoder config may declare
 MAX_TARGETS = 512  # generator layers a stored hypernetwork config may name
 MAX_RANK = 64  # rank of a hypernetwork's per-layer offsets
@@ -57,6 +57,9 @@ class EncoderConfig:
             the refinement starts from (ReStyle's "encoder bootstrapping"); None starts from the
             mean latent.
         bootstrap_sha256: sha256 of that file's bytes (a swapped file is refused).
+        layer: fs only: the generator's split layer (``LayerSplitting``) whose features it corrects
+            (a module index of a sequential generator, a block resolution of StyleGAN2).
+        feature_shape: fs only: ``(channels, height, width)`` of the features at ``layer``.
     """
 
     arch: str
@@ -71,6 +74,8 @@ class EncoderConfig:
     bootstrap_sha256: str | None = None
     targets: tuple[tuple[str, int, int], ...] = ()
     rank: int = 1
+    layer: str | None = None
+    feature_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if (self.arch == "hyperstyle") != bool(self.targets):
@@ -82,6 +87,10 @@ class EncoderConfig:
             raise ConfigError("a bootstrap encoder is a file name beside a restyle encoder, with its sha256")
         if self.arch not in ARCHS:
             raise ConfigError(f"unknown encoder architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        if (self.arch == "fs") != (self.layer is not None) or (self.layer is None) != (self.feature_shape is None):
+            raise ConfigError("a feature layer and its feature shape belong to an fs encoder, and an fs encoder needs both")
+        if self.feature_shape is not None and (len(self.feature_shape) != 3 or min(self.feature_shape) < 1):
+            raise ConfigError(f"fs feature_shape must be (channels, height, width), got {self.feature_shape}")
         if self.resolution < 8 or self.channels < 1 or self.blocks < 1 or not self.widths:
             raise ConfigError(f"invalid encoder size: resolution {self.resolution}, channels {self.channels}, "
                               f"blocks {self.blocks}, widths {self.widths}")
@@ -112,7 +121,8 @@ class EncoderConfig:
         if not isinstance(d, dict):
             raise CheckpointError(f"{where}: the encoder config is not a JSON object")
         names = {f.name for f in dataclasses.fields(cls)}
-        missing = sorted(names - set(d) - {"blocks", "bootstrap", "bootstrap_sha256", "targets", "rank"})  # absent from older files
+        missing = sorted(names - set(d) - {"blocks", "bootstrap", "bootstrap_sha256", "targets", "rank", "layer",
+                                           "feature_shape"})  # absent from older files
         if missing or set(d) - names:
             raise CheckpointError(f"{where}: encoder config has missing {missing} / unknown {sorted(set(d) - names)} fields")
         def ints(k: str, value: Any, lo: int, hi: int) -> int:
@@ -132,13 +142,15 @@ class EncoderConfig:
             kw["widths"] = int_list("widths", d["widths"], 16, 1, MAX_WIDTH)
             if "targets" in kw:
                 kw["targets"] = _targets(kw["targets"])
+            if kw.get("feature_shape") is not None:
+                kw["feature_shape"] = int_list("feature_shape", d["feature_shape"], 3, 1, 1 << 13)
             for k, lo, hi in (("resolution", 8, 4096), ("channels", 1, 16), ("blocks", 1, 16), ("rank", 1, MAX_RANK)):
                 if k in kw:
                     kw[k] = ints(k, kw[k], lo, hi)
             for k in ("arch", "generator", "space"):
                 if not isinstance(kw[k], str):
                     raise TypeError(f"{k} must be a string")
-            for k in ("bootstrap", "bootstrap_sha256"):
+            for k in ("bootstrap", "bootstrap_sha256", "layer"):
                 if kw.get(k) is not None and not isinstance(kw[k], str):
                     raise TypeError(f"{k} must be a string")
             return cls(**kw)
@@ -161,16 +173,55 @@ def _targets(value: Any) -> tuple[tuple[str, int, int], ...]:
     return tuple(out)
 
 
+def feature_shapes(G: Generator, space: str) -> dict[str, tuple[int, ...]]:
+    """``{split layer: (channels, height, width)}`` of the features at each of ``G``'s split layers
+    (capability ``LayerSplitting``) whose state is a feature map, computed from ``space``'s mean latent."""
+    import torch
+
+    splitter = require(G, LayerSplitting, "a feature-space (fs) encoder")
+    out = {}
+    with torch.no_grad():
+        mean = G.mean_latent(space)
+        for name in splitter.split_layers():
+            x = splitter.layer_split(name).head(mean, space)[0]
+            if x is not None and x.dim() == 4:
+                out[name] = tuple(x.shape[1:])
+    return out
+
+
+def default_layer(G: Generator, space: str) -> str:
+    """The layer an fs encoder corrects by default: the deepest split layer whose features are a
+    quarter of the image's size (16 x 16 for 64 px), else the deepest one at most that size
+    (HFGI / StyleRes correct StyleGAN's 64 x 64 features of 1024 px images; a quarter keeps the tail,
+    and so edits, several layers deep on small generators)."""
+    shapes = feature_shapes(G, space)
+    if not shapes:
+        raise ConfigError(f"{G.name} has no split layer with a feature map for an fs encoder")
+    target = max(1, G.resolution // 4)
+    fits = [k for k, s in shapes.items() if s[1] <= target]
+    return (fits or list(shapes))[-1]
+
+
 def config_for(G: Generator, arch: str = "psp", *, space: str | None = None, width: int = 32,
                max_width: int = 256, blocks: int = 1, targets: tuple[tuple[str, int, int], ...] = (),
-               rank: int = 1) -> EncoderConfig:
+               rank: int = 1, layer: str | None = None) -> EncoderConfig:
     """The encoder config for generator ``G`` (space defaults to :func:`default_space`; ``targets`` and
-    ``rank`` for hyperstyle, see ``encoders.hyper.conv_targets``)."""
+    ``rank`` for hyperstyle, see ``encoders.hyper.conv_targets``; an ``fs`` encoder's ``layer`` to
+    :func:`default_layer`)."""
     space = G.check_space(space or default_space(G))
     shape = tuple(G.latent_shape(space))
     if len(shape) > 2:
         raise ConfigError(f"encoders predict flat or per-row latents; {space} has shape {shape}")
+    feature_shape = None
+    if arch == "fs":
+        shapes = feature_shapes(G, space)
+        layer = str(layer) if layer is not None else default_layer(G, space)
+        if layer not in shapes:
+            raise ConfigError(f"{layer!r} is no split layer of {G.name} with a feature map; choose one of {', '.join(shapes)}")
+        feature_shape = shapes[layer]
+    elif layer is not None:
+        raise ConfigError(f"a feature layer belongs to an fs encoder, not {arch}")
     return EncoderConfig(arch=arch, generator=G.name, resolution=G.resolution, channels=G.channels,
                          space=space, latent_shape=shape,
                          widths=default_widths(G.resolution, width, max_width), blocks=blocks,
-                         targets=tuple(targets), rank=rank)
+                         targets=tuple(targets), rank=rank, layer=layer, feature_shape=feature_shape)

@@ -9,6 +9,10 @@ All three architectures share the backbone and pyramid; they differ in what the 
   at a time during training (the ``active`` buffer) so the code stays close to W (Tov et al., 2021).
 - ``restyle``: the input is the image concatenated with the current reconstruction and the output is
   a residual added to the current latent, applied a few times (Alaluf et al., 2021).
+- ``fs``: pSp's latent heads plus a :class:`FeatureBranch` that sees the image and the reconstruction
+  of that latent and predicts a residual of the generator's features at one split layer (the idea of
+  HFGI, Wang et al. 2022, and StyleRes / StyleFeatureEditor: what the latent cannot express is put
+  into intermediate features, where the generator's tail still renders it).
 
 A flat latent (z of DCGAN or an MLP GAN) has one row, read from the coarsest map by a linear layer
 over all its positions (spatial layout matters for reconstruction; pooling would discard it).
@@ -97,6 +101,37 @@ class StyleHead(nn.Module):
         return self.linear(self.convs(x).flatten(1))
 
 
+class FeatureBranch(nn.Module):
+    """Image and reconstruction ``N x 2C x R x R`` -> feature residual ``N x C_f x H x W``.
+
+    A stem at full size, stride-2 residual blocks (16, 32, 64 ... channels, capped at ``C_f``) down to
+    the feature size (resized when the sizes do not halve exactly), a last 3x3 convolution that starts
+    at zero: an untrained branch adds nothing, so a warm-started fs encoder begins as its pSp encoder.
+    """
+
+    def __init__(self, in_channels: int, resolution: int, feature_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        cf, h, w = feature_shape
+        width = min(cf, 16)
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), _act())
+        blocks, size = [], resolution
+        while size > max(h, w) and size > 1:
+            nxt = min(cf, 2 * width)
+            blocks.append(ResBlock(width, nxt, 2))
+            width, size = nxt, (size + 1) // 2
+        self.blocks = nn.Sequential(*blocks)
+        self.size = (h, w)
+        self.out = nn.Conv2d(width, cf, 3, 1, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.blocks(self.stem(x))
+        if tuple(x.shape[-2:]) != self.size:
+            x = nn.functional.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        return self.out(x)
+
+
 def row_levels(rows: int, levels: int) -> list[int]:
     """Pyramid level (0 coarse, 1 middle, 2 fine) read by each W+ row, in pSp's proportions
     (18 rows: 3 coarse, 4 middle, 11 fine), clipped to the levels available."""
@@ -118,7 +153,8 @@ class Encoder(nn.Module):
     """Image ``N x C x R x R`` in [-1, 1] -> latent ``[N, *config.latent_shape]`` in ``config.space``.
 
     For ``restyle`` call ``encoder(image, reconstruction)``; the output is a residual to add to the
-    latent that produced ``reconstruction``.
+    latent that produced ``reconstruction``. An ``fs`` encoder's ``encoder(image)`` is its latent;
+    ``encoder.residual(image, reconstruction)`` the feature residual (see ``encoders.inference``).
     """
 
     def __init__(self, config: EncoderConfig) -> None:
@@ -144,6 +180,7 @@ class Encoder(nn.Module):
             level_sizes = list(reversed(sizes[-self.pyramid.levels:]))
             self.levels = row_levels(c.rows, self.pyramid.levels)
             self.heads = nn.ModuleList(StyleHead(c.widths[-1], level_sizes[lv], c.dim) for lv in self.levels)
+        self.features = FeatureBranch(2 * c.channels, c.resolution, c.feature_shape) if c.feature_shape else None
         # channels-last convolutions run about 1.5x faster on CPU (oneDNN) at batch 64; same maths
         self.to(memory_format=torch.channels_last)
 
@@ -177,6 +214,16 @@ class Encoder(nn.Module):
         if self.config.arch != "restyle":
             out = out + self.latent_mean
         return out
+
+    def residual(self, image: Tensor, reconstruction: Tensor) -> Tensor:
+        """fs: the feature residual ``[N, *config.feature_shape]`` for ``image`` whose latent renders
+        ``reconstruction`` (both ``N x C x R x R``)."""
+        if self.features is None:
+            raise ConfigError(f"a {self.config.arch} encoder predicts no feature residual (train one with --arch fs)")
+        self._check(image, "images")
+        self._check(reconstruction, "reconstructions")
+        x = torch.cat([image, reconstruction], 1).contiguous(memory_format=torch.channels_last)
+        return self.features(x).contiguous()
 
     def set_start(self, start: Encoder | None) -> None:
         """Start ReStyle's refinement from ``start``'s latents instead of the mean latent (frozen, eval mode)."""

@@ -4,7 +4,10 @@ Training images are drawn by the generator itself (so the true latent is known a
 available), optionally mixed with a folder of real images. Losses: pixel MSE and perceptual distance
 between the image and ``G(E(image))``, MSE to the true latent, LSAP's NSCD (StyleGAN2), and for e4e
 the offset regulariser and the latent discriminator. ReStyle runs ``iterations`` refinement steps per
-batch, each with its own loss (the reconstruction fed back is detached, as in ReStyle).
+batch, each with its own loss (the reconstruction fed back is detached, as in ReStyle). An fs encoder
+is scored on both its latent's image (the losses above) and the image with its feature residual (pixel
+and perceptual), plus ``residual_weight`` times the residual's mean square, which keeps the latent doing
+most of the work so edits of it still show.
 
 The output folder holds:
 
@@ -49,7 +52,7 @@ from .data import Batch, TrainingData, eval_batch
 from .discriminator import LatentDiscriminator, discriminator_loss, generator_loss
 from .files import build_network, save_encoder
 from .hyper import conv_targets, offsets, refine, render_offset, zero_offsets
-from .inference import encode, restyle_start, start_point
+from .inference import encode, encode_features, feature_split, render_features, restyle_start, start_point
 from .nets import Encoder
 
 
@@ -57,8 +60,9 @@ from .nets import Encoder
 class TrainOptions(Options):
     """Encoder training options (``invertkit train-encoder`` flags come from these fields)."""
 
-    arch: str = option("psp", "psp, e4e, restyle, or hyperstyle (a hypernetwork offsetting generator weights; needs --bootstrap)",
-                       choices=("psp", "e4e", "restyle", "hyperstyle"))
+    arch: str = option("psp", "psp, e4e, restyle, fs (latent plus a residual of G's features at --layer) or hyperstyle "
+                       "(a hypernetwork offsetting generator weights; needs --bootstrap)",
+                       choices=("psp", "e4e", "restyle", "fs", "hyperstyle"))
     steps: int = option(3000, "optimisation steps", min=1)
     batch: int = option(32, "images per step", min=2)
     lr: float = option(1e-3, "Adam learning rate; cosine decay to 1% of it over the run", min=0, min_exclusive=True)
@@ -69,6 +73,9 @@ class TrainOptions(Options):
     offset_weight: float = option(2e-4, "e4e: weight of the squared norm of the per-row offsets", min=0)
     adversarial_weight: float = option(0.1, "e4e: weight of the latent discriminator loss (0 turns it off)", min=0)
     unlock_every: int | Auto = option("auto", "e4e: steps between switching on the next row's offset (auto: steps / (2 rows))", min=1)
+    layer: str | Auto = option("auto", "fs: the split layer whose features it corrects (a module index of a sequential generator, "
+                               "a block resolution of StyleGAN2; auto: the deepest at a quarter of the image size)")
+    residual_weight: float = option(0.01, "fs: weight of the feature residual's mean square (keeps the latent doing the work)", min=0)
     iterations: int = option(3, "restyle, hyperstyle: refinement iterations per training batch", min=1)
     layers: str = option("auto", "hyperstyle: generator layers to offset: auto (the later half of the conv layers), all, or comma-separated weight names")
     rank: int = option(4, "hyperstyle: rank of each layer's multiplicative weight offset", min=1, max=64)
@@ -95,6 +102,8 @@ def _check_options(o: TrainOptions) -> None:
         raise ConfigError(f"unknown encoder architecture {o.arch!r}; choose one of {', '.join(ARCHS)}")
     if o.steps < 1 or o.batch < 2 or o.iterations < 1 or o.checkpoint_every < 1 or o.log_every < 1:
         raise ConfigError("steps, iterations, checkpoint_every and log_every must be >= 1 and batch >= 2")
+    if not is_auto(o.layer) and o.arch != "fs":
+        raise ConfigError(f"--layer picks the features an fs encoder corrects; this run trains {o.arch}")
     if o.bootstrap and o.arch not in ("restyle", "hyperstyle"):
         raise ConfigError(f"--bootstrap starts a restyle or hyperstyle network from another encoder's latents; this run trains {o.arch}")
     if o.arch == "hyperstyle" and not o.bootstrap:
@@ -181,7 +190,8 @@ class Trainer:
         self.hyper = options.arch == "hyperstyle"
         targets = conv_targets(G, options.layers) if self.hyper else ()
         self.config = config_for(G, options.arch, width=options.width, max_width=options.max_width, blocks=options.blocks,
-                                 targets=targets, rank=options.rank if self.hyper else 1)
+                                 targets=targets, rank=options.rank if self.hyper else 1,
+                                 layer=None if options.arch != "fs" or is_auto(options.layer) else str(options.layer))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(options.seed)
             self.encoder = build_network(self.config).to(G.device)
@@ -192,6 +202,7 @@ class Trainer:
         if options.bootstrap:
             self._bootstrap(options.bootstrap, fresh=not options.init_from)
         self.e4e = options.arch == "e4e" and self.config.rows > 1
+        self.split = feature_split(self.encoder, G) if options.arch == "fs" else None
         if self.e4e:
             self.encoder.active.zero_()
             self.encoder.active[0] = 1
@@ -261,10 +272,12 @@ class Trainer:
         self.encoder.active[:on] = 1
 
     # ---- losses -----------------------------------------------------------------------------------
-    def losses(self, batch: Batch, latent: Tensor) -> tuple[Tensor, dict[str, float], Tensor]:
-        """Weighted loss of ``latent`` for ``batch`` (scalar), its terms, and the reconstruction."""
+    def losses(self, batch: Batch, latent: Tensor, recon: Tensor | None = None) -> tuple[Tensor, dict[str, float], Tensor]:
+        """Weighted loss of ``latent`` for ``batch`` (scalar), its terms, and the reconstruction
+        (``recon``: the latent's image when already rendered)."""
         o, G, space = self.o, self.G, self.config.space
-        recon = G.synthesize(latent, space)
+        if recon is None:
+            recon = G.synthesize(latent, space)
         terms: dict[str, Tensor] = {}
         if o.pixel_weight:
             terms["pixel"] = (recon - batch.images).square().mean()
@@ -284,6 +297,23 @@ class Trainer:
                    "nscd": o.nscd_weight, "offset": o.offset_weight, "adversarial": o.adversarial_weight}
         total = sum(weights[k] * v for k, v in terms.items())
         return total, {k: float(v.detach()) for k, v in terms.items()}, recon
+
+    def fs_losses(self, batch: Batch) -> tuple[Tensor, dict[str, float], Tensor]:
+        """fs: the latent's losses (see :meth:`losses`) plus pixel / perceptual losses of the image with
+        the feature residual and the residual penalty; returns the loss, its terms, that image."""
+        o, space = self.o, self.config.space
+        assert self.split is not None
+        latent, residual, plain, head = encode_features(self.encoder, self.G, batch.encoder_inputs, split=self.split)
+        loss, logs, _ = self.losses(batch, latent, plain)
+        recon, _ = render_features(self.G, self.split, latent, space, residual, head)
+        terms = {"fs_pixel": (o.pixel_weight, (recon - batch.images).square().mean()),
+                 "residual": (o.residual_weight, residual.square().mean())}
+        if self.perceptual is not None:
+            terms["fs_perceptual"] = (o.perceptual_weight, self.perceptual(recon, batch.images).mean())
+        for k, (weight, value) in terms.items():
+            loss = loss + weight * value
+            logs[k] = float(value.detach())
+        return loss, logs, recon
 
     def _codes(self, latent: Tensor) -> Tensor:
         """The codes the latent discriminator judges: the base w (row 0) or the flat latent."""
@@ -335,6 +365,9 @@ class Trainer:
                 latent = latent.detach() + self.encoder(batch.encoder_inputs, recon.detach())
                 loss, logs, recon = self.losses(batch, latent)
                 (loss / self.o.iterations).backward()
+        elif self.split is not None:
+            loss, logs, _ = self.fs_losses(batch)
+            loss.backward()
         else:
             latent = self.encoder(batch.encoder_inputs)
             loss, logs, _ = self.losses(batch, latent)
@@ -357,6 +390,10 @@ class Trainer:
         if self.hyper:
             latent, recon = start_point(self.encoder, self.G, self.eval.images)  # type: ignore[arg-type]
             _, recon = refine(self.encoder, self.G, self.eval.images, latent, recon, self.o.iterations)  # type: ignore[arg-type]
+            return float(psnr(recon, self.eval.images).mean()), recon
+        if self.split is not None:
+            latent, residual, _, head = encode_features(self.encoder, self.G, self.eval.images, split=self.split)
+            recon, _ = render_features(self.G, self.split, latent, self.config.space, residual, head)
             return float(psnr(recon, self.eval.images).mean()), recon
         latent = encode(self.encoder, self.G, self.eval.images, iterations=self.o.iterations)
         recon = self.G.synthesize(latent, self.config.space)

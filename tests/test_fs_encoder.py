@@ -1,0 +1,164 @@
+"""Feature-space (fs) encoders: a latent plus a residual of G's features at one split layer, on a tiny
+wrapped convolutional generator and a tiny StyleGAN2, at every layer with a feature map."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import invertkit
+from invertkit import LatentInversion, load_run
+from invertkit.editing.apply import edit_latents, edit_result, render_layer_edits
+from invertkit.editing.directions import Directions
+from invertkit.editing.sources import read_latents
+from invertkit.encoders import Encoder, TrainOptions, config_for, load_encoder, save_encoder, train_encoder
+from invertkit.encoders.config import EncoderConfig, feature_shapes
+from invertkit.encoders.inference import encode_features, feature_split, render_features
+from invertkit.encoders.train import Trainer
+from invertkit.errors import ConfigError, LatentSpaceError
+from invertkit.generators import wrap
+from invertkit.runs.writer import RunWriter
+
+FAST = dict(width=8, max_width=16, perceptual_weight=0.0, eval_images=8, log_every=5)
+
+
+@pytest.fixture(scope="module")
+def tiny_conv():
+    """A seeded DCGAN-like wrapped nn.Sequential: z in R^8 -> 1 x 16 x 16, feature maps at 4, 8 px."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16 * 4 * 4), nn.Unflatten(1, (16, 4, 4)), nn.ReLU(),
+                        nn.ConvTranspose2d(16, 8, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(8, 1, 4, 2, 1), nn.Tanh())
+    return wrap(net, (8,), 16, 1, name="tiny-conv")
+
+
+def _layers(G):
+    return list(feature_shapes(G, "w+" if G.name == "tiny-sg2" else "z"))
+
+
+def _images(G, n=4, seed=3):
+    space = G.spaces[0]
+    with torch.no_grad():
+        return G.synthesize(G.sample_latent(n, space, seed=seed), space).clamp(-1, 1)
+
+
+@pytest.mark.parametrize("which", ["tiny_conv", "tiny_sg2"])
+def test_shapes_at_every_layer_and_a_fresh_branch_adds_nothing(which, request):
+    G = request.getfixturevalue(which)
+    layers = _layers(G)
+    shapes = feature_shapes(G, "w+" if which == "tiny_sg2" else "z")
+    quarter = [k for k, s in shapes.items() if s[1] <= G.resolution // 4]
+    assert quarter and config_for(G, "fs").layer == quarter[-1]  # the deepest at a quarter of the image size
+    x = _images(G)
+    for layer in layers:
+        cfg = config_for(G, "fs", width=8, max_width=16, layer=layer)
+        assert cfg.layer == layer and len(cfg.feature_shape) == 3
+        enc = Encoder(cfg).eval()
+        with torch.no_grad():
+            latent, residual, plain, head = encode_features(enc, G, x)
+            recon, state = render_features(G, feature_split(enc, G), latent, cfg.space, residual, head)
+            again, _ = render_features(G, feature_split(enc, G), latent, cfg.space, residual)
+        assert torch.allclose(again, recon, atol=1e-6)
+        assert latent.shape == (4, *cfg.latent_shape) and residual.shape == (4, *cfg.feature_shape)
+        assert state[0].shape == residual.shape and recon.shape == x.shape
+        assert torch.allclose(recon, plain, atol=1e-5)  # the zero-initialised last layer: recon = G(latent)
+    with pytest.raises(ConfigError, match="no split layer"):
+        config_for(G, "fs", layer="999")
+    with pytest.raises(ConfigError, match="belongs to an fs encoder"):
+        config_for(G, "psp", layer=layers[0])
+
+
+def test_mlp_without_feature_maps_is_refused_in_one_line(tiny_mlp):
+    with pytest.raises(ConfigError, match="no split layer with a feature map"):
+        config_for(tiny_mlp, "fs")
+
+
+@pytest.mark.parametrize("which", ["tiny_conv", "tiny_sg2"])
+def test_training_steps_reduce_the_loss(which, request, tmp_path):
+    G = request.getfixturevalue(which)
+    trainer = Trainer(G, tmp_path, TrainOptions(arch="fs", layer=_layers(G)[0], batch=8, lr=3e-3, **FAST), progress=False)
+    batch = trainer.data.next()
+    trainer.encoder.train()
+    before, logs, _ = (t.detach() if torch.is_tensor(t) else t for t in trainer.fs_losses(batch))
+    assert {"pixel", "latent", "fs_pixel", "residual"} <= set(logs)
+    for _ in range(15):
+        trainer.train_step(batch)
+    trainer.encoder.train()
+    after = trainer.fs_losses(batch)[0].detach()
+    assert after.item() < 0.8 * before.item()
+
+
+def test_file_round_trip_and_config_checks(tiny_sg2, tmp_path):
+    cfg = config_for(tiny_sg2, "fs", width=8, max_width=16, layer="8")
+    enc = Encoder(cfg).eval()
+    with torch.no_grad():
+        for p in enc.features.out.parameters():
+            p.normal_(0, 0.1)  # a non-trivial branch
+    save_encoder(enc, tmp_path / "fs.safetensors")
+    back = load_encoder(tmp_path / "fs.safetensors")
+    assert back.config == cfg and back.config.feature_shape == cfg.feature_shape
+    x = _images(tiny_sg2)
+    with torch.no_grad():
+        a, b = encode_features(enc, tiny_sg2, x), encode_features(back, tiny_sg2, x)
+    assert all(torch.allclose(u, v, atol=1e-6) for u, v in zip(a[:3], b[:3], strict=True))
+    with pytest.raises(ConfigError, match="feature layer"):
+        EncoderConfig(**{**cfg.to_dict(), "arch": "psp"})
+    with pytest.raises(ConfigError, match="--layer"):
+        Trainer(tiny_sg2, tmp_path / "x", TrainOptions(arch="psp", layer="8", **FAST))
+
+
+def test_warm_start_from_psp_and_resume(tiny_conv, tmp_path):
+    psp = train_encoder(tiny_conv, tmp_path / "psp", steps=10, batch=8, checkpoint_every=10, **FAST)
+    opts = TrainOptions(arch="fs", steps=6, batch=8, checkpoint_every=3, init_from=str(psp), **FAST)
+    trainer = Trainer(tiny_conv, tmp_path / "fs", opts, progress=False)
+    x = _images(tiny_conv)
+    with torch.no_grad():  # before training: the pSp encoder's latent, and no residual
+        assert torch.allclose(trainer.encoder.eval()(x), load_encoder(psp)(x), atol=1e-5)
+    path = trainer.run()
+    enc = load_encoder(path)
+    assert enc.config.arch == "fs" and enc.meta["trained_steps"] == 6 and enc.meta["heldout_psnr"] is not None
+    again = train_encoder(tiny_conv, tmp_path / "fs", opts, steps=8)  # resumes at 6
+    assert load_encoder(again).meta["trained_steps"] == 8
+
+
+@pytest.mark.parametrize("which", ["tiny_conv", "tiny_sg2"])
+def test_method_run_folder_reload_and_edit(which, request, tmp_path):
+    G = request.getfixturevalue(which)
+    layer = _layers(G)[0]
+    path = train_encoder(G, tmp_path / "enc", arch="fs", layer=layer, steps=8, batch=8, checkpoint_every=8, **FAST)
+    x = _images(G, 2, seed=9)
+    res = invertkit.invert(G, x, "fs-encoder", encoder=str(path), chunk=1)
+    assert isinstance(res, LatentInversion) and res.space == f"f:{layer}" and res.layer_state.layer == layer
+    enc = load_encoder(path)
+    with torch.no_grad():
+        latent, residual, _, _ = encode_features(enc, G, x)
+        recon, _ = render_features(G, feature_split(enc, G), latent, enc.config.space, residual)
+    assert torch.allclose(res.reconstructions, recon, atol=1e-5)
+    assert torch.allclose(res.render(G), res.reconstructions, atol=1e-5)
+    writer = RunWriter(tmp_path / "run", G)
+    writer.add(res, x, ["a.png", "b.png"])
+    writer.finish()
+    run = load_run(tmp_path / "run", G)
+    assert run.result.space == res.space and torch.allclose(run.render(G), res.reconstructions, atol=1e-5)
+
+    # an edit moves the latent; the residual rides along on the edited latent's features
+    space = enc.config.space
+    dim = G.latent_shape("w" if space == "w+" else space)
+    v = torch.randn(1, *dim)
+    d = Directions(v / v.norm(), torch.ones(1), torch.ones(1), "w" if space == "w+" else "z", "test")
+    frames = edit_result(G, res, d, 0, [0.0, 3.0])
+    assert frames.shape == (2, 2, *x.shape[1:])
+    assert torch.allclose(frames[:, 0], res.reconstructions.clamp(-1, 1), atol=1e-5)
+    assert (frames[:, 1] - frames[:, 0]).abs().mean() > 1e-3
+    split = feature_split(enc, G)
+    with torch.no_grad():
+        kept = res.layer_state.tensors[0] - split.head(res.latents, space)[0]
+    assert torch.allclose(kept, residual, atol=1e-5)
+
+    # `invertkit edit` reads the run's layerwise latents (interpolation still refuses them)
+    items = read_latents(tmp_path / "run", G, layerwise=True)
+    assert [it.edit_space for it in items] == [space, space]
+    edited, target = edit_latents(G, items[0].latent, items[0].edit_space, d, 0, [0.0])
+    assert torch.allclose(render_layer_edits(G, items[0].result, edited, target)[0, 0], res.reconstructions[0].clamp(-1, 1), atol=1e-5)
+    with pytest.raises(LatentSpaceError, match="cannot be edited or interpolated"):
+        read_latents(tmp_path / "run", G)
