@@ -208,6 +208,14 @@ def test_damaged_lowrank_files_are_refused_with_one_line(tmp_path, sg2_runs, tin
     with pytest.raises(CheckpointError, match="more than 1e\\+06.*corrupted") as err:
         read_delta(path)
     assert "\n" not in str(err.value)
+    huge_product = {k: v.clone() for k, v in good.items()}
+    huge_product[conv + LORA_A].fill_(1e4)
+    huge_product[conv + LORA_B].fill_(1e4)
+    write_safetensors(path, huge_product, {METADATA_KEY: json.dumps(header)}, "weight delta")
+    with pytest.raises(CheckpointError, match=f"tensor {conv} of the weight delta changes a weight by 2e\\+08"):
+        read_delta(path)
+    with pytest.raises(ConfigError, match="changes a weight by more than"):
+        save_delta(path, huge_product, low.base.meta())
     write_safetensors(path, dict(good), {METADATA_KEY: json.dumps({**header, "format_version": 1, "layout": "full"})}, "weight delta")
     with pytest.raises(CheckpointError, match="holds low-rank factors but its header says layout 'full'"):
         read_delta(path)
@@ -221,3 +229,17 @@ def test_rank_option_is_checked(tiny_sg2):
         invert(tiny_sg2, images, "pti", rank=100000, pivot="optimize", pivot_steps=1, steps=1)
     with pytest.raises(ConfigError, match="rank >= 1"):
         lowrank_copy(tiny_sg2, 0)
+
+
+def test_diverged_lowrank_weights_are_flagged(sg2_runs):
+    import dataclasses
+
+    from invertkit.results.health import nonfinite_images
+
+    _, _, low = sg2_runs
+    assert nonfinite_images(low) == {}
+    conv = "synthesis.b16.conv0.weight"
+    bad = {k: v.clone() for k, v in low.deltas[1].items()}
+    bad[conv + LORA_A].fill_(1e4)
+    bad[conv + LORA_B].fill_(1e4)  # in bounds each, not multiplied out
+    assert nonfinite_images(dataclasses.replace(low, deltas=[low.deltas[0], bad])) == {1: "non-finite tuned weights"}

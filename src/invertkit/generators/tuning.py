@@ -61,6 +61,7 @@ __all__ = [
     "delta_layout",
     "expand_delta",
     "generator_digest",
+    "largest_changes",
     "lowrank_copy",
     "read_delta",
     "save_delta",
@@ -233,6 +234,24 @@ def _changes(state: Mapping[str, Tensor], delta: Mapping[str, Tensor]) -> list[t
 MAX_ABS_DELTA = 1e6
 
 
+def largest_changes(delta: Mapping[str, Tensor]) -> dict[str, float]:
+    """``{name: max |change|}`` of a delta's finite tensors, factor pairs multiplied out (``B @ A``):
+    bounded factors can still multiply to a huge change. Pairs whose shapes do not chain are left to
+    :func:`apply_delta`, which knows the generator's shapes."""
+    out: dict[str, float] = {}
+    for key, d in delta.items():
+        if key.endswith(LORA_B) or not d.numel() or not d.is_floating_point():
+            continue
+        name = key[: -len(LORA_A)] if key.endswith(LORA_A) else key
+        if key.endswith(LORA_A):
+            B = delta.get(name + LORA_B)
+            if B is None or B.dim() != 2 or d.dim() != 2 or B.shape[1] != d.shape[0] or not B.is_floating_point():
+                continue
+            d = B.float() @ d.float()
+        out[name] = float(d.abs().max()) if d.numel() else 0.0
+    return out
+
+
 def generator_digest(G: Generator) -> str:
     """sha256 of ``G``'s whole state dict (names, dtypes, shapes, bytes): identifies the base of a delta
     independently of file names (a converted checkpoint with the same weights has the same digest)."""
@@ -348,6 +367,7 @@ def save_delta(path: str | os.PathLike[str], delta: Mapping[str, Tensor], meta: 
     if bad:
         raise ConfigError(f"save_delta: {bad[0]} contains NaN or infinity; the tuning diverged (lower the learning rate)")
     big = [k for k, v in delta.items() if v.numel() and float(v.abs().max()) > MAX_ABS_DELTA]
+    big += [k for k, v in largest_changes(delta).items() if v > MAX_ABS_DELTA]
     if big:
         raise ConfigError(f"save_delta: {big[0]} changes a weight by more than {MAX_ABS_DELTA:g}; the tuning diverged (lower the learning rate)")
     layout, rank = delta_layout(delta)
@@ -380,6 +400,7 @@ def read_delta(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[st
     if bad:
         raise CheckpointError(f"{p}: tensor {bad[0]} of the weight delta is not finite floating point; the file is corrupted, re-run the inversion that wrote it")
     big = [(k, float(v.abs().max())) for k, v in tensors.items() if v.numel() and float(v.abs().max()) > MAX_ABS_DELTA]
+    big += [(k, v) for k, v in largest_changes(tensors).items() if v > MAX_ABS_DELTA and not big]
     if big:
         raise CheckpointError(f"{p}: tensor {big[0][0]} of the weight delta changes a weight by {big[0][1]:.3g}, more than "
                               f"{MAX_ABS_DELTA:g} (tuning moves weights by far less); the file is corrupted, re-run the inversion that wrote it")
