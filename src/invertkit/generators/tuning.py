@@ -155,7 +155,8 @@ def lowrank_copy(G: Generator, rank: int, *, seed: int = 0) -> tuple[Generator, 
         ``(copy, groups, finish)``: optimiser parameter groups (``{"params": [...], "lr_scale": s}``:
         the A factors at :data:`FACTOR_A_LR_SCALE`, B factors and full tensors at 1); ``finish()`` returns
         the delta (``<name>.lora_A`` / ``<name>.lora_B`` factors and full ``tuned - base`` tensors for
-        the rest, named as in ``G.weights()``; float32, CPU), ready for :func:`save_delta`.
+        the rest, named as in ``G.weights()``; float32, CPU; tensors that did not change are left
+        out), ready for :func:`save_delta`.
     """
     if rank <= 0:
         raise ConfigError(f"lowrank_copy needs rank >= 1, got {rank} (rank 0 is the full delta: tunable_copy)")
@@ -185,6 +186,8 @@ def lowrank_copy(G: Generator, rank: int, *, seed: int = 0) -> tuple[Generator, 
     def finish() -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}
         for name, c in factors.items():
+            if not c.lora_B.any():  # B still zero: this tensor did not change, as weight_delta leaves it out
+                continue
             out[name + LORA_A] = c.lora_A.detach().float().cpu().contiguous()
             out[name + LORA_B] = c.lora_B.detach().float().cpu().contiguous()
         for name, p in full.items():

@@ -55,7 +55,7 @@ LOCALITY_TRUNCATION = 0.5  # PTI samples the regulariser's w with truncation psi
 ALPHA_PAIRS = 256  # sample pairs measuring the typical distance (auto alpha)
 OWN_SPACE_METHODS = ("hybrid", "encoder")  # pivots from an encoder come in the encoder's space
 PIVOT_METRICS = ("psnr", "ssim", "perceptual", "lpips")  # kept per image as <name>_pivot
-DEFAULT_RANK = 0  # chosen by benchmarks/pti_rank.py (README "Compact PTI")
+DEFAULT_RANK = 4  # chosen by benchmarks/pti_rank.py (README "Compact PTI")
 
 
 @dataclass(frozen=True)
