@@ -37,8 +37,10 @@ from invertkit.methods import invert
 GAIN_SHARE, SIZE_SHARE = 0.95, 0.02  # the requirement
 
 
-def run_rank(G, faces: torch.Tensor, rank: int, steps: int | None) -> dict[str, object]:
-    kw = {} if steps is None else {"steps": steps}
+def run_rank(G, faces: torch.Tensor, rank: int, steps: int | None, lr: float | None = None) -> dict[str, object]:
+    kw: dict[str, object] = {} if steps is None else {"steps": steps}
+    if lr is not None and rank:
+        kw["lr"] = lr
     start = time.perf_counter()
     r = invert(G, faces, "pti", rank=rank, seed=0, **kw)
     seconds = time.perf_counter() - start
@@ -49,6 +51,7 @@ def run_rank(G, faces: torch.Tensor, rank: int, steps: int | None) -> dict[str, 
     pivot = [m["psnr_pivot"] for m in r.metrics]
     return {
         "rank": rank,
+        "lr": kw.get("lr", 3e-4),
         "psnr": float(np.mean(psnr)),
         "psnr_pivot": float(np.mean(pivot)),
         "gain": float(np.mean(np.subtract(psnr, pivot))),
@@ -65,6 +68,8 @@ def main() -> None:
     ap.add_argument("--faces", type=int, default=8, help="LFW faces 0..N-1 (at most 50: the unseen ones)")
     ap.add_argument("--ranks", default="1,2,4,8,16")
     ap.add_argument("--steps", type=int, default=None, help="tuning step budget (default: pti's, 350)")
+    ap.add_argument("--lr", type=float, default=None, help="learning rate of the low-rank runs (default: pti's; the full run keeps PTI's 3e-4)")
+    ap.add_argument("--skip-full", action="store_true", help="reuse the full run of OUT/pti_rank.json (same faces, steps and threads)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -74,8 +79,10 @@ def main() -> None:
     G = load_generator("dcgan-digiface64")
     faces = lfw_faces(list(range(min(args.faces, 50))), 64, 3)
     rows = []
-    for rank in [0, *(int(r) for r in args.ranks.split(",") if r)]:
-        rows.append(run_rank(G, faces, rank, args.steps))
+    if args.skip_full:
+        rows.append(next(r for r in json.loads((out / "pti_rank.json").read_text())["rows"] if r["rank"] == 0))
+    for rank in [*([] if args.skip_full else [0]), *(int(r) for r in args.ranks.split(",") if r)]:
+        rows.append(run_rank(G, faces, rank, args.steps, args.lr))
         print(json.dumps(rows[-1]), flush=True)
     full = rows[0]
     for row in rows:
@@ -85,7 +92,8 @@ def main() -> None:
     chosen = next((row["rank"] for row in rows if row["meets"]), None)
 
     print(f"\n{faces.shape[0]} LFW faces (0-{faces.shape[0] - 1}), pti defaults"
-          f"{'' if args.steps is None else f', steps={args.steps}'}, {args.threads} torch threads\n")
+          f"{'' if args.steps is None else f', steps={args.steps}'}{'' if args.lr is None else f', lr={args.lr:g} (low-rank runs)'}, "
+          f"{args.threads} torch threads\n")
     print("| rank | PSNR (dB) | gain over pivot (dB) | share of full gain | delta file (bytes) | share of full size | tuning steps | s / image |")
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
@@ -94,8 +102,8 @@ def main() -> None:
               f"{100 * row['size_share']:.2f}% | {row['tuning_steps']:.0f} | {row['seconds_per_image']:.1f} |")
     print(f"\npivot PSNR {full['psnr_pivot']:.2f} dB; smallest rank with >= {GAIN_SHARE:.0%} of the gain at <= {SIZE_SHARE:.0%} "
           f"of the size: {chosen}")
-    report = {"faces": faces.shape[0], "steps": args.steps, "threads": args.threads, "rows": rows, "chosen_rank": chosen}
-    (out / "pti_rank.json").write_text(json.dumps(report, indent=1))
+    report = {"faces": faces.shape[0], "steps": args.steps, "lr": args.lr, "threads": args.threads, "rows": rows, "chosen_rank": chosen}
+    (out / ("pti_rank.json" if args.lr is None else f"pti_rank_lr{args.lr:g}.json")).write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":
