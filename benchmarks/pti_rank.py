@@ -51,7 +51,7 @@ def run_rank(G, faces: torch.Tensor, rank: int, steps: int | None, lr: float | N
     pivot = [m["psnr_pivot"] for m in r.metrics]
     return {
         "rank": rank,
-        "lr": kw.get("lr", 3e-4),
+        "lr": r.config["lr"],
         "psnr": float(np.mean(psnr)),
         "psnr_pivot": float(np.mean(pivot)),
         "gain": float(np.mean(np.subtract(psnr, pivot))),
@@ -68,7 +68,7 @@ def main() -> None:
     ap.add_argument("--faces", type=int, default=8, help="LFW faces 0..N-1 (at most 50: the unseen ones)")
     ap.add_argument("--ranks", default="1,2,4,8,16")
     ap.add_argument("--steps", type=int, default=None, help="tuning step budget (default: pti's, 350)")
-    ap.add_argument("--lr", type=float, default=None, help="learning rate of the low-rank runs (default: pti's; the full run keeps PTI's 3e-4)")
+    ap.add_argument("--lr", type=float, default=None, help="learning rate of the low-rank runs (default: pti's auto, 1e-3; the full run keeps PTI's 3e-4)")
     ap.add_argument("--skip-full", action="store_true", help="reuse the full run of OUT/pti_rank.json (same faces, steps and threads)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()

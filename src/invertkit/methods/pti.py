@@ -19,9 +19,9 @@ Latent-based Editing of Real Images", ACM TOG 2022), for any generator that can 
 
 **Compact PTI** (``rank``, default 4). Each weight matrix ``W`` (a tensor's first dimension by the
 others) is tuned as ``W + B @ A``, B zero-initialised and A random (LoRA, Hu et al. 2021), and only
-the factors are kept: on ``dcgan-digiface64`` rank 4 keeps about 95% of the full delta's PSNR gain
-over the pivot (95.6% on 4 unseen LFW faces, 94.9% on 8) in 1.9% of its bytes
-(``benchmarks/pti_rank.py``). Biases, 1-D tensors and matrices where
+the factors are kept: on ``dcgan-digiface64`` rank 4 keeps 98.6% of the full delta's PSNR gain over
+the pivot in 1.9% of its bytes (8 unseen LFW faces, ``benchmarks/pti_rank.py``; the factors learn
+at ``lr`` 1e-3, A 30x faster: at PTI's 3e-4 rank 4 kept 94.9%). Biases, 1-D tensors and matrices where
 the factors would not be smaller are tuned and kept in full. ``rank=0`` tunes and keeps the full
 weights, as PTI does.
 
@@ -64,7 +64,9 @@ LOCALITY_TRUNCATION = 0.5  # PTI samples the regulariser's w with truncation psi
 ALPHA_PAIRS = 256  # sample pairs measuring the typical distance (auto alpha)
 OWN_SPACE_METHODS = ("hybrid", "encoder")  # pivots from an encoder come in the encoder's space
 PIVOT_METRICS = ("psnr", "ssim", "perceptual", "lpips")  # kept per image as <name>_pivot
-DEFAULT_RANK = 4  # benchmarks/pti_rank.py: ranks 1 / 2 / 4 keep 75 / 92 / ~95% of the full delta's gain; 8 is over 2% of its size
+PTI_LR = 3e-4  # PTI's learning rate, tuning the full weights
+LOWRANK_LR = 1e-3  # with rank > 0 (benchmarks/pti_rank.py: rank 4 keeps 94.9% of the full gain at 3e-4, 98.6% at 1e-3)
+DEFAULT_RANK = 4  # benchmarks/pti_rank.py: the smallest rank measured to keep >= 95% of the full gain at <= 2% of its size
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,8 @@ class PTIOptions(Options):
     pivot_steps: int | Auto = option("auto", "steps of the pivot method (auto: its own default)", min=1)
     pivot_options: str = option("", "more options for the pivot method, key=value;key=value (e.g. restarts=4;lr=0.05)")
     steps: int = option(350, "tuning steps per image (PTI: 350)", min=1)
-    lr: float = option(3e-4, "Adam learning rate of the generator's weights (PTI: 3e-4; with rank > 0 of the B factors and full tensors, A learns 30x faster)", min=0, min_exclusive=True)
+    lr: float | Auto = option("auto", "Adam learning rate of the generator's weights (auto: PTI's 3e-4 for rank 0, 1e-3 for rank > 0; "
+                              "with rank > 0 the rate of the B factors and full tensors, A learns 30x faster)", min=0, min_exclusive=True)
     loss: str = option("mse=1,perceptual=1", "image terms fitting G_tuned(pivot) to the image (PTI: L2 + LPIPS)")
     locality: bool = option(True, "PTI's locality regulariser: keep G unchanged at latents alpha away from the pivot")
     locality_alpha: float | Auto = option("auto", "distance moved from the pivot toward a random latent (auto: the median distance between two samples of the space)", min=0, min_exclusive=True)
@@ -249,6 +252,8 @@ def _pad(curves: list[Tensor], steps: int) -> Tensor:
 def pti(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext | None = None) -> InversionResult:
     """Invert ``images`` (``N x C x H x W`` observations in [-1, 1]) by a pivot plus per-image generator tuning."""
     ctx = ctx or RunContext()
+    if is_auto(opts.lr):
+        opts = dataclasses.replace(opts, lr=LOWRANK_LR if opts.rank > 0 else PTI_LR)
     if opts.steps < 0 or opts.lr <= 0 or opts.check_every < 1 or not 0 <= opts.rank <= MAX_RANK:
         raise ConfigError(f"pti needs steps >= 0, lr > 0, check_every >= 1 and 0 <= rank <= {MAX_RANK}")
     if not is_auto(opts.locality_alpha) and not float(opts.locality_alpha) > 0:
