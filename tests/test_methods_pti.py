@@ -41,7 +41,8 @@ def sg2_result(tiny_sg2):
     torch.set_num_threads(1)  # conftest's per-test setting does not reach module fixtures
     try:
         images = _off_range(tiny_sg2, 2, 3, "w")
-        return images, invert(tiny_sg2, images, "pti", pivot="optimize", pivot_steps=30, steps=40, lr=3e-3, **FAST)
+        # rank=0: the full delta (tests/test_pti_lowrank.py covers the low-rank default)
+        return images, invert(tiny_sg2, images, "pti", pivot="optimize", pivot_steps=30, steps=40, lr=3e-3, rank=0, **FAST)
     finally:
         torch.set_num_threads(threads)
 
@@ -93,9 +94,11 @@ def test_batch_norm_statistics_are_never_tuned():
     torch.manual_seed(0)
     G = wrap(DCGANGenerator(nz=8, ngf=4, nc=1), (8,), 64, 1, name="tiny-dcgan")
     images = _off_range(G, 1, 11, "z")
-    r = invert(G, images, "pti", pivot="optimize", pivot_steps=3, steps=4, lr=3e-3, **FAST)
+    r = invert(G, images, "pti", pivot="optimize", pivot_steps=3, steps=4, lr=3e-3, rank=0, **FAST)
     names = set(r.deltas[0])
     assert "main.0.weight" in names and "main.1.weight" in names  # convolutions and batch-norm affine weights
+    low = set(invert(G, images, "pti", pivot="optimize", pivot_steps=3, steps=4, lr=3e-3, **FAST).deltas[0])  # the rank default
+    assert "main.0.weight.lora_A" in low and "main.1.weight" in low and not any("running_" in k for k in low)
     assert not any("running_" in k or "num_batches" in k for k in names)  # eval mode: statistics untouched
 
 

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from ..generators.tuning import MAX_ABS_DELTA
+from ..generators.tuning import MAX_ABS_DELTA, largest_changes
 from .base import InversionResult
 from .tuned import TunedInversion
 
@@ -36,7 +36,8 @@ def nonfinite_images(result: InversionResult) -> dict[int, str]:
         delta = result.deltas[i] if isinstance(result, TunedInversion) and i < len(result.deltas) else {}
         if latent[i]:
             out[i] = "non-finite latent"
-        elif any(not bool(torch.isfinite(d).all()) or (d.numel() and float(d.abs().max()) > MAX_ABS_DELTA) for d in delta.values()):
+        elif any(not bool(torch.isfinite(d).all()) or (d.numel() and float(d.abs().max()) > MAX_ABS_DELTA) for d in delta.values()) \
+                or any(v > MAX_ABS_DELTA for v in largest_changes(delta).values()):  # factors multiplied out too
             out[i] = "non-finite tuned weights"
         elif recon[i]:
             out[i] = "non-finite reconstruction"
