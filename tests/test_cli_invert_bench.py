@@ -135,3 +135,18 @@ def test_bench_table(sg2_pkl, drawn_images, tmp_path):
     assert (out / "bench.md").read_text().count("\n") == 6
     assert "<svg" in (out / "bench.html").read_text()
     assert (out / "optimize_w" / "metrics.csv").is_file()
+
+
+def test_bench_default_methods_follow_the_shipped_models(sg2_pkl, drawn_images, tmp_path, capsys):
+    """``--methods auto`` (the default): every encoder-based method with a shipped model, then optimize."""
+    from types import SimpleNamespace
+
+    from invertkit.bench import default_methods
+
+    dcgan = default_methods(SimpleNamespace(name="dcgan-digiface64"))  # only the name decides where encoders are found
+    assert dcgan[:3] == ["encoder", "restyle", "fs-encoder"] and dcgan[-3:] == ["hybrid", "pti", "optimize"]
+    assert default_methods(load_generator(sg2_pkl)) == ["optimize"]  # nothing shipped for a random StyleGAN2
+    out = tmp_path / "bench"
+    assert main(["bench", "-g", str(sg2_pkl), "--images", str(drawn_images), "--steps", "2", "--out", str(out)]) == 1  # broken.jpg
+    assert "methods optimize (--methods auto)" in capsys.readouterr().out
+    assert [r["method"] for r in json.loads((out / "bench.json").read_text())] == ["optimize"]

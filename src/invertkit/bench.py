@@ -74,6 +74,26 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return m, math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals))
 
 
+def default_methods(G: Generator) -> list[str]:
+    """The methods ``invertkit bench`` compares when none are named: for a GAN, every encoder-based
+    method whose model is shipped or installed for ``G`` (pSp ``encoder``, ``restyle``, ``fs-encoder``,
+    ``hyperstyle``; with an encoder also ``hybrid`` and ``pti``), then ``optimize``; for a diffusion
+    model ``ddim`` and ``edict`` (approximate and exact inversion)."""
+    from .diffusion.model import DiffusionModel
+    from .encoders.shipped import find_encoder
+
+    if isinstance(G, DiffusionModel):
+        return ["ddim", "edict"]
+    found = {arch: find_encoder(G, (arch,)) is not None for arch in ("psp", "e4e", "restyle", "fs", "hyperstyle")}
+    methods = []
+    if found["psp"] or found["e4e"]:
+        methods.append("encoder")
+    methods += [m for m, arch in (("restyle", "restyle"), ("fs-encoder", "fs"), ("hyperstyle", "hyperstyle")) if found[arch]]
+    if found["psp"] or found["e4e"]:
+        methods += ["hybrid", "pti"]
+    return methods + ["optimize"]
+
+
 def run_bench(
     G: Generator,
     images: Tensor,

@@ -15,7 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="compare inversion methods on the same images (table, plot, grids)")
     add_generator_flags(p)
     p.add_argument("--images", nargs="+", required=True, help="image files or folders")
-    p.add_argument("--methods", required=True, help="comma-separated specs name[:space][@key=value;...], e.g. optimize:w,optimize:w+,cma:z,plain,optimize:z@restarts=8;loss=mse=1+perceptual=0.1")
+    p.add_argument("--methods", default="auto", help="comma-separated specs name[:space][@key=value;...], e.g. optimize:w,optimize:w+,cma:z,plain,"
+                   "optimize:z@restarts=8;loss=mse=1+perceptual=0.1 (default auto: every encoder-based method with a shipped or "
+                   "installed model for the generator (encoder, restyle, fs-encoder, hyperstyle, hybrid, pti), then optimize)")
     p.add_argument("--steps", type=int, default=None, help="steps for every method that has them (generations for cma/basincma)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--loss", default=None, help="loss for every method that takes one, e.g. mse=1,perceptual=1")
@@ -51,6 +53,13 @@ def run(args: argparse.Namespace) -> int:
     check_numbers(args, at_least={"batch_size": 1, "max_images": 1, "steps": 1}, finite=("guidance", "edit_guidance"))
     G = load_generator(args.generator, device=args.device, weights=args.weights)
     edit_prompts = prepare_diffusion_flags(G, args.prompt_embeds, args.edit_prompt)
+    if args.methods.strip() == "auto":
+        from ..bench import default_methods
+
+        methods = default_methods(G)
+        print(f"invertkit bench: methods {','.join(methods)} (--methods auto)", flush=True)
+    else:
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     paths = expand_inputs(args.images)[: args.max_images]
     tensors, names, failed = [], [], 0
     for p in paths:
@@ -73,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     extra = tuple(m for m in extra if m in available_metrics())
     rows = run_bench(
-        G, torch.cat(tensors).to(G.device), names, [m.strip() for m in args.methods.split(",") if m.strip()], args.out,
+        G, torch.cat(tensors).to(G.device), names, methods, args.out,
         common=common, batch_size=args.batch_size, extra_metrics=extra, progress=lambda s: print(f"bench: {s}", flush=True),
         edit=edit_probe(args, G), edit_prompts=edit_prompts, edit_guidance=args.edit_guidance,
     )
