@@ -137,9 +137,11 @@ def test_bench_table(sg2_pkl, drawn_images, tmp_path):
     assert (out / "optimize_w" / "metrics.csv").is_file()
 
 
-def test_bench_default_methods_follow_the_shipped_models(sg2_pkl, drawn_images, tmp_path, capsys):
+def test_bench_default_methods_follow_the_shipped_models(sg2_pkl, drawn_images, tmp_path, capsys, monkeypatch):
     """``--methods auto`` (the default): every encoder-based method with a shipped model, then optimize."""
     from types import SimpleNamespace
+
+    monkeypatch.setenv("INVERTKIT_HOME", str(tmp_path / "home"))  # no encoder another test installed for "tiny"
 
     from invertkit.bench import default_methods
 
