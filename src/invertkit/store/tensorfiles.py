@@ -28,7 +28,7 @@ def torch_load_safe(source: str | os.PathLike[str] | BinaryIO, where: Any, *, ma
 
     A payload that a weights-only load refuses (objects other than tensors and plain containers,
     which a full load would construct and which could execute code) is named as such; torch's own
-    message, which suggests the unsafe ``weights_only=False``, is never quoted. ``allow``: extra
+    message, which proposes switching the weights-only safety off, is never quoted. ``allow``: extra
     plain-data classes to accept (e.g. ``argparse.Namespace``).
     """
     try:
