@@ -130,8 +130,9 @@ def test_bench_table(sg2_pkl, drawn_images, tmp_path):
     rows = json.loads((out / "bench.json").read_text())
     assert [r["method"] for r in rows] == ["optimize:w", "optimize:w+", "cma:w@popsize=6", "plain:w"]
     for r in rows:
-        assert {"psnr_mean", "psnr_std", "ssim_mean", "seconds_per_image", "evaluations_per_image", "nscd_mean", "perceptual_mean"} <= set(r)
+        assert {"psnr_mean", "psnr_std", "ssim_mean", "seconds_per_image", "evaluations_per_image", "bytes_per_image", "nscd_mean", "perceptual_mean"} <= set(r)
     assert rows[2]["evaluations_per_image"] == 8 * 6
+    assert rows[1]["bytes_per_image"] > rows[0]["bytes_per_image"] > 0  # a W+ code stores num_ws rows of a W code
     assert (out / "bench.md").read_text().count("\n") == 6
     assert "<svg" in (out / "bench.html").read_text()
     assert (out / "optimize_w" / "metrics.csv").is_file()

@@ -170,6 +170,7 @@ def run_bench(
                 row["roundtrip_error_max"] = max(m[key] for m in metrics if key in m)
         row["seconds_per_image"] = writer.seconds / images.shape[0]
         row["evaluations_per_image"] = result.timings.mean_evaluations()
+        row["bytes_per_image"] = _stored_bytes(folder / "latents") / len(kept)
         if isinstance(result, DiffusionInversion):  # model evaluations per image of both directions
             row["nfe_invert"] = result.timings.mean_evaluations()
             row["nfe_reconstruct"] = sum(result.nfe_reconstruct) / max(len(result.nfe_reconstruct), 1)
@@ -202,6 +203,8 @@ def run_bench(
             f"Metric protocol: uint8-quantised images on [0, 1] at {G.resolution} px; PSNR = 10 log10(1/MSE).",
             "Higher is better for: " + ", ".join(k for k, up in sorted(HIGHER_IS_BETTER.items()) if up) + "; lower for the others.",
             "seconds_per_image: wall time of the batched run divided by the number of images.",
+            "bytes_per_image: what a run stores per image to re-render it (latents/: the code, noise maps, layer state, "
+            "weight deltas), the storage cost of a method beside its model's.",
             "evaluations_per_image: generator forward passes per image (all starts and line-search trials included); "
             "diffusion methods: model evaluations (NFE) of the inversion, and nfe_reconstruct those of sampling back.",
             "roundtrip_error (diffusion): max |x0 - x0'| in the model's latent space after inversion and re-sampling.",
@@ -270,6 +273,11 @@ _FIRST = ("method", "status", "psnr_mean", "psnr_std", "ssim_mean", "roundtrip_e
 
 def _ordered(row: dict[str, Any]) -> dict[str, Any]:
     return {**{k: row[k] for k in _FIRST if k in row}, **{k: v for k, v in row.items() if k not in _FIRST}}
+
+
+def _stored_bytes(latents: Path) -> int:
+    """Bytes of a run folder's per-image files (``latents/``: codes, noise maps, layer state, weight deltas)."""
+    return sum(f.stat().st_size for f in latents.iterdir() if f.is_file()) if latents.is_dir() else 0
 
 
 def _slug(spec: str) -> str:
