@@ -20,11 +20,12 @@ import invertkit
 from invertkit.cli.main import main
 from invertkit.errors import ImageError
 from invertkit.io.filenames import display_name, distinct_names
-from invertkit.io.images import array_to_tensor, check_images, deep_to_uint8, list_images, read_image, read_images, to_uint8
+from invertkit.io.images import (MAX_PIXELS, array_to_tensor, check_images, decode_image, deep_to_uint8, list_images, read_image,
+                                 read_images, to_uint8)
 from invertkit.io.sources import dataset_entries
 from invertkit.runs.dataset_reader import load_results
 
-from .dataset_factories import save_tiny_sg2, write_images
+from .dataset_factories import png_bomb, save_tiny_sg2, write_images
 
 FAST = ["-m", "optimize", "--steps", "2", "--space", "w", "--loss", "mse=1", "--no-progress"]
 posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs and symbolic links need POSIX")
@@ -276,3 +277,15 @@ def test_image_helpers_refuse_arrays_of_another_convention():
 
 if sys.platform == "win32":  # pragma: no cover
     pytestmark = pytest.mark.skip("POSIX file names and special files")
+
+
+def test_a_raised_pixel_limit_holds_for_that_decode_only():
+    """--max-pixels above Pillow's own bomb threshold admits the header for that call and leaves
+    Pillow's process-wide limit as it was (no setting leaks into later decodes)."""
+    before = Image.MAX_IMAGE_PIXELS
+    bomb = png_bomb(14_000, 14_000)  # 196M pixels: over Pillow's refusal at twice its 89.5M threshold
+    with pytest.raises(ImageError, match="declares 196,000,000 pixels, over the limit of 89,478,485"):
+        decode_image(bomb, 16, 1, name="bomb.png")
+    with pytest.raises(ImageError, match="bomb.png: cannot decode image"):  # admitted, then found truncated
+        decode_image(bomb, 16, 1, name="bomb.png", max_pixels=200_000_000)
+    assert Image.MAX_IMAGE_PIXELS == before and MAX_PIXELS == 89_478_485

@@ -25,10 +25,11 @@ Tensors handed to the API must be float ``N x C x H x W`` in [-1, 1] (:func:`che
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -281,9 +282,24 @@ def decode_image(source: str | os.PathLike[str] | bytes, size: int, channels: in
         return _decode(stream, size, channels, name, max_pixels)
 
 
+@contextlib.contextmanager
+def _pillow_pixel_limit(max_pixels: int) -> Iterator[None]:
+    """Let Pillow's own bomb check (at twice ``Image.MAX_IMAGE_PIXELS``) admit what ``max_pixels`` allows,
+    for this decode only: the process-wide value is restored after, so one call's limit never leaks."""
+    before = Image.MAX_IMAGE_PIXELS
+    if before is None or max_pixels <= before:
+        yield
+        return
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
+
+
 def _decode(stream, size: int, channels: int, name: str, max_pixels: int) -> Tensor:
     try:
-        with Image.open(stream) as img:
+        with _pillow_pixel_limit(max_pixels), Image.open(stream) as img:
             w, h = img.size
             if w * h > max_pixels:
                 raise ImageError(f"{name}: declares {w} x {h} pixels, over the limit of {max_pixels:,} "
