@@ -65,14 +65,14 @@ def assert_one_line(err: str, name: str) -> str:
 
 
 def refuse(path: Path, capsys: pytest.CaptureFixture[str], *words: str, argv: list[str] | None = None) -> str:
-    """``invertkit info PATH`` exits 2 with one line naming the file (and ``words``), within a few seconds."""
-    t = time.perf_counter()
+    """``invertkit info PATH`` exits 2 with one line naming the file (and ``words``), within a few CPU seconds."""
+    t = time.process_time()  # CPU time: bounded work, however busy the machine
     rc, err = cli(argv or ["info", str(path)], capsys)
     assert rc == 2, err
     line = assert_one_line(err, path.name)
     for w in words:
         assert w in line, line
-    assert time.perf_counter() - t < 5
+    assert time.process_time() - t < 10
     return line
 
 
@@ -266,13 +266,13 @@ resource.setrlimit(resource.RLIMIT_AS, (mapped + {headroom}, mapped + {headroom}
 out = {{}}
 for name, argv in json.loads(sys.stdin.read()).items():
     err = io.StringIO()
-    t = time.perf_counter()
+    t = time.process_time()  # CPU time: a bound on the work done, not on how busy the machine is
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
             rc = main(argv)
         except BaseException as exc:  # a crash is a finding, reported as text
             rc = type(exc).__name__ + ": " + str(exc)[:300]
-    out[name] = {{"rc": rc, "err": err.getvalue(), "seconds": time.perf_counter() - t}}
+    out[name] = {{"rc": rc, "err": err.getvalue(), "seconds": time.process_time() - t}}
 print(json.dumps(out))
 """
 
@@ -308,7 +308,7 @@ def test_declared_size_and_walks_are_bounded(alloc_results: tuple[dict[str, Any]
     assert got["rc"] == 2, got
     line = assert_one_line(got["err"], file_name)
     assert word in line, line
-    assert got["seconds"] < 3, got
+    assert got["seconds"] < 10, got  # CPU seconds; a walk or allocation of what the file declares takes minutes or exhausts memory
 
 
 # ------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
-from ..untrusted import check_stored_bytes, one_line
+from ..untrusted import check_stored_bytes, one_line, shape_problems
 
 _GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
 
@@ -80,24 +80,14 @@ def few(items: list[str], n: int = 4) -> str:
 
 def layout_problems(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, object]) -> list[str]:
     """What keeps ``state`` from fitting ``expected`` (key -> shape): missing, unexpected, non-tensor,
-    mis-shaped entries, as short phrases; empty when it fits."""
-    missing = [k for k in expected if k not in state]
-    extra = [k for k in state if k not in expected]
+    mis-shaped entries, as short phrases (``untrusted.shape_problems`` for the tensors); empty when it fits."""
     not_tensor = [f"{k} ({type(state[k]).__name__})" for k in expected if k in state and not isinstance(state[k], Tensor)]
-    bad = [
-        f"{k} {list(v.shape)} (expected {list(expected[k])})"
-        for k in expected
-        if isinstance(v := state.get(k), Tensor) and tuple(v.shape) != tuple(expected[k])
-    ]
-    parts = []
-    if missing:
-        parts.append(f"missing {few(missing)}")
-    if extra:
-        parts.append(f"unexpected {few(extra)}")
+    shapes = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, Tensor)}
+    shapes.update({k: expected[k] for k in state if k in expected and not isinstance(state[k], Tensor)})  # named once, below
+    shapes.update({k: () for k in state if k not in expected and not isinstance(state[k], Tensor)})  # unexpected all the same
+    parts = shape_problems(expected, shapes)
     if not_tensor:
-        parts.append(f"not tensors {few(not_tensor)}")
-    if bad:
-        parts.append(f"wrong shape {few(bad, 3)}")
+        parts.insert(len([p for p in parts if not p.startswith("wrong shape")]), f"not tensors {few(not_tensor)}")
     return parts
 
 
