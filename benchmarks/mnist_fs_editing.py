@@ -117,7 +117,7 @@ def main() -> None:
     def line(name: str, psnr: float, fl: list[float], mean: float) -> None:
         print(f"| {name} | {psnr} | {mean} | {mean / base:.2f} | " + " | ".join(f"{f:.2f}" for f in fl) + " |")
     for r in rows:
-        name = r["method"] + (f" ({Path(r['encoder']).parent.name}/{Path(r['encoder']).name})" if "encoder" in r else "")
+        name = r["method"] + (" (shipped)" if r.get("encoder") == "auto" else f" ({r['encoder']})" if "encoder" in r else "")
         line(name, r["psnr"], r["flip"], r["flip_mean"])
         if "latent_only" in r:
             lo = r["latent_only"]

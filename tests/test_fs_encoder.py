@@ -210,7 +210,7 @@ def test_method_run_folder_reload_and_edit(which, request, tmp_path):
         read_latents(tmp_path / "run", G)
 
 
-@pytest.mark.slow  # 64 real digits through the shipped pSp and fs encoders, 3 edits (about 2 s)
+@pytest.mark.slow  # real data and the shipped encoders: 64 digits through pSp and fs, one edit (under 1 s)
 def test_shipped_mnist_fs_encoder_beats_psp_on_real_digits(shared_data):
     """Digits 0-63 of the MNIST test set: the shipped fs encoder trained on digits 5000-9999 only."""
     from invertkit.generators import load_generator
