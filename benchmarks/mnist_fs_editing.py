@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 
 from invertkit.editing import EditProbe, load_directions, parse_strengths, result_editability, save_directions
-from invertkit.editing.editability import edit_frames, frame_records, summarize
 from invertkit.editing.classifiers import load_classifier
+from invertkit.editing.editability import edit_frames, frame_records, summarize
 from invertkit.editing.interfacegan import interfacegan_from_classifier
 from invertkit.generators import load_generator
 from invertkit.io.samples import mnist_test

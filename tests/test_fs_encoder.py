@@ -15,8 +15,8 @@ from invertkit.editing.directions import Directions
 from invertkit.editing.sources import read_latents
 from invertkit.encoders import Encoder, TrainOptions, config_for, load_encoder, save_encoder, train_encoder
 from invertkit.encoders.config import EncoderConfig, feature_shapes
-from invertkit.encoders.nets import FlatFeatureBranch
 from invertkit.encoders.inference import encode_features, feature_split, render_features
+from invertkit.encoders.nets import FlatFeatureBranch
 from invertkit.encoders.train import Trainer
 from invertkit.errors import ConfigError, LatentSpaceError
 from invertkit.generators import wrap
