@@ -54,13 +54,20 @@ encoders: install
 	  --out runs/encoders/mnist-psp
 	$(ENC) -g mnist-mlp-gan --weights $(SHARED)/mnist_mlp_gan/generator.ckpt --arch restyle --iterations 2 \
 	  --steps 750 --batch 64 --lr 3e-4 --init-from runs/encoders/mnist-psp/encoder.safetensors --out runs/encoders/mnist-restyle
+	# MNIST feature-space encoder: pSp's latent plus a vector residual of the MLP's last hidden layer (layer 4),
+	# real MNIST test digits 5000-9999 mixed in (digits 0-4999 stay unseen for the benchmarks); 1500 steps
+	$(PY) benchmarks/export_mnist.py --shared $(SHARED) --out runs/mnist
+	$(ENC) -g mnist-mlp-gan --weights $(SHARED)/mnist_mlp_gan/generator.ckpt --arch fs --layer 4 --steps 1500 --checkpoint-every 250 \
+	  --batch 64 --lr 5e-4 --init-from runs/encoders/mnist-psp/encoder.safetensors --images runs/mnist/train --real-fraction 0.5 \
+	  --out runs/encoders/mnist-fs
 	# ship them: float16 copies inside the package
 	# (the DCGAN ReStyle encoder refines the pSp one: shipped beside it, it names psp.safetensors)
 	$(PY) -c "from invertkit.encoders.files import ship_encoder as s; w = 'src/invertkit/encoders/weights/'; \
 	  [print(s(f'runs/encoders/{r}/encoder.safetensors', w + d + '.safetensors', bootstrap=b and w + b)) for r, d, b in [ \
 	  ('dcgan-psp', 'dcgan-digiface64/psp', None), ('dcgan-restyle', 'dcgan-digiface64/restyle', 'dcgan-digiface64/psp.safetensors'), \
 	  ('dcgan-fs', 'dcgan-digiface64/fs', None), \
-	  ('mnist-psp', 'mnist-mlp-gan/psp', None), ('mnist-restyle', 'mnist-mlp-gan/restyle', None)]]"
+	  ('mnist-psp', 'mnist-mlp-gan/psp', None), ('mnist-restyle', 'mnist-mlp-gan/restyle', None), \
+	  ('mnist-fs', 'mnist-mlp-gan/fs', None)]]"
 
 # The shipped diffusion model (src/invertkit/diffusion/weights/faces32), retrained from scratch: 5000
 # steps at batch 32, about 40 minutes on 2 CPU cores (python -m invertkit.diffusion.train prints s/step).

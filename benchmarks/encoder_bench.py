@@ -7,7 +7,8 @@
    scikit-image ships and on photo 1 of ORL subjects 1-19 (the shipped encoders were fine-tuned with
    LFW 50-99 and ORL 20-40: see benchmarks/export_faces.py); the same for MNIST test digits. The
    feature-space encoder (``fs-encoder``, ``--fs-encoder``: a file, or auto for the shipped one) is
-   scored on the DCGAN only (the MNIST MLP GAN has no feature maps), and skipped when there is none.
+   scored on the DCGAN, and skipped when there is none; on MNIST the shipped one (a vector residual
+   of the MLP's last hidden layer) when it is there.
 2. The method comparison of the README: ``invertkit bench`` with encoder, restyle, (fs-encoder when
    one is shipped,) hybrid, pti and optimize:z on 17 real faces (astronaut, LFW 0-7, ORL subjects 1-8 photo 1), written to
    ``OUT/faces/`` (bench.md, bench.html ...). The face images are also saved to ``OUT/faces_images``
@@ -76,7 +77,7 @@ def main() -> None:
     digits = mnist_digits(root, 256)
     with torch.no_grad():
         drawn_digits = M.synthesize(torch.cat([M.sample_latent(1, "z", seed=s) for s in range(256)]), "z").clamp(-1, 1)
-    for method in ("encoder", "restyle"):
+    for method in ("encoder", "restyle") + (("fs-encoder",) if find_encoder(M, ("fs",)) is not None else ()):
         report[f"mnist/{method}"] = {name: mean_psnr(M, x, method) for name, x in
                                      (("drawn_unseen_seeds", drawn_digits), ("mnist_test_256", digits))}
     print(json.dumps(report), flush=True)

@@ -74,7 +74,7 @@ def main() -> None:
             path = find_encoder(G, (arch,))
             try:
                 enc = load_encoder(path) if path else Encoder(config_for(G, arch)).eval()
-            except ConfigError as exc:  # fs needs a generator with feature maps (not the MNIST MLP)
+            except ConfigError as exc:  # fs needs a generator with split layers (LayerSplitting)
                 report[f"{name}/{arch}"] = f"skipped: {exc}"
                 continue
             key = f"{name}/{arch}"

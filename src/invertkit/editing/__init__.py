@@ -13,8 +13,8 @@ from .apply import (
            result_generators,
 )
 from .directions import Directions, latent_sigmas, load_directions, save_directions
-from .editability import EditProbe, editability, parse_strengths
+from .editability import EditProbe, editability, parse_strengths, result_editability
 from .interpolate import interpolate, style_mix
 
 __all__ = ["Directions", "EditProbe", "edit_latents", "edit_result", "result_generators", "editability", "interpolate", "latent_sigmas", "load_directions",
-           "parse_layers", "parse_strengths", "render_edits", "save_directions", "style_mix"]
+           "parse_layers", "parse_strengths", "render_edits", "result_editability", "save_directions", "style_mix"]

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..generators.base import Generator
+from ..results import InversionResult
 from .apply import edit_latents, render_edits
 from .directions import Directions
 
@@ -96,11 +97,18 @@ def edit_records(G: Generator, latents: Tensor, space: str, probe: EditProbe, *,
     ``change`` and ``perceptual`` per unit strength and, with a classifier, ``slope``, ``start`` (target
     at strength 0), ``reached`` (target at some strength) and ``first`` (smallest |strength| reaching
     it, NaN if none)."""
+    return frame_records(edit_frames(G, latents, space, probe, generators=generators), probe)
+
+
+@torch.no_grad()
+def frame_records(frames: Tensor, probe: EditProbe, *, perceptual_change: bool = True) -> dict[str, Tensor]:
+    """:func:`edit_records` of edited images already rendered, ``frames [N, S, C, H, W]`` in [-1, 1] for
+    ``probe.strengths`` in that order (e.g. a layerwise result's edits, see :func:`result_editability`).
+    ``perceptual_change=False`` skips the MobileNetV2 distances (most of the time on small images)."""
     from ..editing.classifiers import attribute_score, predicted_class
     from ..metrics import perceptual, quantize
 
     s = torch.tensor(probe.strengths)
-    frames = edit_frames(G, latents, space, probe, generators=generators)  # [N, S, C, H, W]
     n, k = frames.shape[:2]
     zero = int((s == 0).nonzero()[0])
     ref = frames[:, zero : zero + 1].expand_as(frames)
@@ -114,8 +122,10 @@ def edit_records(G: Generator, latents: Tensor, space: str, probe: EditProbe, *,
         rms = diff.mean((2, 3, 4)).sqrt()  # [N, S]
     away = s != 0
     flat, flat_ref = frames.flatten(0, 1), ref.flatten(0, 1)
-    dist = perceptual(flat, flat_ref).reshape(n, k).cpu()
-    rec = {"change": (rms[:, away] / s[away].abs()).mean(1), "perceptual": (dist[:, away] / s[away].abs()).mean(1)}
+    rec = {"change": (rms[:, away] / s[away].abs()).mean(1)}
+    if perceptual_change:
+        dist = perceptual(flat, flat_ref).reshape(n, k).cpu()
+        rec["perceptual"] = (dist[:, away] / s[away].abs()).mean(1)
     if probe.classifier is None:
         return rec
     outputs = torch.cat([_outputs(probe.classifier, flat[i:i + 256]) for i in range(0, flat.shape[0], 256)]).cpu()
@@ -134,7 +144,9 @@ def edit_records(G: Generator, latents: Tensor, space: str, probe: EditProbe, *,
 def summarize(records: Sequence[dict[str, Tensor]]) -> dict[str, float]:
     """The editability numbers (module docstring) from one or more batches of :func:`edit_records`."""
     r = {key: torch.cat([x[key] for x in records]) for key in records[0]}
-    out = {"edit_change": float(r["change"].mean()), "edit_perceptual": float(r["perceptual"].mean())}
+    out = {"edit_change": float(r["change"].mean())}
+    if "perceptual" in r:
+        out["edit_perceptual"] = float(r["perceptual"].mean())
     if "slope" not in r:
         return out
     start, reached = r["start"], r["reached"]
@@ -152,3 +164,15 @@ def editability(G: Generator, latents: Tensor, space: str, probe: EditProbe, *,
     """Editability numbers of ``latents`` (``[N, *shape]`` in ``space``) for one edit (see the module
     docstring for each key). ``generators``: one per latent for PTI results (tuned weights render)."""
     return summarize([edit_records(G, latents, space, probe, generators=generators)])
+
+
+def result_editability(G: Generator, result: InversionResult, probe: EditProbe, *,
+                       perceptual_change: bool = True) -> dict[str, float]:
+    """:func:`editability` of an inversion result, rendered as ``invertkit edit`` renders it
+    (``editing.apply.edit_result``): a layerwise result (``fs-encoder``, ``optimize`` in ``f:LAYER``)
+    moves its latent and keeps its feature residual; a PTI result renders with its tuned generators.
+    ``perceptual_change=False``: no ``edit_perceptual`` (see :func:`frame_records`)."""
+    from .apply import edit_result
+
+    frames = edit_result(G, result, probe.directions, probe.index, probe.strengths, layers=probe.layers, units=probe.units)
+    return summarize([frame_records(frames, probe, perceptual_change=perceptual_change)])

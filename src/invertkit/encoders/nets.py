@@ -12,7 +12,9 @@ All three architectures share the backbone and pyramid; they differ in what the 
 - ``fs``: pSp's latent heads plus a :class:`FeatureBranch` that sees the image and the reconstruction
   of that latent and predicts a residual of the generator's features at one split layer (the idea of
   HFGI, Wang et al. 2022, and StyleRes / StyleFeatureEditor: what the latent cannot express is put
-  into intermediate features, where the generator's tail still renders it).
+  into intermediate features, where the generator's tail still renders it). Where the split state is
+  a vector (a hidden layer of an MLP generator), a :class:`FlatFeatureBranch` predicts it from the
+  branch's flattened feature map.
 
 A flat latent (z of DCGAN or an MLP GAN) has one row, read from the coarsest map by a linear layer
 over all its positions (spatial layout matters for reconstruction; pooling would discard it).
@@ -132,6 +134,34 @@ class FeatureBranch(nn.Module):
         return self.out(x)
 
 
+class FlatFeatureBranch(nn.Module):
+    """Image and reconstruction ``N x 2C x R x R`` -> vector residual ``N x C_f`` (the hidden units of
+    an MLP generator at the split layer).
+
+    The convolutional part of :class:`FeatureBranch` (stem, stride-2 residual blocks of 16, 32, 64
+    channels down to 4 x 4 or less), flattened (the position of a stroke matters, so no pooling), then
+    a hidden linear layer and a last linear layer that starts at zero (an untrained branch adds nothing).
+    """
+
+    def __init__(self, in_channels: int, resolution: int, units: int, *, width: int = 16, cap: int = 64,
+                 hidden: int = 256) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), _act())
+        blocks, size = [], resolution
+        while size > 4:
+            nxt = min(cap, 2 * width)
+            blocks.append(ResBlock(width, nxt, 2))
+            width, size = nxt, (size + 1) // 2
+        self.blocks = nn.Sequential(*blocks)
+        self.hidden = nn.Sequential(nn.Linear(width * size * size, hidden), _act())
+        self.out = nn.Linear(hidden, units)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.hidden(self.blocks(self.stem(x)).flatten(1)))
+
+
 def row_levels(rows: int, levels: int) -> list[int]:
     """Pyramid level (0 coarse, 1 middle, 2 fine) read by each W+ row, in pSp's proportions
     (18 rows: 3 coarse, 4 middle, 11 fine), clipped to the levels available."""
@@ -180,7 +210,11 @@ class Encoder(nn.Module):
             level_sizes = list(reversed(sizes[-self.pyramid.levels:]))
             self.levels = row_levels(c.rows, self.pyramid.levels)
             self.heads = nn.ModuleList(StyleHead(c.widths[-1], level_sizes[lv], c.dim) for lv in self.levels)
-        self.features = FeatureBranch(2 * c.channels, c.resolution, c.feature_shape) if c.feature_shape else None
+        self.features: nn.Module | None = None
+        if c.feature_shape is not None and len(c.feature_shape) == 1:
+            self.features = FlatFeatureBranch(2 * c.channels, c.resolution, c.feature_shape[0])
+        elif c.feature_shape is not None:
+            self.features = FeatureBranch(2 * c.channels, c.resolution, c.feature_shape)
         # channels-last convolutions run about 1.5x faster on CPU (oneDNN) at batch 64; same maths
         self.to(memory_format=torch.channels_last)
 
