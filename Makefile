@@ -51,7 +51,7 @@ encoders: install
 	$(ENC) -g dcgan-digiface64 --arch fs --steps 400 --checkpoint-every 50 --batch 32 --lr 5e-4 \
 	  --init-from runs/encoders/dcgan-psp/encoder.safetensors --images $(REAL) --out runs/encoders/dcgan-fs
 	# hyperstyle: a hypernetwork offsetting the tail's conv layers (after the 16x16 cut) on the fs encoder's pivots
-	# (1000 steps; about 2 s per step on the busy 2-core machine it was trained on, 0.6 s on a quiet one)
+	# (1000 steps: 27 minutes of steps, 1.6 s each on average, on the busy shared 2-core machine it was trained on)
 	$(ENC) -g dcgan-digiface64 --arch hyperstyle --bootstrap runs/encoders/dcgan-fs/encoder.safetensors --steps 1000 \
 	  --batch 16 --iterations 2 --rank 8 --max-width 128 --lr 5e-4 --images $(REAL) --out runs/encoders/dcgan-hyperstyle
 	$(ENC) -g mnist-mlp-gan --weights $(SHARED)/mnist_mlp_gan/generator.ckpt --arch psp --steps 3000 --batch 64 \

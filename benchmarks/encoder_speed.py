@@ -24,14 +24,14 @@ import json
 import torch
 from generator_speed import timed  # benchmarks/ is on sys.path when a script in it runs
 
-from invertkit.encoders import Encoder, config_for, encode
-from invertkit.encoders import hyper
+from invertkit.encoders import Encoder, config_for, encode, hyper
 from invertkit.encoders.files import load_encoder
 from invertkit.encoders.inference import encode_features, feature_split, render_features
-from invertkit.methods.hyperstyle import trained_iterations
 from invertkit.encoders.shipped import find_encoder
 from invertkit.errors import ConfigError
 from invertkit.generators import load_generator
+from invertkit.methods import invert
+from invertkit.methods.hyperstyle import trained_iterations
 
 
 def measure(G, enc: Encoder, batches: list[int], repeats: int) -> dict[str, dict[str, float]]:
@@ -63,15 +63,22 @@ def measure(G, enc: Encoder, batches: list[int], repeats: int) -> dict[str, dict
     return out
 
 
-def measure_hyperstyle(G, net, batches: list[int], repeats: int, *, loop: bool = True) -> dict[str, dict[str, float]]:
-    """Images per second of a hyperstyle network's pivots alone and of pivots + all passes (batched
-    per-image weights; with ``loop`` also one image at a time)."""
+def measure_hyperstyle(G, net, path: str, batches: list[int], repeats: int, *, loop: bool = True) -> dict[str, dict[str, float]]:
+    """Images per second of a hyperstyle network: its pivots alone (``pivot``), pivots plus all passes
+    with the batched per-image weights (``hyperstyle``), the same one image at a time (``loop``), and
+    the ``hyperstyle`` method as ``invert`` runs it (``method``: its timed part, which also builds each
+    image's weight delta; scoring is left out, as for every encoder method). The variants are timed in
+    turn, ``repeats`` rounds, so a busy shared machine slows them alike: median and best rates, and the
+    median per-round ratio to the pivot alone."""
+    import statistics
+    import time
+
     out = {}
     iters = trained_iterations(net)
     for b in batches:
         x = G.synthesize(G.sample_latent(b, "z", seed=0), "z").clamp(-1, 1).detach()
 
-        def pivot_only() -> None:
+        def pivot() -> None:
             with torch.inference_mode():
                 hyper.pivot_start(net, G, x)
 
@@ -80,16 +87,34 @@ def measure_hyperstyle(G, net, batches: list[int], repeats: int, *, loop: bool =
                 latent, recon, split, state = hyper.pivot_start(net, G, x)
                 hyper.refine(net, G, x, latent, recon, iters, split=split, state=state)
 
-        row = {"iterations": iters, "pivot_images_per_second": round(b / timed(pivot_only, repeats), 1),
-               "hyperstyle_images_per_second": round(b / timed(full, repeats), 1)}
-        if loop:
+        def one_at_a_time() -> None:
             batched = hyper.render_offset
             hyper.render_offset = hyper.render_offset_loop  # refine() looks it up at call time
             try:
-                row["hyperstyle_one_image_at_a_time_images_per_second"] = round(b / timed(full, max(1, repeats // 3)), 1)
+                full()
             finally:
                 hyper.render_offset = batched
-            row["batching_speedup"] = round(row["hyperstyle_images_per_second"] / row["hyperstyle_one_image_at_a_time_images_per_second"], 2)
+
+        def method() -> float:
+            return invert(G, x, "hyperstyle", hypernet=path).timings.seconds
+
+        variants = {"pivot": pivot, "hyperstyle": full, "method": method, **({"loop": one_at_a_time} if loop else {})}
+        for fn in variants.values():  # warm-up
+            fn()
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        for _ in range(repeats):
+            for k, fn in variants.items():
+                t0 = time.perf_counter()
+                got = fn()
+                times[k].append(got if k == "method" else time.perf_counter() - t0)
+        row: dict[str, float] = {"iterations": iters, "rounds": repeats}
+        for k, ts in times.items():
+            row[f"{k}_images_per_second_median"] = round(b / statistics.median(ts), 1)
+            row[f"{k}_images_per_second_best"] = round(b / min(ts), 1)
+            if k != "pivot":
+                row[f"{k}_over_pivot_median"] = round(statistics.median(p / t for p, t in zip(times["pivot"], ts)), 3)
+        if loop:
+            row["batching_speedup_median"] = round(statistics.median(a / h for a, h in zip(times["loop"], times["hyperstyle"])), 2)
         out[str(b)] = row
     return out
 
@@ -120,7 +145,7 @@ def main() -> None:
             net = load_encoder(path)
             key = f"{name}/hyperstyle"
             report[key] = {"file": str(path), "params": net.parameter_count(), "pivot": net.start_encoder.config.arch,
-                           "heldout_psnr": net.meta.get("heldout_psnr"), "batch": measure_hyperstyle(G, net, batches, args.repeats)}
+                           "heldout_psnr": net.meta.get("heldout_psnr"), "batch": measure_hyperstyle(G, net, str(path), batches, args.repeats)}
             print(key, json.dumps(report[key]["batch"]), flush=True)
         for arch in ("psp", "e4e", "restyle", "fs"):
             if only is not None and arch not in only:

@@ -10,10 +10,17 @@ from torch import nn
 
 from invertkit import invert, load_run
 from invertkit.encoders import TrainOptions, config_for, load_encoder, train_encoder
-from invertkit.encoders.config import EncoderConfig
-from invertkit.encoders.config import feature_shapes
-from invertkit.encoders.hyper import (HyperNet, conv_targets, offsets, refine, render_offset, render_offset_loop, tail_layers,
-                                      zero_offsets)
+from invertkit.encoders.config import EncoderConfig, feature_shapes
+from invertkit.encoders.hyper import (
+    HyperNet,
+    conv_targets,
+    offsets,
+    refine,
+    render_offset,
+    render_offset_loop,
+    tail_layers,
+    zero_offsets,
+)
 from invertkit.encoders.train import Trainer
 from invertkit.errors import CheckpointError, ConfigError
 from invertkit.generators import wrap

@@ -144,7 +144,7 @@ def check_targets(config: EncoderConfig, G: Generator, where: str) -> None:
             raise ConfigError(f"{where}: the hypernetwork offsets {one_line(name, 120)} [{rows} x {cols} x k x k] of "
                               f"{one_line(config.generator, 80)}, "
                               f"but {G.name} has {have}; train one for this generator with "
-                              "invertkit train-encoder --arch hyperstyle --bootstrap PSP_ENCODER")
+                              "invertkit train-encoder --arch hyperstyle --bootstrap ENCODER (pSp, e4e or fs)")
 
 
 class HyperNet(nn.Module):
@@ -219,8 +219,10 @@ def weight_deltas(G: Generator, config: EncoderConfig, D: Sequence[Tensor]) -> l
     """Per image ``{weight name: W * D}`` (what ``W' = W + W * D`` adds): TunedInversion's deltas."""
     state = G.weights()
     n = D[0].shape[0] if D else 0
-    return [{name: (state[name] * d[i][:, :, None, None].to(state[name].dtype)).detach().float().cpu().contiguous()
-             for (name, _, _), d in zip(config.targets, D, strict=True)} for i in range(n)]
+    per_layer = [(state[name].float() * d.detach().float()[..., None, None]).cpu().unbind(0)  # one product per layer
+                 for (name, _, _), d in zip(config.targets, D, strict=True)]
+    return [{name: parts[i].clone() for (name, _, _), parts in zip(config.targets, per_layer, strict=True)}  # own storage each
+            for i in range(n)]
 
 
 class _Call(nn.Module):

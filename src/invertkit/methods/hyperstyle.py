@@ -55,17 +55,17 @@ class HyperStyleOptions(Options):
     iterations: int | Auto = option("auto", f"refinement passes (auto: as many as the network was trained with, else {DEFAULT_ITERATIONS}, HyperStyle's)", min=1)
     pivot: str = option("auto", "method finding the pivots: auto (the hypernetwork's own pSp/e4e/fs encoder) or any registered method")
     pivot_options: str = option("", "more options for the pivot method, key=value;key=value")
-    chunk: int = option(16, "images per hypernetwork forward pass (memory)", min=1)
+    chunk: int = option(64, "images per hypernetwork forward pass and batched render (memory)", min=1)
 
 
 def resolve_hypernet(G: Generator, spec: str) -> HyperNet:
     """The hypernetwork ``spec`` names for ``G`` (a file or ``auto``); one line saying how to train one when none exists."""
     if spec == "auto" and find_encoder(G, ("hyperstyle",)) is None:
         shipped = ", ".join(k for k, v in shipped_encoders().items() if "hyperstyle" in v) or "none"
-        psp = find_encoder(G, ("psp", "e4e"))  # the pSp/e4e encoder it would refine, when there is one
+        psp = find_encoder(G, ("fs", "psp", "e4e"))  # the encoder whose pivots it would refine, when there is one
         raise ConfigError(
             f"no hyperstyle network for {G.name} (shipped ones: {shipped}); train one with `invertkit train-encoder "
-            f"--generator {G.name} --arch hyperstyle --bootstrap {psp or 'PSP_ENCODER.safetensors'} --out DIR --install` "
+            f"--generator {G.name} --arch hyperstyle --bootstrap {psp or 'ENCODER.safetensors'} --out DIR --install` "
             "(or pass --hypernet DIR/encoder.safetensors)")
     net = resolve_encoder(G, spec, ("hyperstyle",))
     check_targets(net.config, G, net.source or spec)
@@ -85,7 +85,7 @@ class _Pivots:
     latent: Tensor
     space: str  # the latents' generator space
     recon: Tensor
-    metrics: list
+    metrics: list  # per image (the encoder's pivots: filled in after the timed part)
     config: dict
     layer_state: LayerState | None = None  # a layerwise pivot's state at its cut
 
@@ -105,11 +105,9 @@ def _pivots(G: Generator, net: HyperNet, images: Tensor, opts: HyperStyleOptions
                     layer = split.name
                     states.append(LayerState(split.name, state, net.config.space))
         latent, recon = torch.cat(latents), torch.cat(recons)
-        metrics = score(G, recon, ctx.reference if ctx.reference is not None else images, latents=latent,
-                        space=net.config.space, extra=ctx.extra_metrics)
         config = {"encoder": str(net.config.bootstrap), **({"layer": layer} if layer is not None else {})}
-        return _Pivots("encoder", latent, net.config.space, recon, metrics, config,
-                       LayerState.concat(states) if states else None)
+        # scored after the timed part (like the encoder methods, whose timings leave out scoring)
+        return _Pivots("encoder", latent, net.config.space, recon, [], config, LayerState.concat(states) if states else None)
     if opts.pivot in ("hyperstyle", "pti"):
         raise ConfigError(f"hyperstyle's pivot must be a method that finds latents, not {opts.pivot}")
     res = invert(G, images, opts.pivot, image_ids=ctx.image_ids, reference=ctx.reference, extra_metrics=ctx.extra_metrics,
@@ -149,6 +147,8 @@ def hyperstyle(G: Generator, images: Tensor, opts: HyperStyleOptions, ctx: RunCo
     seconds = time.perf_counter() - start
     recon = torch.cat(recons)
     reference = ctx.reference if ctx.reference is not None else images
+    if opts.pivot == "auto":
+        pv.metrics = score(G, pivot_recon, reference, latents=latent, space=space, extra=ctx.extra_metrics)
     metrics = score(G, recon, reference, latents=latent, space=space, extra=ctx.extra_metrics)
     for m, pm in zip(metrics, pv.metrics, strict=False):
         m.update({f"{k}_pivot": pm[k] for k in PIVOT_METRICS if k in pm})
