@@ -147,7 +147,7 @@ def test_bench_default_methods_follow_the_shipped_models(sg2_pkl, drawn_images, 
     from invertkit.bench import default_methods
 
     dcgan = default_methods(SimpleNamespace(name="dcgan-digiface64"))  # only the name decides where encoders are found
-    assert dcgan[:3] == ["encoder", "restyle", "fs-encoder"] and dcgan[-3:] == ["hybrid", "pti", "optimize"]
+    assert dcgan == ["encoder", "restyle", "fs-encoder", "hyperstyle", "hybrid", "pti", "optimize"]  # hyperstyle: shipped
     assert default_methods(load_generator(sg2_pkl)) == ["optimize"]  # nothing shipped for a random StyleGAN2
     out = tmp_path / "bench"
     assert main(["bench", "-g", str(sg2_pkl), "--images", str(drawn_images), "--steps", "2", "--out", str(out)]) == 1  # broken.jpg

@@ -293,7 +293,7 @@ def test_shipped_encoders_work_by_name(shared_data):
     from invertkit.encoders.shipped import shipped_encoders
     from invertkit.generators import load_generator
 
-    assert shipped_encoders() == {"dcgan-digiface64": ["fs", "psp", "restyle"], "mnist-mlp-gan": ["fs", "psp", "restyle"]}
+    assert shipped_encoders() == {"dcgan-digiface64": ["fs", "hyperstyle", "psp", "restyle"], "mnist-mlp-gan": ["fs", "psp", "restyle"]}
     for G in (load_generator("dcgan-digiface64"),
               load_generator("mnist-mlp-gan", weights=shared_data / "mnist_mlp_gan" / "generator.ckpt")):
         with torch.no_grad():

@@ -162,27 +162,31 @@ def edit_result(G: Generator, result: InversionResult, directions: Directions, i
                                "(diffusion noise is not edited this way)")
     if result.layer_state is not None:
         edited, target = edit_latents(G, result.latents, result.latent_space, directions, index, strengths, **kw)  # type: ignore[arg-type]
-        return render_layer_edits(G, result, edited, target)
+        return render_layer_edits(G, result, edited, target, generators=result_generators(G, result))
     edited, target = edit_latents(G, result.latents, result.space, directions, index, strengths, **kw)  # type: ignore[arg-type]
     return render_edits(G, edited, target, generators=result_generators(G, result))
 
 
 @torch.no_grad()
-def render_layer_edits(G: Generator, result: LatentInversion, edited: Tensor, space: str) -> Tensor:
+def render_layer_edits(G: Generator, result: LatentInversion, edited: Tensor, space: str, *,
+                       generators: Sequence[Generator] | None = None) -> Tensor:
     """Images of a layerwise result's (``f:LAYER``: ``fs-encoder``, ``optimize`` in ``f:LAYER``) edited
     latents ``[N, S, *shape]`` in ``space`` -> ``[N, S, C, H, W]`` in [-1, 1] (clamped).
 
     The state at the cut is the head's features of the edited latent plus the result's residual there,
     ``layer_state - head(latent)`` (HFGI's rule: what the latent does not explain stays put while the
     latent moves); strength 0 reproduces the result's image. The rest of the state (StyleGAN2's skip
-    image) and the tail's latent follow the edited latent.
+    image) and the tail's latent follow the edited latent. ``generators``: each image's own generator
+    (a hyperstyle result on a layerwise pivot: its tuned weights, :func:`result_generators`), else ``G``.
     """
     state = result.layer_state
     assert state is not None
-    split = require(G, LayerSplitting, f"editing a layerwise result ({result.space})").layer_split(state.layer)
+    require(G, LayerSplitting, f"editing a layerwise result ({result.space})")
     base = result.latent_space
     out = []
     for i in range(edited.shape[0]):
+        g = generators[i] if generators is not None else G
+        split = g.layer_split(state.layer)  # type: ignore[attr-defined]
         own = split.head(result.latents[i:i + 1].to(G.device, torch.float32), base)
         residual = state.tensors[0][i:i + 1].to(G.device, torch.float32) - own[0]  # type: ignore[index,operator]
         moved = edited[i].to(G.device, torch.float32)

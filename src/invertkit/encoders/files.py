@@ -133,9 +133,16 @@ def _load_bootstrap(path: Path, config: EncoderConfig, device: torch.device | st
         raise CheckpointError(f"{path}: its bootstrap encoder {bp} is not the file it was trained with (sha256 differs); "
                               "restore that file or retrain the ReStyle encoder")
     start = load_encoder(bp, device)
-    if start.config.arch not in ("psp", "e4e"):
-        raise CheckpointError(f"{bp}: a bootstrap encoder must be psp or e4e, not {start.config.arch}")
+    _check_bootstrap_arch(config, start, bp)
     return start
+
+
+def _check_bootstrap_arch(config: EncoderConfig, start: Encoder, bp: Path) -> None:
+    """A restyle encoder refines psp/e4e latents; a hyperstyle network also an fs encoder's layerwise pivots."""
+    allowed = ("psp", "e4e", "fs") if config.arch == "hyperstyle" else ("psp", "e4e")
+    if start.config.arch not in allowed:
+        raise CheckpointError(f"{bp}: a bootstrap encoder of a {config.arch} network must be {' or '.join(allowed)}, "
+                              f"not {start.config.arch}")
 
 
 def attach_bootstrap(encoder: Encoder, bootstrap_file: str | os.PathLike[str], device: torch.device | str = "cpu") -> None:
@@ -144,8 +151,7 @@ def attach_bootstrap(encoder: Encoder, bootstrap_file: str | os.PathLike[str], d
     bp = Path(bootstrap_file)
     encoder.config = dataclasses.replace(encoder.config, bootstrap=bp.name, bootstrap_sha256=file_sha256(bp))
     start = load_encoder(bp, device)
-    if start.config.arch not in ("psp", "e4e"):
-        raise CheckpointError(f"{bp}: a bootstrap encoder must be psp or e4e, not {start.config.arch}")
+    _check_bootstrap_arch(encoder.config, start, bp)
     encoder.set_start(start)
 
 

@@ -51,7 +51,7 @@ from .config import ARCHS, config_for
 from .data import Batch, TrainingData, eval_batch
 from .discriminator import LatentDiscriminator, discriminator_loss, generator_loss
 from .files import build_network, save_encoder
-from .hyper import conv_targets, offsets, refine, render_offset, zero_offsets
+from .hyper import conv_targets, offsets, pivot_start, refine, render_offset, zero_offsets
 from .inference import encode, encode_features, feature_split, render_features, restyle_start, start_point
 from .nets import Encoder
 
@@ -77,7 +77,7 @@ class TrainOptions(Options):
                                "a block resolution of StyleGAN2; auto: the deepest at a quarter of the image size)")
     residual_weight: float = option(0.01, "fs: weight of the feature residual's mean square (keeps the latent doing the work)", min=0)
     iterations: int = option(3, "restyle, hyperstyle: refinement iterations per training batch", min=1)
-    layers: str = option("auto", "hyperstyle: generator layers to offset: auto (the later half of the conv layers), all, or comma-separated weight names")
+    layers: str = option("auto", "hyperstyle: generator layers to offset: auto (the later half of the conv layers; on an fs bootstrap every conv layer after its cut), all, or comma-separated weight names")
     rank: int = option(4, "hyperstyle: rank of each layer's multiplicative weight offset", min=1, max=64)
     images: str | None = option(None, "real images mixed into training (pixel and perceptual losses): folders (recursive) or globs, comma-separated")
     real_fraction: float = option(0.25, "share of each batch drawn from --images", min=0, max=1, max_exclusive=True)
@@ -86,7 +86,7 @@ class TrainOptions(Options):
     max_width: int = option(256, "channel cap of the backbone", min=1)
     blocks: int = option(1, "residual blocks per backbone stage", min=1)
     init_from: str | None = option(None, "start from another encoder file's weights (e.g. a pSp encoder to warm-start ReStyle)")
-    bootstrap: str | None = option(None, "restyle: refine the latents of this (pSp/e4e) encoder file instead of the mean latent (ReStyle's encoder bootstrapping); hyperstyle: the encoder whose latents are the pivots (required)")
+    bootstrap: str | None = option(None, "restyle: refine the latents of this (pSp/e4e) encoder file instead of the mean latent (ReStyle's encoder bootstrapping); hyperstyle: the encoder whose pivots it refines (required): pSp/e4e latents, or an fs encoder's latent plus feature residual (the offsets then go to the layers after its cut)")
     seed: int = option(0, "seeds the weights' initialisation and the training stream")
     checkpoint_every: int = option(500, "steps between checkpoints (encoder file, resume state, sample grid)", min=1)
     log_every: int = option(50, "steps between log lines", min=1)
@@ -107,7 +107,7 @@ def _check_options(o: TrainOptions) -> None:
     if o.bootstrap and o.arch not in ("restyle", "hyperstyle"):
         raise ConfigError(f"--bootstrap starts a restyle or hyperstyle network from another encoder's latents; this run trains {o.arch}")
     if o.arch == "hyperstyle" and not o.bootstrap:
-        raise ConfigError("a hyperstyle network refines the latents of a pSp/e4e encoder: pass --bootstrap ENCODER.safetensors "
+        raise ConfigError("a hyperstyle network refines the pivots of a pSp/e4e or fs encoder: pass --bootstrap ENCODER.safetensors "
                           "(e.g. the shipped one, invertkit/encoders/weights/GENERATOR/psp.safetensors)")
     if o.arch == "hyperstyle" and o.init_from:
         raise ConfigError("--init-from warm-starts psp/e4e/restyle encoders; a hyperstyle network starts from zero offsets")
@@ -188,7 +188,7 @@ class Trainer:
         self.G, self.o, self.out = G, options, Path(out_dir)
         self.progress, self.log = progress, log or (lambda s: None)
         self.hyper = options.arch == "hyperstyle"
-        targets = conv_targets(G, options.layers) if self.hyper else ()
+        targets = conv_targets(G, options.layers, **self._pivot_split(options)) if self.hyper else ()
         self.config = config_for(G, options.arch, width=options.width, max_width=options.max_width, blocks=options.blocks,
                                  targets=targets, rank=options.rank if self.hyper else 1,
                                  layer=None if options.arch != "fs" or is_auto(options.layer) else str(options.layer))
@@ -228,6 +228,19 @@ class Trainer:
         self.seconds = 0.0
         self.data_state = self.data.state()
         self._start: tuple[Tensor, Tensor] | None = None  # ReStyle's mean latent and image, batch-sized
+
+    def _pivot_split(self, options: TrainOptions) -> dict[str, Any]:
+        """hyperstyle on an fs bootstrap: the split its layerwise pivots are cut at (its layers are the tail's)."""
+        from .files import read_encoder_file
+
+        if not options.bootstrap or not Path(options.bootstrap).is_file():
+            return {}
+        config = read_encoder_file(options.bootstrap)[0]
+        if config.arch != "fs" or config.layer is None:
+            return {}
+        from ..generators.capabilities import LayerSplitting
+
+        return {"split": require(self.G, LayerSplitting, "a layerwise (fs) pivot").layer_split(config.layer), "space": config.space}
 
     def _bootstrap(self, path: str, *, fresh: bool) -> None:
         """ReStyle's encoder bootstrapping: the run folder keeps a copy of the bootstrap encoder (the
@@ -329,13 +342,13 @@ class Trainer:
         """HyperStyle's training step: from the bootstrap encoder's pivots, ``iterations`` passes, each
         adding offsets and scored by its own loss (earlier offsets and reconstructions detached)."""
         o, G, space = self.o, self.G, self.config.space
-        latent, recon = start_point(self.encoder, G, batch.encoder_inputs)  # type: ignore[arg-type]
+        latent, recon, split, state = pivot_start(self.encoder, G, batch.encoder_inputs)  # type: ignore[arg-type]
         D = zero_offsets(self.config, latent.shape[0], latent.device)
         logs: dict[str, float] = {}
         for _ in range(o.iterations):
             step = offsets(self.encoder(batch.encoder_inputs, recon.detach()))
             D = [d.detach() + s for d, s in zip(D, step, strict=True)]
-            recon = render_offset(G, self.config, latent, space, D)
+            recon = render_offset(G, self.config, latent, space, D, split=split, state=state)
             terms: dict[str, Tensor] = {}
             if o.pixel_weight:
                 terms["pixel"] = (recon - batch.images).square().mean()
@@ -388,8 +401,9 @@ class Trainer:
         """Mean PSNR (dB) on the held-out images, and their reconstructions."""
         self.encoder.eval()
         if self.hyper:
-            latent, recon = start_point(self.encoder, self.G, self.eval.images)  # type: ignore[arg-type]
-            _, recon = refine(self.encoder, self.G, self.eval.images, latent, recon, self.o.iterations)  # type: ignore[arg-type]
+            latent, recon, split, state = pivot_start(self.encoder, self.G, self.eval.images)  # type: ignore[arg-type]
+            _, recon = refine(self.encoder, self.G, self.eval.images, latent, recon, self.o.iterations,  # type: ignore[arg-type]
+                              split=split, state=state)
             return float(psnr(recon, self.eval.images).mean()), recon
         if self.split is not None:
             latent, residual, _, head = encode_features(self.encoder, self.G, self.eval.images, split=self.split)

@@ -54,7 +54,8 @@ class Pivot:
 @dataclass
 class TunedInversion(LatentInversion):
     """Pivots (``latents``, in ``space``) and, per image, a weight delta: image ``i`` is drawn by
-    ``G + deltas[i]`` at ``latents[i]``.
+    ``G + deltas[i]`` at ``latents[i]`` (a layerwise pivot, ``f:LAYER``: by the tail of ``G + deltas[i]``
+    from ``layer_state``).
 
     Attributes:
         deltas: per image, ``{weight name: tuned - base}`` for the tensors tuning changed (float32, CPU).
@@ -87,10 +88,15 @@ class TunedInversion(LatentInversion):
 
     @torch.inference_mode()
     def render(self, G: Generator) -> Tensor:
+        """Image ``i`` drawn by its tuned generator: from its pivot latent, or, for a layerwise pivot
+        (``layer_state``: hyperstyle on an fs encoder's pivots), by the tuned tail from the state at the cut."""
         out = []
         for i in range(self.n):
             T = self.generator(G, i)
-            out.append(T.synthesize(self.latents[i : i + 1].to(G.device), self.latent_space))
+            one = LatentInversion(latents=self.latents[i : i + 1], space=self.space, reconstructions=self.reconstructions[:0],
+                                  noise=None if self.noise is None else {k: v[i : i + 1] for k, v in self.noise.items()},
+                                  layer_state=None if self.layer_state is None else self.layer_state.select([i]))
+            out.append(one.render(T))
             del T  # one tuned copy alive at a time
         return torch.cat(out) if out else self.reconstructions[:0]
 
