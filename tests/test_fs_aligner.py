@@ -239,3 +239,14 @@ def test_cli_edit_residual_option(tiny_sg2, tmp_path):
         assert code == 0 and record["residual"] == mode
         assert [it["residual"] for it in record["latents"]] == [used, used]
         assert len(list(out.glob("*.png"))) == 2
+
+
+def test_the_shipped_aligner_belongs_to_the_shipped_fs_encoder():
+    from invertkit.encoders.shipped import SHIPPED_DIR, shipped_encoders
+
+    fs = SHIPPED_DIR / "dcgan-digiface64" / "fs.safetensors"
+    net = load_aligner(aligner_path(fs))
+    assert net.config.encoder_sha256 == file_sha256(fs) and net.meta["stored_as"] == "float16"
+    assert (net.config.layer, net.config.feature_shape) == ("10", (128, 16, 16))
+    assert aligner_path(fs).stat().st_size < 1.5e6
+    assert "fs.aligner" not in shipped_encoders()["dcgan-digiface64"]  # an aligner is no encoder of its own
