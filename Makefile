@@ -73,6 +73,10 @@ encoders: install
 	  ('dcgan-hyperstyle', 'dcgan-digiface64/hyperstyle', 'dcgan-digiface64/fs.safetensors'), \
 	  ('mnist-psp', 'mnist-mlp-gan/psp', None), ('mnist-restyle', 'mnist-mlp-gan/restyle', None), \
 	  ('mnist-fs', 'mnist-mlp-gan/fs', None)]]"
+	# the fs encoder's residual aligner (edits of fs-encoder inversions follow the edit), trained against the shipped
+	# fs file (its sha256 is recorded) and shipped beside it in float16
+	$(PY) -m invertkit.editing.aligner -g dcgan-digiface64 --encoder src/invertkit/encoders/weights/dcgan-digiface64/fs.safetensors \
+	  --steps 1200 --out runs/encoders/dcgan-fs-aligner --ship src/invertkit/encoders/weights/dcgan-digiface64/fs.aligner.safetensors
 
 # The shipped diffusion model (src/invertkit/diffusion/weights/faces32), retrained from scratch: 5000
 # steps at batch 32, about 40 minutes on 2 CPU cores (python -m invertkit.diffusion.train prints s/step).

@@ -222,6 +222,9 @@ _EDIT_NOTES = [
     "edit_reach: share decided as the target at some strength; edit_strength: mean smallest |strength| reaching it.",
     "edit_slope: change of the target's log-probability per unit strength; edit_change: RMS pixel change on [0, 1] "
     "per unit strength; edit_perceptual: perceptual distance per unit strength; edit_efficiency = edit_slope / edit_change.",
+    "Tuned methods (pti, hyperstyle) edit their pivot and render it with each image's tuned generator; fs-encoder edits its "
+    "latent and re-adds its feature residual, moved with the edit by its encoder's residual aligner when there is one "
+    "(--edit-residual).",
 ]
 
 
@@ -242,17 +245,17 @@ class _EditTally:
     def add(self, res: InversionResult) -> None:
         if self.probe is None or self.error is not None:
             return
-        from .editing.apply import result_generators
-        from .editing.editability import edit_frames, edit_records
+        from .editing.editability import edit_records, result_edit_frames
 
         try:
-            if not isinstance(res, LatentInversion) or res.layer_state is not None:
+            if not isinstance(res, LatentInversion):
                 raise ConfigError(f"{res.space} {res.kind} results have no latent code to edit")
-            gens = result_generators(self.G, res)
-            self.records.append(edit_records(self.G, res.latents, res.space, self.probe, generators=gens))
+            # tuned results (pti, hyperstyle): the pivot is edited, each image's generator renders it;
+            # layerwise ones (fs-encoder): the latent is edited and the feature residual re-added
+            frames = result_edit_frames(self.G, res, self.probe, residual=self.probe.residual)
+            self.records.append(edit_records(self.G, None, res.space, self.probe, frames=frames))
             if self.strip is None:
-                self.strip = edit_frames(self.G, res.latents[:1], res.space, self.probe,
-                                         generators=gens[:1] if gens else None)[0].cpu()
+                self.strip = frames[0].cpu()
         except InvertkitError as exc:  # one method's codes cannot take this edit: say why in its row
             self.error = str(exc)
 

@@ -32,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--edit-steps", type=int, default=7, help="strengths in the range (default 7)")
     p.add_argument("--edit-layers", default="default", help="W+ rows to edit (default: the direction file's)")
     p.add_argument("--edit-units", default="sigma", choices=["sigma", "raw"], help="strength unit (default sigma: one std of G's latents)")
+    p.add_argument("--edit-residual", default="auto", choices=["auto", "aligned", "raw"],
+                   help="fs-encoder: feature residual aligned to the edit (auto: when its encoder has an aligner) or re-added raw")
     p.add_argument("--prompt", default=None, help="diffusion models: prompt embedding name for every method (default the empty prompt)")
     p.add_argument("--guidance", type=float, default=None, help="diffusion models: classifier-free guidance scale for every method")
     p.add_argument("--dtype", default=None, choices=["float32", "float64"], help="diffusion models: compute dtype for every method")
@@ -117,4 +119,4 @@ def edit_probe(args: argparse.Namespace, G):  # noqa: ANN001, ANN201 - Generator
     if classifier is not None and args.edit_target is None:
         raise ConfigError("--edit-classifier needs --edit-target K, the class the edit should reach")
     return EditProbe(directions, index, parse_strengths(args.edit_strength, args.edit_steps), classifier,
-                     args.edit_target, args.edit_layers, args.edit_units)
+                     args.edit_target, args.edit_layers, args.edit_units, residual=args.edit_residual)

@@ -3,7 +3,10 @@ and write one labelled strip (PNG) and GIF per latent and direction, plus ``edit
 
 LATENTS is a latent ``.npz``, a folder of them, or an ``invertkit invert`` run folder. A PTI run's
 latents are its pivots: each is edited and rendered by the image's tuned generator (its
-``<name>_delta.safetensors``), as PTI edits. Every strip is written as soon as it is rendered.
+``<name>_delta.safetensors``), as PTI edits. An fs-encoder run's latents are edited with their feature
+residual re-added, moved with the edit by the residual aligner beside the run's encoder when there is
+one (``--residual auto``, the default; ``aligned`` requires one, ``raw`` re-adds it unchanged). Every
+strip is written as soon as it is rendered.
 """
 
 from __future__ import annotations
@@ -92,6 +95,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="W+ rows a W direction changes: all, coarse, middle, fine, 0-3, 4,5 ... (default: the file's own)")
     p.add_argument("--units", default="sigma", choices=["sigma", "raw"],
                    help="strength unit: sigma (one standard deviation of the generator's latents along the direction) or raw (a unit vector)")
+    p.add_argument("--residual", default="auto", choices=["auto", "aligned", "raw"],
+                   help="fs-encoder results: how the feature residual follows the edit: aligned (the residual aligner "
+                   "trained for the run's encoder), raw (re-added unchanged, HFGI's rule) or auto (aligned when an "
+                   "aligner sits beside the encoder file, else raw; default)")
     p.add_argument("--out", "-o", required=True, help="output folder")
     add_picture_flags(p)
     allow_negative_values(p)
@@ -125,6 +132,24 @@ def _rows_used(G, d, layers: str) -> list[int] | None:  # noqa: ANN001
     spec = d.layers if layers == "default" else layers
     rows = parse_layers(spec, G.num_ws)
     return None if rows is None else list(rows)
+
+
+def _layer_aligner(G, item, mode: str):  # noqa: ANN001, ANN202
+    """The residual aligner for a layerwise item (None: raw re-add, or not layerwise). A latent file of
+    a run folder has no config of its own: the run's ``run.json`` names the encoder it came from."""
+    from ..editing.apply import result_aligner
+
+    if item.result.layer_state is None:
+        return None
+    if "encoder" not in (item.result.config or {}):
+        run_json = Path(item.file).parent.parent / "run.json"
+        try:
+            cfg = json.loads(run_json.read_text(encoding="utf-8")).get("config") if run_json.is_file() else None
+        except (OSError, ValueError, AttributeError):
+            cfg = None
+        if isinstance(cfg, dict):
+            item.result.config = {**cfg, **(item.result.config or {})}
+    return result_aligner(G, item.result, mode)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -168,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
             except InvertkitError as exc:
                 raise type(exc)(f"{item.file} with {job['file']}:{job['index']}: {exc}") from None
             spaces[(item.name, job["slug"])] = space
+    aligners = {id(item): _layer_aligner(G, item, args.residual) for item in items}
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -178,7 +204,10 @@ def run(args: argparse.Namespace) -> int:
         "strengths": list(strengths),
         "units": args.units,
         "layers": args.layers,
-        "latents": [{"name": it.name, "file": str(it.file), "space": it.space, "tuned": it.tuned} for it in items],
+        "residual": args.residual,
+        "latents": [{"name": it.name, "file": str(it.file), "space": it.space, "tuned": it.tuned,
+                     **({"residual": "raw" if aligners[id(it)] is None else aligners[id(it)].source}
+                        if it.result.layer_state is not None else {})} for it in items],
         "directions": [{"file": str(j["file"]), "index": j["index"], "name": j["name"], "space": j["directions"].space,
                         "method": j["directions"].method, "rows": j["rows"]} for j in jobs],
         "strips": [],
@@ -192,7 +221,9 @@ def run(args: argparse.Namespace) -> int:
                 edited, space = edit_latents(G, item.latent, item.edit_space, job["directions"], job["index"], strengths,
                                              layers=args.layers, units=args.units)
                 # a layerwise (fs-encoder, f:LAYER) result: the edited latent's features plus its residual
-                frames = (render_layer_edits(Gi, item.result, edited, space) if item.result.layer_state is not None
+                # (moved with the edit by the aligner when there is one)
+                frames = (render_layer_edits(Gi, item.result, edited, space, aligner=aligners[id(item)])
+                          if item.result.layer_state is not None
                           else render_edits(Gi, edited, space))[0].cpu()
                 stem = f"{item.name}_{job['slug']}"
                 png = save_strip(frames, out / f"{stem}.png", labels=labels, scale=scale)

@@ -8,6 +8,11 @@ would need an upstream one (a Z direction on a w+ latent) is refused with the fi
 
 Rendering a PTI result's edits uses each image's tuned generator (``render_edits(..., generators=)``),
 as PTI does: the pivot is edited, the tuned weights render it.
+
+A layerwise result (``fs-encoder``) edits its latent and re-adds its feature residual
+(:func:`render_layer_edits`): as it is (``residual="raw"``) or moved with the edit by the residual
+aligner trained for its encoder (``"auto"``, the default when one is found, or ``"aligned"``; see
+``editing.aligner``).
 """
 
 from __future__ import annotations
@@ -153,46 +158,69 @@ def result_generators(G: Generator, result: InversionResult) -> list[Generator] 
 
 
 def edit_result(G: Generator, result: InversionResult, directions: Directions, index: int,
-                strengths: Sequence[float] | Tensor, **kw: object) -> Tensor:
+                strengths: Sequence[float] | Tensor, *, residual: str = "auto", **kw: object) -> Tensor:
     """Images of an inversion result's latents edited along direction ``index``: ``[N, S, C, H, W]`` in
-    [-1, 1]. PTI results edit the pivot and render with each image's tuned generator. ``kw``: layers,
-    units (see :func:`edit_latents`)."""
+    [-1, 1]. PTI results edit the pivot and render with each image's tuned generator. Layerwise
+    (fs-encoder) results re-add their feature residual, aligned to the edit when ``residual`` is
+    ``"auto"`` / ``"aligned"`` and an aligner is found, as it is with ``"raw"`` (:func:`result_aligner`).
+    ``kw``: layers, units (see :func:`edit_latents`)."""
     if not isinstance(result, LatentInversion):
         raise LatentSpaceError(f"a {result.space} {result.kind} result has no latent code of {G.name} to edit along a direction "
                                "(diffusion noise is not edited this way)")
     if result.layer_state is not None:
         edited, target = edit_latents(G, result.latents, result.latent_space, directions, index, strengths, **kw)  # type: ignore[arg-type]
-        return render_layer_edits(G, result, edited, target, generators=result_generators(G, result))
+        return render_layer_edits(G, result, edited, target, aligner=result_aligner(G, result, residual),
+                                  generators=result_generators(G, result))
     edited, target = edit_latents(G, result.latents, result.space, directions, index, strengths, **kw)  # type: ignore[arg-type]
     return render_edits(G, edited, target, generators=result_generators(G, result))
 
 
 @torch.no_grad()
 def render_layer_edits(G: Generator, result: LatentInversion, edited: Tensor, space: str, *,
-                       generators: Sequence[Generator] | None = None) -> Tensor:
+                       aligner: torch.nn.Module | None = None, generators: Sequence[Generator] | None = None) -> Tensor:
     """Images of a layerwise result's (``f:LAYER``: ``fs-encoder``, ``optimize`` in ``f:LAYER``) edited
     latents ``[N, S, *shape]`` in ``space`` -> ``[N, S, C, H, W]`` in [-1, 1] (clamped).
 
     The state at the cut is the head's features of the edited latent plus the result's residual there,
-    ``layer_state - head(latent)`` (HFGI's rule: what the latent does not explain stays put while the
-    latent moves); strength 0 reproduces the result's image. The rest of the state (StyleGAN2's skip
-    image) and the tail's latent follow the edited latent. ``generators``: each image's own generator
-    (a hyperstyle result on a layerwise pivot: its tuned weights, :func:`result_generators`), else ``G``.
+    ``layer_state - head(latent)``: re-added as it is (HFGI's rule: what the latent does not explain
+    stays put while the latent moves), or, with an ``aligner`` (``editing.aligner.ResidualAligner``,
+    see :func:`result_aligner`), first moved with the edit: ``aligner(residual, head(edited),
+    head(latent))``. Strength 0 reproduces the result's image either way. The rest of the state
+    (StyleGAN2's skip image) and the tail's latent follow the edited latent. ``generators``: one per
+    image (a tuned result's generators), default ``G`` for all.
     """
     state = result.layer_state
     assert state is not None
-    require(G, LayerSplitting, f"editing a layerwise result ({result.space})")
+    if generators is not None and len(generators) != edited.shape[0]:
+        raise ConfigError(f"render_layer_edits: {len(generators)} generators for {edited.shape[0]} latents")
     base = result.latent_space
     out = []
     for i in range(edited.shape[0]):
-        g = generators[i] if generators is not None else G
-        split = g.layer_split(state.layer)  # type: ignore[attr-defined]
-        own = split.head(result.latents[i:i + 1].to(G.device, torch.float32), base)
-        residual = state.tensors[0][i:i + 1].to(G.device, torch.float32) - own[0]  # type: ignore[index,operator]
-        moved = edited[i].to(G.device, torch.float32)
+        g = G if generators is None else generators[i]
+        split = require(g, LayerSplitting, f"editing a layerwise result ({result.space})").layer_split(state.layer)
+        own = split.head(result.latents[i:i + 1].to(g.device, torch.float32), base)
+        residual = state.tensors[0][i:i + 1].to(g.device, torch.float32) - own[0]  # type: ignore[index,operator]
+        moved = edited[i].to(g.device, torch.float32)
         head = split.head(moved, space)
+        if aligner is not None:
+            k = moved.shape[0]
+            residual = aligner(residual.expand(k, *residual.shape[1:]), head[0], own[0].expand(k, *own[0].shape[1:]))
         tail = None
         if split.tail_space is not None:
-            tail = moved if space == split.tail_space else G.convert(moved, space, split.tail_space)
+            tail = moved if space == split.tail_space else g.convert(moved, space, split.tail_space)
         out.append(split.tail((head[0] + residual, *head[1:]), tail).clamp(-1, 1))
     return torch.stack(out)
+
+
+def result_aligner(G: Generator, result: InversionResult, residual: str = "auto") -> torch.nn.Module | None:
+    """The residual aligner editing ``result`` uses: for an fs-encoder result with ``residual``
+    ``"auto"`` (the default: the aligner beside its encoder file when there is one) or ``"aligned"``
+    (one is required); None for ``"raw"`` (HFGI's plain re-add) and for results without a residual.
+    See ``editing.aligner.find_aligner``."""
+    if residual not in ("auto", "aligned", "raw"):
+        raise ConfigError(f"residual {residual!r}: choose auto, aligned or raw")
+    if getattr(result, "layer_state", None) is None or residual == "raw":
+        return None
+    from .aligner import find_aligner
+
+    return find_aligner(G, result, residual)

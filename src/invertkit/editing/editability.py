@@ -31,7 +31,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..generators.base import Generator
-from ..results import InversionResult
+from ..results import LatentInversion
 from .apply import edit_latents, render_edits
 from .directions import Directions
 
@@ -70,6 +70,7 @@ class EditProbe:
     layers: str | Sequence[int] | None = "default"
     units: str = "sigma"
     mask: Tensor | None = None  # [H, W] bool: where the edit is meant to act (change is measured outside it)
+    residual: str = "auto"  # fs-encoder results: auto / aligned / raw (how the feature residual follows the edit)
 
     def __post_init__(self) -> None:
         if 0.0 not in self.strengths:  # the unedited image is the reference of every change
@@ -91,24 +92,45 @@ def edit_frames(G: Generator, latents: Tensor, space: str, probe: EditProbe, *,
 
 
 @torch.no_grad()
-def edit_records(G: Generator, latents: Tensor, space: str, probe: EditProbe, *,
-                 generators: Sequence[Generator] | None = None) -> dict[str, Tensor]:
+def result_edit_frames(G: Generator, result: LatentInversion, probe: EditProbe, *, residual: str = "auto") -> Tensor:
+    """The edited images ``[N, S, C, H, W]`` of an inversion result for ``probe.strengths``: a tuned
+    result (PTI, hyperstyle) edits its pivot and renders with each image's generator; a layerwise
+    result (fs-encoder) edits its latent and re-adds its feature residual (aligned to the edit by the
+    aligner of its encoder when ``residual`` is ``"auto"`` and there is one, see ``editing.apply``)."""
+    from .apply import render_layer_edits, result_aligner, result_generators
+
+    gens = result_generators(G, result)
+    if result.layer_state is None:
+        return edit_frames(G, result.latents, result.space, probe, generators=gens)
+    edited, target_space = edit_latents(G, result.latents, result.latent_space, probe.directions, probe.index,
+                                        probe.strengths, layers=probe.layers, units=probe.units)
+    return render_layer_edits(G, result, edited, target_space, aligner=result_aligner(G, result, residual), generators=gens)
+
+
+@torch.no_grad()
+def edit_records(G: Generator, latents: Tensor | None, space: str, probe: EditProbe, *,
+                 generators: Sequence[Generator] | None = None, frames: Tensor | None = None) -> dict[str, Tensor]:
     """Per-image editability records (``[N]`` tensors; combine batches with :func:`summarize`):
     ``change`` and ``perceptual`` per unit strength and, with a classifier, ``slope``, ``start`` (target
     at strength 0), ``reached`` (target at some strength) and ``first`` (smallest |strength| reaching
-    it, NaN if none)."""
-    return frame_records(edit_frames(G, latents, space, probe, generators=generators), probe)
+    it, NaN if none). ``frames``: the edited images when already rendered (``[N, S, C, H, W]`` for
+    ``probe.strengths``, e.g. from :func:`result_edit_frames`); then ``latents`` are not read."""
+    if frames is None:
+        frames = edit_frames(G, latents, space, probe, generators=generators)  # type: ignore[arg-type]
+    return frame_records(frames, probe)
 
 
 @torch.no_grad()
 def frame_records(frames: Tensor, probe: EditProbe, *, perceptual_change: bool = True) -> dict[str, Tensor]:
     """:func:`edit_records` of edited images already rendered, ``frames [N, S, C, H, W]`` in [-1, 1] for
-    ``probe.strengths`` in that order (e.g. a layerwise result's edits, see :func:`result_editability`).
-    ``perceptual_change=False`` skips the MobileNetV2 distances (most of the time on small images)."""
+    ``probe.strengths`` in that order (e.g. from :func:`result_edit_frames`). ``perceptual_change=False``
+    skips the MobileNetV2 distances (most of the time on small images)."""
     from ..editing.classifiers import attribute_score, predicted_class
     from ..metrics import perceptual, quantize
 
     s = torch.tensor(probe.strengths)
+    if frames.shape[1] != len(probe.strengths):
+        raise ConfigError(f"edit_records: {frames.shape[1]} frames per image for {len(probe.strengths)} strengths")
     n, k = frames.shape[:2]
     zero = int((s == 0).nonzero()[0])
     ref = frames[:, zero : zero + 1].expand_as(frames)
@@ -166,13 +188,11 @@ def editability(G: Generator, latents: Tensor, space: str, probe: EditProbe, *,
     return summarize([edit_records(G, latents, space, probe, generators=generators)])
 
 
-def result_editability(G: Generator, result: InversionResult, probe: EditProbe, *,
+def result_editability(G: Generator, result: LatentInversion, probe: EditProbe, *,
                        perceptual_change: bool = True) -> dict[str, float]:
     """:func:`editability` of an inversion result, rendered as ``invertkit edit`` renders it
-    (``editing.apply.edit_result``): a layerwise result (``fs-encoder``, ``optimize`` in ``f:LAYER``)
-    moves its latent and keeps its feature residual; a PTI result renders with its tuned generators.
-    ``perceptual_change=False``: no ``edit_perceptual`` (see :func:`frame_records`)."""
-    from .apply import edit_result
-
-    frames = edit_result(G, result, probe.directions, probe.index, probe.strengths, layers=probe.layers, units=probe.units)
+    (:func:`result_edit_frames`, with ``probe.residual``): a layerwise result (``fs-encoder``,
+    ``optimize`` in ``f:LAYER``) moves its latent and re-applies its feature residual; a tuned result
+    renders with its tuned generators. ``perceptual_change=False``: no ``edit_perceptual``."""
+    frames = result_edit_frames(G, result, probe, residual=probe.residual)
     return summarize([frame_records(frames, probe, perceptual_change=perceptual_change)])
