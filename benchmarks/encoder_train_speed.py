@@ -39,6 +39,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     shared = Path(args.shared)
     real = f"{shared}/orl_faces/s[234]?,runs/faces/train/lfw" if Path("runs/faces/train/lfw").is_dir() else None
+    lfw84 = "runs/faces/train/lfw/lfw-[5-7]?.png,runs/faces/train/lfw/lfw-8[0-4].png"
+    real3 = f"{shared}/orl_faces/s[234]?,{lfw84},{lfw84},{lfw84}" if real else None
     dcgan, mnist = SHIPPED_DIR / "dcgan-digiface64", SHIPPED_DIR / "mnist-mlp-gan"
     D = load_generator("dcgan-digiface64")
     M = load_generator("mnist-mlp-gan", weights=shared / "mnist_mlp_gan" / "generator.ckpt")
@@ -49,6 +51,10 @@ def main() -> None:
                                       images=real, real_fraction=0.3), 3000),
         ("dcgan ReStyle", D, dict(arch="restyle", iterations=3, batch=32, pixel_weight=10.0, latent_weight=0.3,
                                   bootstrap=str(dcgan / "psp.safetensors")), 1500),
+        ("dcgan pSp stage 3", D, dict(arch="psp", augment=True, batch=32, lr=3e-4, pixel_weight=10.0, latent_weight=0.3,
+                                      init_from=str(dcgan / "psp.safetensors"), images=real3, real_fraction=0.5), 800),
+        ("dcgan ReStyle fine-tune", D, dict(arch="restyle", iterations=3, batch=32, lr=3e-4, pixel_weight=10.0, latent_weight=0.3,
+                                            init_from=str(dcgan / "restyle.safetensors"), bootstrap=str(dcgan / "psp.safetensors")), 300),
         ("mnist pSp", M, dict(arch="psp", batch=64), 3000),
         ("mnist ReStyle", M, dict(arch="restyle", iterations=2, batch=64, lr=3e-4, init_from=str(mnist / "psp.safetensors")), 750),
     ]
