@@ -5,7 +5,10 @@
 Runs each stage of the Makefile's ``encoders`` target for ``--steps`` steps with the same options
 (warm starts and the bootstrap come from the shipped encoders; real faces from ``runs/faces/train``,
 written by ``benchmarks/export_faces.py``, or none if absent) and prints JSON: seconds per step (the
-training log's own clock, so start-up and checkpoints are excluded) and steps x seconds per stage.
+training log's own clock, so start-up and checkpoints are excluded) and steps x seconds per stage;
+the fs encoder's residual aligner (its own trainer, ``python -m invertkit.editing.aligner``) counts
+its start-up too (it encodes its pool of 3,072 faces once). ``runs/mnist/train`` (written by
+``benchmarks/export_mnist.py``) supplies the MNIST fs stage's real digits when present.
 """
 
 from __future__ import annotations
@@ -13,14 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 
+from invertkit.editing.aligner import AlignerTrainOptions, train_aligner
 from invertkit.encoders.shipped import SHIPPED_DIR
 from invertkit.encoders.train import TrainOptions, train_encoder
 from invertkit.generators import load_generator
 
+ALIGNER_STEPS = 1200  # the Makefile's
 FAST = dict(perceptual_weight=0.0, log_every=10, checkpoint_every=10**6)
 
 
@@ -55,8 +61,14 @@ def main() -> None:
                                       init_from=str(dcgan / "psp.safetensors"), images=real3, real_fraction=0.5), 800),
         ("dcgan ReStyle fine-tune", D, dict(arch="restyle", iterations=3, batch=32, lr=3e-4, pixel_weight=10.0, latent_weight=0.3,
                                             init_from=str(dcgan / "restyle.safetensors"), bootstrap=str(dcgan / "psp.safetensors")), 300),
+        ("dcgan fs", D, dict(arch="fs", batch=32, lr=5e-4, init_from=str(dcgan / "psp.safetensors"), images=real,
+                             real_fraction=0.3), 400),
+        ("dcgan hyperstyle", D, dict(arch="hyperstyle", bootstrap=str(dcgan / "fs.safetensors"), batch=16, iterations=2, rank=8,
+                                     max_width=128, lr=5e-4, images=real, real_fraction=0.3), 1000),
         ("mnist pSp", M, dict(arch="psp", batch=64), 3000),
         ("mnist ReStyle", M, dict(arch="restyle", iterations=2, batch=64, lr=3e-4, init_from=str(mnist / "psp.safetensors")), 750),
+        ("mnist fs", M, dict(arch="fs", layer="4", batch=64, lr=5e-4, init_from=str(mnist / "psp.safetensors"),
+                             images="runs/mnist/train" if Path("runs/mnist/train").is_dir() else None, real_fraction=0.5), 1500),
     ]
     report, total = {}, 0.0
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,6 +79,16 @@ def main() -> None:
             total += sps * steps
             report[name] = {"seconds_per_step": round(sps, 3), "makefile_steps": steps, "minutes": round(sps * steps / 60, 1)}
             print(json.dumps({name: report[name]}), flush=True)
+        # the fs encoder's residual aligner (its own trainer): encoding its pool of faces once, then the steps
+        out = Path(tmp) / "aligner"
+        start = time.perf_counter()
+        train_aligner(D, dcgan / "fs.safetensors", out, AlignerTrainOptions(steps=101, save_every=10**6), log=lambda _: None)
+        wall = time.perf_counter() - start
+        sps = seconds_per_step(out / "log.jsonl")
+        minutes = (wall - 101 * sps + ALIGNER_STEPS * sps) / 60  # the pool's encoding and start-up count once
+        total += minutes * 60
+        report["dcgan fs aligner"] = {"seconds_per_step": round(sps, 3), "makefile_steps": ALIGNER_STEPS, "minutes": round(minutes, 1)}
+        print(json.dumps({"dcgan fs aligner": report["dcgan fs aligner"]}), flush=True)
     report["total_training_minutes"] = round(total / 60, 1)
     print(json.dumps(report, indent=1))
 

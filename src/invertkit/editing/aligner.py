@@ -44,8 +44,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..errors import CheckpointError, ConfigError
-from ..io.safetensors_file import read_safetensors, write_safetensors
-from ..untrusted import check_parameter_count, numel, one_line, safetensors_header, shape_problems, short_repr
+from ..io.safetensors_file import check_weights_fit, read_header, read_safetensors, write_safetensors
+from ..untrusted import one_line, short_repr
 
 METADATA_KEY = "invertkit_aligner"
 FORMAT_VERSION = 1
@@ -177,28 +177,12 @@ def load_aligner(path: str | os.PathLike[str], device: torch.device | str = "cpu
             fit it (shape, dtype, NaN/Inf).
     """
     p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"{p}: no such aligner file; train one with `python -m invertkit.editing.aligner`")
-    entries, metadata = safetensors_header(p, "aligner file")
-    raw = metadata.get(METADATA_KEY)
-    if raw is None:
-        raise CheckpointError(f"{p}: a safetensors file without the header of an invertkit aligner file ({METADATA_KEY!r})")
-    try:
-        payload = json.loads(raw)
-    except ValueError as exc:
-        raise CheckpointError(f"{p}: the aligner file's header is not valid JSON ({one_line(exc, 120)})") from exc
-    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
-        version = short_repr(payload.get("format_version")) if isinstance(payload, dict) else "?"
-        raise CheckpointError(f"{p}: unsupported aligner format version {version} (this invertkit reads {FORMAT_VERSION})")
+    hint = "train one with `python -m invertkit.editing.aligner`"
+    entries, payload = read_header(p, METADATA_KEY, "aligner file", hint, format_version=FORMAT_VERSION)
     config = AlignerConfig.from_dict(payload.get("config"), where=str(p))
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in ResidualAligner(config).state_dict().items()}
-    check_parameter_count(sum(numel(s) for s in expected.values()), p, "its aligner config")
-    problems = shape_problems(expected, {k: shape for k, (_, shape) in entries.items()})
-    problems += [f"{k}: dtype {dt}" for k, (dt, _) in entries.items() if k in expected and dt not in ("F32", "F16")]
-    if problems:
-        raise CheckpointError(f"{p}: the aligner weights do not fit its config ({'; '.join(problems[:4])}); "
-                              "the file is damaged or was edited")
+    check_weights_fit(p, expected, entries, "aligner")
     tensors, _ = read_safetensors(p, METADATA_KEY, "aligner file", "train one with `python -m invertkit.editing.aligner`")
     bad = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
     if bad:

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
-from ..io.safetensors_file import read_safetensors, write_safetensors
-from ..untrusted import check_parameter_count, numel, one_line, safetensors_header, shape_problems, short_repr
+from ..io.safetensors_file import check_weights_fit, read_header, read_safetensors, write_safetensors
+from ..untrusted import one_line
 from .config import EncoderConfig
 from .nets import Encoder
 
@@ -65,20 +65,8 @@ def read_encoder_file(path: str | os.PathLike[str]) -> tuple[EncoderConfig, dict
 
 
 def _header_config(p: Path) -> tuple[EncoderConfig, dict[str, Any]]:
-    if not p.is_file():
-        raise CheckpointError(f"{p}: no such encoder file; train one with `invertkit train-encoder`, or check the path")
-    entries, metadata = safetensors_header(p, "encoder file")
-    raw = metadata.get(METADATA_KEY)
-    if raw is None:
-        raise CheckpointError(f"{p}: a safetensors file without the header of an invertkit encoder file ({METADATA_KEY!r}); "
-                              "train one with `invertkit train-encoder`")
-    try:
-        payload = json.loads(raw)
-    except ValueError as exc:
-        raise CheckpointError(f"{p}: the encoder file's header is not valid JSON ({one_line(exc, 120)}); the file is damaged") from exc
-    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
-        version = short_repr(payload.get("format_version")) if isinstance(payload, dict) else "?"
-        raise CheckpointError(f"{p}: unsupported encoder format version {version} (this invertkit reads {FORMAT_VERSION})")
+    entries, payload = read_header(p, METADATA_KEY, "encoder file", "train one with `invertkit train-encoder`",
+                                   format_version=FORMAT_VERSION)
     config = EncoderConfig.from_dict(payload.get("config"), where=str(p))
     # the network the config declares, on the meta device: shapes without memory
     try:
@@ -86,12 +74,7 @@ def _header_config(p: Path) -> tuple[EncoderConfig, dict[str, Any]]:
             expected = {k: tuple(v.shape) for k, v in build_network(config).state_dict().items() if v.is_floating_point()}
     except (ValueError, RuntimeError, TypeError) as exc:
         raise CheckpointError(f"{p}: the encoder config describes no buildable network ({one_line(exc, 160)})") from exc
-    check_parameter_count(sum(numel(s) for s in expected.values()), p, "its encoder config")
-    problems = shape_problems(expected, {k: shape for k, (_, shape) in entries.items()})
-    problems += [f"{k}: dtype {dt}" for k, (dt, _) in entries.items() if k in expected and dt not in ("F32", "F16")]
-    if problems:
-        raise CheckpointError(f"{p}: the encoder weights do not fit its config ({'; '.join(problems[:4])}); "
-                              "the file is damaged or was edited")
+    check_weights_fit(p, expected, entries, "encoder")
     meta = payload.get("meta") if isinstance(payload.get("meta"), dict) else {}
     return config, meta
 
