@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from invertkit.generators import wrap
 from invertkit.generators.architectures import mlp_generator
@@ -35,6 +36,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent (it sits beside the repo in CI)")
     return SHARED_DATA
+
+
+def tiny_conv_generator(name: str = "tiny-conv"):
+    """A seeded DCGAN-like wrapped nn.Sequential: z in R^8 -> 1 x 16 x 16, feature maps at 4, 8 px."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16 * 4 * 4), nn.Unflatten(1, (16, 4, 4)), nn.ReLU(),
+                        nn.ConvTranspose2d(16, 8, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(8, 1, 4, 2, 1), nn.Tanh())
+    return wrap(net, (8,), 16, 1, name=name)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import shutil
 
 import pytest
 import torch
-from torch import nn
 
 import invertkit
 from invertkit.bench import run_bench
@@ -32,18 +31,17 @@ from invertkit.editing.editability import EditProbe
 from invertkit.encoders import train_encoder
 from invertkit.encoders.files import file_sha256
 from invertkit.errors import CheckpointError, ConfigError
-from invertkit.generators import wrap
 from invertkit.runs.writer import RunWriter
+
+from .conftest import tiny_conv_generator
 
 FAST = dict(width=8, max_width=16, perceptual_weight=0.0, eval_images=8, log_every=5)
 
 
 @pytest.fixture(scope="module")
 def tiny_conv():
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(8, 16 * 4 * 4), nn.Unflatten(1, (16, 4, 4)), nn.ReLU(),
-                        nn.ConvTranspose2d(16, 8, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(8, 1, 4, 2, 1), nn.Tanh())
-    return wrap(net, (8,), 16, 1, name="tiny-conv-align")
+    """:func:`tests.conftest.tiny_conv_generator` named 'tiny-conv-align'."""
+    return tiny_conv_generator("tiny-conv-align")
 
 
 @pytest.fixture(scope="module")

@@ -22,16 +22,15 @@ from invertkit.errors import ConfigError, LatentSpaceError
 from invertkit.generators import wrap
 from invertkit.runs.writer import RunWriter
 
+from .conftest import tiny_conv_generator
+
 FAST = dict(width=8, max_width=16, perceptual_weight=0.0, eval_images=8, log_every=5)
 
 
 @pytest.fixture(scope="module")
 def tiny_conv():
-    """A seeded DCGAN-like wrapped nn.Sequential: z in R^8 -> 1 x 16 x 16, feature maps at 4, 8 px."""
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(8, 16 * 4 * 4), nn.Unflatten(1, (16, 4, 4)), nn.ReLU(),
-                        nn.ConvTranspose2d(16, 8, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(8, 1, 4, 2, 1), nn.Tanh())
-    return wrap(net, (8,), 16, 1, name="tiny-conv")
+    """A seeded DCGAN-like generator: z in R^8 -> 1 x 16 x 16, feature maps at 4, 8 px."""
+    return tiny_conv_generator("tiny-conv")
 
 
 def _layers(G):
