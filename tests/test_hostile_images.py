@@ -20,8 +20,17 @@ import invertkit
 from invertkit.cli.main import main
 from invertkit.errors import ImageError
 from invertkit.io.filenames import display_name, distinct_names
-from invertkit.io.images import (MAX_PIXELS, array_to_tensor, check_images, decode_image, deep_to_uint8, list_images, read_image,
-                                 read_images, to_uint8)
+from invertkit.io.images import (
+    MAX_PIXELS,
+    array_to_tensor,
+    check_images,
+    decode_image,
+    deep_to_uint8,
+    list_images,
+    read_image,
+    read_images,
+    to_uint8,
+)
 from invertkit.io.sources import dataset_entries
 from invertkit.runs.dataset_reader import load_results
 
