@@ -92,6 +92,7 @@ def main() -> None:
     ap.add_argument("--drawn", type=int, default=16, help="faces drawn by the generator for the editability columns")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reuse-bench", action="store_true", help="take the reconstruction columns from OUT/bench/bench.json (same faces)")
     ap.add_argument("--methods", default="", help="comma-separated bench specs instead of the default list (a quick look)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -103,8 +104,11 @@ def main() -> None:
     if args.methods:
         methods = [m for m in args.methods.split(",") if m]
     start = time.perf_counter()
-    rows = run_bench(G, faces, [f"lfw-{i}" for i in range(faces.shape[0])], methods, out / "bench",
-                     batch_size=args.batch, extra_metrics=("perceptual",), progress=lambda m: print(f"bench: {m}", flush=True))
+    if args.reuse_bench:
+        rows = [r for r in json.loads((out / "bench" / "bench.json").read_text()) if r["method"] in methods]
+    else:
+        rows = run_bench(G, faces, [f"lfw-{i}" for i in range(faces.shape[0])], methods, out / "bench",
+                         batch_size=args.batch, extra_metrics=("perceptual",), progress=lambda m: print(f"bench: {m}", flush=True))
     drawn_z = torch.cat([G.sample_latent(1, "z", seed=50_000 + s) for s in range(args.drawn)])
     table = []
     for row in rows:
