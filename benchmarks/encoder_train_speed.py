@@ -59,6 +59,8 @@ def main() -> None:
                                   bootstrap=str(dcgan / "psp.safetensors")), 1500),
         ("dcgan pSp stage 3", D, dict(arch="psp", augment=True, batch=32, lr=3e-4, pixel_weight=10.0, latent_weight=0.3,
                                       init_from=str(dcgan / "psp.safetensors"), images=real3, real_fraction=0.5), 800),
+        ("dcgan pSp stage 4", D, dict(arch="psp", augment=True, batch=32, lr=2e-4, pixel_weight=10.0, latent_weight=0.3,
+                                      init_from=str(dcgan / "psp.safetensors"), images=real3, real_fraction=0.5, real_jitter=0.12), 800),
         ("dcgan ReStyle fine-tune", D, dict(arch="restyle", iterations=3, batch=32, lr=3e-4, pixel_weight=10.0, latent_weight=0.3,
                                             init_from=str(dcgan / "restyle.safetensors"), bootstrap=str(dcgan / "psp.safetensors")), 300),
         ("dcgan fs", D, dict(arch="fs", batch=32, lr=5e-4, init_from=str(dcgan / "psp.safetensors"), images=real,

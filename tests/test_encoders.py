@@ -288,6 +288,62 @@ def test_real_images_from_folders_and_globs_are_mixed_in(tiny_mlp, tmp_path):
     assert load_encoder(path).meta["options"]["images"] == str(tmp_path / "real")
 
 
+def test_real_images_jitter_and_pseudo_label_latents(tiny_mlp, tmp_path):
+    from invertkit.encoders.data import TrainingData, jitter, load_real_latents, save_real_latents
+    from invertkit.io.images import save_image
+
+    x = _heldout(tiny_mlp, 4).clamp(-1, 1)
+    g = torch.Generator().manual_seed(0)
+    moved = jitter(x, g, scale=0.2, shift=0.15)
+    assert moved.shape == x.shape and moved.min() >= -1 and moved.max() <= 1 and not torch.allclose(moved, x)
+    assert torch.allclose(jitter(x, g, scale=0.0, shift=0.0), x, atol=1e-5)  # zoom 1, no shift: the identity
+    z = torch.randn(4, 8)
+    plain = TrainingData(tiny_mlp, "z", 8, seed=0, real_images=x, real_fraction=0.5)
+    assert plain.next().paired is None
+    # pseudo-labels: a real image is paired with its latent (a flipped one with its mirror's latent)
+    data = TrainingData(tiny_mlp, "z", 8, seed=0, real_images=x, real_fraction=0.5, real_latents=(z, -z))
+    batch = data.next()
+    assert batch.paired is not None and batch.paired.tolist() == [False] * 4 + [True] * 4
+    for i in range(4, 8):
+        j = next(k for k in range(4) if torch.equal(batch.images[i], x[k]) or torch.equal(batch.images[i], x[k].flip(-1)))
+        flipped = not torch.equal(batch.images[i], x[j])
+        assert torch.equal(batch.latents[i], -z[j] if flipped else z[j])
+    # without mirrored latents flipped images go unpaired; jittered images always do
+    only = TrainingData(tiny_mlp, "z", 64, seed=1, real_images=x, real_fraction=0.5, real_latents=z).next()
+    assert only.paired is not None and 0 < int(only.paired.sum()) < 32
+    assert not TrainingData(tiny_mlp, "z", 8, seed=0, real_images=x, real_fraction=0.5, real_latents=(z, -z),
+                            real_jitter=0.1).next().paired.any()
+    with pytest.raises(ValueError, match="one per real image"):
+        TrainingData(tiny_mlp, "z", 8, seed=0, real_images=x, real_fraction=0.5, real_latents=z[:3])
+    # the file round trip, and training with it
+    for i in range(4):
+        save_image(x[i], tmp_path / "real" / f"{i}.png")
+    from invertkit.encoders.train import load_real_images
+
+    assert load_real_images(str(tmp_path / "real"), tiny_mlp).shape[0] == 4
+    labels = torch.randn(4, 8)
+    save_real_latents(str(tmp_path / "z.safetensors"), labels, labels.flip(-1))
+    a, b = load_real_latents(str(tmp_path / "z.safetensors"))
+    assert torch.equal(a, labels) and torch.equal(b, labels.flip(-1))
+    save_real_latents(str(tmp_path / "z1.safetensors"), labels)
+    assert load_real_latents(str(tmp_path / "z1.safetensors"))[1] is None
+    path = train_encoder(tiny_mlp, tmp_path / "run", steps=4, batch=8, checkpoint_every=4, images=str(tmp_path / "real"),
+                         real_fraction=0.5, real_latents=str(tmp_path / "z.safetensors"), real_latent_weight=1.0,
+                         real_jitter=0.0, **FAST)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any("real_latent" in r for r in log)
+    assert load_encoder(path).meta["options"]["real_latents"] == str(tmp_path / "z.safetensors")
+    save_real_latents(str(tmp_path / "z3.safetensors"), labels[:3])
+    with pytest.raises(ConfigError, match="do not label"):
+        train_encoder(tiny_mlp, tmp_path / "bad", steps=1, batch=8, images=str(tmp_path / "real"),
+                      real_latents=str(tmp_path / "z3.safetensors"), **FAST)
+    with pytest.raises(ConfigError, match="needs --images"):
+        train_encoder(tiny_mlp, tmp_path / "bad2", steps=1, batch=8, real_latents=str(tmp_path / "z.safetensors"), **FAST)
+    with pytest.raises(ConfigError, match="cannot read"):
+        train_encoder(tiny_mlp, tmp_path / "bad3", steps=1, batch=8, images=str(tmp_path / "real"),
+                      real_latents=str(tmp_path / "missing.safetensors"), **FAST)
+
+
 @pytest.mark.slow
 def test_shipped_encoders_work_by_name(shared_data):
     from invertkit.encoders.shipped import shipped_encoders
@@ -316,8 +372,8 @@ def test_shipped_encoders_work_by_name(shared_data):
 
 @pytest.mark.slow  # two encoders on 50 + 19 real faces (about 5 s)
 def test_shipped_dcgan_encoders_reach_the_bar_on_unseen_real_faces(shared_data):
-    """The shipped dcgan-digiface64 pSp encoder alone reaches 16.6 dB mean PSNR on LFW faces 0-49 (16.68
-    measured; 16.32 before its LFW-weighted fine-tune; the issue's bar of 17 dB is not reached yet), which
+    """The shipped dcgan-digiface64 pSp encoder alone reaches 17 dB mean PSNR on LFW faces 0-49 (17.53
+    measured; 16.32 before its LFW-weighted fine-tune, 16.68 before the zoom/shift-jittered one), which
     no shipped encoder was trained on; ReStyle (bootstrapped on it) does better still, there and on
     photo 1 of ORL subjects 1-19 (also unseen). The numbers are benchmarks/encoder_bench.py --quick's."""
     from invertkit.generators import load_generator
@@ -329,5 +385,5 @@ def test_shipped_dcgan_encoders_reach_the_bar_on_unseen_real_faces(shared_data):
              "orl": read_images([shared_data / "orl_faces" / f"s{s}" / "1.pgm" for s in range(1, 20)], 64, 3).images}
     got = {(m, k): sum(r["psnr"] for r in invert(G, x, m).metrics) / x.shape[0]
            for m in ("encoder", "restyle") for k, x in faces.items()}
-    assert got["encoder", "lfw"] >= 16.6, got
+    assert got["encoder", "lfw"] >= 17.0, got
     assert got["restyle", "lfw"] > got["encoder", "lfw"] and got["restyle", "orl"] > got["encoder", "orl"], got

@@ -81,6 +81,9 @@ class TrainOptions(Options):
     rank: int = option(4, "hyperstyle: rank of each layer's multiplicative weight offset", min=1, max=64)
     images: str | None = option(None, "real images mixed into training (pixel and perceptual losses): folders (recursive) or globs, comma-separated")
     real_fraction: float = option(0.25, "share of each batch drawn from --images", min=0, max=1, max_exclusive=True)
+    real_jitter: float = option(0.0, "zoom the real images (--images) by up to this share and shift them by up to 3/4 of it (0: off)", min=0, max=0.5)
+    real_latents: str | None = option(None, "pseudo-labels for --images: a file from invertkit.encoders.data.save_real_latents (their inversions, one per image in --images order, optionally of their mirrors too); a latent loss pulls real images toward them")
+    real_latent_weight: float = option(0.3, "weight of the MSE to the --real-latents pseudo-labels", min=0)
     augment: bool = option(False, "blur/greyscale/brightness-jitter the encoder's inputs (targets stay clean): helps on real photos")
     width: int = option(32, "channels of the first backbone stage (doubling per stage)", min=1)
     max_width: int = option(256, "channel cap of the backbone", min=1)
@@ -215,7 +218,8 @@ class Trainer:
             real_images = load_real_images(options.images, G)
         self.data = TrainingData(G, self.config.space, options.batch, options.seed + 1,
                                  real_images=real_images, real_fraction=options.real_fraction if real_images is not None else 0.0,
-                                 augment=options.augment)
+                                 augment=options.augment, real_jitter=options.real_jitter,
+                                 real_latents=self._real_latents(options, real_images))
         self.eval = eval_batch(G, self.config.space, options.eval_images)
         self.perceptual = None
         if options.perceptual_weight > 0:
@@ -228,6 +232,22 @@ class Trainer:
         self.seconds = 0.0
         self.data_state = self.data.state()
         self._start: tuple[Tensor, Tensor] | None = None  # ReStyle's mean latent and image, batch-sized
+
+    def _real_latents(self, options: TrainOptions, real_images: Tensor | None) -> tuple[Tensor, Tensor | None] | None:
+        """--real-latents: the pseudo-label file's latents (and mirrored ones), checked against the real images."""
+        if not options.real_latents:
+            return None
+        if real_images is None:
+            raise ConfigError("--real-latents needs --images (the real images it labels)")
+        from .data import load_real_latents
+
+        plain, mirrored = load_real_latents(options.real_latents)
+        want = (real_images.shape[0], *self.G.latent_shape(self.config.space))
+        for t in (plain, mirrored):
+            if t is not None and tuple(t.shape) != want:
+                raise ConfigError(f"{options.real_latents}: latents {list(t.shape)} do not label the {want[0]} images of --images "
+                                  f"({self.config.space} latents {list(want[1:])}, in --images order)")
+        return plain.to(self.G.device), None if mirrored is None else mirrored.to(self.G.device)
 
     def _pivot_split(self, options: TrainOptions) -> dict[str, Any]:
         """hyperstyle on an fs bootstrap: the split its layerwise pivots are cut at (its layers are the tail's)."""
@@ -298,6 +318,8 @@ class Trainer:
             terms["perceptual"] = self.perceptual(recon, batch.images).mean()
         if o.latent_weight and batch.known.any():
             terms["latent"] = (latent - batch.latents)[batch.known].square().mean()
+        if o.real_latent_weight and batch.paired is not None and batch.paired.any():
+            terms["real_latent"] = (latent - batch.latents)[batch.paired].square().mean()
         if o.nscd_weight:
             from ..objectives.nscd import nscd_loss
 
@@ -307,7 +329,7 @@ class Trainer:
         if self.disc is not None:
             terms["adversarial"] = generator_loss(self.disc, self._codes(latent))
         weights = {"pixel": o.pixel_weight, "perceptual": o.perceptual_weight, "latent": o.latent_weight,
-                   "nscd": o.nscd_weight, "offset": o.offset_weight, "adversarial": o.adversarial_weight}
+                   "real_latent": o.real_latent_weight, "nscd": o.nscd_weight, "offset": o.offset_weight, "adversarial": o.adversarial_weight}
         total = sum(weights[k] * v for k, v in terms.items())
         return total, {k: float(v.detach()) for k, v in terms.items()}, recon
 
