@@ -30,8 +30,8 @@ test-all: install
 demo: install
 	$(VENV)/bin/invertkit demo --out runs/demo
 
-# The shipped encoders (src/invertkit/encoders/weights/), retrained from scratch: about 62 minutes on
-# 2 CPU cores (seconds per step x steps: python benchmarks/encoder_train_speed.py). dcgan-digiface64: pSp on drawn
+# The shipped encoders (src/invertkit/encoders/weights/), retrained from scratch: about 1 h 50 min
+# (105.7 minutes of training steps on one thread: python benchmarks/encoder_train_speed.py --threads 1). dcgan-digiface64: pSp on drawn
 # faces, then fine-tuned with real faces mixed in (ORL subjects 20-40 and LFW faces 50-99; ORL 1-19
 # and LFW 0-49 stay unseen for the benchmarks), then once more with half of each batch real (LFW
 # faces 50-84 listed 3 times; LFW 85-99 left out: the validation split that chose this stage) and
