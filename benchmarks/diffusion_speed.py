@@ -7,7 +7,10 @@ On the shipped ``diffusion-faces32`` (prompt "photo"), float32, guidance 1 and 7
 - invertkit's DDIM sampling and DDIM inversion, and diffusers' own ``DDIMScheduler`` loop on the same
   network, each in seconds per step and as ``overhead = step time / (evaluations per step x network
   time) - 1`` (the cost of everything that is not the network);
-- images per second of a 50-step sampling run, and the process's peak resident memory.
+- images per second of a 50-step sampling run, and the process's peak resident memory;
+- at guidance 7.5, classifier-free guidance as one call on a doubled batch (the default) against two
+  calls per step (``Guidance(batched=False)``): ``cfg_batched_speedup`` = two-call step time / batched
+  step time (both count 2 evaluations per step).
 
 Prints JSON. Best of ``--repeats`` runs.
 """
@@ -15,6 +18,7 @@ Prints JSON. Best of ``--repeats`` runs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
@@ -71,11 +75,17 @@ def main() -> None:
                 y = sched.step(e, step_t, y).prev_sample
 
         ref_s = best(diffusers_loop, args.repeats) / args.steps
+        two_calls = {}
+        if scale != 1.0:
+            unbatched = dataclasses.replace(g, batched=False)
+            two_s = best(lambda: ddim_sample(den, x, grid, guidance=unbatched), args.repeats) / args.steps  # noqa: B023
+            two_calls = {"sample_two_calls_seconds_per_step": two_s, "cfg_batched_speedup": two_s / sample_s}
         out[f"guidance_{scale:g}"] = {
             "sample_seconds_per_step": sample_s, "sample_overhead": sample_s / (per * net_s) - 1,
             "invert_seconds_per_step": invert_s, "invert_overhead": invert_s / (per * net_s) - 1,
             "diffusers_ddim_seconds_per_step": ref_s, "diffusers_overhead": ref_s / (per * net_s) - 1,
             "images_per_second": args.batch / (sample_s * args.steps),
+            **two_calls,
         }
     import resource
 

@@ -42,7 +42,7 @@ def test_direct_reconstruction_is_exact(kind: str, batched: bool) -> None:
     res = direct_inversion(den, x0, grid, guidance=guidance, prediction_type=kind)
     out = direct_sample(den, res.x_T, grid, res.corrections, guidance=guidance, prediction_type=kind)
     assert _max(out.x, x0) < 1e-10  # measured ~1e-15
-    per_eval = 1 if batched else 2
+    per_eval = 2  # both branches count, batched or not
     assert res.nfe == 20 + 20 * per_eval and out.nfe == 20 * per_eval
     assert len(res.corrections) == 20 and res.corrections[0].shape == x0.shape
     assert torch.equal(res.x_T, ddim_invert(den, x0, grid, prediction_type=kind, guidance=Guidance(cond=COND)).x)

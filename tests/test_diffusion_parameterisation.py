@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -16,6 +18,7 @@ from invertkit.diffusion import (
     output_to_eps_x0,
     velocity_to_x0_noise,
 )
+from invertkit.diffusion.guidance import CondPair, PairedDenoiser
 from invertkit.errors import ConfigError
 
 D = torch.float64
@@ -111,6 +114,35 @@ def test_guidance_nfe_and_batching() -> None:
     assert nfe == 2 and torch.allclose(out, vu + 3.0 * (vc - vu))
     assert not torch.allclose(out, vc)
     out_b, nfe_b = evaluate(den, x, 0.4, Guidance(cond=cond, uncond=uncond, scale=3.0, batched=True))
-    assert nfe_b == 1 and torch.allclose(out_b, out, atol=1e-14)
+    assert nfe_b == 2 and torch.allclose(out_b, out, atol=1e-14)  # both branches count, batched or not
     with pytest.raises(ConfigError, match="batched"):
         evaluate(den, x, 0.4, Guidance(cond=cond, uncond=None, scale=3.0, batched=True))
+
+
+def test_paired_denoisers_take_both_branches_in_one_call_and_fall_back_on_out_of_memory() -> None:
+    """``batched="auto"``: a PairedDenoiser gets one doubled call with a CondPair (same output as two
+    calls, NFE 2); when the doubled batch runs out of memory the two branches run one after the other."""
+    mu, direction = torch.randn(1, 4, 4, dtype=D), torch.randn(1, 4, 4, dtype=D)
+    model = AnalyticGaussian(mu, 0.7, direction=direction)
+    plain = model.flow_denoiser()
+    calls: list[int] = []
+
+    def fn(x, t, cond, oom=False):
+        calls.append(x.shape[0])
+        if isinstance(cond, CondPair):
+            if oom:
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            n = x.shape[0] // 2
+            return torch.cat([plain(x[:n], t[:n], cond.uncond), plain(x[n:], t[n:], cond.cond)])
+        return plain(x, t, cond)
+
+    x = torch.randn(2, 1, 4, 4, dtype=D)  # the analytic model takes one condition value per image
+    g = Guidance(cond=torch.tensor([1.0, 2.0], dtype=D), uncond=torch.zeros(2, dtype=D), scale=4.0)
+    ref, nfe_ref = evaluate(plain, x, 0.3, dataclasses.replace(g, batched=False))
+    out, nfe = evaluate(PairedDenoiser(fn), x, 0.3, g)
+    assert calls == [4] and nfe == nfe_ref == 2 and torch.allclose(out, ref, atol=1e-14)
+    calls.clear()
+    out, nfe = evaluate(PairedDenoiser(lambda x, t, c: fn(x, t, c, oom=True)), x, 0.3, g)
+    assert calls == [4, 2, 2] and nfe == 2 and torch.allclose(out, ref, atol=1e-14)
+    with pytest.raises(torch.OutOfMemoryError):  # batched=True insists on one call
+        evaluate(PairedDenoiser(lambda x, t, c: fn(x, t, c, oom=True)), x, 0.3, dataclasses.replace(g, batched=True))

@@ -71,7 +71,7 @@ def bdia_sample(
     """BDIA sampling from level 0 (``x_T [N, ...]``) to the clean level S.
 
     ``x_next``: the level-1 state from :func:`bdia_invert` (``.y``); if None it is one DDIM step from
-    x_T. Returns ``(x_clean, x_level_{S-1})`` and NFE = S - 1 (+1 without x_next; x2 for unbatched guidance).
+    x_T. Returns ``(x_clean, x_level_{S-1})`` and NFE = S - 1 (+1 without x_next; x2 for guidance).
     """
     nfe = 0
     if x_next is None:
@@ -108,7 +108,7 @@ def bdia_invert(
     denoiser: Denoiser, x_0: Tensor, grid: DiffusionGrid, *, gamma: float = 1.0, first_step: str = "bdia",
     prediction_type: str = "epsilon", guidance: Guidance | None = None,
 ) -> PairTrajectory:
-    """BDIA inversion of a clean ``x_0 [N, ...]``: returns ``(x_T, x_level_1)`` and NFE = S (x2 unbatched guidance).
+    """BDIA inversion of a clean ``x_0 [N, ...]``: returns ``(x_T, x_level_1)`` and NFE = S (x2 for guidance).
 
     ``first_step``: ``"bdia"`` (the authors') or ``"ddim"``, see the module doc.
     ``bdia_sample(denoiser, out.x, grid, x_next=out.y, gamma=gamma)`` returns x_0 up to rounding.

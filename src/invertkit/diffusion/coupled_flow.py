@@ -44,7 +44,7 @@ def coupled_flow_sample(
     denoiser: Denoiser, x_T: Tensor, grid: FlowGrid, *, y_T: Tensor | None = None, p: float = 1.0,
     guidance: Guidance | None = None,
 ) -> PairTrajectory:
-    """Coupled sampling from ``(x_T, y_T)`` (``y_T = x_T`` if None), noise -> data; NFE = 2 S (x2 unbatched guidance)."""
+    """Coupled sampling from ``(x_T, y_T)`` (``y_T = x_T`` if None), noise -> data; NFE = 2 S (x2 for guidance)."""
     _check_p(p)
     x, y, nfe = x_T, (x_T if y_T is None else y_T), 0
     for t, t_next in _steps(grid, invert=False):

@@ -46,7 +46,7 @@ def ddim_sample(
     ``clip_x0`` (``schedules.x0_clipper``: a scheduler's ``clip_sample`` / ``thresholding``) is applied to
     each step's x0 prediction, as diffusers' DDIMScheduler does: ``x' = sqrt(ab') clip(x0) + sqrt(1 - ab') eps``.
     It makes sampling non-invertible, so inversion methods never use it.
-    Returns the sample (x_T's dtype and shape) and NFE = S (x2 for unbatched guidance with scale != 1).
+    Returns the sample (x_T's dtype and shape) and NFE = S (x2 for guidance with scale != 1).
     """
     x, nfe = x_T, 0
     for j in range(grid.steps):
@@ -70,7 +70,7 @@ def ddim_invert(
 
     Step j (levels j+1 -> j) evaluates the model at the current point with time ``timesteps[j]``;
     with ``fixed_point_iters = k`` it re-evaluates k more times at the updated estimate (ReNoise-style).
-    NFE = S * (1 + k) (x2 for unbatched guidance).
+    NFE = S * (1 + k) (x2 for guidance).
     """
     if fixed_point_iters < 0:
         raise ConfigError(f"fixed_point_iters={fixed_point_iters} must be >= 0")

@@ -59,7 +59,7 @@ def direct_inversion(
     """Direct Inversion of ``x_0 [N, ...]`` for sampling with ``guidance`` (any cond/uncond/scale).
 
     The pivot path uses ``guidance.cond`` at scale 1. NFE = S + S x (cost of one guided evaluation:
-    1 at scale 1 or batched, 2 unbatched).
+    1 at scale 1, else 2, batched or not).
     """
     cond = guidance.cond if guidance is not None else None
     pivot, nfe = ddim_inversion_path(denoiser, x_0, grid, prediction_type=prediction_type, guidance=Guidance(cond=cond))
@@ -80,7 +80,7 @@ def direct_sample(
 
     With :func:`direct_inversion`'s ``x_T``, corrections and the same guidance this returns the image
     up to rounding; with another ``guidance.cond`` it edits (see the module docstring).
-    NFE = S (x2 for unbatched guidance with scale != 1).
+    NFE = S (x2 for guidance with scale != 1).
     """
     if len(corrections) != grid.steps:
         raise ConfigError(f"corrections has {len(corrections)} entries; pass one per step ({grid.steps}) from direct_inversion")

@@ -59,7 +59,7 @@ def edict_sample(
     """EDICT sampling from the pair ``(x_T, y_T)`` (``y_T = x_T`` if None), shapes ``[N, ...]``.
 
     ``leapfrog``: swap the update order on odd steps (the authors' default; see the module doc).
-    Returns the clean pair ``(x_0, y_0)`` and NFE = 2 S (x2 for unbatched guidance).
+    Returns the clean pair ``(x_0, y_0)`` and NFE = 2 S (x2 for guidance).
     """
     _check_p(p)
     x, y, nfe = x_T, (x_T if y_T is None else y_T), 0
@@ -86,7 +86,7 @@ def edict_invert(
     """Exact EDICT inversion of ``(x_0, y_0)`` (``y_0 = x_0`` if None) to the noisy pair ``(x_T, y_T)``.
 
     ``edict_sample(..., x_T, grid, y_T=y_T)`` with the same denoiser, guidance, p and ``leapfrog``
-    returns ``(x_0, y_0)`` up to rounding. NFE = 2 S (x2 for unbatched guidance).
+    returns ``(x_0, y_0)`` up to rounding. NFE = 2 S (x2 for guidance).
     """
     _check_p(p)
     x, y, nfe = x_0, (x_0 if y_0 is None else y_0), 0

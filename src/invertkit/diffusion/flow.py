@@ -57,7 +57,7 @@ def _euler(denoiser: Denoiser, x: Tensor, grid: FlowGrid, invert: bool, guidance
 
 
 def flow_euler_sample(denoiser: Denoiser, x_T: Tensor, grid: FlowGrid, *, guidance: Guidance | None = None) -> Trajectory:
-    """Euler sampling from noise ``x_T [N, ...]`` at t = sigmas[0] to t = 0. NFE = S (x2 unbatched guidance)."""
+    """Euler sampling from noise ``x_T [N, ...]`` at t = sigmas[0] to t = 0. NFE = S (x2 for guidance)."""
     return _euler(denoiser, x_T, grid, False, guidance)
 
 
@@ -87,20 +87,20 @@ def _midpoint(denoiser: Denoiser, x: Tensor, grid: FlowGrid, invert: bool, guida
 
 
 def flow_midpoint_sample(denoiser: Denoiser, x_T: Tensor, grid: FlowGrid, *, guidance: Guidance | None = None) -> Trajectory:
-    """Midpoint (RF-Solver-2) sampling, noise -> data. NFE = 2 S (x2 unbatched guidance)."""
+    """Midpoint (RF-Solver-2) sampling, noise -> data. NFE = 2 S (x2 for guidance)."""
     return _midpoint(denoiser, x_T, grid, False, guidance, reuse=False)
 
 
 def flow_midpoint_invert(denoiser: Denoiser, x_0: Tensor, grid: FlowGrid, *, guidance: Guidance | None = None) -> Trajectory:
-    """Midpoint (RF-Solver-2) inversion, data -> noise. NFE = 2 S (x2 unbatched guidance)."""
+    """Midpoint (RF-Solver-2) inversion, data -> noise. NFE = 2 S (x2 for guidance)."""
     return _midpoint(denoiser, x_0, grid, True, guidance, reuse=False)
 
 
 def fireflow_sample(denoiser: Denoiser, x_T: Tensor, grid: FlowGrid, *, guidance: Guidance | None = None) -> Trajectory:
-    """FireFlow sampling (midpoint with reused velocity), noise -> data. NFE = S + 1 (x2 unbatched guidance)."""
+    """FireFlow sampling (midpoint with reused velocity), noise -> data. NFE = S + 1 (x2 for guidance)."""
     return _midpoint(denoiser, x_T, grid, False, guidance, reuse=True)
 
 
 def fireflow_invert(denoiser: Denoiser, x_0: Tensor, grid: FlowGrid, *, guidance: Guidance | None = None) -> Trajectory:
-    """FireFlow inversion, data -> noise. NFE = S + 1 (x2 unbatched guidance)."""
+    """FireFlow inversion, data -> noise. NFE = S + 1 (x2 for guidance)."""
     return _midpoint(denoiser, x_0, grid, True, guidance, reuse=True)

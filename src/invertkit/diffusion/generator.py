@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from invertkit.diffusion.diffusers_io import DiffusersFolder, read_prompts, vae_scale
+from invertkit.diffusion.guidance import CondPair, PairedDenoiser
 from invertkit.diffusion.model import DTYPES, DiffusionModel, parse_dtype
 from invertkit.diffusion.schedules import DiffusionGrid, FlowGrid, diffusion_grid, flow_grid, prediction_type
 from invertkit.errors import ConfigError
@@ -159,25 +160,36 @@ class DiffusionGenerator(DiffusionModel):
         """The network as ``(x [N, *latent_shape], t [N], cond) -> output`` computed in ``dtype``."""
         net, kind = self._networks(dtype)[0], self.network_class
 
+        def rows(cond: Any, n: int) -> Any:
+            """``cond`` as this network's conditioning for a batch of ``n`` (a CondPair: uncond rows, then cond rows)."""
+            if isinstance(cond, CondPair):
+                u, c = rows(cond.uncond, n // 2), rows(cond.cond, n // 2)
+                return tuple(torch.cat(p) for p in zip(u, c, strict=True)) if isinstance(u, tuple) else torch.cat([u, c])
+            if kind == "UNet2DModel":  # class labels (guidance needs them for both branches)
+                return cond.expand(n)
+            if kind == "UNet2DConditionModel":
+                return _batch(cond, n)
+            embeds, pooled = cond
+            return _batch(embeds, n), _batch(pooled, n)
+
         def run(x: Tensor, t: Tensor, cond: Any = None) -> Tensor:
             n = x.shape[0]
             t = t.to(x.device, dtype)
             if kind == "UNet2DModel":
-                return net(x, t, class_labels=cond.expand(n) if cond is not None else None).sample
+                return net(x, t, class_labels=None if cond is None else rows(cond, n)).sample
             if kind == "UNet2DConditionModel":
-                return net(x, t, encoder_hidden_states=_batch(cond, n)).sample
-            embeds, pooled = cond
+                return net(x, t, encoder_hidden_states=rows(cond, n)).sample
+            embeds, pooled = rows(cond, n)
             if kind == "SD3Transformer2DModel":
-                return net(hidden_states=x, timestep=t, encoder_hidden_states=_batch(embeds, n),
-                           pooled_projections=_batch(pooled, n)).sample
+                return net(hidden_states=x, timestep=t, encoder_hidden_states=embeds, pooled_projections=pooled).sample
             # FLUX: time in [0, 1] (it scales by 1000 itself), packed tokens with their (row, column) ids
             g = torch.full((n,), self.distilled_guidance, dtype=dtype, device=x.device) if net.config.guidance_embeds else None
             out = net(hidden_states=pack(x), timestep=t / float(self.scheduler.get("num_train_timesteps", 1000)),
-                      guidance=g, encoder_hidden_states=_batch(embeds, n), pooled_projections=_batch(pooled, n),
+                      guidance=g, encoder_hidden_states=embeds, pooled_projections=pooled,
                       img_ids=token_ids(x.shape[-2] // 2, x.shape[-1] // 2, x), txt_ids=x.new_zeros(embeds.shape[-2], 3)).sample
             return unpack(out, x.shape)
 
-        return run
+        return PairedDenoiser(run)
 
     def grid(self, steps: int) -> DiffusionGrid | FlowGrid:
         """The model's own level chain (FLUX's shift depends on the number of image tokens)."""

@@ -2,14 +2,17 @@
 
 Ho & Salimans 2022, "Classifier-Free Diffusion Guidance":
 ``out = out(x, uncond) + scale * (out(x, cond) - out(x, uncond))``. ``scale == 1`` needs only the
-conditional call; with ``batched=True`` both branches go through one call on a doubled batch and
-count as one model evaluation (NFE); otherwise a guided evaluation costs two.
+conditional call. A guided evaluation runs both branches as one call on a doubled batch when it can
+(``batched``: ``"auto"``, the default), which is faster than two calls at twice the activation memory;
+it falls back to two calls when the denoiser cannot take a pair of conditions or memory runs out.
+Either way a guided evaluation counts as two model evaluations (NFE): the count says how much
+network work an image needed, not how it was batched, so NFE columns compare across settings.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -23,14 +26,39 @@ class Guidance:
     """Conditioning for a denoiser call.
 
     ``cond`` / ``uncond``: whatever the denoiser takes as ``cond`` (None allowed); ``scale``: guidance
-    weight w (1 = plain conditional); ``batched``: run both branches as one doubled batch (then cond
-    and uncond must be tensors with batch dimension N, concatenated along dim 0).
+    weight w (1 = plain conditional); ``batched``: run both branches as one doubled batch: ``"auto"``
+    when the denoiser is a :class:`PairedDenoiser` (invertkit's diffusers denoisers are) and memory allows, ``True`` to require it (a denoiser without pairs then gets cond
+    and uncond tensors with batch dimension N concatenated along dim 0), ``False`` for two calls.
     """
 
     cond: Any = None
     uncond: Any = None
     scale: float = 1.0
-    batched: bool = False
+    batched: bool | Literal["auto"] = "auto"
+
+
+@dataclass(frozen=True)
+class CondPair:
+    """The condition of a doubled batch: rows ``[:N]`` take ``uncond``, rows ``[N:]`` take ``cond``
+    (each in the form the denoiser takes for one batch); a :class:`PairedDenoiser` accepts it."""
+
+    uncond: Any
+    cond: Any
+
+
+class PairedDenoiser:
+    """A denoiser ``(x [M, ...], t [M], cond) -> output`` that also takes a :class:`CondPair` for a
+    doubled batch (``M = 2N``), so a guided evaluation is one call (invertkit's diffusers denoisers)."""
+
+    def __init__(self, fn: Denoiser) -> None:
+        self.fn = fn
+
+    def __call__(self, x: Tensor, t: Tensor, cond: Any = None) -> Tensor:
+        return self.fn(x, t, cond)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc))
 
 
 def evaluate(denoiser: Denoiser, x: Tensor, t: Tensor | float, guidance: Guidance | None = None) -> tuple[Tensor, int]:
@@ -41,12 +69,24 @@ def evaluate(denoiser: Denoiser, x: Tensor, t: Tensor | float, guidance: Guidanc
     g = guidance or Guidance()
     if g.scale == 1.0:
         return denoiser(x, tt, g.cond), 1
-    if g.batched:
-        if not (isinstance(g.cond, Tensor) and isinstance(g.uncond, Tensor)):
-            raise ConfigError("Guidance(batched=True) needs cond and uncond tensors to concatenate; pass batched=False")
-        both = denoiser(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([g.uncond, g.cond]))
-        out_u, out_c = both.chunk(2)
-        return out_u + g.scale * (out_c - out_u), 1
+    pairs = isinstance(denoiser, PairedDenoiser)
+    if g.batched is True or (g.batched == "auto" and pairs):
+        xx, t2 = torch.cat([x, x]), torch.cat([tt, tt])
+        try:
+            if pairs:
+                both = denoiser(xx, t2, CondPair(g.uncond, g.cond))
+            elif isinstance(g.cond, Tensor) and isinstance(g.uncond, Tensor):
+                both = denoiser(xx, t2, torch.cat([g.uncond, g.cond]))
+            else:
+                raise ConfigError("Guidance(batched=True) needs cond and uncond tensors to concatenate "
+                                  "(or a denoiser taking a CondPair); pass batched=False")
+        except (RuntimeError, torch.OutOfMemoryError) as exc:
+            if g.batched is True or not _out_of_memory(exc):
+                raise
+            both = None  # twice the activations did not fit: the two branches one after the other
+        if both is not None:
+            out_u, out_c = both.chunk(2)
+            return out_u + g.scale * (out_c - out_u), 2
     out_u = denoiser(x, tt, g.uncond)
     out_c = denoiser(x, tt, g.cond)
     return out_u + g.scale * (out_c - out_u), 2

@@ -86,7 +86,7 @@ def ddim_inversion_path(
     """Plain DDIM inversion of ``x_0 [N, ...]`` returning every level: ``(path, nfe)``.
 
     ``path`` has S+1 tensors, ``path[j]`` the latent at level ``grid.alpha_bar[j]``: ``path[S] = x_0``
-    and ``path[0]`` equals ``ddim_invert(...).x`` (same arithmetic). NFE = S (x2 for unbatched guidance).
+    and ``path[0]`` equals ``ddim_invert(...).x`` (same arithmetic). NFE = S (x2 for guidance).
     """
     path, x, nfe = [x_0], x_0, 0
     for j in reversed(range(grid.steps)):

@@ -55,7 +55,7 @@ def rf_invert(
     ``gamma`` in [0, 1]: controller strength (paper default 0.5; 0 = :func:`flow_euler_invert`).
     ``noise``: the target sample ``y1`` (x_0's shape); default ``torch.randn`` from a CPU generator
     seeded with ``seed``, in x_0's dtype. ``guidance``: the model conditioning (the paper inverts
-    with the empty prompt). NFE = S (x2 unbatched guidance).
+    with the empty prompt). NFE = S (x2 for guidance).
     """
     _unit("gamma", gamma)
     if noise is None:
@@ -81,7 +81,7 @@ def rf_sample(
     ``y_0``: the image to stay faithful to (x_T's shape; needed whenever eta > 0 on some step).
     ``eta`` in [0, 1] applies on sampling steps ``start_step <= j < stop_step`` (j = 0 the noisiest);
     ``stop_step`` defaults to ``S // 4``. eta = 0 (or an empty window) is :func:`flow_euler_sample`.
-    ``guidance``: conditioning for the model velocity (the edit prompt). NFE = S (x2 unbatched guidance).
+    ``guidance``: conditioning for the model velocity (the edit prompt). NFE = S (x2 for guidance).
     """
     _unit("eta", eta)
     steps = grid.steps
