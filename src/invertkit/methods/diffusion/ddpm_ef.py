@@ -1,0 +1,42 @@
+"""``ddpm-ef``: edit-friendly DDPM inversion (Huberman-Spiegelglas et al., CVPR 2024): independent
+noisy levels of the image and the per-step DDPM noise that links them (eta > 0), stored so sampling
+reproduces the image exactly and another prompt edits it with the same noise maps
+(``invertkit.diffusion.ddpm_ef``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ...diffusion.ddpm_ef import ddpm_ef_inversion, ddpm_ef_sample
+from ...diffusion.guidance import Guidance
+from ...optionfields import option
+from .common import DiffusionOptions, DiffusionState, Setup, register
+
+
+@dataclass(frozen=True)
+class DDPMEFOptions(DiffusionOptions):
+    """Options of ``ddpm-ef``."""
+
+    guidance: float = option(3.5, "the source prompt's guidance scale (the paper's inversion uses 3.5)")
+    eta: float = option(1.0, "DDPM stochasticity: 1 = DDPM's posterior variance (the paper's), smaller = closer to DDIM",
+                        min=0, min_exclusive=True, max=1)
+    seed: int = option(0, "seeds the independent noisy levels of the image (per run: the same images and seed give the same maps)")
+
+
+def invert(s: Setup) -> DiffusionState:
+    gen = torch.Generator().manual_seed(int(s.options.seed))
+    out = ddpm_ef_inversion(s.denoiser, s.x0, s.grid, guidance=s.guidance, eta=float(s.options.eta),
+                            prediction_type=s.prediction_type, generator=gen)
+    return DiffusionState(out.x_T, out.nfe, {"noise": out.noise}, {"ode_latent": False, "eta": float(s.options.eta)})
+
+
+def sample(s: Setup, state: DiffusionState, g: Guidance) -> tuple:
+    out = ddpm_ef_sample(s.denoiser, state.x_T, s.grid, state.tensors["noise"], guidance=g, eta=float(s.options.eta),
+                         prediction_type=s.prediction_type)
+    return out.x, out.nfe
+
+
+register("ddpm-ef", DDPMEFOptions, "diffusion", invert, sample,
+         summary="edit-friendly DDPM inversion: stochastic noise maps, exact reconstruction, edits keep structure")
