@@ -2,8 +2,9 @@
 reference code (float64, tight tolerances): EDICT (salesforce/EDICT ``coupled_stablediffusion``), BDIA
 (guoqiang-zhang-x/BDIA ``BDIA_stablediffusion``), null-text inversion (google/prompt-to-prompt
 ``null_text_w_ptp.ipynb``), Direct Inversion (cure-lab/PnPInversion ``DirectInversion``), RF-Solver
-(wangjiangshan0725/RF-Solver-Edit ``denoise``), FireFlow (``denoise_fireflow``), and DDIM inversion
-against diffusers' ``DDIMInverseScheduler``. Where a method has variants, the test also shows that the
+(wangjiangshan0725/RF-Solver-Edit ``denoise``), FireFlow (``denoise_fireflow``), edit-friendly DDPM
+inversion (inbarhub/DDPM_inversion ``inversion_forward_process``), and DDIM inversion against
+diffusers' ``DDIMInverseScheduler``. Where a method has variants, the test also shows that the
 other variant does *not* reproduce the reference, so it can fail.
 
 The reference loops use the schedule quantities the authors' code uses (``alphas_cumprod[t]``, the
@@ -35,6 +36,7 @@ from invertkit.diffusion import (
     flow_midpoint_sample,
     null_text_optimize,
 )
+from invertkit.diffusion.ddpm_ef import ddpm_ef_inversion, ddpm_ef_sample
 
 from .analytic_factories import D, TinyNet, cosine_alpha_bar, cosine_grid
 
@@ -363,3 +365,40 @@ def test_ddim_inversion_matches_diffusers_inverse_scheduler(tmp_path, changes: d
     sched.set_timesteps(8)
     ref = diffusers_guided_loop(G, sched, x0, "cat", 3.0)
     assert (ours - ref).abs().max() < 3e-4  # float32; diffusers' betas in float32, ours in float64
+
+
+# ---- edit-friendly DDPM inversion ---------------------------------------------------------------
+
+def test_ddpm_ef_matches_the_edit_friendly_reference() -> None:
+    """inbarhub/DDPM_inversion ``inversion_forward_process`` / ``inversion_reverse_process``: noisy levels
+    ``sqrt(a_t) x0 + sqrt(1 - a_t) n`` drawn per timestep, the clean image as the last level; from the
+    noisiest, ``mu = sqrt(a_prev) x0_pred + sqrt(1 - a_prev - eta var) e`` and ``z = (x_prev - mu) /
+    (eta sqrt(var))``; sampling adds ``eta sqrt(var) z`` after each mean. The authors then zero the last
+    step's ``z`` (``zs[0]``); invertkit keeps it, so its reconstruction is exact and differs from theirs
+    by exactly that term, while every other quantity matches."""
+    net, img, steps, eta = TinyNet(seed=6), _images(), 8, 0.7  # eta < 1: DDIM's eta^2 in the mean would not match
+    grid = diffusion_grid(_sd_config(1), steps)
+    ratio = T // steps
+    timesteps = [1 + ratio * k for k in reversed(range(steps))]  # noisiest first
+    gen = torch.Generator().manual_seed(3)
+    noisy = [_alpha(t) ** 0.5 * img + (1 - _alpha(t)) ** 0.5 * torch.randn(img.shape, generator=gen, dtype=D) for t in timesteps]
+
+    def var(t: int) -> float:
+        a, a_prev = _alpha(t), _alpha(t - ratio)
+        return (1 - a_prev) / (1 - a) * (1 - a / a_prev)
+
+    def mean(x: torch.Tensor, t: int) -> torch.Tensor:
+        e = _guided(net, x, t)
+        x0_pred = (x - (1 - _alpha(t)) ** 0.5 * e) / _alpha(t) ** 0.5
+        return _alpha(t - ratio) ** 0.5 * x0_pred + (1 - _alpha(t - ratio) - eta * var(t)) ** 0.5 * e
+
+    zs = [((noisy[i + 1] if i + 1 < steps else img) - mean(noisy[i], t)) / (eta * var(t) ** 0.5) for i, t in enumerate(timesteps)]
+    res = ddpm_ef_inversion(net, img, grid, guidance=GUIDED, eta=eta, levels=noisy)
+    assert _max(res.x_T, noisy[0]) < 1e-12
+    assert max(_max(w, eta * var(t) ** 0.5 * z) for w, z, t in zip(res.noise, zs, timesteps)) < 1e-10
+    cur = noisy[0]
+    for i, t in enumerate(timesteps):  # the authors' reverse process, last z zeroed
+        cur = mean(cur, t) + (eta * var(t) ** 0.5 * zs[i] if i < steps - 1 else 0)
+    ours = ddpm_ef_sample(net, res.x_T, grid, res.noise, guidance=GUIDED, eta=eta).x
+    assert _max(ours, img) < 1e-10 and _max(ours - res.noise[-1], cur) < 1e-10
+    assert _max(ours, cur) > 1e-6  # the zeroed last term is a real difference

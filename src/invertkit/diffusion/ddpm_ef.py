@@ -59,14 +59,20 @@ def _mean(denoiser: Denoiser, x: Tensor, grid: DiffusionGrid, j: int, eta: float
 
 
 def ddpm_ef_inversion(denoiser: Denoiser, x_0: Tensor, grid: DiffusionGrid, *, guidance: Guidance | None,
-                      eta: float = 1.0, prediction_type: str = "epsilon", generator: torch.Generator | None = None) -> DDPMInversion:
+                      eta: float = 1.0, prediction_type: str = "epsilon", generator: torch.Generator | None = None,
+                      levels: list[Tensor] | None = None) -> DDPMInversion:
     """Edit-friendly DDPM inversion of clean latents ``x_0 [N, ...]`` for sampling with ``guidance``;
-    the noisy levels come from ``generator`` (seeded by the caller). NFE = S (x2 for guidance)."""
+    the noisy levels are drawn with ``generator`` (seeded by the caller), or given: ``levels``, S
+    tensors like ``x_0``, noisiest first (e.g. another implementation's draws). NFE = S (x2 for guidance)."""
     if not 0.0 < eta <= 1.0:
         raise ConfigError(f"eta must be in (0, 1] for edit-friendly DDPM inversion, got {eta}")
-    levels = [grid.alpha_bar[j].item() for j in range(grid.steps)]
-    noisy = [ab**0.5 * x_0 + (1 - ab) ** 0.5 * torch.randn(x_0.shape, generator=generator, dtype=x_0.dtype).to(x_0.device)
-             for ab in levels] + [x_0]
+    if levels is None:
+        abs_ = [grid.alpha_bar[j].item() for j in range(grid.steps)]
+        levels = [ab**0.5 * x_0 + (1 - ab) ** 0.5 * torch.randn(x_0.shape, generator=generator, dtype=x_0.dtype).to(x_0.device)
+                  for ab in abs_]
+    elif len(levels) != grid.steps or any(t.shape != x_0.shape for t in levels):
+        raise ConfigError(f"levels: pass {grid.steps} tensors shaped like x_0 {list(x_0.shape)}, noisiest first")
+    noisy = [*levels, x_0]
     noise, nfe = [], 0
     for j in range(grid.steps):
         mu, n = _mean(denoiser, noisy[j], grid, j, eta, prediction_type, guidance)
