@@ -59,7 +59,23 @@ def test_another_condition_edits_and_bad_inputs_are_refused() -> None:
     with pytest.raises(ConfigError, match="eta must be in"):
         ddpm_ef_inversion(den, x0, grid, guidance=src, eta=0.0)
     with pytest.raises(ConfigError, match="one per step"):
-        ddpm_ef_sample(den, inv.x_T, grid, inv.noise[:-1], guidance=src)
+        ddpm_ef_sample(den, inv.x_T, grid, [], guidance=src)
+    with pytest.raises(ConfigError, match="skip must be in 0..19"):
+        ddpm_ef_inversion(den, x0, grid, guidance=src, skip=20)
+
+
+def test_skip_starts_later_and_still_reconstructs_exactly() -> None:
+    """The paper's T_skip: x_T is level ``skip`` of the same draws, S - skip maps, S - skip steps."""
+    den, x0 = _setup("epsilon")
+    grid = cosine_grid(20)
+    src = Guidance(cond=COND, uncond=torch.zeros(2, dtype=D), scale=3.5)
+    full = ddpm_ef_inversion(den, x0, grid, guidance=src, generator=torch.Generator().manual_seed(4))
+    part = ddpm_ef_inversion(den, x0, grid, guidance=src, generator=torch.Generator().manual_seed(4), skip=6)
+    assert len(part.noise) == 14 and part.nfe == 14 * 2
+    assert all(torch.equal(a, b) for a, b in zip(part.noise, full.noise[6:]))  # the same maps from there on
+    out = ddpm_ef_sample(den, part.x_T, grid, part.noise, guidance=src)
+    assert float((out.x - x0).abs().max()) < 1e-10 and out.nfe == 28
+    assert not torch.allclose(part.x_T, full.x_T)  # a less noisy start
 
 
 def test_method_runs_reloads_and_regenerates_on_a_tiny_unet(tmp_path) -> None:
@@ -71,3 +87,7 @@ def test_method_runs_reloads_and_regenerates_on_a_tiny_unet(tmp_path) -> None:
     assert res.timings.evaluations[0] == 12
     again = invertkit.invert(G, x, "ddpm-ef", steps=6, prompt="cat", guidance=3.5, dtype="float64")
     assert torch.equal(again.state.x_T, res.state.x_T)  # seeded: the same images and seed give the same maps
+    later = invertkit.invert(G, x, "ddpm-ef", steps=6, skip=2, prompt="cat", guidance=3.5, dtype="float64")
+    assert min(m["psnr"] for m in later.metrics) > 60 and later.timings.evaluations[0] == 8
+    with pytest.raises(ConfigError, match="skip must be in 0..5"):
+        invertkit.invert(G, x, "ddpm-ef", steps=6, skip=6, prompt="cat", guidance=3.5)

@@ -60,12 +60,17 @@ def _mean(denoiser: Denoiser, x: Tensor, grid: DiffusionGrid, j: int, eta: float
 
 def ddpm_ef_inversion(denoiser: Denoiser, x_0: Tensor, grid: DiffusionGrid, *, guidance: Guidance | None,
                       eta: float = 1.0, prediction_type: str = "epsilon", generator: torch.Generator | None = None,
-                      levels: list[Tensor] | None = None) -> DDPMInversion:
+                      levels: list[Tensor] | None = None, skip: int = 0) -> DDPMInversion:
     """Edit-friendly DDPM inversion of clean latents ``x_0 [N, ...]`` for sampling with ``guidance``;
     the noisy levels are drawn with ``generator`` (seeded by the caller), or given: ``levels``, S
-    tensors like ``x_0``, noisiest first (e.g. another implementation's draws). NFE = S (x2 for guidance)."""
+    tensors like ``x_0``, noisiest first (e.g. another implementation's draws). ``skip``: the first
+    steps are left out (the paper's T_skip): ``x_T`` is then level ``skip`` and there are S - skip
+    noise maps, so sampling starts ``skip`` steps in and an edit keeps more of the image's layout.
+    NFE = S - skip (x2 for guidance)."""
     if not 0.0 < eta <= 1.0:
         raise ConfigError(f"eta must be in (0, 1] for edit-friendly DDPM inversion, got {eta}")
+    if not 0 <= skip < grid.steps:
+        raise ConfigError(f"skip must be in 0..{grid.steps - 1} for {grid.steps} steps, got {skip}")
     if levels is None:
         abs_ = [grid.alpha_bar[j].item() for j in range(grid.steps)]
         levels = [ab**0.5 * x_0 + (1 - ab) ** 0.5 * torch.randn(x_0.shape, generator=generator, dtype=x_0.dtype).to(x_0.device)
@@ -74,21 +79,22 @@ def ddpm_ef_inversion(denoiser: Denoiser, x_0: Tensor, grid: DiffusionGrid, *, g
         raise ConfigError(f"levels: pass {grid.steps} tensors shaped like x_0 {list(x_0.shape)}, noisiest first")
     noisy = [*levels, x_0]
     noise, nfe = [], 0
-    for j in range(grid.steps):
+    for j in range(skip, grid.steps):
         mu, n = _mean(denoiser, noisy[j], grid, j, eta, prediction_type, guidance)
         noise.append(noisy[j + 1] - mu)
         nfe += n
-    return DDPMInversion(x_T=noisy[0], noise=noise, nfe=nfe)
+    return DDPMInversion(x_T=noisy[skip], noise=noise, nfe=nfe)
 
 
 def ddpm_ef_sample(denoiser: Denoiser, x_T: Tensor, grid: DiffusionGrid, noise: list[Tensor], *, guidance: Guidance | None,
                    eta: float = 1.0, prediction_type: str = "epsilon") -> Trajectory:
-    """DDPM sampling from ``x_T`` adding ``noise[j]`` after step j's mean: with the inversion's terms and
-    guidance it returns ``x_0`` up to rounding; with another prompt it edits. NFE = S (x2 for guidance)."""
-    if len(noise) != grid.steps:
-        raise ConfigError(f"noise has {len(noise)} entries; pass one per step ({grid.steps}) from ddpm_ef_inversion")
-    x, nfe = x_T, 0
-    for j in range(grid.steps):
+    """DDPM sampling from ``x_T`` adding the k-th noise map after the k-th step's mean, over the last
+    ``len(noise)`` steps of ``grid`` (all of them, or S - skip): with the inversion's maps and guidance
+    it returns ``x_0`` up to rounding; with another prompt it edits. NFE = len(noise) (x2 for guidance)."""
+    if not 1 <= len(noise) <= grid.steps:
+        raise ConfigError(f"noise has {len(noise)} entries; pass one per step taken (1..{grid.steps}) from ddpm_ef_inversion")
+    x, nfe, start = x_T, 0, grid.steps - len(noise)
+    for j in range(start, grid.steps):
         mu, n = _mean(denoiser, x, grid, j, eta, prediction_type, guidance)
-        x, nfe = mu + noise[j], nfe + n
+        x, nfe = mu + noise[j - start], nfe + n
     return Trajectory(x, nfe)

@@ -22,14 +22,16 @@ class DDPMEFOptions(DiffusionOptions):
     guidance: float = option(3.5, "the source prompt's guidance scale (the paper's inversion uses 3.5)")
     eta: float = option(1.0, "DDPM stochasticity: 1 = DDPM's posterior variance (the paper's), smaller = closer to DDIM",
                         min=0, min_exclusive=True, max=1)
+    skip: int = option(0, "steps left out at the noisy end (the paper's T_skip, 36 of 100 in its edits): "
+                       "sampling starts there, so an edit keeps more of the layout", min=0)
     seed: int = option(0, "seeds the independent noisy levels of the image (per run: the same images and seed give the same maps)")
 
 
 def invert(s: Setup) -> DiffusionState:
     gen = torch.Generator().manual_seed(int(s.options.seed))
     out = ddpm_ef_inversion(s.denoiser, s.x0, s.grid, guidance=s.guidance, eta=float(s.options.eta),
-                            prediction_type=s.prediction_type, generator=gen)
-    return DiffusionState(out.x_T, out.nfe, {"noise": out.noise}, {"ode_latent": False, "eta": float(s.options.eta)})
+                            prediction_type=s.prediction_type, generator=gen, skip=int(s.options.skip))
+    return DiffusionState(out.x_T, out.nfe, {"noise": out.noise}, {"ode_latent": False, "eta": float(s.options.eta), "skip": int(s.options.skip)})
 
 
 def sample(s: Setup, state: DiffusionState, g: Guidance) -> tuple:
