@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,13 +17,30 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """One torch thread inside the block (module fixtures: the per-test fixture below does not reach them)."""
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
 @pytest.fixture(autouse=True)
 def _single_thread_determinism():
     # Tests compare bits across runs; keep thread count fixed so reductions are reproducible.
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+    with one_thread():
+        yield
+
+
+def off_range_images(G, n: int, seed: int, space: str) -> torch.Tensor:
+    """Images ``G`` drew, plus noise it cannot draw: a pivot cannot fit them exactly ([-1, 1])."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        x = G.synthesize(G.sample_latent(n, space, seed=seed), space)
+    return (x + 0.4 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
 
 
 @pytest.fixture(autouse=True)

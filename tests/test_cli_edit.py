@@ -25,6 +25,8 @@ from invertkit.io.latents import load_latent_file
 from invertkit.io.strips import label_height
 from invertkit.results import save_latent
 
+from .conftest import one_thread
+
 RES, PAD = 16, 2  # the tiny generator's resolution; save_strip's padding
 
 
@@ -34,9 +36,7 @@ def setup(tmp_path_factory, tiny_sg2):
     pti) written by `invertkit invert` with tiny step counts."""
     from invertkit.generators.checkpoints import save_native
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # conftest's per-test setting does not reach module fixtures
-    try:
+    with one_thread():  # conftest's per-test setting does not reach module fixtures
         root = tmp_path_factory.mktemp("edit")
         ckpt = str(save_native(tiny_sg2, root / "tiny.safetensors"))
         G = load_generator(ckpt)
@@ -56,8 +56,6 @@ def setup(tmp_path_factory, tiny_sg2):
                      "--pivot-steps", "3", "--steps", "4", "--lr", "0.01", "--loss", "mse=1", "--locality-loss", "mse=0.1",
                      "--target-perceptual", "0", "--out", str(pti)]) == 0
         return {"root": root, "ckpt": ckpt, "dirs": str(dirs), "zdirs": str(zdirs), "run": run, "pti": pti}
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _tile(png: Path, i: int, scale: int = 1) -> np.ndarray:

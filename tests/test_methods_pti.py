@@ -22,33 +22,23 @@ from invertkit.methods import METHODS, MethodSpec
 from invertkit.methods.pti import tuned_generator, typical_distance
 from invertkit.optiontext import parse_key_values
 
+from .conftest import off_range_images, one_thread
+
 # fast settings: pixel losses only (the perceptual network is exercised by the early-stop test)
 FAST = {"loss": "mse=1", "locality_loss": "mse=0.1", "target_perceptual": None}
-
-
-def _off_range(G: Generator, n: int, seed: int, space: str) -> torch.Tensor:
-    """Images the generator drew, plus noise it cannot draw: a pivot cannot fit them exactly."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        x = G.synthesize(G.sample_latent(n, space, seed=seed), space)
-    return (x + 0.4 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
 
 
 @pytest.fixture(scope="module")
 def sg2_result(tiny_sg2):
     """One pti run on the tiny StyleGAN2 (shared: several tests read it)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # conftest's per-test setting does not reach module fixtures
-    try:
-        images = _off_range(tiny_sg2, 2, 3, "w")
+    with one_thread():  # conftest's per-test setting does not reach module fixtures
+        images = off_range_images(tiny_sg2, 2, 3, "w")
         # rank=0: the full delta (tests/test_pti_lowrank.py covers the low-rank default)
         return images, invert(tiny_sg2, images, "pti", pivot="optimize", pivot_steps=30, steps=40, lr=3e-3, rank=0, **FAST)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_pti_beats_its_pivot_on_tiny_mlp(tiny_mlp):
-    images = _off_range(tiny_mlp, 2, 1, "z")
+    images = off_range_images(tiny_mlp, 2, 1, "z")
     r = invert(tiny_mlp, images, "pti", pivot="optimize", pivot_steps=40, steps=60, lr=3e-3, **FAST)
     assert r.space == "z" and r.latents.shape == (2, 8) and r.reconstructions.shape == (2, 1, 8, 8)
     for m in r.metrics:
@@ -93,7 +83,7 @@ def test_batch_norm_statistics_are_never_tuned():
 
     torch.manual_seed(0)
     G = wrap(DCGANGenerator(nz=8, ngf=4, nc=1), (8,), 64, 1, name="tiny-dcgan")
-    images = _off_range(G, 1, 11, "z")
+    images = off_range_images(G, 1, 11, "z")
     r = invert(G, images, "pti", pivot="optimize", pivot_steps=3, steps=4, lr=3e-3, rank=0, **FAST)
     names = set(r.deltas[0])
     assert "main.0.weight" in names and "main.1.weight" in names  # convolutions and batch-norm affine weights
@@ -115,7 +105,7 @@ def test_tuned_generator_renders_the_reconstruction_and_edits(sg2_result, tiny_s
 
 @pytest.mark.slow  # two 40-step tunings compared (about 1.5 s)
 def test_locality_regulariser_keeps_the_generator_closer_elsewhere(tiny_sg2):
-    images = _off_range(tiny_sg2, 1, 4, "w")
+    images = off_range_images(tiny_sg2, 1, 4, "w")
     common = {"pivot": "optimize", "pivot_steps": 20, "steps": 40, "lr": 5e-3, "loss": "mse=1", "target_perceptual": None}
     on = invert(tiny_sg2, images, "pti", **common)  # PTI's regulariser weights (L2 0.1 + perceptual 0.1)
     off = invert(tiny_sg2, images, "pti", locality=False, **common)
@@ -133,7 +123,7 @@ def test_delta_file_round_trip_through_load_generator(tmp_path, tiny_sg2):
 
     ckpt = save_native(tiny_sg2, tmp_path / "tiny.safetensors")
     G = load_generator(ckpt)
-    images = _off_range(G, 1, 6, "w")
+    images = off_range_images(G, 1, 6, "w")
     r = invert(G, images, "pti", pivot="optimize", pivot_steps=10, steps=15, lr=3e-3, **FAST)
     path = save_delta(tmp_path / "d.safetensors", r.deltas[0], r.base.meta())
     delta, meta = read_delta(path)
@@ -184,7 +174,7 @@ def test_weight_delta_and_apply_on_wrapped_network(tiny_mlp):
 
 
 def test_early_stop_on_the_perceptual_target(tiny_mlp):
-    images = _off_range(tiny_mlp, 2, 2, "z")
+    images = off_range_images(tiny_mlp, 2, 2, "z")
     common = {"pivot": "optimize", "pivot_steps": 20, "steps": 40, "lr": 3e-3, "locality": False, "check_every": 5}
     full = invert(tiny_mlp, images, "pti", target_perceptual=None, extra_metrics=("perceptual",), **common)
     assert full.tuning_steps == [40, 40]
@@ -201,7 +191,7 @@ def test_early_stop_on_the_perceptual_target(tiny_mlp):
 
 
 def test_results_do_not_depend_on_batching(tiny_mlp):
-    images = _off_range(tiny_mlp, 2, 5, "z")
+    images = off_range_images(tiny_mlp, 2, 5, "z")
     opts = {"pivot": "optimize", "pivot_steps": 10, "steps": 10, "lr": 3e-3, **FAST}
     both = invert(tiny_mlp, images, "pti", **opts)
     second = invert(tiny_mlp, images[1:], "pti", image_ids=[1], **opts)
@@ -209,7 +199,7 @@ def test_results_do_not_depend_on_batching(tiny_mlp):
 
 
 def test_auto_pivot_falls_back_to_optimize_only_without_an_encoder(tiny_mlp, monkeypatch, tmp_path):
-    images = _off_range(tiny_mlp, 1, 7, "z")
+    images = off_range_images(tiny_mlp, 1, 7, "z")
     opts = {"pivot_steps": 5, "steps": 3, **FAST}
     monkeypatch.setenv("INVERTKIT_HOME", str(tmp_path / "home"))
     r = invert(tiny_mlp, images, "pti", **opts)  # no encoder for tiny-mlp anywhere: optimize, and the reason is recorded
@@ -232,7 +222,7 @@ def test_auto_pivot_falls_back_to_optimize_only_without_an_encoder(tiny_mlp, mon
 
 
 def test_bad_options_and_untunable_generators(tiny_mlp):
-    images = _off_range(tiny_mlp, 1, 8, "z")
+    images = off_range_images(tiny_mlp, 1, 8, "z")
     with pytest.raises(ConfigError, match="image terms only"):
         invert(tiny_mlp, images, "pti", loss="mse=1,prior=0.1")
     with pytest.raises(ConfigError, match="its own pivot"):
@@ -265,7 +255,7 @@ def test_cli_invert_pti_writes_delta_files(tmp_path, tiny_sg2, capsys):
     from invertkit.io.images import save_image
 
     ckpt = save_native(tiny_sg2, tmp_path / "tiny.safetensors")
-    images = _off_range(tiny_sg2, 2, 9, "w")
+    images = off_range_images(tiny_sg2, 2, 9, "w")
     for i, name in enumerate(("a.png", "b.png")):
         save_image(images[i], tmp_path / "imgs" / name)
     out = tmp_path / "run"
@@ -296,7 +286,7 @@ def test_bench_accepts_pti(tmp_path, tiny_sg2):
     from invertkit.bench import parse_method_spec, run_bench
 
     assert parse_method_spec("pti:w@steps=5").options == {"space": "w", "steps": 5}
-    images = _off_range(tiny_sg2, 2, 10, "w")
+    images = off_range_images(tiny_sg2, 2, 10, "w")
     rows = run_bench(tiny_sg2, images, ["a", "b"], ["pti@pivot=optimize;pivot_steps=5;steps=5;loss=mse=1;locality=false"],
                      tmp_path / "bench", common={"seed": 0})
     assert rows[0]["method"].startswith("pti") and {"psnr_mean", "psnr_pivot_mean"} <= set(rows[0])

@@ -25,14 +25,11 @@ from invertkit.generators.tuning import (
 )
 from invertkit.io.images import to_uint8
 
+from .conftest import off_range_images, one_thread
+
 FAST = {"loss": "mse=1", "locality_loss": "mse=0.1", "target_perceptual": None}
 
 
-def _off_range(G, n: int, seed: int, space: str) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        x = G.synthesize(G.sample_latent(n, space, seed=seed), space)
-    return (x + 0.4 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
 
 
 def _stored_numbers(G, rank: int) -> int:
@@ -50,14 +47,10 @@ def _stored_numbers(G, rank: int) -> int:
 @pytest.fixture(scope="module")
 def sg2_runs(tiny_sg2):
     """pti on the tiny StyleGAN2 with the full delta and with rank 2 (same pivots)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # conftest's per-test setting does not reach module fixtures
-    try:
-        images = _off_range(tiny_sg2, 2, 3, "w")
+    with one_thread():  # conftest's per-test setting does not reach module fixtures
+        images = off_range_images(tiny_sg2, 2, 3, "w")
         common = {"pivot": "optimize", "pivot_steps": 20, "steps": 25, "lr": 3e-3, **FAST}
         return images, invert(tiny_sg2, images, "pti", rank=0, **common), invert(tiny_sg2, images, "pti", rank=2, **common)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_lowrank_delta_holds_factors_and_renders_the_reconstruction(sg2_runs, tiny_sg2):
@@ -102,7 +95,7 @@ def test_lowrank_files_are_smaller_by_the_expected_factor(tmp_path, sg2_runs, ti
 def test_dcgan_and_mlp_lowrank_round_trip(tmp_path):
     torch.manual_seed(0)
     G = wrap(DCGANGenerator(nz=8, ngf=4, nc=1), (8,), 64, 1, name="tiny-dcgan")
-    images = _off_range(G, 1, 11, "z")
+    images = off_range_images(G, 1, 11, "z")
     r = invert(G, images, "pti", pivot="optimize", pivot_steps=3, steps=6, lr=3e-3, rank=1, **FAST)
     d = r.deltas[0]
     # ConvTranspose2d stores in x out x k x k: the matrix is in x (out*k*k)
@@ -138,7 +131,7 @@ def test_cli_lowrank_run_loads_renders_and_edits(tmp_path, tiny_sg2):
     from invertkit.runs import load_run
 
     ckpt = save_native(tiny_sg2, tmp_path / "tiny.safetensors")
-    images = _off_range(tiny_sg2, 1, 9, "w")
+    images = off_range_images(tiny_sg2, 1, 9, "w")
     save_image(images[0], tmp_path / "imgs" / "a.png")
     out = tmp_path / "run"
     assert main(["invert", str(tmp_path / "imgs"), "-g", str(ckpt), "--method", "pti", "--pivot", "optimize", "--pivot-steps", "5",
@@ -221,7 +214,7 @@ def test_damaged_lowrank_files_are_refused_with_one_line(tmp_path, sg2_runs, tin
 
 
 def test_rank_option_is_checked(tiny_sg2):
-    images = _off_range(tiny_sg2, 1, 1, "w")
+    images = off_range_images(tiny_sg2, 1, 1, "w")
     with pytest.raises(ConfigError, match="rank"):
         invert(tiny_sg2, images, "pti", rank=-1, pivot="optimize", pivot_steps=1, steps=1)
     with pytest.raises(ConfigError, match="rank"):
