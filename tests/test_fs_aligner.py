@@ -21,6 +21,7 @@ from invertkit.editing.aligner import (
     find_aligner,
     load_aligner,
     random_edits,
+    recorded_encoder,
     save_aligner,
     ship_aligner,
     train_aligner,
@@ -175,6 +176,21 @@ def test_edits_use_the_aligner_beside_the_encoder(setup, tmp_path):
     try:
         with pytest.raises(ConfigError, match="aligns features of layer 1"):
             find_aligner(G, res, "aligned")
+    finally:
+        aligner_path(enc).unlink()
+
+
+def test_a_pivot_encoder_recorded_by_hyperstyle_leads_to_its_aligner(setup):
+    """hyperstyle on an fs pivot records the pivot's encoder file under ``pivot_config``: its aligner is
+    found there, not only among the installed or shipped encoders."""
+    import dataclasses
+
+    G, root, enc, res, x, trained = setup
+    tuned_like = dataclasses.replace(res, config={"pivot": "encoder", "pivot_config": {"encoder": str(enc), "layer": "3"}})
+    assert recorded_encoder(tuned_like) == enc and recorded_encoder(dataclasses.replace(res, config={})) is None
+    save_aligner(_nontrivial(load_aligner(trained).config), aligner_path(enc))
+    try:
+        assert find_aligner(G, tuned_like, "aligned") is not None
     finally:
         aligner_path(enc).unlink()
 

@@ -45,6 +45,7 @@ from torch.nn import functional as F
 
 from ..errors import CheckpointError, ConfigError
 from ..io.safetensors_file import check_weights_fit, read_header, read_safetensors, write_safetensors
+from ..results import LatentInversion
 from ..untrusted import one_line, short_repr
 
 METADATA_KEY = "invertkit_aligner"
@@ -200,43 +201,56 @@ def ship_aligner(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Pa
     return save_aligner(net, dst, meta={**net.meta, "shipped_from": str(src), "stored_as": "float16"}, half=True)
 
 
-_CACHE: dict[tuple[str, float, str], ResidualAligner] = {}
+_CACHE: dict[tuple[str, float, str], ResidualAligner] = {}  # loaded aligners by (file, mtime, device)
+_SHA: dict[tuple[str, float], str] = {}  # encoder files' sha256 by (file, mtime)
 
 
 def _cached(path: Path, device: torch.device | str) -> ResidualAligner:
+    # keyed by the file's modification time too: a retrained aligner is read again
     key = (str(path.resolve()), path.stat().st_mtime, str(device))
     if key not in _CACHE:
         _CACHE[key] = load_aligner(path, device)
     return _CACHE[key]
 
 
-def find_aligner(G: Any, result: Any, mode: str = "auto") -> ResidualAligner | None:
-    """The aligner for editing an fs-encoder result (``result.layer_state`` set), or None for the raw
-    re-add.
+def _sha256(path: Path) -> str:
+    """The file's sha256, remembered per (path, modification time): edits call this per batch."""
+    from ..encoders.files import file_sha256
+
+    key = (str(path.resolve()), path.stat().st_mtime)
+    if key not in _SHA:
+        _SHA[key] = file_sha256(path)
+    return _SHA[key]
+
+
+def recorded_encoder(result: LatentInversion) -> Path | None:
+    """The fs encoder file a layerwise result came from, as its run recorded it: ``config["encoder"]``
+    (fs-encoder), or its pivot's (``config["pivot_config"]["encoder"]``: hyperstyle on an fs pivot);
+    None when nothing is recorded or the file is gone."""
+    config = result.config if isinstance(result.config, dict) else {}
+    pivot = config.get("pivot_config")
+    for value in (config.get("encoder"), pivot.get("encoder") if isinstance(pivot, dict) else None):
+        if isinstance(value, str) and value.endswith(".safetensors") and Path(value).is_file():
+            return Path(value)
+    return None
+
+
+def find_aligner(G: Any, result: LatentInversion, mode: str = "auto") -> ResidualAligner | None:
+    """The aligner for editing a layerwise result (``result.layer_state`` set: fs-encoder, hyperstyle on
+    an fs pivot), or None for the raw re-add.
 
     ``mode``: ``"raw"`` (None), ``"aligned"`` (an aligner or ConfigError) or ``"auto"`` (the aligner when
-    one fits, else None). Looked for beside the encoder files the run recorded (``result.config
-    ["encoder"]``, or another key naming a ``.safetensors`` file); when none has one and the run was
-    not an fs-encoder run with its encoder file present (a bare latent file, a moved run, a tuned run
-    on an fs pivot), beside the fs encoder installed or shipped for ``G``. It must be for the result's layer and feature shape and
-    have been trained for those exact encoder weights (sha256); ``"auto"`` skips one that was not,
-    with a warning.
+    one fits, else None). Looked for beside the encoder file the run recorded (:func:`recorded_encoder`);
+    when none is recorded or present (a bare latent file, a moved run), beside the fs encoder installed
+    or shipped for ``G``. It must be for the result's layer and feature shape and have been trained for
+    those exact encoder weights (sha256); ``"auto"`` skips one that was not, with a warning.
     """
     if mode not in MODES:
         raise ConfigError(f"residual mode {mode!r}: choose one of {', '.join(MODES)}")
-    state = getattr(result, "layer_state", None)
+    state = result.layer_state
     if mode == "raw" or state is None:
         return None
-    from ..encoders.files import file_sha256
-
-    config = getattr(result, "config", None) or {}
-    config = config if isinstance(config, dict) else {}
-    # the encoder files the run recorded (an fs-encoder run: "encoder"; a tuned run on an fs pivot may
-    # name its pivot's encoder under another key): the first with an aligner beside it
-    recorded = [Path(v) for v in config.values() if isinstance(v, str) and v.endswith(".safetensors") and Path(v).is_file()]
-    encoder_file: Path | None = next((f for f in recorded if aligner_path(f).is_file()), None)
-    if encoder_file is None and recorded and config.get("encoder_arch") == "fs":
-        encoder_file = recorded[0]  # an fs encoder without an aligner: the raw re-add
+    encoder_file = recorded_encoder(result)
     if encoder_file is None:  # nothing recorded (a bare latent file), or moved: the fs encoder for G
         from ..encoders.shipped import find_encoder
 
@@ -254,7 +268,7 @@ def find_aligner(G: Any, result: Any, mode: str = "auto") -> ResidualAligner | N
     if net.config.layer != state.layer or tuple(net.config.feature_shape) != shape:
         problem = (f"{path} aligns features of layer {net.config.layer} {list(net.config.feature_shape)}, "
                    f"this result's are layer {state.layer} {list(shape)}")
-    elif net.config.encoder_sha256 != file_sha256(encoder_file):  # type: ignore[arg-type]
+    elif net.config.encoder_sha256 != _sha256(encoder_file):  # type: ignore[arg-type]
         problem = f"{path} was trained for other weights than {encoder_file} (sha256 differs); retrain it for this encoder"
     if problem is not None:
         if mode == "aligned":

@@ -219,7 +219,7 @@ def result_aligner(G: Generator, result: InversionResult, residual: str = "auto"
     See ``editing.aligner.find_aligner``."""
     if residual not in ("auto", "aligned", "raw"):
         raise ConfigError(f"residual {residual!r}: choose auto, aligned or raw")
-    if getattr(result, "layer_state", None) is None or residual == "raw":
+    if not isinstance(result, LatentInversion) or result.layer_state is None or residual == "raw":
         return None
     from .aligner import find_aligner
 

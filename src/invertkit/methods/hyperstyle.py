@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -105,7 +106,9 @@ def _pivots(G: Generator, net: HyperNet, images: Tensor, opts: HyperStyleOptions
                     layer = split.name
                     states.append(LayerState(split.name, state, net.config.space))
         latent, recon = torch.cat(latents), torch.cat(recons)
-        config = {"encoder": str(net.config.bootstrap), **({"layer": layer} if layer is not None else {})}
+        # the bootstrap file's full path: editing finds an fs encoder's residual aligner beside it
+        boot = Path(net.source).parent / str(net.config.bootstrap) if net.source else Path(str(net.config.bootstrap))
+        config = {"encoder": str(boot), **({"layer": layer} if layer is not None else {})}
         # scored after the timed part (like the encoder methods, whose timings leave out scoring)
         return _Pivots("encoder", latent, net.config.space, recon, [], config, LayerState.concat(states) if states else None)
     if opts.pivot in ("hyperstyle", "pti"):
