@@ -87,6 +87,8 @@ def test_method_runs_reloads_and_regenerates_on_a_tiny_unet(tmp_path) -> None:
     assert res.timings.evaluations[0] == 12
     again = invertkit.invert(G, x, "ddpm-ef", steps=6, prompt="cat", guidance=3.5, dtype="float64")
     assert torch.equal(again.state.x_T, res.state.x_T)  # seeded: the same images and seed give the same maps
+    alone = invertkit.invert(G, x[1:], "ddpm-ef", steps=6, prompt="cat", guidance=3.5, dtype="float64", image_ids=[1])
+    assert torch.equal(alone.state.x_T[0], res.state.x_T[1])  # an image's draws do not depend on its batch
     later = invertkit.invert(G, x, "ddpm-ef", steps=6, skip=2, prompt="cat", guidance=3.5, dtype="float64")
     assert min(m["psnr"] for m in later.metrics) > 60 and later.timings.evaluations[0] == 8
     with pytest.raises(ConfigError, match="skip must be in 0..5"):

@@ -58,6 +58,20 @@ def _mean(denoiser: Denoiser, x: Tensor, grid: DiffusionGrid, j: int, eta: float
     return ab_n**0.5 * x0_pred + max(1 - ab_n - eta * variance, 0.0) ** 0.5 * eps, n
 
 
+def draw_levels(x_0: Tensor, grid: DiffusionGrid, generators: list[torch.Generator]) -> list[Tensor]:
+    """The independent noisy levels ``sqrt(ab_j) x_0 + sqrt(1 - ab_j) n_j`` (S tensors like ``x_0``,
+    noisiest first), image i's noise drawn from ``generators[i]`` level by level, so an image's draws do
+    not depend on the batch it is in."""
+    if len(generators) != x_0.shape[0]:
+        raise ConfigError(f"draw_levels: {len(generators)} generators for {x_0.shape[0]} images")
+    out = []
+    for j in range(grid.steps):
+        ab = grid.alpha_bar[j].item()
+        n = torch.stack([torch.randn(x_0.shape[1:], generator=g, dtype=x_0.dtype) for g in generators]).to(x_0.device)
+        out.append(ab**0.5 * x_0 + (1 - ab) ** 0.5 * n)
+    return out
+
+
 def ddpm_ef_inversion(denoiser: Denoiser, x_0: Tensor, grid: DiffusionGrid, *, guidance: Guidance | None,
                       eta: float = 1.0, prediction_type: str = "epsilon", generator: torch.Generator | None = None,
                       levels: list[Tensor] | None = None, skip: int = 0) -> DDPMInversion:

@@ -43,7 +43,8 @@ class DiffusionOptions(Options):
 @dataclass
 class Setup:
     """One run's fixed inputs: the denoiser in the run dtype, the grid, the guidance and ``x0 [N, ...]``
-    (None when the setup only samples a saved state back)."""
+    (None when the setup only samples a saved state back); ``image_ids``: each image's position in the
+    whole run, for per-image seeds (a stochastic method draws the same for an image in any batch)."""
 
     G: DiffusionModel
     denoiser: Callable[..., Tensor]
@@ -53,6 +54,7 @@ class Setup:
     x0: Tensor | None
     dtype: torch.dtype
     options: Any
+    image_ids: list[int] | None = None
 
 
 @dataclass

@@ -72,6 +72,7 @@ def _run(G: Generator, images: Tensor, opts: DiffusionOptions, ctx: RunContext, 
         raise ConfigError(f"method {name!r} does not do restoration; drop the degradation (use a GAN method for it)")
     setup = make_setup(D, opts, images)
     assert setup.x0 is not None
+    setup.image_ids = list(ctx.image_ids) if ctx.image_ids is not None else list(range(images.shape[0]))
     start = time.perf_counter()
     with torch.no_grad():
         state = invert(setup)

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ...diffusion.ddpm_ef import ddpm_ef_inversion, ddpm_ef_sample
+from ...diffusion.ddpm_ef import ddpm_ef_inversion, ddpm_ef_sample, draw_levels
 from ...diffusion.guidance import Guidance
 from ...optionfields import option
+from ...seeds import derive_seed
 from .common import DiffusionOptions, DiffusionState, Setup, register
 
 
@@ -24,13 +25,15 @@ class DDPMEFOptions(DiffusionOptions):
                         min=0, min_exclusive=True, max=1)
     skip: int = option(0, "steps left out at the noisy end (the paper's T_skip, 36 of 100 in its edits): "
                        "sampling starts there, so an edit keeps more of the layout", min=0)
-    seed: int = option(0, "seeds the independent noisy levels of the image (per run: the same images and seed give the same maps)")
+    seed: int = option(0, "seeds the independent noisy levels of each image (with its position in the run: the same in any batch)")
 
 
 def invert(s: Setup) -> DiffusionState:
-    gen = torch.Generator().manual_seed(int(s.options.seed))
+    assert s.x0 is not None
+    ids = s.image_ids if s.image_ids is not None else list(range(s.x0.shape[0]))
+    gens = [torch.Generator().manual_seed(derive_seed(int(s.options.seed), i)) for i in ids]
     out = ddpm_ef_inversion(s.denoiser, s.x0, s.grid, guidance=s.guidance, eta=float(s.options.eta),
-                            prediction_type=s.prediction_type, generator=gen, skip=int(s.options.skip))
+                            prediction_type=s.prediction_type, levels=draw_levels(s.x0, s.grid, gens), skip=int(s.options.skip))
     return DiffusionState(out.x_T, out.nfe, {"noise": out.noise}, {"ode_latent": False, "eta": float(s.options.eta), "skip": int(s.options.skip)})
 
 
