@@ -97,14 +97,10 @@ def result_edit_frames(G: Generator, result: LatentInversion, probe: EditProbe, 
     result (PTI, hyperstyle) edits its pivot and renders with each image's generator; a layerwise
     result (fs-encoder) edits its latent and re-adds its feature residual (aligned to the edit by the
     aligner of its encoder when ``residual`` is ``"auto"`` and there is one, see ``editing.apply``)."""
-    from .apply import render_layer_edits, result_aligner, result_generators
+    from .apply import edit_result  # one edit path: what `invertkit edit` renders is what is scored
 
-    gens = result_generators(G, result)
-    if result.layer_state is None:
-        return edit_frames(G, result.latents, result.space, probe, generators=gens)
-    edited, target_space = edit_latents(G, result.latents, result.latent_space, probe.directions, probe.index,
-                                        probe.strengths, layers=probe.layers, units=probe.units)
-    return render_layer_edits(G, result, edited, target_space, aligner=result_aligner(G, result, residual), generators=gens)
+    return edit_result(G, result, probe.directions, probe.index, probe.strengths, residual=residual,
+                       layers=probe.layers, units=probe.units)
 
 
 @torch.no_grad()
