@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "invertkit"
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "version"),
     ("untrusted",),
-    ("registry", "optiontext", "optionfields", "seeds", "store", "io"),
+    ("registry", "optiontext", "optionfields", "seeds", "store", "io", "morphometry"),
     ("generators",),
     ("features", "diffusion"),
     ("objectives", "metrics", "degradations"),
