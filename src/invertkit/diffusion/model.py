@@ -75,6 +75,12 @@ class DiffusionModel(Generator, Capability):
     def decode(self, latents: Tensor) -> Tensor:
         """Images ``N x C x H x W`` (nominal [-1, 1]) of clean latents, in the latents' dtype."""
 
+    def prompt_words(self, prompt: str | None) -> list[str] | None:
+        """The word behind each row of ``cond(prompt)``'s embedding (``""`` for padding rows), or None
+        when the model cannot say (precomputed embeddings with no vocabulary). Prompt-to-Prompt uses it
+        to align the tokens of two prompts and to find a word's cross-attention maps."""
+        return None
+
     def add_prompts(self, path: str | Path) -> None:
         """Add named prompt embeddings from a safetensors file (models with a fixed prompt set refuse)."""
         raise ConfigError(f"{self.name} has a fixed set of prompts; --prompt-embeds applies to diffusers models")
