@@ -75,10 +75,10 @@ def _randomise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 def write_folder(root: Path, kind: str, *, seed: int = 0, pickled: bool = False) -> Path:
     """Write a tiny model folder: kind ``unet`` (pixel UNet2DModel), ``classes`` (the same with 3 class labels), ``cond`` (pixel UNet2DConditionModel
-    with prompts "", "cat", "dog"), ``latent`` (UNet2DConditionModel over a tiny VAE), ``sd3`` or ``flux``
+    with prompts "", "cat", "dog"; ``cond16``: the same at 16 px), ``latent`` (UNet2DConditionModel over a tiny VAE), ``sd3`` or ``flux``
     (flow transformers over a tiny VAE with pooled prompts; FLUX with dynamic shifting and distilled guidance)."""
     torch.manual_seed(seed)
-    network = {"unet": _unet2d, "classes": lambda: _unet2d(3), "cond": _unet_cond, "latent": lambda: _unet_cond(4, 8), "sd3": _sd3, "flux": _flux}[kind]()
+    network = {"unet": _unet2d, "classes": lambda: _unet2d(3), "cond": _unet_cond, "cond16": lambda: _unet_cond(3, 16), "latent": lambda: _unet_cond(4, 8), "sd3": _sd3, "flux": _flux}[kind]()
     sub = "transformer" if kind in ("sd3", "flux") else "unet"
     _randomise(network, seed).save_pretrained(root / sub, safe_serialization=not pickled)
     if kind in ("latent", "sd3", "flux"):

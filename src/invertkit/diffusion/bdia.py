@@ -47,7 +47,7 @@ from torch import Tensor
 from invertkit.diffusion.ddim import ddim_coefficients
 from invertkit.diffusion.guidance import Guidance, evaluate_eps
 from invertkit.diffusion.parameterisation import Denoiser
-from invertkit.diffusion.results import PairTrajectory
+from invertkit.diffusion.results import PairTrajectory, StepHook
 from invertkit.diffusion.schedules import DiffusionGrid
 from invertkit.errors import ConfigError
 
@@ -66,7 +66,7 @@ def _two_way(denoiser: Denoiser, x: Tensor, grid: DiffusionGrid, j: int, predict
 
 def bdia_sample(
     denoiser: Denoiser, x_T: Tensor, grid: DiffusionGrid, *, x_next: Tensor | None = None, gamma: float = 1.0,
-    prediction_type: str = "epsilon", guidance: Guidance | None = None,
+    prediction_type: str = "epsilon", guidance: Guidance | None = None, on_step: StepHook | None = None,
 ) -> PairTrajectory:
     """BDIA sampling from level 0 (``x_T [N, ...]``) to the clean level S.
 
@@ -80,9 +80,13 @@ def bdia_sample(
         a, b = ddim_coefficients(ab, ab1)
         x_next = a * x_T + b * eps
     prev, cur = x_T, x_next
+    if on_step is not None:
+        cur = on_step(0, cur)
     for j in range(1, grid.steps):
         up, down, n = _two_way(denoiser, cur, grid, j, prediction_type, guidance)
         prev, cur, nfe = cur, gamma * prev - gamma * up + down, nfe + n
+        if on_step is not None:  # the state is two levels: both follow the hook
+            prev, cur = on_step(j, prev), on_step(j, cur)
     return PairTrajectory(cur, prev, nfe)
 
 

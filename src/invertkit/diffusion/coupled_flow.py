@@ -30,7 +30,7 @@ from torch import Tensor
 from invertkit.diffusion.flow import _steps, _v
 from invertkit.diffusion.guidance import Guidance
 from invertkit.diffusion.parameterisation import Denoiser
-from invertkit.diffusion.results import PairTrajectory
+from invertkit.diffusion.results import PairTrajectory, StepHook
 from invertkit.diffusion.schedules import FlowGrid
 from invertkit.errors import ConfigError
 
@@ -42,12 +42,12 @@ def _check_p(p: float) -> None:
 
 def coupled_flow_sample(
     denoiser: Denoiser, x_T: Tensor, grid: FlowGrid, *, y_T: Tensor | None = None, p: float = 1.0,
-    guidance: Guidance | None = None,
+    guidance: Guidance | None = None, on_step: StepHook | None = None,
 ) -> PairTrajectory:
     """Coupled sampling from ``(x_T, y_T)`` (``y_T = x_T`` if None), noise -> data; NFE = 2 S (x2 for guidance)."""
     _check_p(p)
     x, y, nfe = x_T, (x_T if y_T is None else y_T), 0
-    for t, t_next in _steps(grid, invert=False):
+    for j, (t, t_next) in enumerate(_steps(grid, invert=False)):
         h = t_next - t
         v, n1 = _v(denoiser, y, t, grid, guidance)
         x_int = x + h * v
@@ -56,6 +56,8 @@ def coupled_flow_sample(
         x = p * x_int + (1 - p) * y_int
         y = p * y_int + (1 - p) * x
         nfe += n1 + n2
+        if on_step is not None:
+            x, y = on_step(j, x), on_step(j, y)
     return PairTrajectory(x, y, nfe)
 
 

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from invertkit.diffusion.guidance import Guidance, evaluate_eps
 from invertkit.diffusion.parameterisation import Denoiser
-from invertkit.diffusion.results import Trajectory
+from invertkit.diffusion.results import StepHook, Trajectory
 from invertkit.diffusion.schedules import DiffusionGrid
 from invertkit.errors import ConfigError
 
@@ -39,13 +39,14 @@ def _levels(grid: DiffusionGrid, j: int) -> tuple[float, float, float]:
 
 def ddim_sample(
     denoiser: Denoiser, x_T: Tensor, grid: DiffusionGrid, *, prediction_type: str = "epsilon",
-    guidance: Guidance | None = None, clip_x0: Callable[[Tensor], Tensor] | None = None,
+    guidance: Guidance | None = None, clip_x0: Callable[[Tensor], Tensor] | None = None, on_step: StepHook | None = None,
 ) -> Trajectory:
     """Deterministic DDIM from ``x_T [N, ...]`` at level ``grid.alpha_bar[0]`` to the clean end.
 
     ``clip_x0`` (``schedules.x0_clipper``: a scheduler's ``clip_sample`` / ``thresholding``) is applied to
     each step's x0 prediction, as diffusers' DDIMScheduler does: ``x' = sqrt(ab') clip(x0) + sqrt(1 - ab') eps``.
     It makes sampling non-invertible, so inversion methods never use it.
+    ``on_step(j, x) -> x`` runs after each step (see ``results.StepHook``).
     Returns the sample (x_T's dtype and shape) and NFE = S (x2 for guidance with scale != 1).
     """
     x, nfe = x_T, 0
@@ -59,6 +60,8 @@ def ddim_sample(
         else:
             x0 = clip_x0((x - (1 - ab) ** 0.5 * eps) / ab**0.5)
             x = ab_next**0.5 * x0 + (1 - ab_next) ** 0.5 * eps
+        if on_step is not None:
+            x = on_step(j, x)
     return Trajectory(x, nfe)
 
 

@@ -32,7 +32,7 @@ from torch import Tensor
 from invertkit.diffusion.ddim import _levels
 from invertkit.diffusion.guidance import Guidance, evaluate_eps
 from invertkit.diffusion.parameterisation import Denoiser
-from invertkit.diffusion.results import Trajectory
+from invertkit.diffusion.results import StepHook, Trajectory
 from invertkit.diffusion.schedules import DiffusionGrid
 from invertkit.errors import ConfigError
 
@@ -101,7 +101,7 @@ def ddpm_ef_inversion(denoiser: Denoiser, x_0: Tensor, grid: DiffusionGrid, *, g
 
 
 def ddpm_ef_sample(denoiser: Denoiser, x_T: Tensor, grid: DiffusionGrid, noise: list[Tensor], *, guidance: Guidance | None,
-                   eta: float = 1.0, prediction_type: str = "epsilon") -> Trajectory:
+                   eta: float = 1.0, prediction_type: str = "epsilon", on_step: StepHook | None = None) -> Trajectory:
     """DDPM sampling from ``x_T`` adding the k-th noise map after the k-th step's mean, over the last
     ``len(noise)`` steps of ``grid`` (all of them, or S - skip): with the inversion's maps and guidance
     it returns ``x_0`` up to rounding; with another prompt it edits. NFE = len(noise) (x2 for guidance)."""
@@ -111,4 +111,6 @@ def ddpm_ef_sample(denoiser: Denoiser, x_T: Tensor, grid: DiffusionGrid, noise: 
     for j in range(start, grid.steps):
         mu, n = _mean(denoiser, x, grid, j, eta, prediction_type, guidance)
         x, nfe = mu + noise[j - start], nfe + n
+        if on_step is not None:
+            x = on_step(j, x)
     return Trajectory(x, nfe)

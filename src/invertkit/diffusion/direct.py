@@ -29,7 +29,7 @@ from invertkit.diffusion.ddim import _levels, ddim_coefficients
 from invertkit.diffusion.guidance import Guidance, evaluate_eps
 from invertkit.diffusion.nulltext import ddim_inversion_path
 from invertkit.diffusion.parameterisation import Denoiser
-from invertkit.diffusion.results import Trajectory
+from invertkit.diffusion.results import StepHook, Trajectory
 from invertkit.diffusion.schedules import DiffusionGrid
 from invertkit.errors import ConfigError
 
@@ -74,7 +74,7 @@ def direct_inversion(
 
 def direct_sample(
     denoiser: Denoiser, x_T: Tensor, grid: DiffusionGrid, corrections: list[Tensor], *,
-    guidance: Guidance | None, prediction_type: str = "epsilon",
+    guidance: Guidance | None, prediction_type: str = "epsilon", on_step: StepHook | None = None,
 ) -> Trajectory:
     """Guided DDIM from ``x_T [N, ...]`` adding ``corrections[j]`` after step j.
 
@@ -88,4 +88,6 @@ def direct_sample(
     for j in range(grid.steps):
         x_next, n = _guided_step(denoiser, x, grid, j, prediction_type, guidance)
         x, nfe = x_next + corrections[j], nfe + n
+        if on_step is not None:
+            x = on_step(j, x)
     return Trajectory(x, nfe)

@@ -37,7 +37,7 @@ from torch import Tensor
 from invertkit.diffusion.ddim import _levels, ddim_coefficients
 from invertkit.diffusion.guidance import Guidance, evaluate_eps
 from invertkit.diffusion.parameterisation import Denoiser
-from invertkit.diffusion.results import PairTrajectory
+from invertkit.diffusion.results import PairTrajectory, StepHook
 from invertkit.diffusion.schedules import DiffusionGrid
 from invertkit.errors import ConfigError
 
@@ -55,6 +55,7 @@ def _y_first(j: int, leapfrog: bool) -> bool:
 def edict_sample(
     denoiser: Denoiser, x_T: Tensor, grid: DiffusionGrid, *, y_T: Tensor | None = None, p: float = 0.93,
     leapfrog: bool = True, prediction_type: str = "epsilon", guidance: Guidance | None = None,
+    on_step: StepHook | None = None,
 ) -> PairTrajectory:
     """EDICT sampling from the pair ``(x_T, y_T)`` (``y_T = x_T`` if None), shapes ``[N, ...]``.
 
@@ -76,6 +77,8 @@ def edict_sample(
         x = p * x_int + (1 - p) * y_int
         y = p * y_int + (1 - p) * x
         nfe += n1 + n2
+        if on_step is not None:
+            x, y = on_step(j, x), on_step(j, y)
     return PairTrajectory(x, y, nfe)
 
 

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from invertkit.diffusion.guidance import Guidance, evaluate
 from invertkit.diffusion.parameterisation import Denoiser
-from invertkit.diffusion.results import Trajectory
+from invertkit.diffusion.results import StepHook, Trajectory
 from invertkit.diffusion.schedules import FlowGrid
 from invertkit.errors import ConfigError
 
@@ -38,11 +38,11 @@ def _v(denoiser: Denoiser, x: Tensor, t: float, grid: FlowGrid, guidance: Guidan
 
 
 def _euler(denoiser: Denoiser, x: Tensor, grid: FlowGrid, invert: bool, guidance: Guidance | None,
-           fixed_point_iters: int = 0) -> Trajectory:
+           fixed_point_iters: int = 0, on_step: StepHook | None = None) -> Trajectory:
     if fixed_point_iters < 0:
         raise ConfigError(f"fixed_point_iters={fixed_point_iters} must be >= 0")
     nfe = 0
-    for t, t_next in _steps(grid, invert):
+    for j, (t, t_next) in enumerate(_steps(grid, invert)):
         if invert and fixed_point_iters:
             # Sampling maps z (upper time t_next) to x = z + (t - t_next) v(z, t_next); solve that for z.
             z = x
@@ -53,12 +53,16 @@ def _euler(denoiser: Denoiser, x: Tensor, grid: FlowGrid, invert: bool, guidance
             continue
         v, n = _v(denoiser, x, t, grid, guidance)
         x, nfe = x + (t_next - t) * v, nfe + n
+        if on_step is not None:
+            x = on_step(j, x)
     return Trajectory(x, nfe)
 
 
-def flow_euler_sample(denoiser: Denoiser, x_T: Tensor, grid: FlowGrid, *, guidance: Guidance | None = None) -> Trajectory:
-    """Euler sampling from noise ``x_T [N, ...]`` at t = sigmas[0] to t = 0. NFE = S (x2 for guidance)."""
-    return _euler(denoiser, x_T, grid, False, guidance)
+def flow_euler_sample(denoiser: Denoiser, x_T: Tensor, grid: FlowGrid, *, guidance: Guidance | None = None,
+                      on_step: StepHook | None = None) -> Trajectory:
+    """Euler sampling from noise ``x_T [N, ...]`` at t = sigmas[0] to t = 0 (``on_step`` after each
+    step, see ``results.StepHook``). NFE = S (x2 for guidance)."""
+    return _euler(denoiser, x_T, grid, False, guidance, on_step=on_step)
 
 
 def flow_euler_invert(
@@ -73,9 +77,9 @@ def flow_euler_invert(
 
 
 def _midpoint(denoiser: Denoiser, x: Tensor, grid: FlowGrid, invert: bool, guidance: Guidance | None,
-              reuse: bool) -> Trajectory:
+              reuse: bool, on_step: StepHook | None = None) -> Trajectory:
     nfe, v_cached = 0, None
-    for t, t_next in _steps(grid, invert):
+    for j, (t, t_next) in enumerate(_steps(grid, invert)):
         h = t_next - t
         if v_cached is None:
             v_cached, n = _v(denoiser, x, t, grid, guidance)
@@ -83,12 +87,15 @@ def _midpoint(denoiser: Denoiser, x: Tensor, grid: FlowGrid, invert: bool, guida
         v_mid, n = _v(denoiser, x + 0.5 * h * v_cached, t + 0.5 * h, grid, guidance)
         x, nfe = x + h * v_mid, nfe + n
         v_cached = v_mid if reuse else None
+        if on_step is not None:
+            x = on_step(j, x)
     return Trajectory(x, nfe)
 
 
-def flow_midpoint_sample(denoiser: Denoiser, x_T: Tensor, grid: FlowGrid, *, guidance: Guidance | None = None) -> Trajectory:
+def flow_midpoint_sample(denoiser: Denoiser, x_T: Tensor, grid: FlowGrid, *, guidance: Guidance | None = None,
+                         on_step: StepHook | None = None) -> Trajectory:
     """Midpoint (RF-Solver-2) sampling, noise -> data. NFE = 2 S (x2 for guidance)."""
-    return _midpoint(denoiser, x_T, grid, False, guidance, reuse=False)
+    return _midpoint(denoiser, x_T, grid, False, guidance, reuse=False, on_step=on_step)
 
 
 def flow_midpoint_invert(denoiser: Denoiser, x_0: Tensor, grid: FlowGrid, *, guidance: Guidance | None = None) -> Trajectory:
@@ -96,9 +103,10 @@ def flow_midpoint_invert(denoiser: Denoiser, x_0: Tensor, grid: FlowGrid, *, gui
     return _midpoint(denoiser, x_0, grid, True, guidance, reuse=False)
 
 
-def fireflow_sample(denoiser: Denoiser, x_T: Tensor, grid: FlowGrid, *, guidance: Guidance | None = None) -> Trajectory:
+def fireflow_sample(denoiser: Denoiser, x_T: Tensor, grid: FlowGrid, *, guidance: Guidance | None = None,
+                    on_step: StepHook | None = None) -> Trajectory:
     """FireFlow sampling (midpoint with reused velocity), noise -> data. NFE = S + 1 (x2 for guidance)."""
-    return _midpoint(denoiser, x_T, grid, False, guidance, reuse=True)
+    return _midpoint(denoiser, x_T, grid, False, guidance, reuse=True, on_step=on_step)
 
 
 def fireflow_invert(denoiser: Denoiser, x_0: Tensor, grid: FlowGrid, *, guidance: Guidance | None = None) -> Trajectory:

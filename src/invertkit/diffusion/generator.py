@@ -156,6 +156,11 @@ class DiffusionGenerator(DiffusionModel):
                                    nn.Module.to(copy.deepcopy(self.vae), dtype) if self.vae is not None else None)
         return self._copies[dtype]
 
+    def network_in(self, dtype: torch.dtype) -> nn.Module:
+        """The denoising network :meth:`denoiser` runs in ``dtype`` (attention control installs its
+        processors on it, and takes them off again)."""
+        return self._networks(dtype)[0]
+
     def denoiser(self, dtype: torch.dtype = torch.float32):
         """The network as ``(x [N, *latent_shape], t [N], cond) -> output`` computed in ``dtype``."""
         net, kind = self._networks(dtype)[0], self.network_class

@@ -49,7 +49,7 @@ from torch import Tensor
 from invertkit.diffusion.ddim import _levels, ddim_coefficients
 from invertkit.diffusion.guidance import Guidance, evaluate, evaluate_eps
 from invertkit.diffusion.parameterisation import Denoiser, output_to_eps_x0
-from invertkit.diffusion.results import Trajectory
+from invertkit.diffusion.results import StepHook, Trajectory
 from invertkit.diffusion.schedules import DiffusionGrid
 from invertkit.errors import ConfigError
 
@@ -112,7 +112,7 @@ def _branch(denoiser: Denoiser, x: Tensor, t: float, cond: Any) -> Tensor:
 
 def null_text_sample(
     denoiser: Denoiser, x_T: Tensor, grid: DiffusionGrid, *, cond: Any, uncond_per_step: list[Any],
-    scale: float = 7.5, prediction_type: str = "epsilon",
+    scale: float = 7.5, prediction_type: str = "epsilon", on_step: StepHook | None = None,
 ) -> Trajectory:
     """Guided DDIM from ``x_T [N, ...]`` using ``uncond_per_step[j]`` as the unconditional input at step j.
 
@@ -126,6 +126,8 @@ def null_text_sample(
         t, ab, ab_next = _levels(grid, j)
         out_u, out_c = _branch(denoiser, x, t, uncond_per_step[j]), _branch(denoiser, x, t, cond)
         x, nfe = _guided_step(x, out_c, out_u, scale, ab, ab_next, prediction_type), nfe + 2
+        if on_step is not None:
+            x = on_step(j, x)
     return Trajectory(x, nfe)
 
 

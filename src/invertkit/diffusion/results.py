@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from torch import Tensor
+
+StepHook = Callable[[int, Tensor], Tensor]
+"""Called by a sampler after its sampling step j (0 = noisiest) with the new state ``x [N, ...]``; returns
+the state to go on from (attention control's local blending; step counting). Two-sequence samplers
+call it once per sequence with the same j."""
 
 
 class Trajectory(NamedTuple):

@@ -36,7 +36,7 @@ from torch import Tensor
 from invertkit.diffusion.flow import _steps, _v
 from invertkit.diffusion.guidance import Guidance
 from invertkit.diffusion.parameterisation import Denoiser
-from invertkit.diffusion.results import Trajectory
+from invertkit.diffusion.results import StepHook, Trajectory
 from invertkit.diffusion.schedules import FlowGrid
 from invertkit.errors import ConfigError
 
@@ -75,6 +75,7 @@ def rf_invert(
 def rf_sample(
     denoiser: Denoiser, x_T: Tensor, grid: FlowGrid, *, y_0: Tensor | None = None, eta: float = 0.9,
     start_step: int = 0, stop_step: int | None = None, guidance: Guidance | None = None,
+    on_step: StepHook | None = None,
 ) -> Trajectory:
     """Controlled reverse ODE from ``x_T [N, ...]`` at t = ``sigmas[0]`` to t = 0 with Euler steps.
 
@@ -99,4 +100,6 @@ def rf_sample(
         if active and start_step <= j < stop:
             v = v + eta * ((x - y_0) / t - v)
         x, nfe = x + (t_next - t) * v, nfe + n
+        if on_step is not None:
+            x = on_step(j, x)
     return Trajectory(x, nfe)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -25,6 +25,7 @@ from ..optionfields import Options, option
 from ..registry import Registry
 from ..untrusted import short_repr
 from .guidance import Guidance
+from .results import StepHook
 from .model import DiffusionModel, parse_dtype
 from .schedules import DiffusionGrid, FlowGrid
 
@@ -96,17 +97,31 @@ class DiffusionState:
         return DiffusionState(torch.cat([s.x_T for s in states]), max(s.nfe for s in states), tensors, dict(first.info), per)
 
 
-SampleFn = Callable[[Setup, DiffusionState, Guidance], tuple[Tensor, int]]
+class SampleFn(Protocol):
+    """``sample(setup, state, guidance, on_step=None) -> (clean latent, nfe)``: a method's way back from
+    its state; ``on_step`` (``results.StepHook``) runs after every sampling step."""
+
+    def __call__(self, setup: Setup, state: DiffusionState, guidance: Guidance,
+                 on_step: StepHook | None = None) -> tuple[Tensor, int]: ...
+
+
+def copy_branch(state: DiffusionState) -> DiffusionState:
+    """The state of an edit's target branch: the source's own (every method whose stored tensors serve
+    any prompt: noise maps, null embeddings, second sequences)."""
+    return state
 
 
 @dataclass(frozen=True)
 class SamplerSpec:
     """How a method's state is sampled back: the model ``family`` it is for, its options dataclass
-    (a :class:`DiffusionOptions` subclass) and ``sample(setup, state, guidance) -> (clean latent, nfe)``."""
+    (a :class:`DiffusionOptions` subclass), ``sample(setup, state, guidance) -> (clean latent, nfe)``, and
+    ``branch(state) -> state``: the state the target branch of an attention-controlled edit starts from
+    (Direct Inversion's target branch goes without the source's corrections, as in PnP Inversion)."""
 
     family: str
     options: type
     sample: SampleFn
+    branch: Callable[[DiffusionState], DiffusionState] = copy_branch
 
 
 SAMPLERS: Registry[SamplerSpec] = Registry("diffusion method")

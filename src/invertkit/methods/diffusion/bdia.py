@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ...diffusion.bdia import bdia_invert, bdia_sample
 from ...diffusion.guidance import Guidance
+from ...diffusion.results import StepHook
 from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
 
@@ -33,9 +34,9 @@ def invert(s: Setup) -> DiffusionState:
     return DiffusionState(out.x, out.nfe, {"x_next": out.y})
 
 
-def sample(s: Setup, state: DiffusionState, g: Guidance) -> tuple:
+def sample(s: Setup, state: DiffusionState, g: Guidance, on_step: StepHook | None = None) -> tuple:
     out = bdia_sample(s.denoiser, state.x_T, s.grid, x_next=state.tensors["x_next"], gamma=s.options.gamma,
-                      prediction_type=s.prediction_type, guidance=g)
+                      prediction_type=s.prediction_type, guidance=g, on_step=on_step)
     return out.x, out.nfe
 
 

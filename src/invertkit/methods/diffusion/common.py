@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ...diffusion.model import DiffusionModel, ExactInversion
-from ...diffusion.state import SAMPLERS, DiffusionOptions, DiffusionState, SampleFn, SamplerSpec, Setup, make_setup
+from ...diffusion.state import SAMPLERS, DiffusionOptions, DiffusionState, SampleFn, SamplerSpec, Setup, copy_branch, make_setup
 from ...errors import ConfigError
 from ...generators.base import Generator
 from ...generators.capabilities import require
@@ -108,15 +108,17 @@ def _run(G: Generator, images: Tensor, opts: DiffusionOptions, ctx: RunContext, 
     )
 
 
-def register(name: str, options: type, family: str, invert: InvertFn, sample: SampleFn, summary: str | None = None) -> None:
+def register(name: str, options: type, family: str, invert: InvertFn, sample: SampleFn, summary: str | None = None,
+             branch: Callable[[DiffusionState], DiffusionState] = copy_branch) -> None:
     """Register a diffusion method ``name`` with its options dataclass (a DiffusionOptions subclass);
-    ``summary`` (one line for the CLI's method list) defaults to ``SUMMARIES[name]``."""
+    ``summary`` (one line for the CLI's method list) defaults to ``SUMMARIES[name]``; ``branch``: the
+    target branch's state in attention-controlled edits (``diffusion.state.SamplerSpec``)."""
 
     def run(G: Generator, images: Tensor, opts: DiffusionOptions, ctx: RunContext) -> InversionResult:
         return _run(G, images, opts, ctx, name=name, family=family, invert=invert, sample=sample)
 
     METHODS.add(name, MethodSpec(run=run, options=options, summary=f"{summary or SUMMARIES.get(name, name)} [{family} models]"))
-    SAMPLERS.add(name, SamplerSpec(family=family, options=options, sample=sample))
+    SAMPLERS.add(name, SamplerSpec(family=family, options=options, sample=sample, branch=branch))
 
 
 def _diffusion_result(result: InversionResult) -> DiffusionInversion:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ...diffusion.coupled_flow import coupled_flow_invert, coupled_flow_sample
 from ...diffusion.guidance import Guidance
+from ...diffusion.results import StepHook
 from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
 
@@ -25,8 +26,8 @@ def invert(s: Setup) -> DiffusionState:
     return DiffusionState(out.x, out.nfe, {"y_T": out.y})
 
 
-def sample(s: Setup, state: DiffusionState, g: Guidance) -> tuple:
-    out = coupled_flow_sample(s.denoiser, state.x_T, s.grid, y_T=state.tensors["y_T"], p=s.options.p, guidance=g)
+def sample(s: Setup, state: DiffusionState, g: Guidance, on_step: StepHook | None = None) -> tuple:
+    out = coupled_flow_sample(s.denoiser, state.x_T, s.grid, y_T=state.tensors["y_T"], p=s.options.p, guidance=g, on_step=on_step)
     return out.x, out.nfe
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ...diffusion.ddim import ddim_invert, ddim_sample
 from ...diffusion.guidance import Guidance
+from ...diffusion.results import StepHook
 from .common import DiffusionOptions, DiffusionState, Setup, register
 
 
@@ -21,8 +22,8 @@ def invert(s: Setup) -> DiffusionState:
     return DiffusionState(out.x, out.nfe)
 
 
-def sample(s: Setup, state: DiffusionState, g: Guidance) -> tuple:
-    out = ddim_sample(s.denoiser, state.x_T, s.grid, prediction_type=s.prediction_type, guidance=g)
+def sample(s: Setup, state: DiffusionState, g: Guidance, on_step: StepHook | None = None) -> tuple:
+    out = ddim_sample(s.denoiser, state.x_T, s.grid, prediction_type=s.prediction_type, guidance=g, on_step=on_step)
     return out.x, out.nfe
 
 

@@ -11,6 +11,7 @@ import torch
 
 from ...diffusion.ddpm_ef import ddpm_ef_inversion, ddpm_ef_sample, draw_levels
 from ...diffusion.guidance import Guidance
+from ...diffusion.results import StepHook
 from ...optionfields import option
 from ...seeds import derive_seed
 from .common import DiffusionOptions, DiffusionState, Setup, register
@@ -37,9 +38,9 @@ def invert(s: Setup) -> DiffusionState:
     return DiffusionState(out.x_T, out.nfe, {"noise": out.noise}, {"ode_latent": False, "eta": float(s.options.eta), "skip": int(s.options.skip)})
 
 
-def sample(s: Setup, state: DiffusionState, g: Guidance) -> tuple:
+def sample(s: Setup, state: DiffusionState, g: Guidance, on_step: StepHook | None = None) -> tuple:
     out = ddpm_ef_sample(s.denoiser, state.x_T, s.grid, state.tensors["noise"], guidance=g, eta=float(s.options.eta),
-                         prediction_type=s.prediction_type)
+                         prediction_type=s.prediction_type, on_step=on_step)
     return out.x, out.nfe
 
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from ...diffusion.direct import direct_inversion, direct_sample
 from ...diffusion.guidance import Guidance
+from ...diffusion.results import StepHook
 from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
 
@@ -27,9 +30,15 @@ def invert(s: Setup) -> DiffusionState:
     return DiffusionState(out.x_T, out.nfe, {"corrections": out.corrections}, {"ode_latent": False})
 
 
-def sample(s: Setup, state: DiffusionState, g: Guidance) -> tuple:
-    out = direct_sample(s.denoiser, state.x_T, s.grid, state.tensors["corrections"], guidance=g, prediction_type=s.prediction_type)
+def sample(s: Setup, state: DiffusionState, g: Guidance, on_step: StepHook | None = None) -> tuple:
+    out = direct_sample(s.denoiser, state.x_T, s.grid, state.tensors["corrections"], guidance=g, prediction_type=s.prediction_type, on_step=on_step)
     return out.x, out.nfe
 
 
-register("direct", DirectOptions, "diffusion", invert, sample)
+def branch(state: DiffusionState) -> DiffusionState:
+    """PnP Inversion's target branch: the same x_T, no corrections (they belong to the source prompt's path)."""
+    return DiffusionState(state.x_T, state.nfe, {"corrections": [torch.zeros_like(c) for c in state.tensors["corrections"]]},
+                          dict(state.info), state.nfe_per_image)
+
+
+register("direct", DirectOptions, "diffusion", invert, sample, branch=branch)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ...diffusion.edict import edict_invert, edict_sample
 from ...diffusion.guidance import Guidance
+from ...diffusion.results import StepHook
 from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
 
@@ -31,9 +32,9 @@ def invert(s: Setup) -> DiffusionState:
     return DiffusionState(out.x, out.nfe, {"y_T": out.y})
 
 
-def sample(s: Setup, state: DiffusionState, g: Guidance) -> tuple:
+def sample(s: Setup, state: DiffusionState, g: Guidance, on_step: StepHook | None = None) -> tuple:
     out = edict_sample(s.denoiser, state.x_T, s.grid, y_T=state.tensors["y_T"], p=s.options.p,
-                       leapfrog=s.options.leapfrog, prediction_type=s.prediction_type, guidance=g)
+                       leapfrog=s.options.leapfrog, prediction_type=s.prediction_type, guidance=g, on_step=on_step)
     return out.x, out.nfe
 
 

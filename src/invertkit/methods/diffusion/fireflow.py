@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ...diffusion.flow import fireflow_invert, fireflow_sample
 from ...diffusion.guidance import Guidance
+from ...diffusion.results import StepHook
 from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
 
@@ -24,8 +25,8 @@ def invert(s: Setup) -> DiffusionState:
     return DiffusionState(out.x, out.nfe)
 
 
-def sample(s: Setup, state: DiffusionState, g: Guidance) -> tuple:
-    out = fireflow_sample(s.denoiser, state.x_T, s.grid, guidance=g)
+def sample(s: Setup, state: DiffusionState, g: Guidance, on_step: StepHook | None = None) -> tuple:
+    out = fireflow_sample(s.denoiser, state.x_T, s.grid, guidance=g, on_step=on_step)
     return out.x, out.nfe
 
 

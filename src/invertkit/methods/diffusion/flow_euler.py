@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ...diffusion.flow import flow_euler_invert, flow_euler_sample
 from ...diffusion.guidance import Guidance
+from ...diffusion.results import StepHook
 from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
 
@@ -26,8 +27,8 @@ def invert(s: Setup) -> DiffusionState:
     return DiffusionState(out.x, out.nfe)
 
 
-def sample(s: Setup, state: DiffusionState, g: Guidance) -> tuple:
-    out = flow_euler_sample(s.denoiser, state.x_T, s.grid, guidance=g)
+def sample(s: Setup, state: DiffusionState, g: Guidance, on_step: StepHook | None = None) -> tuple:
+    out = flow_euler_sample(s.denoiser, state.x_T, s.grid, guidance=g, on_step=on_step)
     return out.x, out.nfe
 
 

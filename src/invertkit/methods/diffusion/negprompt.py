@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ...diffusion.ddim import ddim_invert, ddim_sample
 from ...diffusion.guidance import Guidance
+from ...diffusion.results import StepHook
 from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
 
@@ -27,10 +28,10 @@ def invert(s: Setup) -> DiffusionState:
     return DiffusionState(out.x, out.nfe, info={"ode_latent": False})
 
 
-def sample(s: Setup, state: DiffusionState, g: Guidance) -> tuple:
+def sample(s: Setup, state: DiffusionState, g: Guidance, on_step: StepHook | None = None) -> tuple:
     source = s.guidance.cond  # the source prompt replaces the null embedding
     guided = Guidance(cond=g.cond) if g.scale == 1.0 else Guidance(cond=g.cond, uncond=source, scale=g.scale)
-    out = ddim_sample(s.denoiser, state.x_T, s.grid, prediction_type=s.prediction_type, guidance=guided)
+    out = ddim_sample(s.denoiser, state.x_T, s.grid, prediction_type=s.prediction_type, guidance=guided, on_step=on_step)
     return out.x, out.nfe
 
 

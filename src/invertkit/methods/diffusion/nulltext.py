@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ...diffusion.guidance import Guidance
+from ...diffusion.results import StepHook
 from ...diffusion.nulltext import null_text_optimize, null_text_sample
 from ...errors import ConfigError
 from ...optionfields import option
@@ -58,9 +59,9 @@ def invert(s: Setup) -> DiffusionState:
                           {"backward_passes": out.backward, "ode_latent": False}, out.nfe_per_image)
 
 
-def sample(s: Setup, state: DiffusionState, g: Guidance) -> tuple:
+def sample(s: Setup, state: DiffusionState, g: Guidance, on_step: StepHook | None = None) -> tuple:
     out = null_text_sample(s.denoiser, state.x_T, s.grid, cond=g.cond, uncond_per_step=state.tensors["uncond"],
-                           scale=g.scale, prediction_type=s.prediction_type)
+                           scale=g.scale, prediction_type=s.prediction_type, on_step=on_step)
     return out.x, out.nfe
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...diffusion.guidance import Guidance
+from ...diffusion.results import StepHook
 from ...diffusion.rf_inversion import rf_invert, rf_sample
 from ...errors import ConfigError
 from ...optionfields import option
@@ -33,9 +34,9 @@ def invert(s: Setup) -> DiffusionState:
     return DiffusionState(out.x, out.nfe, {"y_0": s.x0}, {"ode_latent": s.options.gamma == 0})
 
 
-def sample(s: Setup, state: DiffusionState, g: Guidance) -> tuple:
+def sample(s: Setup, state: DiffusionState, g: Guidance, on_step: StepHook | None = None) -> tuple:
     stop = int(s.options.stop * s.grid.steps)
-    out = rf_sample(s.denoiser, state.x_T, s.grid, y_0=state.tensors["y_0"], eta=s.options.eta, stop_step=stop, guidance=g)
+    out = rf_sample(s.denoiser, state.x_T, s.grid, y_0=state.tensors["y_0"], eta=s.options.eta, stop_step=stop, guidance=g, on_step=on_step)
     return out.x, out.nfe
 
 
