@@ -111,3 +111,23 @@ def test_regenerate_refuses_another_generator(setup, tmp_path, capsys):
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("invertkit: error: ") and "was made with generator 'model'" in line
     assert not (tmp_path / "re").exists()
+
+
+def test_edit_with_prompt_to_prompt_writes_strips_and_report(setup, tmp_path, capsys):
+    root, folder = setup
+    run = tmp_path / "run"
+    assert main(["invert", str(root / "imgs"), "-g", f"diffusers:{folder}", "-m", "direct", "--prompt", "cat",
+                 "--guidance", "3", "--steps", "6", "--out", str(run)]) == 0
+    out = tmp_path / "edits"
+    assert main(["edit", str(run), "-g", f"diffusers:{folder}", "--edit-prompt", "dog,cat", "--controller", "p2p",
+                 "--cross-steps", "0.5", "--out", str(out)]) == 0
+    record = json.loads((out / "edits.json").read_text())
+    assert record["controller"] == "p2p" and len(record["edits"]) == 6 and not record["failures"]
+    assert (out / "im0_p2p_dog.png").is_file() and "p2p: dog" in (out / "report.html").read_text()
+    # blending names words, which this model's precomputed prompts do not have: one line, exit 2
+    assert main(["edit", str(run), "-g", f"diffusers:{folder}", "--edit-prompt", "dog", "--blend", "cat:dog",
+                 "--out", str(tmp_path / "e2")]) == 2
+    assert "no word list" in capsys.readouterr().err
+    assert main(["edit", str(run), "-g", f"diffusers:{folder}", "--edit-prompt", "dog", "--controller", "magic",
+                 "--out", str(tmp_path / "e3")]) == 2
+    assert main(["edit", str(run), "-g", f"diffusers:{folder}", "--out", str(tmp_path / "e4")]) == 2

@@ -82,12 +82,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="edit inverted latents along directions; writes a labelled strip and GIF per latent and direction",
         description="Move latents (a .npz, a folder of them, or an `invertkit invert` run folder) along edit "
         "directions found by `invertkit directions`. PTI results are edited at their pivot and rendered by "
-        "their tuned generator. Writes OUT/<name>_<direction>.png (and .gif) and OUT/edits.json.",
+        "their tuned generator. Writes OUT/<name>_<direction>.png (and .gif) and OUT/edits.json. "
+        "Diffusion runs are edited by prompt instead: --edit-prompt P with --controller p2p|p2p-refine|none "
+        "writes OUT/<name>_<controller>_<prompt>.png, edits.json and report.html.",
     )
     p.add_argument("latents", metavar="LATENT_OR_RUN_DIR", help="latent .npz file, folder of them, or run folder")
     add_generator_flags(p)
     p.add_argument("--ids", default=None, help="dataset runs (--format parquet): the rows to edit, comma-separated ids")
-    p.add_argument("--direction", "-d", action="append", required=True, metavar="FILE[:INDEX]",
+    p.add_argument("--direction", "-d", action="append", default=None, metavar="FILE[:INDEX]",
                    help="directions file and which of its directions: FILE:3, FILE:0,2,5 or FILE:0-4 (default index 0); repeatable")
     p.add_argument("--strength", default="-3:3", help="range A:B (with --steps frames) or values like -2,0,2 (default -3:3)")
     p.add_argument("--steps", type=int, default=7, help="frames of a strength range (default 7)")
@@ -101,6 +103,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "aligner sits beside the encoder file, else raw; default)")
     p.add_argument("--out", "-o", required=True, help="output folder")
     add_picture_flags(p)
+    from .prompt_edit import add_flags
+
+    add_flags(p)
     allow_negative_values(p)
     p.set_defaults(func=run)
 
@@ -153,6 +158,14 @@ def _layer_aligner(G, item, mode: str):  # noqa: ANN001, ANN202
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.edit_prompt is not None:  # a diffusion run: text edits with attention control
+        if args.direction:
+            raise ConfigError("give either --direction (latent edits) or --edit-prompt (diffusion text edits), not both")
+        from .prompt_edit import run as run_prompt_edit
+
+        return run_prompt_edit(args)
+    if not args.direction:
+        raise ConfigError("invertkit edit needs --direction FILE[:INDEX] (latent edits) or --edit-prompt P (diffusion runs)")
     from ..editing.apply import edit_latents, render_edits, render_layer_edits
     from ..editing.directions import load_directions
     from ..editing.editability import parse_strengths

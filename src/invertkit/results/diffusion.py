@@ -81,10 +81,11 @@ class DiffusionInversion(InversionResult):
                negative: str | None = None) -> Tensor:
         """Sample the state back (``prompt`` / ``guidance`` / ``negative``: an edit; unset: the inversion's)."""
         setup = self.sampling_setup(G)
-        state = self._state_on(setup)
+        state = self.state_on(setup)
         return resample(setup.G, self.diffusion_method, setup, state, prompt=prompt, guidance=guidance, negative=negative)
 
-    def _state_on(self, setup: Setup) -> DiffusionState:
+    def state_on(self, setup: Setup) -> DiffusionState:
+        """The saved state on the setup's device and in its dtype."""
         s = self.state
         assert s is not None
         dev, dt = setup.G.device, setup.dtype
