@@ -18,7 +18,8 @@ columns, ``recon_*`` the same columns for the route's reconstruction without edi
 their target), and prints a markdown table.
 
 A route is a function in :data:`ROUTES`: ``route(sources [N,1,28,28] in [-1,1], targets [N] int64,
-ctx: Context) -> RouteOutput(edits [N,1,28,28], reconstructions [N,1,28,28] or None, info dict)``.
+ctx: Context) -> RouteOutput(edits [N,1,28,28], reconstructions [N,1,28,28] or None, info dict)``;
+``ctx.source_labels`` gives each source's digit (MNIST label, or LeNet-5's decision on an image file).
 A route that works at 32 px crops back with ``invertkit.editing.digit_judge.crop_32_to_28``. Routes that
 tune a parameter do it on ``ctx.calibration()`` (MNIST 4000-4199 with the same target rule), never on
 the evaluation digits.
@@ -64,13 +65,15 @@ class RouteOutput:
 @dataclass
 class Context:
     """What every route may use: the shared data folder, the judge's classifier, the target rule, the
-    seed, the output folder and a cache that routes share (a loaded generator, fitted directions)."""
+    sources' labels (a word-swap edit needs the source word), the seed, the output folder and a cache
+    that routes share (a loaded generator, fitted directions)."""
 
     shared: Path
     classifier: Callable[[Tensor], Tensor]
     target: int | None  # None: each digit to (label + 1) mod 10
     seed: int = 0
     out: Path | None = None
+    source_labels: Tensor | None = None  # [N] int64: MNIST labels, or LeNet-5's decisions on image files
     cache: dict[str, Any] = field(default_factory=dict)
 
     def targets_for(self, labels: Tensor) -> Tensor:
@@ -78,12 +81,13 @@ class Context:
             return torch.full_like(labels, self.target)
         return (labels + 1) % 10
 
-    def calibration(self) -> tuple[Tensor, Tensor]:
-        """MNIST test digits 4000-4199 ``[200, 1, 28, 28]`` and their targets ``[200]`` (same rule as the run)."""
+    def calibration(self) -> tuple[Tensor, Tensor, Tensor]:
+        """MNIST test digits 4000-4199 ``[200, 1, 28, 28]``, their targets ``[200]`` (same rule as the run)
+        and their MNIST labels ``[200]``."""
         if "calibration" not in self.cache:
             x, labels = mnist_test(self.shared / "mnist", CALIBRATION[1])
             x, labels = x[CALIBRATION[0]:], labels[CALIBRATION[0]:]
-            self.cache["calibration"] = (x, self.targets_for(labels))
+            self.cache["calibration"] = (x, self.targets_for(labels), labels)
         return self.cache["calibration"]
 
 
@@ -211,7 +215,7 @@ def _calibrate(ctx: Context, mode: str, grid: list[float]) -> tuple[float, list[
     does not already call their target (each moved toward its own target). One value for all target
     classes: per-class values from the ~20 calibration digits a class gets under per-image targets
     proved too noisy (2 -> 3: 90% success at 1 sigma on the calibration 2s, 44% on test digits 0-199)."""
-    x, t = ctx.calibration()
+    x, t, _ = ctx.calibration()
     if "calib-z" not in ctx.cache:
         ctx.cache["calib-z"] = _invert(ctx, x)
     eligible = classify_digits(ctx.classifier, x) != t
@@ -386,8 +390,8 @@ def write_strip(path: Path, sources: Tensor, targets: Tensor, source_classes: Te
     return path
 
 
-COLUMNS = ("route", "success", "n_eligible", "thickness_change", "slant_change", "ssim", "perceptual", "recon_psnr",
-           "recon_success", "strength", "seconds_per_image")
+COLUMNS = ("route", "success", "n_eligible", "thickness_change", "slant_change", "thickness_change_successful",
+           "slant_change_successful", "ssim", "perceptual", "recon_psnr", "recon_success", "strength", "seconds_per_image")
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -439,7 +443,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ctx = Context(shared=shared, classifier=classifier, target=args.target, seed=args.seed, out=out)
     sources, labels, _ = load_sources(args, classifier)
     source_classes = classify_digits(classifier, sources)
-    targets = ctx.targets_for(labels if labels is not None else source_classes)
+    ctx.source_labels = labels if labels is not None else source_classes
+    targets = ctx.targets_for(ctx.source_labels)
     rows, edits = [], []
     for name in names:
         row, res = run_route(name, ROUTES[name], sources, targets, ctx, source_classes)

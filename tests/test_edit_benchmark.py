@@ -48,6 +48,7 @@ def test_success_counts_only_images_not_already_of_the_target():
     assert row["success"] == pytest.approx(0.5)
     assert row["thickness_change"] == pytest.approx(0.0, abs=1e-6) and row["slant_change"] == pytest.approx(0.0, abs=1e-4)
     assert math.isnan(row["perceptual"])  # not asked for
+    assert row["thickness_change_successful"] == pytest.approx(0.0, abs=1e-6)  # the one successful edit
     # one target per image
     row = judge(sources, edits, torch.tensor([7, 6, 8, 8]), _stub_classifier, with_perceptual=False)
     assert row["n_eligible"] == 4 and row["success"] == pytest.approx(0.25)
@@ -60,6 +61,9 @@ def test_preservation_columns_measure_thickness_and_slant_change():
     sources = _batch([1, 1], width=2)
     row = judge(sources, _batch([2, 2], width=4), 2, _stub_classifier, with_perceptual=False)
     assert row["success"] == 1.0 and row["thickness_change"] > 1.0 and row["slant_change"] < 1.0
+    assert row["thickness_change_successful"] == pytest.approx(row["thickness_change"])
+    failed = judge(sources, _batch([1, 1], width=4), 2, _stub_classifier, with_perceptual=False)
+    assert failed["success"] == 0.0 and failed["thickness_change"] > 1.0 and math.isnan(failed["thickness_change_successful"])
     leaning = judge(sources, _batch([2, 2], width=2, lean=8), 2, _stub_classifier, with_perceptual=False)
     assert leaning["slant_change"] > 10.0  # degrees
     assert leaning["ssim"] < judge(sources, _batch([2, 2], width=2), 2, _stub_classifier, with_perceptual=False)["ssim"]
@@ -111,6 +115,7 @@ def test_script_writes_one_row_per_route(shared_data, tmp_path, monkeypatch):
 
     def stub(sources, targets, ctx):
         assert sources.shape == (5, 1, 28, 28) and targets.tolist() == [7] * 5
+        assert ctx.source_labels.shape == (5,)  # LeNet-5's decisions for image files
         return bench.RouteOutput(sources.flip(-1), sources.clone(), {"strength": 1.5})
 
     monkeypatch.setitem(bench.ROUTES, "stub-gan", stub)

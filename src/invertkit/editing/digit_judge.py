@@ -14,6 +14,8 @@ Columns of :func:`judge` (one dict per route):
   thickness and slant (:func:`invertkit.morphometry.digit_shape`) between source and edit, over the
   eligible images with ink in both. An image without ink (source or edit) has no shape: it is never
   scored, only counted in ``n_no_ink``; a column with no image to score is NaN (JSON ``null``).
+  ``thickness_change_successful`` and ``slant_change_successful``: the same over the successful edits
+  only (an edit that changes nothing preserves everything; these compare routes where they succeed).
 - ``ssim`` and ``perceptual``: mean SSIM and MobileNetV2 perceptual distance
   (:func:`invertkit.metrics.ssim`, :func:`invertkit.metrics.perceptual`: ImageNet MobileNetV2
   features, offline; lower is closer; NaN where its weights are missing) of edit to source, over the
@@ -105,6 +107,9 @@ def judge(sources: Tensor, edits: Tensor, targets: Tensor | int, classifier: Cal
         row["n_no_ink"] = int((~inked).sum())
         row["thickness_change"] = _mean((shape_e.thickness - shape_s.thickness)[inked].abs())
         row["slant_change"] = _mean(torch.rad2deg((shape_e.slant - shape_s.slant)[inked]).abs())
+        ok = inked & (c_edit[eligible] == t[eligible])
+        row["thickness_change_successful"] = _mean((shape_e.thickness - shape_s.thickness)[ok].abs())
+        row["slant_change_successful"] = _mean(torch.rad2deg((shape_e.slant - shape_s.slant)[ok]).abs())
         row["ssim"] = _mean(ssim(e, s))
         value = math.nan
         if with_perceptual:
@@ -114,6 +119,7 @@ def judge(sources: Tensor, edits: Tensor, targets: Tensor | int, classifier: Cal
                 pass  # MobileNetV2 weights missing: the column stays NaN
         row["perceptual"] = value
     else:
-        row.update({"n_no_ink": 0, "thickness_change": math.nan, "slant_change": math.nan, "ssim": math.nan,
+        row.update({"n_no_ink": 0, "thickness_change": math.nan, "slant_change": math.nan,
+                    "thickness_change_successful": math.nan, "slant_change_successful": math.nan, "ssim": math.nan,
                     "perceptual": math.nan})
     return row
