@@ -38,10 +38,10 @@ def _unet_cond(channels: int = 3, size: int = 8):
                                 attention_head_dim=2, norm_num_groups=4)
 
 
-def _sd3():
+def _sd3(layers: int = 1):
     from diffusers import SD3Transformer2DModel
 
-    return SD3Transformer2DModel(sample_size=8, patch_size=2, in_channels=4, out_channels=4, num_layers=1,
+    return SD3Transformer2DModel(sample_size=8, patch_size=2, in_channels=4, out_channels=4, num_layers=layers,
                                  attention_head_dim=8, num_attention_heads=2, joint_attention_dim=8,
                                  caption_projection_dim=16, pooled_projection_dim=8, pos_embed_max_size=16)
 
@@ -76,17 +76,19 @@ def _randomise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
 def write_folder(root: Path, kind: str, *, seed: int = 0, pickled: bool = False) -> Path:
     """Write a tiny model folder: kind ``unet`` (pixel UNet2DModel), ``classes`` (the same with 3 class labels), ``cond`` (pixel UNet2DConditionModel
     with prompts "", "cat", "dog"; ``cond16``: the same at 16 px), ``latent`` (UNet2DConditionModel over a tiny VAE), ``sd3`` or ``flux``
-    (flow transformers over a tiny VAE with pooled prompts; FLUX with dynamic shifting and distilled guidance)."""
+    (flow transformers over a tiny VAE with pooled prompts; FLUX with dynamic shifting and distilled guidance; ``sd3x2``:
+    SD3 with two joint blocks)."""
     torch.manual_seed(seed)
-    network = {"unet": _unet2d, "classes": lambda: _unet2d(3), "cond": _unet_cond, "cond16": lambda: _unet_cond(3, 16), "latent": lambda: _unet_cond(4, 8), "sd3": _sd3, "flux": _flux}[kind]()
-    sub = "transformer" if kind in ("sd3", "flux") else "unet"
+    network = {"unet": _unet2d, "classes": lambda: _unet2d(3), "cond": _unet_cond, "cond16": lambda: _unet_cond(3, 16), "latent": lambda: _unet_cond(4, 8), "sd3": _sd3, "sd3x2": lambda: _sd3(2), "flux": _flux}[kind]()
+    flow = kind in ("sd3", "sd3x2", "flux")
+    sub = "transformer" if flow else "unet"
     _randomise(network, seed).save_pretrained(root / sub, safe_serialization=not pickled)
-    if kind in ("latent", "sd3", "flux"):
+    if kind == "latent" or flow:
         vae = _vae()
-        vae.register_to_config(scaling_factor=0.5, shift_factor=0.1 if kind in ("sd3", "flux") else None)
+        vae.register_to_config(scaling_factor=0.5, shift_factor=0.1 if flow else None)
         vae.save_pretrained(root / "vae")
     (root / "scheduler").mkdir(parents=True, exist_ok=True)
-    sched = {"sd3": FLOW_CONFIG, "flux": FLUX_CONFIG}.get(kind, DDIM_CONFIG)
+    sched = {"sd3": FLOW_CONFIG, "sd3x2": FLOW_CONFIG, "flux": FLUX_CONFIG}.get(kind, DDIM_CONFIG)
     (root / "scheduler" / "scheduler_config.json").write_text(json.dumps(sched))
     if kind not in ("unet", "classes"):
         from safetensors.torch import save_file
@@ -94,7 +96,7 @@ def write_folder(root: Path, kind: str, *, seed: int = 0, pickled: bool = False)
         g = torch.Generator().manual_seed(seed + 1)
         width = 8
         prompts = {name: torch.randn(3, width, generator=g) for name in ("", "cat", "dog")}
-        if kind in ("sd3", "flux"):
+        if flow:
             prompts.update({f"pooled:{name}": torch.randn(8, generator=g) for name in ("", "cat", "dog")})
         save_file(prompts, str(root / "prompt_embeds.safetensors"))
     return root

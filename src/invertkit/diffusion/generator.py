@@ -175,7 +175,7 @@ class DiffusionGenerator(DiffusionModel):
             if kind == "UNet2DConditionModel":
                 return _batch(cond, n)
             embeds, pooled = cond
-            return _batch(embeds, n), _batch(pooled, n)
+            return _batch(embeds, n), _batch(pooled, n, rank=1)  # pooled rows of an edit batch are [n, width]
 
         def run(x: Tensor, t: Tensor, cond: Any = None) -> Tensor:
             n = x.shape[0]
@@ -246,11 +246,12 @@ def _token_ids(rows: int, cols: int, dtype: torch.dtype, device: torch.device) -
     return torch.stack([torch.zeros_like(r), r, c], -1).reshape(-1, 3).to(device, dtype)
 
 
-def _batch(value: Tensor, n: int) -> Tensor:
-    """An embedding ``[tokens, width]`` / ``[width]`` expanded to batch n, or a batched one checked."""
+def _batch(value: Tensor, n: int, rank: int = 2) -> Tensor:
+    """An embedding ``[tokens, width]`` / ``[width]`` (a pooled one, ``rank=1``: ``[width]``) expanded to
+    batch n, or a batched one checked."""
     if value is None:
         raise ConfigError("this network needs a prompt embedding; pass prompt=NAME")
-    if value.dim() in (1, 2):
+    if (value.dim() in (1, 2)) if rank == 2 else value.dim() == rank:
         return value.unsqueeze(0).expand(n, *value.shape)
     if value.shape[0] == 1 and n > 1:
         return value.expand(n, *value.shape[1:])

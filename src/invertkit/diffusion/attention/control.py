@@ -66,11 +66,14 @@ class Controller(AttentionHooks):
 
 
 def _rows(value: Any, m: int) -> Any:
-    """``value`` for ``m`` rows: an unbatched embedding expanded, a batched one kept; tuples element-wise."""
+    """``value`` for ``m`` rows: an unbatched embedding (or class label) expanded, a batched one kept;
+    tuples element-wise."""
     if value is None:
         return None
     if isinstance(value, tuple):
         return tuple(_rows(v, m) for v in value)
+    if not value.is_floating_point():  # class labels of a class-conditional UNet2DModel: [1] or [m]
+        return value.reshape(-1).expand(m) if value.numel() == 1 else value.reshape(-1)
     if value.dim() in (1, 2):
         return value.unsqueeze(0).expand(m, *value.shape)
     return value.expand(m, *value.shape[1:]) if value.shape[0] == 1 else value

@@ -21,7 +21,7 @@ from ..guidance import Guidance
 from ..model import DiffusionModel
 from ..state import SAMPLERS, DiffusionState, Setup
 from .control import Branches, ControlledDenoiser, Controller
-from .processor import attention_control
+from .install import attention_control
 
 
 @dataclass(frozen=True)

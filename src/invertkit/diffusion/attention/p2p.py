@@ -28,7 +28,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from ...errors import ConfigError
 from .control import Controller
@@ -109,6 +109,11 @@ class PromptToPrompt(Controller):
             a = self.alphas.to(base)  # type: ignore[union-attr]
             new = base[..., self.index.to(base.device)] * a + own * (1 - a)  # type: ignore[union-attr]
         return new * self.equalizer.to(base)
+
+    def bind(self, network: nn.Module, sites: list[Site]) -> None:
+        if any(s.place in ("joint", "single") for s in sites):  # their joint attention has no separate maps to swap
+            raise ConfigError(f"Prompt-to-Prompt needs a UNet with cross-attention; {type(network).__name__} has joint "
+                              "attention (use ValueSharing for FLUX / SD3)")
 
     def attention(self, site: Site, cross: bool, probs: Tensor) -> Tensor:
         layout = self.layout

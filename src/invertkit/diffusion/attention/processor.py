@@ -5,28 +5,25 @@ diffusers routes every ``Attention`` module's computation through a processor ob
 ``AttnProcessor``: ``softmax(q k^T / sqrt(d)) v``) but hands the queries, keys and values and then the
 attention probabilities to a controller first (:class:`AttentionHooks`), which Prompt-to-Prompt and
 plug-and-play editing use to copy the source branch's attention into the target branch.
-:func:`attention_control` installs one processor per attention module for the duration of a ``with``
-block and puts the model's own processors back afterwards, so nothing outside the block changes.
-No diffusers code is copied or patched: only the public processor interface is used.
+:func:`.install.attention_control` installs the processors (this one for UNets, :mod:`.joint`'s for SD3 /
+FLUX transformers) for the duration of a ``with`` block and puts the model's own back afterwards. No
+diffusers code is copied or patched: only the public processor interface is used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ...errors import ConfigError
-
 
 @dataclass(frozen=True)
 class Site:
     """One attention module: its processor ``name`` in the model (``up_blocks.0.attentions.0.transformer_
-    blocks.0.attn2.processor``), ``place`` (``"down"``, ``"mid"`` or ``"up"``) and ``index`` (its position
+    blocks.0.attn2.processor``), ``place`` (``"down"``, ``"mid"`` or ``"up"`` in a UNet; ``"joint"`` or
+    ``"single"`` in SD3 / FLUX transformers) and ``index`` (its position
     in the model's processor order)."""
 
     name: str
@@ -50,10 +47,28 @@ class AttentionHooks:
         """Attention probabilities ``[B, heads, Q, K]`` (rows sum to 1) before they weight the values."""
         return probs
 
+    def joint(self, site: Site, q: Tensor, k: Tensor, v: Tensor, image: slice) -> tuple[Tensor, Tensor, Tensor]:
+        """Joint (MMDiT) attention of SD3 / FLUX blocks: queries, keys and values ``[B, heads, L, d]`` of
+        the whole sequence (text and image tokens, in the model's order; ``image``: the image tokens'
+        positions), after the q/k norms and before rotary embeddings."""
+        return q, k, v
+
+    def bind(self, network: nn.Module, sites: list[Site]) -> None:
+        """Called once when installed on ``network`` with its attention ``sites`` (nothing by default)."""
+
+    def feature_modules(self, network: nn.Module) -> list[tuple[str, nn.Module]]:
+        """Modules of ``network`` whose outputs :meth:`feature` may change (none by default)."""
+        return []
+
+    def feature(self, name: str, output: Tensor) -> Tensor:
+        """The output of module ``name`` (one of :meth:`feature_modules`) as the network goes on with it."""
+        return output
+
 
 def _place(name: str) -> str:
     head = name.split(".", 1)[0]
-    return {"down_blocks": "down", "mid_block": "mid", "up_blocks": "up"}.get(head, head)
+    return {"down_blocks": "down", "mid_block": "mid", "up_blocks": "up", "transformer_blocks": "joint",
+            "single_transformer_blocks": "single"}.get(head, head)
 
 
 class ControlProcessor:
@@ -99,30 +114,3 @@ class ControlProcessor:
         if attn.residual_connection:
             out = out + residual
         return out / attn.rescale_output_factor
-
-
-def sites(network: nn.Module) -> list[Site]:
-    """The attention modules of ``network`` in processor order."""
-    names = list(_processors(network))
-    return [Site(name, _place(name), i) for i, name in enumerate(names)]
-
-
-def _processors(network: nn.Module) -> dict[str, Any]:
-    procs = getattr(network, "attn_processors", None)  # diffusers models expose them; anything else cannot be controlled
-    if not isinstance(procs, dict) or not procs:
-        raise ConfigError(f"{type(network).__name__} has no diffusers attention processors; attention control needs a "
-                          "diffusers UNet2DConditionModel (or a UNet with attention)")
-    return procs
-
-
-@contextmanager
-def attention_control(network: nn.Module, hooks: AttentionHooks) -> Iterator[list[Site]]:
-    """Route every attention module of ``network`` through ``hooks`` inside the block; the model's own
-    processors are restored on exit, also after an error. Yields the sites."""
-    saved = _processors(network)
-    where = sites(network)
-    network.set_attn_processor({s.name: ControlProcessor(hooks, s) for s in where})
-    try:
-        yield where
-    finally:
-        network.set_attn_processor(saved)
