@@ -71,6 +71,19 @@ def test_decode_rle_refuses_bad_runs_and_clips_on_request():
             decode_rle(bad, (4, 5), where="entry x")
 
 
+def test_decode_rle_equals_a_pixel_by_pixel_decoder_on_random_overlapping_runs():
+    g = np.random.default_rng(0)
+    h, w = 9, 11
+    rle = [int(v) for pair in zip(g.integers(0, h * w, 12), g.integers(0, 30, 12)) for v in pair]
+    naive = np.zeros(h * w, bool)
+    for start, length in zip(rle[0::2], rle[1::2]):  # the official loop: set each pixel, clipped at the end
+        for j in range(min(length, h * w - start)):
+            naive[start + j] = True
+    naive = naive.reshape(h, w)
+    naive[0, :] = naive[-1, :] = naive[:, 0] = naive[:, -1] = True
+    assert np.array_equal(decode_rle(rle, (h, w), clip_runs=True), naive)
+
+
 def test_load_mask_from_file_and_array(tmp_path):
     m = np.zeros((6, 7), bool)
     m[2:4, 1:5] = True
@@ -384,3 +397,20 @@ def test_cli_writes_csv_and_summary(tmp_path, capsys, bench_folder):
     printed = capsys.readouterr().out
     assert "3 of 6 entries scored" in printed and "structure_distance: nan" in printed and "no CLIP model given" in printed
     assert main(["--bench", str(tmp_path / "nope"), "--edited", str(edited), "--out", str(out)]) == 2
+
+
+def test_dino_weights_found_in_the_torch_hub_cache(tmp_path, monkeypatch):
+    """The official file name in $TORCH_HOME/hub/checkpoints is found without a path (nothing downloaded)."""
+    import invertkit.features.dino_vit as dv
+    from invertkit.features.weights import WeightFile
+
+    monkeypatch.setitem(dv.ARCHS, "tiny-test", (TINY, WeightFile("dino_tiny_test.pth", "https://example.invalid/x.pth")))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("INVERTKIT_HOME", str(tmp_path / "home"))
+    scorers = EditScorers.create(dino_arch="tiny-test")
+    assert "dino_tiny_test.pth not found" in scorers.unavailable["structure_distance"]
+    assert "https://example.invalid/x.pth" in scorers.unavailable["structure_distance"]
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(tiny_state(), tmp_path / "hub" / "checkpoints" / "dino_tiny_test.pth")
+    scorers = EditScorers.create(dino_arch="tiny-test")
+    assert scorers.vit is not None and "structure_distance" not in scorers.unavailable
