@@ -130,6 +130,29 @@ def test_background_mse_is_the_official_masked_whole_image_mean():
     assert got["psnr"].item() == pytest.approx(10 * math.log10(1 / official.item()), rel=1e-5)
 
 
+def test_background_ssim_is_torchmetrics_ssim_of_the_masked_images():
+    """torchmetrics <= 1.2 (PIE-Bench's era): reflect-pad by 5, Gaussian 11 / 1.5 conv, crop 5, mean."""
+    src, edt = smooth_images(1, 40, 13), (smooth_images(1, 40, 14) * 0.5 + smooth_images(1, 40, 13) * 0.5)
+    mask = torch.zeros(40, 40, dtype=torch.bool)
+    mask[5:25, 8:30] = True
+    keep = (~mask).double()
+    a = ((src + 1) * 127.5).round().double() / 255 * keep
+    b = ((edt + 1) * 127.5).round().double() / 255 * keep
+    d = torch.arange(-5, 6, dtype=torch.float64)
+    g1 = torch.exp(-0.5 * (d / 1.5) ** 2)
+    g1 = g1 / g1.sum()
+    k = (g1[:, None] * g1[None, :]).expand(3, 1, 11, 11)
+    pad = lambda x: torch.nn.functional.pad(x, (5, 5, 5, 5), mode="reflect")  # noqa: E731
+    conv = lambda x: torch.nn.functional.conv2d(pad(x), k, groups=3)  # noqa: E731
+    mu_a, mu_b = conv(a), conv(b)
+    va, vb, cab = conv(a * a) - mu_a**2, conv(b * b) - mu_b**2, conv(a * b) - mu_a * mu_b
+    c1, c2 = 0.01**2, 0.03**2
+    full = ((2 * mu_a * mu_b + c1) * (2 * cab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (va + vb + c2))
+    want = full[..., 5:-5, 5:-5].mean()
+    got = background_scores(src, edt, mask, metrics=("ssim",)).values["ssim"]
+    assert got.item() == pytest.approx(want.item(), abs=1e-6)
+
+
 def test_full_mask_has_no_background_and_scores_nan():
     src, edt = smooth_images(2, 32, 4), smooth_images(2, 32, 5)
     mask = torch.zeros(2, 1, 32, 32, dtype=torch.bool)
@@ -414,3 +437,43 @@ def test_dino_weights_found_in_the_torch_hub_cache(tmp_path, monkeypatch):
     torch.save(tiny_state(), tmp_path / "hub" / "checkpoints" / "dino_tiny_test.pth")
     scorers = EditScorers.create(dino_arch="tiny-test")
     assert scorers.vit is not None and "structure_distance" not in scorers.unavailable
+
+
+def test_lpips_squeeze_matches_reference_package(tmp_path, monkeypatch):
+    """PIE-Bench's LPIPS backbone. Values from lpips==0.1.4 (its real squeeze heads) with torchvision's
+    SqueezeNet class holding the same seeded features (benchmarks/lpips_squeeze_reference.py)."""
+    from invertkit.features.lpips import LPIPS, load_lpips
+    from invertkit.features.weights import LPIPS_HEADS, find_weight
+
+    if find_weight(LPIPS_HEADS["squeeze"]) is None:
+        pytest.skip("the lpips wheel (published squeeze heads) is not installed")
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("lpips_squeeze_reference", Path(__file__).parents[1] / "benchmarks" / "lpips_squeeze_reference.py")
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    sys.modules.pop("lpips_squeeze_reference", None)
+    state = ref.random_features({f"features.{k}": v for k, v in LPIPS("squeeze").backbone.state_dict().items()})
+    torch.save(state, tmp_path / "squeezenet1_1-b8a52dc0.pth")
+    model = load_lpips("squeeze", tmp_path / "squeezenet1_1-b8a52dc0.pth")
+    g = torch.Generator().manual_seed(3)
+    a = torch.rand(2, 3, 48, 40, generator=g) * 2 - 1
+    b = (a + 0.3 * torch.randn(2, 3, 48, 40, generator=g)).clamp(-1, 1)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    with torch.no_grad():
+        assert model(a, b).tolist() == pytest.approx([0.03093704954, 0.04102950171], rel=1e-5)
+        smooth = model(torch.stack([xx, yy, xx * yy])[None], torch.stack([yy, xx, -xx * yy])[None])
+    assert smooth.item() == pytest.approx(0.2586662471, rel=1e-5)
+    # found in the torch hub cache by the background metrics: blind to the edited region, NaN without background
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(state, tmp_path / "hub" / "checkpoints" / "squeezenet1_1-b8a52dc0.pth")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    src = smooth_images(1, 64, 30)
+    inside, outside = src.clone(), src.clone()
+    inside[..., 24:40, 24:40] *= -1
+    outside[..., :8, :] *= -1
+    mask = torch.zeros(64, 64, dtype=torch.bool)
+    mask[16:48, 16:48] = True
+    lp = lambda e, m: background_scores(src, e, m, metrics=("lpips",)).values["lpips"].item()  # noqa: E731
+    assert lp(inside, mask) == 0.0 and lp(outside, mask) > 0 and math.isnan(lp(outside, torch.ones(64, 64, dtype=torch.bool)))

@@ -77,9 +77,11 @@ class TransformersClip:
         return self.model.get_image_features(pixel_values=inputs["pixel_values"].to(self.device))
 
     def text_features(self, prompts: Sequence[str]) -> Tensor:
-        inputs = self.processor(text=list(prompts), return_tensors="pt", padding=True, truncation=True)
-        return self.model.get_text_features(input_ids=inputs["input_ids"].to(self.device),
-                                            attention_mask=inputs["attention_mask"].to(self.device))
+        inputs = self.processor(text=list(prompts), return_tensors="pt", padding=True)
+        # torchmetrics' CLIPScore cuts token sequences longer than the model's positions (77) by slicing
+        limit = self.model.config.text_config.max_position_embeddings
+        ids, attention = inputs["input_ids"][..., :limit], inputs["attention_mask"][..., :limit]
+        return self.model.get_text_features(input_ids=ids.to(self.device), attention_mask=attention.to(self.device))
 
 
 def load_clip(folder: str | os.PathLike[str], device: str | torch.device = "cpu") -> TransformersClip:

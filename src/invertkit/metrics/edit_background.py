@@ -8,9 +8,12 @@ metric is computed over the whole masked image:
 - MSE = mean over all ``3 H W`` values (the blacked-out region counts in the denominator with
   zero error, so it is not the error per background pixel);
 - PSNR = ``10 log10(1 / MSE)``, data range 1;
-- SSIM: Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, over the whole masked image (torchmetrics'
-  reflect-padded map cropped by 5 px equals invertkit's ``metrics.ssim``);
-- LPIPS of the masked images at their own resolution (no resize).
+- SSIM: Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, over the whole masked image. torchmetrics up
+  to 1.2 (current when PIE-Bench was published; the official code pins no version) reflect-pads by
+  5 px and crops the 5-px border of the map again, which equals invertkit's ``metrics.ssim``; recent
+  torchmetrics (1.9 checked) averages the full reflect-padded map instead, a slightly different number;
+- LPIPS (SqueezeNet 1.1 backbone, torchmetrics ``net_type='squeeze'``) of the masked images at
+  their own resolution (no resize).
 
 These are invertkit's own metric functions (``psnr``, ``mse``, ``ssim``, ``lpips``) on the masked
 images; what differs from the official numbers is stated in :data:`BACKGROUND_PROTOCOL`.
@@ -43,9 +46,10 @@ BACKGROUND_PROTOCOL = {
     "psnr": "10 log10(1 / MSE) on [0, 1]; identical backgrounds (MSE = 0) report psnr_identical_db (100 dB) where "
     "the official torchmetrics call returns +inf",
     "mse": "mean over 3 x H x W of the masked images on [0, 1] (edited region counts with zero error)",
-    "ssim": "Gaussian 11 / sigma 1.5 / K1 0.01 / K2 0.03, data range 1, valid region (= torchmetrics SSIM)",
-    "lpips": "LPIPS v0.1 at the images' own size (512 px, no resize); invertkit has the AlexNet and VGG backbones, "
-    "the official code uses SqueezeNet (torchmetrics net_type='squeeze'): LPIPS is not comparable with the paper's",
+    "ssim": "Gaussian 11 / sigma 1.5 / K1 0.01 / K2 0.03, data range 1, 5-px border dropped (= torchmetrics <= 1.2 SSIM; "
+    "torchmetrics 1.9 keeps the reflect-padded border)",
+    "lpips": "LPIPS v0.1 at the images' own size (512 px, no resize), SqueezeNet 1.1 backbone as the official code "
+    "(torchmetrics net_type='squeeze'); --lpips-net alex / vgg give numbers not comparable with the paper's",
     "full_mask": "no background pixel -> NaN for all four, counted and excluded from means",
 }
 
@@ -59,14 +63,15 @@ class BackgroundScores:
 
 
 def background_scores(source: Tensor, edited: Tensor, edit_mask: Tensor, *, metrics: tuple[str, ...] = BACKGROUND_METRICS,
-                      lpips_net: str = "alex", psnr_identical_db: float = 100.0) -> BackgroundScores:
+                      lpips_net: str = "squeeze", psnr_identical_db: float = 100.0) -> BackgroundScores:
     """PIE-Bench background metrics of ``edited`` against ``source`` outside ``edit_mask``.
 
     Args:
         source, edited: ``N x 3 x H x W`` in [-1, 1] (quantised to uint8 before scoring).
         edit_mask: ``H x W``, ``N x H x W`` or ``N x 1 x H x W``; True / nonzero = edited region.
         metrics: a subset of ``("psnr", "lpips", "mse", "ssim")``.
-        lpips_net: ``"alex"`` or ``"vgg"`` (weights from the cache; absent -> NaN with a note).
+        lpips_net: ``"squeeze"`` (the official), ``"alex"`` or ``"vgg"`` (weights from the cache;
+            absent -> NaN with a note).
         psnr_identical_db: PSNR reported for identical backgrounds.
 
     Returns:

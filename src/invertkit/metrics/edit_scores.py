@@ -58,18 +58,18 @@ class EditScorers:
     """The networks behind the scores, and why any of them is missing.
 
     ``vit``: DINO ViT for the structure distance (None -> NaN); ``clip``: a :class:`ClipEncoder`
-    (None -> NaN); ``lpips_net``: ``"alex"`` / ``"vgg"``; ``unavailable``: column -> reason."""
+    (None -> NaN); ``lpips_net``: ``"squeeze"`` (the official) / ``"alex"`` / ``"vgg"``; ``unavailable``: column -> reason."""
 
     vit: DinoViT | None = None
     clip: ClipEncoder | None = None
-    lpips_net: str = "alex"
+    lpips_net: str = "squeeze"
     psnr_identical_db: float = 100.0
     pixel_scale: float = 255.0
     unavailable: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def create(cls, *, dino_arch: str = "vitb8", dino_weights: str | os.PathLike[str] | None = None,
-               clip_model: str | os.PathLike[str] | None = None, lpips_net: str = "alex",
+               clip_model: str | os.PathLike[str] | None = None, lpips_net: str = "squeeze",
                device: str | torch.device = "cpu", psnr_identical_db: float = 100.0,
                pixel_scale: float = 255.0) -> EditScorers:
         """Load what is available offline; each missing network is a recorded reason, not an error."""

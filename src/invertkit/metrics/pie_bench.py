@@ -235,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dino-arch", default="vitb8", help="DINO ViT for the structure distance (vits8, vitb8, vits16, vitb16)")
     p.add_argument("--dino-weights", default=None, help="its dino_*_pretrain.pth / .safetensors (default: torch hub cache)")
     p.add_argument("--clip-model", default=None, help="local transformers CLIP folder (needs transformers); absent -> CLIP columns nan")
-    p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg"), help="LPIPS backbone (the official code uses squeeze)")
+    p.add_argument("--lpips-net", default="squeeze", choices=("squeeze", "alex", "vgg"),
+                   help="LPIPS backbone (default squeeze, as the official code; needs torchvision's squeezenet1_1-b8a52dc0.pth)")
     p.add_argument("--metrics", nargs="+", default=list(COLUMNS), choices=COLUMNS, metavar="METRIC",
                    help=f"columns to compute (default all: {', '.join(COLUMNS)})")
     p.add_argument("--categories", nargs="+", default=None, help="editing_type_id values to score (default all)")
