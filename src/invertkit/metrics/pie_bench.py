@@ -144,13 +144,13 @@ def iter_pie_bench(bench_dir: str | os.PathLike[str], edited_dir: str | os.PathL
     scorers = scorers if scorers is not None else EditScorers()
     wanted = None if categories is None else {str(c) for c in categories}
     for key, item in mapping.items():
+        if wanted is not None and isinstance(item, dict) and item.get("editing_type_id") not in wanted:
+            continue  # another category: not scored, so not checked either
         row: dict[str, object] = {"id": key, "image_path": "", "editing_type_id": "", "status": "ok", "note": ""}
         row.update({c: math.nan for c in columns})
         try:
             image_path, source_prompt, target_prompt, type_id, rle = _entry_fields(key, item)
             row["image_path"], row["editing_type_id"] = image_path, type_id
-            if wanted is not None and type_id not in wanted:
-                continue
             mask = decode_rle(rle, PIE_SIZE, clip_runs=clip_mask_runs, where=f"{MAPPING_FILE} entry {short_repr(key, 40)}")
             source = read_rgb(bench / IMAGES_FOLDER / image_path)
             if tuple(source.shape[-2:]) != PIE_SIZE:
