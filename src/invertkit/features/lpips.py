@@ -2,13 +2,15 @@
 
 Same maths as the reference ``lpips`` package v0.1: inputs in [-1, 1] are shifted and scaled per
 channel (shift -0.030/-0.088/-0.188, scale 0.458/0.448/0.450), passed through an ImageNet backbone,
-the five ReLU taps are unit-normalised over channels (``f / (||f|| + 1e-10)``), the squared
+the ReLU taps (five; seven for SqueezeNet) are unit-normalised over channels (``f / (||f|| + 1e-10)``), the squared
 difference of the two images' taps is weighted per channel by the published linear head (a 1x1 conv
-without bias), averaged over space and summed over the five taps.
+without bias), averaged over space and summed over the taps.
 
 Backbones are torchvision's ImageNet files, loaded by key (``features.N.weight/bias``; the
 classifier is ignored): AlexNet ``alexnet-owt-7be5be79.pth`` (taps after features.1/4/7/9/11) and
-VGG16 ``vgg16-397923af.pth`` (taps relu1_2/2_2/3_3/4_3/5_3 = after features.3/8/15/22/29). They
+VGG16 ``vgg16-397923af.pth`` (taps relu1_2/2_2/3_3/4_3/5_3 = after features.3/8/15/22/29) and
+SqueezeNet 1.1 ``squeezenet1_1-b8a52dc0.pth`` (``features.N.squeeze/expand1x1/expand3x3``; taps after
+features.1/4/7/9/10/11/12; the backbone of PIE-Bench's LPIPS, torchmetrics ``net_type='squeeze'``). They
 are not reachable offline: pass a path or put the file in torch's hub cache. The heads
 (``lin{k}.model.1.weight``) come from the ``lpips`` wheel (never imported) or a given path.
 """
@@ -24,7 +26,7 @@ from torch import Tensor, nn
 from ..errors import CheckpointError, ConfigError, ImageError
 from ..store.tensorfiles import load_into, read_state_dict
 from .ops import device_key, unit_normalize
-from .weights import ALEXNET, LPIPS_HEADS, VGG16, WeightFile, find_weight, resolve_weight
+from .weights import ALEXNET, LPIPS_HEADS, SQUEEZENET1_1, VGG16, WeightFile, find_weight, resolve_weight
 
 MIN_SIZE = 32  # AlexNet's stride-4 stem and two pools leave 1x1 maps at 32 px
 
@@ -33,6 +35,7 @@ MIN_SIZE = 32  # AlexNet's stride-4 stem and two pools leave 1x1 maps at 32 px
 _NETS: dict[str, tuple[tuple[int, ...], tuple[int, ...], WeightFile]] = {
     "alex": ((64, 192, 384, 256, 256), (1, 4, 7, 9, 11), ALEXNET),
     "vgg": ((64, 128, 256, 512, 512), (3, 8, 15, 22, 29), VGG16),
+    "squeeze": ((64, 128, 256, 384, 384, 512, 512), (1, 4, 7, 9, 10, 11, 12), SQUEEZENET1_1),
 }
 
 _SHIFT = (-0.030, -0.088, -0.188)
@@ -64,6 +67,34 @@ def _vgg16_features() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class _Fire(nn.Module):
+    """torchvision's SqueezeNet Fire module: 1x1 squeeze, then 1x1 and 3x3 expands concatenated (ReLU after each)."""
+
+    def __init__(self, cin: int, squeeze: int, expand: int) -> None:
+        super().__init__()
+        self.squeeze = nn.Conv2d(cin, squeeze, 1)
+        self.expand1x1 = nn.Conv2d(squeeze, expand, 1)
+        self.expand3x3 = nn.Conv2d(squeeze, expand, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = torch.relu(self.squeeze(x))
+        return torch.cat([torch.relu(self.expand1x1(x)), torch.relu(self.expand3x3(x))], 1)
+
+
+def _squeezenet11_features() -> nn.Sequential:
+    """torchvision's ``squeezenet1_1().features`` (13 modules; LPIPS taps after 1, 4, 7, 9, 10, 11, 12)."""
+    pool = lambda: nn.MaxPool2d(3, 2, ceil_mode=True)  # noqa: E731
+    return nn.Sequential(
+        nn.Conv2d(3, 64, 3, 2), nn.ReLU(), pool(),
+        _Fire(64, 16, 64), _Fire(128, 16, 64), pool(),
+        _Fire(128, 32, 128), _Fire(256, 32, 128), pool(),
+        _Fire(256, 48, 192), _Fire(384, 48, 192), _Fire(384, 64, 256), _Fire(512, 64, 256),
+    )  # fmt: skip
+
+
+_BACKBONES = {"alex": _alexnet_features, "vgg": _vgg16_features, "squeeze": _squeezenet11_features}
+
+
 class LPIPS(nn.Module):
     """LPIPS distance module; build it with :func:`load_lpips`.
 
@@ -77,7 +108,7 @@ class LPIPS(nn.Module):
             raise ConfigError(f"unknown LPIPS network {net!r}; known: {', '.join(_NETS)}")
         self.net = net
         self.channels, self.taps, _ = _NETS[net]
-        self.backbone = _alexnet_features() if net == "alex" else _vgg16_features()
+        self.backbone = _BACKBONES[net]()
         for k, c in enumerate(self.channels):
             self.register_buffer(f"head{k}", torch.zeros(c))
         self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1), persistent=False)
@@ -120,11 +151,12 @@ def load_lpips(
     head_path: str | os.PathLike[str] | None = None,
     device: str | torch.device = "cpu",
 ) -> LPIPS:
-    """LPIPS v0.1 with an AlexNet (``"alex"``) or VGG16 (``"vgg"``) backbone, eval mode, frozen.
+    """LPIPS v0.1 with an AlexNet (``"alex"``), VGG16 (``"vgg"``) or SqueezeNet 1.1 (``"squeeze"``) backbone,
+    eval mode, frozen.
 
     Args:
         backbone_path: torchvision's ImageNet file (``alexnet-owt-7be5be79.pth`` /
-            ``vgg16-397923af.pth``) or any file with the same ``features.N`` keys; when None it is
+            ``vgg16-397923af.pth`` / ``squeezenet1_1-b8a52dc0.pth``) or any file with the same ``features.N`` keys; when None it is
             looked up in torch's hub cache and ``$INVERTKIT_HOME``.
         head_path: the LPIPS linear heads (``lpips/weights/v0.1/<net>.pth``); when None, the caches,
             then the installed ``lpips`` wheel.

@@ -55,6 +55,10 @@ VGG16 = WeightFile(
     name="vgg16-397923af.pth",
     url="https://download.pytorch.org/models/vgg16-397923af.pth",
 )
+SQUEEZENET1_1 = WeightFile(
+    name="squeezenet1_1-b8a52dc0.pth",
+    url="https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth",
+)
 # The LPIPS v0.1 linear heads ship inside the `lpips` wheel; in a cache folder they go by these names.
 LPIPS_HEADS = {
     net: WeightFile(
@@ -64,7 +68,7 @@ LPIPS_HEADS = {
         package_path=f"weights/v0.1/{net}.pth",
         pip="pip install --no-deps lpips==0.1.4",
     )
-    for net in ("alex", "vgg")
+    for net in ("alex", "vgg", "squeeze")
 }
 
 

@@ -3,6 +3,8 @@
 Protocol (printed into every run.json, see :data:`PROTOCOL`): images are quantised to uint8 first,
 as users see them, then scored on [0, 1]; PSNR = 10 log10(1 / MSE); SSIM with an 11-tap Gaussian
 window (sigma 1.5); LPIPS (AlexNet) at 256 px; perceptual = ImageNet MobileNetV2 feature distance.
+PIE-Bench's edit scores (structure distance, background metrics outside the edit mask, CLIP
+similarity) are in ``edit_scores`` / ``pie_bench`` (``python -m invertkit.metrics.pie_bench``).
 ``METRICS`` maps names to ``fn(a, b) -> [N]``; ``available_metrics()`` lists those that can run here.
 """
 
@@ -17,6 +19,8 @@ from .distribution import (
     kid,
     kid_score,
 )
+from .edit_masks import decode_rle, load_mask
+from .edit_scores import EditScorers, score_edit
 from .identity import IDENTITY_PROTOCOL, IdentitySimilarity, identity_similarity
 from .lpips import LPIPSMetric, lpips
 from .mse_mae import MAE, MSE, mae, mse
@@ -26,6 +30,7 @@ from .protocol import PROTOCOL, finite_rows, quantize
 from .psnr import PSNR, psnr
 from .registry import HIGHER_IS_BETTER, METRICS, available_metrics
 from .ssim import SSIM, ssim
+from .structure_distance import structure_distance
 
 PROTOCOL = {
     **PROTOCOL,
@@ -36,6 +41,7 @@ PROTOCOL = {
 
 __all__ = [
     "DISTRIBUTION_PROTOCOL",
+    "EditScorers",
     "HIGHER_IS_BETTER",
     "IDENTITY_PROTOCOL",
     "IdentitySimilarity",
@@ -49,6 +55,7 @@ __all__ = [
     "identity_similarity",
     "kid",
     "kid_score",
+    "load_mask",
     "nscd",
     "nscd_of_samples",
     "LPIPSMetric",
@@ -60,11 +67,14 @@ __all__ = [
     "Perceptual",
     "SSIM",
     "available_metrics",
+    "decode_rle",
     "lpips",
     "mae",
     "mse",
     "perceptual",
     "psnr",
     "quantize",
+    "score_edit",
     "ssim",
+    "structure_distance",
 ]

@@ -2,7 +2,7 @@
 
 Protocol: images quantised to uint8, mapped back to [-1, 1], then resized bilinearly to 256 x 256
 (antialiased when shrinking; no resize when already 256 x 256; non-square images are stretched),
-and scored with the AlexNet variant unless ``net="vgg"`` is asked. Lower is better. The backbone
+and scored with the AlexNet variant unless ``net="vgg"`` or ``"squeeze"`` is asked. Lower is better. The backbone
 weights (torchvision's ``alexnet-owt-7be5be79.pth`` / ``vgg16-397923af.pth``) must be in torch's hub
 cache or ``$INVERTKIT_HOME``; otherwise a CheckpointError says where to put them.
 """
