@@ -131,3 +131,6 @@ def test_edit_with_prompt_to_prompt_writes_strips_and_report(setup, tmp_path, ca
     assert main(["edit", str(run), "-g", f"diffusers:{folder}", "--edit-prompt", "dog", "--controller", "magic",
                  "--out", str(tmp_path / "e3")]) == 2
     assert main(["edit", str(run), "-g", f"diffusers:{folder}", "--out", str(tmp_path / "e4")]) == 2
+    assert main(["edit", str(run), "-g", f"diffusers:{folder}", "--edit-prompt", "dog", "--controller", "pnp",
+                 "--feature-layer", "up_blocks.0.resnets.1", "--out", str(tmp_path / "e5")]) == 0
+    assert (tmp_path / "e5" / "im2_pnp_dog.png").is_file()

@@ -21,7 +21,8 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--edit-prompt", default=None, help="edit prompts, comma-separated (diffusion runs; replaces --direction)")
     g.add_argument("--prompt", default=None, help="the source prompt (default: the inversion's prompt)")
     g.add_argument("--controller", default="p2p",
-                   help="attention control: p2p (word swap), p2p-refine (words added/removed), none (default p2p)")
+                   help="attention control: p2p (word swap), p2p-refine (words added/removed), pnp (plug-and-play, UNets), "
+                   "share (RF-Solver-Edit/FireFlow value sharing, FLUX/SD3), none (default p2p)")
     g.add_argument("--cross-steps", type=float, default=0.8, help="p2p: share of steps with the source's cross-attention (default 0.8)")
     g.add_argument("--self-steps", type=float, default=0.4, help="p2p: share of steps with the source's self-attention (default 0.4)")
     g.add_argument("--blend", default=None, metavar="SOURCE_WORDS:TARGET_WORDS",
@@ -29,6 +30,10 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--blend-threshold", type=float, default=0.3, help="p2p local blending cut of the normalised maps (default 0.3)")
     g.add_argument("--reweight", action="append", default=[], metavar="WORD=SCALE",
                    help="p2p: scale the attention to a target word, e.g. --reweight thick=2 (repeatable)")
+    g.add_argument("--feature-steps", type=float, default=0.8, help="pnp: share of steps with injected decoder features (default 0.8)")
+    g.add_argument("--attention-steps", type=float, default=0.5, help="pnp: share of steps with injected self-attention (default 0.5)")
+    g.add_argument("--feature-layer", default="up_blocks.1.resnets.1", help="pnp: the decoder ResNet block whose features are injected")
+    g.add_argument("--inject-steps", type=int, default=2, help="share: sampling steps with the source's attention values (default 2)")
     g.add_argument("--guidance", type=float, default=None, help="guidance scale of the edit (default: the inversion's)")
     g.add_argument("--prompt-embeds", default=None, help="a safetensors file of named prompt embeddings to add")
 
@@ -69,7 +74,9 @@ def options(args: argparse.Namespace):  # noqa: ANN201
     P2POptions(cross_steps=args.cross_steps, self_steps=args.self_steps, blend_threshold=args.blend_threshold)  # range checks
     return PromptEditOptions(controller=args.controller, cross_steps=args.cross_steps, self_steps=args.self_steps,
                              blend=_blend(args.blend), blend_threshold=args.blend_threshold,
-                             reweight=_reweight(args.reweight), guidance=args.guidance)
+                             reweight=_reweight(args.reweight), guidance=args.guidance,
+                             feature_steps=args.feature_steps, attention_steps=args.attention_steps,
+                             feature_layer=args.feature_layer, inject_steps=args.inject_steps)
 
 
 def _source_image(run_dir: Path, stem: str, like: torch.Tensor) -> torch.Tensor | None:
@@ -110,7 +117,9 @@ def run(args: argparse.Namespace) -> int:
     record: dict[str, Any] = {"source": str(args.latents), "generator": G.describe(), "controller": opts.controller,
                               "options": {"cross_steps": opts.cross_steps, "self_steps": opts.self_steps,
                                           "blend": opts.blend, "blend_threshold": opts.blend_threshold,
-                                          "reweight": opts.reweight, "guidance": opts.guidance},
+                                          "reweight": opts.reweight, "guidance": opts.guidance,
+                                          "feature_steps": opts.feature_steps, "attention_steps": opts.attention_steps,
+                                          "feature_layer": opts.feature_layer, "inject_steps": opts.inject_steps},
                               "source_prompt": args.prompt, "edits": [], "failures": {}}
     report: list[ReportItem] = []
     run_dir = Path(args.latents)

@@ -5,6 +5,10 @@ Controllers (``CONTROLLERS``):
 
 - ``p2p``: Prompt-to-Prompt word swap (cross-attention replace; prompts of equal token count);
 - ``p2p-refine``: Prompt-to-Prompt refinement (words added or removed, aligned);
+- ``pnp``: plug-and-play (Tumanyan et al.): the source's decoder features and self-attention queries and
+  keys injected into the target (any diffusers UNet);
+- ``share``: RF-Solver-Edit / FireFlow value sharing: the source's attention values in the later
+  transformer blocks for the first steps (FLUX, SD3 flow models);
 - ``none``: both branches without control (the edit is the inverted state sampled with the new prompt,
   ``regenerate``'s edit, run beside its source).
 
@@ -20,7 +24,8 @@ from typing import Any
 
 from torch import Tensor
 
-from ..diffusion.attention import AttentionEditResult, Controller, P2POptions, PromptToPrompt, attention_edit
+from ..diffusion.attention import (AttentionEditResult, Controller, P2POptions, PlugAndPlay, PnPOptions, PromptToPrompt,
+                                   ShareOptions, ValueSharing, attention_edit)
 from ..diffusion.model import DiffusionModel
 from ..diffusion.state import DiffusionState, Setup
 from ..errors import ConfigError
@@ -36,7 +41,9 @@ class PromptEditOptions:
     ``controller``: a name of ``CONTROLLERS``; ``cross_steps`` / ``self_steps``: fractions of the sampling
     steps on which the source's cross- / self-attention is injected (P2P); ``blend``: local blending
     words ``(source words, target words)``; ``blend_threshold``; ``reweight``: ``{target word: scale}``;
-    ``guidance``: the sampling scale (None: the inversion's).
+    ``guidance``: the sampling scale (None: the inversion's). PnP: ``feature_steps`` / ``attention_steps``
+    (fractions of the steps with injected features / self-attention) and ``feature_layer``; value
+    sharing: ``inject_steps`` (steps with the source's values).
     """
 
     controller: str = "p2p"
@@ -46,6 +53,10 @@ class PromptEditOptions:
     blend_threshold: float = 0.3
     reweight: dict[str, float] = field(default_factory=dict)
     guidance: float | None = None
+    feature_steps: float = 0.8
+    attention_steps: float = 0.5
+    feature_layer: str = "up_blocks.1.resnets.1"
+    inject_steps: int = 2
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,11 @@ def _p2p(mode: str) -> Callable[[EditContext, PromptEditOptions], Controller]:
 CONTROLLERS: dict[str, tuple[str, Callable[[EditContext, PromptEditOptions], Controller]]] = {
     "p2p": ("Prompt-to-Prompt word swap (cross-attention replace, self-attention injection)", _p2p("replace")),
     "p2p-refine": ("Prompt-to-Prompt refinement (words added or removed)", _p2p("refine")),
+    "pnp": ("plug-and-play: source decoder features and self-attention injected (diffusers UNets)",
+            lambda ctx, o: PlugAndPlay(PnPOptions(feature_steps=o.feature_steps, attention_steps=o.attention_steps,
+                                                  feature_layer=o.feature_layer), ctx.steps)),
+    "share": ("RF-Solver-Edit / FireFlow: source attention values shared in the later blocks (FLUX, SD3)",
+              lambda ctx, o: ValueSharing(ShareOptions(inject_steps=o.inject_steps))),
     "none": ("no attention control: the inverted state sampled with the edit prompt", lambda ctx, o: Controller()),
 }
 
