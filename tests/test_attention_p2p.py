@@ -36,7 +36,7 @@ def controller(G, result, target, **kw):
                           G.prompt_words(s.options.prompt), G.prompt_words(target))
 
 
-@pytest.mark.parametrize("method,options", [("ddim", {}), ("nulltext", {"inner_steps": 2}), ("ddpm-ef", {}), ("edict", {}),
+@pytest.mark.parametrize("method,options", [("ddim", {}), ("nulltext", {"inner_steps": 2}), ("ddpm-ef", {}), ("edict", {}), ("bdia", {}), ("renoise", {}),
                                             ("negprompt", {})])
 def test_equal_prompts_reproduce_the_reconstruction(model, method, options):
     G = model
