@@ -123,6 +123,12 @@ def run(args: argparse.Namespace) -> int:
                               "source_prompt": args.prompt, "edits": [], "failures": {}}
     report: list[ReportItem] = []
     run_dir = Path(args.latents)
+    # the source branch reconstructs the image only with the inversion's prompt and guidance
+    first = items[0][1] if items else None
+    same = first is None or ((opts.guidance is None or opts.guidance == first.options.guidance)
+                             and (args.prompt is None or args.prompt == first.options.prompt))
+    branch = "reconstruction" if same else "source branch"
+    record["source_branch"] = branch
     for stem, result in items:
         try:
             extras: dict[str, torch.Tensor] = {}
@@ -131,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                 edit = prompt_edit(G, result, prompt, opts, source_prompt=args.prompt)
                 recon = edit.source[0].cpu()
                 frames = [recon, edit.edited[0].cpu()]
-                labels = ["reconstruction", f"edit: {prompt or 'null'}"]
+                labels = [branch, f"edit: {prompt or 'null'}"]
                 source = _source_image(run_dir, stem, recon)
                 if source is not None:
                     frames, labels = [source, *frames], ["source", *labels]
@@ -156,9 +162,10 @@ def run(args: argparse.Namespace) -> int:
                           f"edit prompts {', '.join(p or 'null' for p in targets)}",
                  items=report, summary={"controller": opts.controller, "edits": str(len(record["edits"])),
                                         "failures": str(len(record["failures"]))},
-                 failures=record["failures"] or None,
-                 notes=["Each row: the source image, the source branch's reconstruction, then the edits "
-                        "(and the local-blend mask, white where the edit may change the image)."])
+                 failures=record["failures"] or None, pair_labels=("source", branch),
+                 notes=["Each row: the source image, the source branch (the reconstruction when the edit runs at "
+                        "the inversion's prompt and guidance), then the edits (and the local-blend mask, white "
+                        "where the edit may change the image)."])
     _write(out, record)
     print(f"wrote {len(record['edits'])} edit strip(s), edits.json and report.html to {out}"
           + (f" ({len(record['failures'])} image(s) failed)" if record["failures"] else ""))

@@ -120,22 +120,26 @@ def render_report(
     curves: dict[str, Sequence[float]] | None = None,
     failures: dict[str, str] | None = None,
     notes: Sequence[str] = (),
+    pair_labels: tuple[str, str] = ("target", "reconstruction"),
 ) -> str:
-    """HTML text of the report (see :func:`write_report`)."""
+    """HTML text of the report (see :func:`write_report`); ``pair_labels`` name each item's first two
+    images (the edit report: source image and source branch)."""
     h = html.escape
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{h(title)}</title><style>{CSS}</style></head><body>"]
     out.append(f"<h1>{h(title)}</h1><p class='sub'>{h(subtitle)}</p>")
     out.append("<table>" + "".join(f"<tr><th>{h(k)}</th><td>{h(v)}</td></tr>" for k, v in summary.items()) + "</table>")
 
-    out.append("<h2>Target | reconstruction</h2><div class='pairs'>")
+    first, second = (h(x) for x in pair_labels)
+    heading = f"{first} | {second}" + (" | " + " | ".join(h(k) for k in items[0].extras) if items and items[0].extras else "")
+    out.append(f"<h2>{heading[0].upper() + heading[1:]}</h2><div class='pairs'>")
     for it in items:
         caption = " · ".join(f"{k} {_num(v, 2)}" if isinstance(v, float) else f"{k} {v}" for k, v in it.metrics.items())
         out.append(
             "<div class='pair'>"
-            f"<img alt='target' src='{png_data_uri(tensor_to_pil(it.target))}'>"
-            f"<img alt='reconstruction' src='{png_data_uri(tensor_to_pil(it.reconstruction))}'>"
+            f"<img alt='{first}' src='{png_data_uri(tensor_to_pil(it.target))}'>"
+            f"<img alt='{second}' src='{png_data_uri(tensor_to_pil(it.reconstruction))}'>"
             + "".join(f"<img alt='{h(k)}' src='{png_data_uri(tensor_to_pil(v))}'>" for k, v in it.extras.items())
-            + f"<div class='lbl'>target &nbsp;|&nbsp; reconstruction{''.join(' &nbsp;|&nbsp; ' + h(k) for k in it.extras)}</div>"
+            + f"<div class='lbl'>{first} &nbsp;|&nbsp; {second}{''.join(' &nbsp;|&nbsp; ' + h(k) for k in it.extras)}</div>"
             f"<div class='cap'><b>{h(it.name)}</b><br>{h(caption)}</div></div>"
         )
     out.append("</div>")
