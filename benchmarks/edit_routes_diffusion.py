@@ -1,12 +1,13 @@
 """The diffusion routes of ``edit_benchmark.py``: Prompt-to-Prompt word swap on the shipped text-token
 MNIST diffusion model (``diffusion-mnist32``) after Direct Inversion or null-text inversion.
 
-Each digit is described by its own words, computed from the image as the model's training prompts were
-(``invertkit.diffusion.train_mnist.digit_words``: the digit's name, then ``thin/medium/thick`` and
-``left/upright/right`` from its Morpho-MNIST thickness and slant), e.g. ``three thick right``; the edit
-prompt swaps the digit's word only (``eight thick right``), so the words that describe what should not
-change stay in both prompts. Digits are inverted in groups that share a prompt, with guidance
-``GUIDANCE`` and ``STEPS`` steps, then edited with ``invertkit edit``'s P2P controller (replace). The one
+The source prompt is the digit's word (``three``; the model was trained with attribute words dropped
+30% of the time, so a lone digit word is in its distribution) and the edit prompt the target's
+(``eight``): a pure word swap. ``DESCRIBE = True`` adds the thickness and slant words computed from the
+image as the training prompts were (``invertkit.diffusion.train_mnist.digit_words``: ``three thick
+right`` -> ``eight thick right``), at the cost of inverting in many small groups (one per prompt).
+Digits are inverted in groups that share a prompt, with guidance ``GUIDANCE`` and ``STEPS`` steps, then
+edited with ``invertkit edit``'s P2P controller (replace). The one
 tuned setting, the share of steps with the source's cross-attention (``cross_steps``), is chosen on the
 calibration digits (MNIST 4000-4199) by the same kind of rule as the GAN strength: the largest value
 (most of the source kept) in the grid whose calibration success reaches the bar, else the most successful.
@@ -30,6 +31,7 @@ CROSS_GRID = [0.8, 0.6, 0.4, 0.2]  # most preserving first
 SELF_STEPS = 0.4  # the P2P paper's default
 SUCCESS_BAR = 0.8
 METHODS = {"direct": {}, "nulltext": {"inner_steps": 10}}
+DESCRIBE = False
 
 
 def _model(ctx: Any):  # noqa: ANN401, ANN202
@@ -48,7 +50,7 @@ def _prompts(ctx: Any, images: Tensor, labels: Tensor, targets: Tensor) -> tuple
 
     _, thick, slant = _model(ctx)
     ids, _ = digit_words(images, labels, thick, slant)
-    src = [" ".join(VOCABULARY[int(i)] for i in row) for row in ids]
+    src = [" ".join(VOCABULARY[int(i)] for i in (row if DESCRIBE else row[:1])) for row in ids]
     tgt = [" ".join([VOCABULARY[1 + int(k)], *s.split()[1:]]) for s, k in zip(src, targets.tolist(), strict=True)]
     return src, tgt
 
