@@ -25,11 +25,12 @@ from torch import Tensor
 
 from invertkit.editing.digit_judge import classify_digits, crop_32_to_28, pad_28_to_32
 
-STEPS = 25
+STEPS = 20
 GUIDANCE = 5.0
 CROSS_GRID = [0.8, 0.6, 0.4, 0.2]  # most preserving first
 SELF_STEPS = 0.4  # the P2P paper's default
 SUCCESS_BAR = 0.8
+CALIBRATION_DIGITS = 100  # the first 100 calibration digits not already of their target (sampling cost)
 METHODS = {"direct": {}, "nulltext": {"inner_steps": 10}}
 DESCRIBE = False
 
@@ -101,9 +102,9 @@ def p2p_route(sources: Tensor, targets: Tensor, ctx: Any, *, method: str,  # noq
     _model(ctx)
     cx, ct, cl = ctx.calibration()
     eligible = classify_digits(ctx.classifier, cx) != ct
-    cx, ct, cl = cx[eligible], ct[eligible], cl[eligible]
+    cx, ct, cl = cx[eligible][:CALIBRATION_DIGITS], ct[eligible][:CALIBRATION_DIGITS], cl[eligible][:CALIBRATION_DIGITS]
     c_src, c_tgt = _prompts(ctx, cx, cl, ct)
-    c_inv = _invert_groups(ctx, f"calib-{int(eligible.sum())}", cx, c_src, method)
+    c_inv = _invert_groups(ctx, f"calib-{cx.shape[0]}", cx, c_src, method)
     curve = []
     for cross in CROSS_GRID:
         edited, _ = _edit(ctx, c_inv, c_tgt, cx.shape[0], cross, blend)
@@ -121,7 +122,7 @@ def p2p_route(sources: Tensor, targets: Tensor, ctx: Any, *, method: str,  # noq
                     + ("; local blend on the digit words" if blend else ""),
             "strength": cross, "strength_units": "cross_steps (share of steps with the source's cross-attention)",
             "self_steps": SELF_STEPS, "example_prompts": sorted(set(zip(src, tgt, strict=True)))[:3],
-            "calibration": {"digits": "MNIST test 4000-4199, those not already of their target",
+            "calibration": {"digits": f"the first {CALIBRATION_DIGITS} of MNIST test 4000-4199 not already of their target",
                             "rule": f"the largest cross_steps of {CROSS_GRID} with success >= {SUCCESS_BAR}, else the most successful",
                             "curve": curve},
             "setup_seconds": round(setup, 2)}

@@ -141,6 +141,7 @@ def prompt_edit(G: Generator, result: InversionResult, target_prompt: str, optio
     controller, setup, state = build_controller(G, result, target_prompt, o, source_prompt=source_prompt)
     assert isinstance(result, DiffusionInversion)
     out: AttentionEditResult = attention_edit(setup.G, result.diffusion_method, setup, state, controller,
-                                              target_prompt=target_prompt, guidance=o.guidance)
+                                              target_prompt=target_prompt, guidance=o.guidance,
+                                              source_prompt=setup.options.prompt)
     mask = controller.mask if isinstance(controller, PromptToPrompt) else None
     return PromptEdit(out.source, out.edited, mask, out.nfe)

@@ -47,16 +47,20 @@ def network_of(G: DiffusionModel, dtype: torch.dtype) -> torch.nn.Module:
 
 @torch.no_grad()
 def attention_edit(G: DiffusionModel, method: str, setup: Setup, state: DiffusionState, controller: Controller, *,
-                   target_prompt: str, guidance: float | None = None) -> AttentionEditResult:
+                   target_prompt: str | Tensor, guidance: float | None = None,
+                   source_prompt: str | Tensor | None = None) -> AttentionEditResult:
     """Edit the images of ``state`` (inverted by ``method`` with ``setup``) toward ``target_prompt`` under
-    ``controller``; ``guidance`` defaults to the inversion's scale."""
+    ``controller``; ``guidance`` defaults to the inversion's scale. Prompts are names (or sentences of a
+    word-table model) or embeddings, one ``[tokens, width]`` for all images or ``[n, tokens, width]`` one
+    per image; ``source_prompt`` defaults to the inversion's prompt (its ``setup.guidance.cond``)."""
     spec = SAMPLERS.get(method)
     if spec.family != G.family:
         raise ConfigError(f"method {method!r} samples {spec.family} models; {G.name} is a {G.family} model")
     opts = setup.options
     scale = float(opts.guidance if guidance is None else guidance)
     dt = setup.dtype
-    source, target = G.cond(opts.prompt, dt), G.cond(target_prompt, dt)
+    source = setup.guidance.cond if source_prompt is None else G.cond(source_prompt, dt)
+    target = G.cond(target_prompt, dt)
     branches = Branches(source, target)
     g = Guidance(cond=branches) if scale == 1.0 else Guidance(cond=branches, uncond=G.cond(opts.negative, dt), scale=scale)
     both = DiffusionState.concat([state, spec.branch(state)])
