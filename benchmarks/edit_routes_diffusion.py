@@ -5,9 +5,9 @@ The source prompt is the digit's word (``three``; the model was trained with att
 30% of the time, so a lone digit word is in its distribution) and the edit prompt the target's
 (``eight``): a pure word swap. ``DESCRIBE = True`` adds the thickness and slant words computed from the
 image as the training prompts were (``invertkit.diffusion.train_mnist.digit_words``: ``three thick
-right`` -> ``eight thick right``), at the cost of inverting in many small groups (one per prompt).
-Digits are inverted in groups that share a prompt, with guidance ``GUIDANCE`` and ``STEPS`` steps, then
-edited with ``invertkit edit``'s P2P controller (replace). The one
+right`` -> ``eight thick right``). All digits are inverted in one batch, each with its own prompt
+embedding, with guidance ``GUIDANCE`` and ``STEPS`` steps, then edited in one batch by the P2P
+controller (replace) of ``invertkit edit``. The one
 tuned setting, the share of steps with the source's cross-attention (``cross_steps``), is chosen on the
 calibration digits (MNIST 4000-4199) by the same kind of rule as the GAN strength: the largest value
 (most of the source kept) in the grid whose calibration success reaches the bar, else the most successful.
@@ -56,42 +56,49 @@ def _prompts(ctx: Any, images: Tensor, labels: Tensor, targets: Tensor) -> tuple
     return src, tgt
 
 
-def _invert_groups(ctx: Any, key: str, images: Tensor, prompts: list[str], method: str) -> dict[str, tuple[list[int], Any]]:
-    """Invert every group of digits sharing a prompt (cached under ``key``): prompt -> (rows, result)."""
+def _embeds(G: Any, prompts: list[str]) -> Tensor:  # noqa: ANN401
+    """One prompt embedding per image, ``[N, tokens, width]`` (the model's word table)."""
+    return torch.stack([G.cond(p) for p in prompts])
+
+
+def _invert(ctx: Any, key: str, images: Tensor, prompts: list[str], method: str):  # noqa: ANN202, ANN401
+    """Invert all digits in one batch, each with its own prompt (cached under ``key``): ``(setup, state)``.
+
+    ``invertkit.invert`` takes one prompt per call; a batch of per-image prompts goes one level down:
+    the method's own ``invert(setup)`` on a setup whose guidance holds one embedding per image."""
     cache_key = f"{key}-{method}"
     if cache_key not in ctx.cache:
-        from invertkit.methods import invert
+        import importlib
+
+        from invertkit.diffusion.guidance import Guidance
+        from invertkit.diffusion.state import SAMPLERS, make_setup
 
         G, _, _ = _model(ctx)
-        x = pad_28_to_32(images)
-        groups: dict[str, list[int]] = {}
-        for i, p in enumerate(prompts):
-            groups.setdefault(p, []).append(i)
-        ctx.cache[cache_key] = {p: (rows, invert(G, x[rows], method, prompt=p, steps=STEPS, guidance=GUIDANCE,
-                                                 **METHODS[method]))
-                                for p, rows in groups.items()}
+        opts = SAMPLERS.get(method).options(steps=STEPS, guidance=GUIDANCE, **METHODS[method])
+        g = Guidance(cond=_embeds(G, prompts), uncond=G.cond(""), scale=GUIDANCE)
+        setup = make_setup(G, opts, pad_28_to_32(images), guidance=g)
+        setup.image_ids = list(range(images.shape[0]))
+        module = importlib.import_module(f"invertkit.methods.diffusion.{method}")
+        with torch.no_grad():
+            ctx.cache[cache_key] = (setup, module.invert(setup))
     return ctx.cache[cache_key]
 
 
-def _edit(ctx: Any, inverted: dict[str, tuple[list[int], Any]], edit_prompts: list[str], n: int, cross: float,
+def _edit(ctx: Any, method: str, inverted: Any, edit_prompts: list[str], cross: float,  # noqa: ANN401
           blend: bool) -> tuple[Tensor, Tensor]:
-    """Edits and reconstructions ``[n, 1, 28, 28]`` of the inverted groups (a group splits further by edit prompt)."""
-    from invertkit.editing.prompt_edit import PromptEditOptions, prompt_edit
+    """Edits and reconstructions ``[N, 1, 28, 28]``: P2P replace (identity token map: the prompts differ in
+    the digit's word only) with each image's own source and edit prompts, all in one batch."""
+    from invertkit.diffusion.attention import P2POptions, PromptToPrompt, attention_edit
 
     G, _, _ = _model(ctx)
-    edits, recons = torch.empty(n, 1, 28, 28), torch.empty(n, 1, 28, 28)
-    for src, (rows, result) in inverted.items():
-        by_target: dict[str, list[int]] = {}
-        for j, i in enumerate(rows):
-            by_target.setdefault(edit_prompts[i], []).append(j)
-        for tgt, js in by_target.items():
-            words = (src.split()[0],), (tgt.split()[0],)
-            opts = PromptEditOptions(controller="p2p", cross_steps=cross, self_steps=SELF_STEPS, guidance=GUIDANCE,
-                                     blend=words if blend else None)
-            out = prompt_edit(G, result.select(js), tgt, opts)
-            idx = torch.tensor([rows[j] for j in js])
-            edits[idx], recons[idx] = crop_32_to_28(out.edited.cpu()), crop_32_to_28(out.source.cpu())
-    return edits, recons
+    setup, state = inverted
+    tokens = int(setup.guidance.cond.shape[-2])
+    # the digit's word is row 0 of every prompt, so local blending names it by that row for all images
+    rows = ["digit"] + [""] * (tokens - 1) if blend else None
+    opts = P2POptions(cross_steps=cross, self_steps=SELF_STEPS, blend=(("digit",), ("digit",)) if blend else None)
+    controller = PromptToPrompt(opts, setup.grid.steps, tuple(state.x_T.shape[-2:]), (tokens, tokens), rows, rows)
+    out = attention_edit(G, method, setup, state, controller, target_prompt=_embeds(G, edit_prompts), guidance=GUIDANCE)
+    return crop_32_to_28(out.edited.cpu()), crop_32_to_28(out.source.cpu())
 
 
 def p2p_route(sources: Tensor, targets: Tensor, ctx: Any, *, method: str,  # noqa: ANN401
@@ -104,21 +111,21 @@ def p2p_route(sources: Tensor, targets: Tensor, ctx: Any, *, method: str,  # noq
     eligible = classify_digits(ctx.classifier, cx) != ct
     cx, ct, cl = cx[eligible][:CALIBRATION_DIGITS], ct[eligible][:CALIBRATION_DIGITS], cl[eligible][:CALIBRATION_DIGITS]
     c_src, c_tgt = _prompts(ctx, cx, cl, ct)
-    c_inv = _invert_groups(ctx, f"calib-{cx.shape[0]}", cx, c_src, method)
+    c_inv = _invert(ctx, f"calib-{cx.shape[0]}", cx, c_src, method)
     curve = []
     for cross in CROSS_GRID:
-        edited, _ = _edit(ctx, c_inv, c_tgt, cx.shape[0], cross, blend)
+        edited, _ = _edit(ctx, method, c_inv, c_tgt, cross, blend)
         curve.append({"value": cross, "success": round(float((classify_digits(ctx.classifier, edited) == ct).float().mean()), 4)})
     reaching = [c for c in curve if c["success"] >= SUCCESS_BAR]
     cross = (reaching[0] if reaching else max(curve, key=lambda c: (c["success"], c["value"])))["value"]
     setup = time.perf_counter() - t0
     labels = ctx.source_labels if ctx.source_labels is not None else classify_digits(ctx.classifier, sources)
     src, tgt = _prompts(ctx, sources, labels, targets)
-    inv = _invert_groups(ctx, f"eval-{sources.shape[0]}-{hash(tuple(src))}", sources, src, method)
-    edits, recons = _edit(ctx, inv, tgt, sources.shape[0], cross, blend)
+    inv = _invert(ctx, f"eval-{sources.shape[0]}-{hash(tuple(src))}", sources, src, method)
+    edits, recons = _edit(ctx, method, inv, tgt, cross, blend)
     info = {"generator": "diffusion-mnist32", "inversion": f"{method} ({STEPS} steps, guidance {GUIDANCE}"
             + (", 10 null-text iterations per step" if method == "nulltext" else "") + ")",
-            "edit": "Prompt-to-Prompt replace: the digit's word swapped, its thickness and slant words kept"
+            "edit": "Prompt-to-Prompt replace: the digit's word swapped" + (", its thickness and slant words kept" if DESCRIBE else "")
                     + ("; local blend on the digit words" if blend else ""),
             "strength": cross, "strength_units": "cross_steps (share of steps with the source's cross-attention)",
             "self_steps": SELF_STEPS, "example_prompts": sorted(set(zip(src, tgt, strict=True)))[:3],
