@@ -296,15 +296,16 @@ def reference_random_target_digit(sources: Tensor, targets: Tensor, ctx: Context
     return RouteOutput(edits, None, {"pool": "MNIST test 4200-4999 called the target by LeNet-5"})
 
 
-def _diffusion_route(method: str, blend: bool) -> Callable[[Tensor, Tensor, Context], RouteOutput]:
+def _diffusion_route(method: str, blend: bool = False, describe: bool = True) -> Callable[[Tensor, Tensor, Context], RouteOutput]:
     """A Prompt-to-Prompt route on diffusion-mnist32 (``edit_routes_diffusion``)."""
 
     def route(sources: Tensor, targets: Tensor, ctx: Context) -> RouteOutput:
         from edit_routes_diffusion import p2p_route  # beside this script
 
-        return RouteOutput(*p2p_route(sources, targets, ctx, method=method, blend=blend))
+        return RouteOutput(*p2p_route(sources, targets, ctx, method=method, blend=blend, describe=describe))
 
-    route.__doc__ = f"{method} inversion into diffusion-mnist32, then a P2P word swap" + (" with local blending" if blend else "")
+    route.__doc__ = (f"{method} inversion into diffusion-mnist32, then a P2P word swap" + (" with local blending" if blend else "")
+                     + ("" if describe else " (digit words only)"))
     return route
 
 
@@ -312,9 +313,10 @@ ROUTES: dict[str, Callable[[Tensor, Tensor, Context], RouteOutput]] = {
     "gan-hybrid-interfacegan": gan_hybrid_interfacegan,
     "gan-hybrid-interfacegan-cond": gan_hybrid_interfacegan_cond,
     "gan-hybrid-interfacegan-margin": gan_hybrid_interfacegan_margin,
-    "p2p-direct": _diffusion_route("direct", False),
-    "p2p-nulltext": _diffusion_route("nulltext", False),
-    "p2p-direct-blend": _diffusion_route("direct", True),
+    "p2p-direct": _diffusion_route("direct"),
+    "p2p-nulltext": _diffusion_route("nulltext"),
+    "p2p-direct-blend": _diffusion_route("direct", blend=True),
+    "p2p-direct-word": _diffusion_route("direct", describe=False),
     "ref-random-target-digit": reference_random_target_digit,
 }
 

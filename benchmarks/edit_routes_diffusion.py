@@ -1,11 +1,12 @@
 """The diffusion routes of ``edit_benchmark.py``: Prompt-to-Prompt word swap on the shipped text-token
 MNIST diffusion model (``diffusion-mnist32``) after Direct Inversion or null-text inversion.
 
-The source prompt is the digit's word (``three``; the model was trained with attribute words dropped
-30% of the time, so a lone digit word is in its distribution) and the edit prompt the target's
-(``eight``): a pure word swap. ``DESCRIBE = True`` adds the thickness and slant words computed from the
-image as the training prompts were (``invertkit.diffusion.train_mnist.digit_words``: ``three thick
-right`` -> ``eight thick right``). All digits are inverted in one batch, each with its own prompt
+The source prompt describes the digit as the training prompts did (``invertkit.diffusion.train_mnist.
+digit_words``: its word, then the thickness and slant words computed from the image: ``three thick
+right``) and the edit prompt swaps the digit's word only (``eight thick right``), so the words for what
+should not change stay in both. With ``describe=False`` (route ``p2p-direct-word``) the prompts are the
+digit words alone (``three`` -> ``eight``; the model was trained with attribute words dropped 30% of the
+time, so a lone word is in its distribution). All digits are inverted in one batch, each with its own prompt
 embedding, with guidance ``GUIDANCE`` and ``STEPS`` steps, then edited in one batch by the P2P
 controller (replace) of ``invertkit edit``. The one
 tuned setting, the share of steps with the source's cross-attention (``cross_steps``), is chosen on the
@@ -32,7 +33,6 @@ SELF_STEPS = 0.4  # the P2P paper's default
 SUCCESS_BAR = 0.8
 CALIBRATION_DIGITS = 100  # the first 100 calibration digits not already of their target (sampling cost)
 METHODS = {"direct": {}, "nulltext": {"inner_steps": 10}}
-DESCRIBE = False
 
 
 def _model(ctx: Any):  # noqa: ANN401, ANN202
@@ -45,13 +45,13 @@ def _model(ctx: Any):  # noqa: ANN401, ANN202
     return ctx.cache["mnist32"]
 
 
-def _prompts(ctx: Any, images: Tensor, labels: Tensor, targets: Tensor) -> tuple[list[str], list[str]]:
+def _prompts(ctx: Any, images: Tensor, labels: Tensor, targets: Tensor, describe: bool) -> tuple[list[str], list[str]]:  # noqa: ANN401
     """Each digit's own prompt and its edit prompt (the digit's word swapped for the target's)."""
     from invertkit.diffusion.train_mnist import VOCABULARY, digit_words
 
     _, thick, slant = _model(ctx)
     ids, _ = digit_words(images, labels, thick, slant)
-    src = [" ".join(VOCABULARY[int(i)] for i in (row if DESCRIBE else row[:1])) for row in ids]
+    src = [" ".join(VOCABULARY[int(i)] for i in (row if describe else row[:1])) for row in ids]
     tgt = [" ".join([VOCABULARY[1 + int(k)], *s.split()[1:]]) for s, k in zip(src, targets.tolist(), strict=True)]
     return src, tgt
 
@@ -102,7 +102,7 @@ def _edit(ctx: Any, method: str, inverted: Any, edit_prompts: list[str], cross: 
 
 
 def p2p_route(sources: Tensor, targets: Tensor, ctx: Any, *, method: str,  # noqa: ANN401
-              blend: bool = False) -> tuple[Tensor, Tensor, dict[str, Any]]:
+              blend: bool = False, describe: bool = True) -> tuple[Tensor, Tensor, dict[str, Any]]:
     """P2P word swap after ``method`` inversion; ``cross_steps`` calibrated (see the module docstring).
     Returns ``(edits, reconstructions, info)`` (``[N, 1, 28, 28]`` in [-1, 1])."""
     t0 = time.perf_counter()
@@ -110,8 +110,8 @@ def p2p_route(sources: Tensor, targets: Tensor, ctx: Any, *, method: str,  # noq
     cx, ct, cl = ctx.calibration()
     eligible = classify_digits(ctx.classifier, cx) != ct
     cx, ct, cl = cx[eligible][:CALIBRATION_DIGITS], ct[eligible][:CALIBRATION_DIGITS], cl[eligible][:CALIBRATION_DIGITS]
-    c_src, c_tgt = _prompts(ctx, cx, cl, ct)
-    c_inv = _invert(ctx, f"calib-{cx.shape[0]}", cx, c_src, method)
+    c_src, c_tgt = _prompts(ctx, cx, cl, ct, describe)
+    c_inv = _invert(ctx, f"calib-{cx.shape[0]}-{describe}", cx, c_src, method)
     curve = []
     for cross in CROSS_GRID:
         edited, _ = _edit(ctx, method, c_inv, c_tgt, cross, blend)
@@ -120,12 +120,12 @@ def p2p_route(sources: Tensor, targets: Tensor, ctx: Any, *, method: str,  # noq
     cross = (reaching[0] if reaching else max(curve, key=lambda c: (c["success"], c["value"])))["value"]
     setup = time.perf_counter() - t0
     labels = ctx.source_labels if ctx.source_labels is not None else classify_digits(ctx.classifier, sources)
-    src, tgt = _prompts(ctx, sources, labels, targets)
+    src, tgt = _prompts(ctx, sources, labels, targets, describe)
     inv = _invert(ctx, f"eval-{sources.shape[0]}-{hash(tuple(src))}", sources, src, method)
     edits, recons = _edit(ctx, method, inv, tgt, cross, blend)
     info = {"generator": "diffusion-mnist32", "inversion": f"{method} ({STEPS} steps, guidance {GUIDANCE}"
             + (", 10 null-text iterations per step" if method == "nulltext" else "") + ")",
-            "edit": "Prompt-to-Prompt replace: the digit's word swapped" + (", its thickness and slant words kept" if DESCRIBE else "")
+            "edit": "Prompt-to-Prompt replace: the digit's word swapped" + (", its thickness and slant words kept" if describe else "")
                     + ("; local blend on the digit words" if blend else ""),
             "strength": cross, "strength_units": "cross_steps (share of steps with the source's cross-attention)",
             "self_steps": SELF_STEPS, "example_prompts": sorted(set(zip(src, tgt, strict=True)))[:3],
