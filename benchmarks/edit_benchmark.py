@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from invertkit.editing.digit_judge import classify_digits, judge
+from invertkit.errors import InvertkitError
 from invertkit.features.lenet import load_lenet5
 from invertkit.io.samples import mnist_test
 
@@ -300,7 +301,12 @@ def _diffusion_route(method: str, blend: bool = False, describe: bool = True) ->
     """A Prompt-to-Prompt route on diffusion-mnist32 (``edit_routes_diffusion``)."""
 
     def route(sources: Tensor, targets: Tensor, ctx: Context) -> RouteOutput:
-        from edit_routes_diffusion import p2p_route  # beside this script
+        import sys
+
+        here = str(Path(__file__).resolve().parent)
+        if here not in sys.path:  # imported as a module (tests): the routes file sits beside this script
+            sys.path.insert(0, here)
+        from edit_routes_diffusion import p2p_route
 
         return RouteOutput(*p2p_route(sources, targets, ctx, method=method, blend=blend, describe=describe))
 
@@ -408,7 +414,7 @@ def write_strip(path: Path, sources: Tensor, targets: Tensor, source_classes: Te
 
 
 COLUMNS = ("route", "success", "n_eligible", "thickness_change", "slant_change", "thickness_change_successful",
-           "slant_change_successful", "ssim", "perceptual", "recon_psnr", "recon_success", "strength", "seconds_per_image")
+           "slant_change_successful", "ssim", "perceptual", "recon_psnr", "recon_success", "strength", "seconds_per_image", "bar")
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -463,18 +469,46 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ctx.source_labels = labels if labels is not None else source_classes
     targets = ctx.targets_for(ctx.source_labels)
     rows, edits = [], []
+    out.mkdir(parents=True, exist_ok=True)
     for name in names:
-        row, res = run_route(name, ROUTES[name], sources, targets, ctx, source_classes)
+        try:
+            row, res = run_route(name, ROUTES[name], sources, targets, ctx, source_classes)
+        except InvertkitError as exc:  # a route whose model is missing: a row saying so; the others still run
+            row, res = {"route": name, "error": str(exc)}, None
         row["images"] = args.images or f"MNIST test 0-{sources.shape[0] - 1}"
         row["target"] = args.target if args.target is not None else "(label+1) mod 10"
         rows.append(row)
-        edits.append((name, res.edits))
+        if res is not None:
+            edits.append((name, res.edits))
         print(json.dumps({k: v for k, v in row.items() if k != "info"}), flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "edit_benchmark.json").write_text(json.dumps(rows, indent=1))
+        add_bar(rows)
+        (out / "edit_benchmark.json").write_text(json.dumps(rows, indent=1))  # after every route: finished rows stay
     write_strip(out / "edit_benchmark.png", sources, targets, source_classes, edits, classifier)
-    print(markdown(rows))
+    print(markdown([r for r in rows if "error" not in r]))
     return rows
+
+
+BAR_REFERENCE = "gan-hybrid-interfacegan"
+
+
+def add_bar(rows: list[dict[str, Any]]) -> None:
+    """The bar of the diffusion (``p2p``) routes, set by the GAN route's numbers: success at least
+    :data:`SUCCESS_BAR`, and thickness and slant changed no more than by the GAN route
+    (:data:`BAR_REFERENCE`), on the same digits. Adds ``bar`` ("met" / "missed: why") to each p2p row."""
+    ref = next((r for r in rows if r.get("route") == BAR_REFERENCE and "error" not in r), None)
+    for r in rows:
+        if "p2p" not in str(r.get("route")) or "error" in r:
+            continue
+        if ref is None:
+            r["bar"] = f"unset (run {BAR_REFERENCE} too)"
+            continue
+        why = []
+        if not (r["success"] is not None and r["success"] >= SUCCESS_BAR):
+            why.append(f"success {r['success']} < {SUCCESS_BAR}")
+        for col in ("thickness_change", "slant_change"):
+            if r[col] is None or ref[col] is None or r[col] > ref[col]:
+                why.append(f"{col} {r[col]} > GAN's {ref[col]}")
+        r["bar"] = "met" if not why else "missed: " + "; ".join(why)
 
 
 if __name__ == "__main__":

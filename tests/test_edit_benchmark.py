@@ -148,3 +148,46 @@ def test_gan_route_turns_digits_into_ones(shared_data, tmp_path):
     assert row["success"] >= 0.6  # chance is about 0.1
     assert row["strength"] in bench.STRENGTHS and row["recon_psnr"] > 20
     assert row["thickness_change"] < 1.5 and row["slant_change"] < 20
+
+
+def test_the_bar_is_set_by_the_gan_route():
+    bench = _bench()
+    gan = {"route": "gan-hybrid-interfacegan", "success": 0.8, "thickness_change": 0.6, "slant_change": 7.0}
+    good = {"route": "p2p-direct", "success": 0.95, "thickness_change": 0.5, "slant_change": 6.0}
+    bad = {"route": "p2p-nulltext", "success": 0.7, "thickness_change": 0.7, "slant_change": 6.0}
+    broken = {"route": "p2p-direct-blend", "error": "no model"}
+    rows = [gan, good, bad, broken]
+    bench.add_bar(rows)
+    assert good["bar"] == "met" and "bar" not in gan and "bar" not in broken
+    assert bad["bar"].startswith("missed") and "success" in bad["bar"] and "thickness_change" in bad["bar"]
+    alone = [dict(good)]
+    bench.add_bar(alone)
+    assert alone[0]["bar"].startswith("unset")
+
+
+@pytest.mark.slow  # the shipped text-token MNIST diffusion model: a small P2P run (about 30 s)
+def test_p2p_route_turns_digits_into_eights(shared_data, tmp_path, monkeypatch):
+    needed = ("mnist_lenet5/lenet5.pth", "mnist/t10k-images-idx3-ubyte.gz")
+    if not all((shared_data / p).is_file() for p in needed):
+        pytest.skip("LeNet-5 or MNIST is absent from ../shared/data")
+    from invertkit.errors import InvertkitError
+    from invertkit.generators import load_generator
+
+    try:
+        load_generator("diffusion-mnist32")
+    except InvertkitError as exc:
+        pytest.skip(f"diffusion-mnist32 is not installed: {exc}")
+    bench = _bench()
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    import edit_routes_diffusion as routes
+
+    monkeypatch.setattr(routes, "CALIBRATION_DIGITS", 8)
+    monkeypatch.setattr(routes, "CROSS_GRID", [0.6])
+    monkeypatch.setattr(routes, "STEPS", 10)
+    rows = bench.main(["--digits", "12", "--target", "8", "--routes", "p2p-direct", "--out", str(tmp_path),
+                       "--shared", str(shared_data)])
+    row = rows[0]
+    assert row["route"] == "p2p-direct" and "error" not in row and row["n_eligible"] >= 10
+    assert row["success"] >= 0.6 and row["recon_psnr"] > 40  # Direct Inversion's source branch is exact
+    assert row["thickness_change"] < 1.5 and row["slant_change"] < 20
+    assert json.loads((tmp_path / "edit_benchmark.json").read_text())[0]["route"] == "p2p-direct"
