@@ -49,7 +49,16 @@ def main() -> None:
     from invertkit.generators import load_generator
     from invertkit.io.images import make_grid
     from invertkit.io.samples import lfw_faces
-    from invertkit.metrics.distribution import fmd
+    from invertkit.features.mobilenet import cached_mobilenet_v2
+    from invertkit.metrics.distribution import FMD_SIZE, extract_features, frechet_distance_features
+
+    pooled = cached_mobilenet_v2("cpu").pooled
+
+    def feats(x: torch.Tensor) -> torch.Tensor:  # what fmd() computes, kept so each reference is embedded once
+        return extract_features(x, pooled, resize=FMD_SIZE)
+
+    def fmd(a: torch.Tensor, b: torch.Tensor) -> float:
+        return frechet_distance_features(a if a.dtype == torch.float64 else feats(a), b if b.dtype == torch.float64 else feats(b))
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -57,9 +66,10 @@ def main() -> None:
     dcgan = drawn_faces(2 * args.n, 32, seed=90_000)  # the pool used seeds 10,000-29,999
     dcgan_a, dcgan_b = dcgan[:args.n], dcgan[args.n:]
     lfw = lfw_faces(list(range(50)), 32, 1)
+    dcgan_f, lfw_f = feats(dcgan_a), feats(lfw)
     results: dict = {"n": args.n, "steps": args.steps, "references": {
         "dcgan": stats(dcgan_a), "lfw0-49": stats(lfw),
-        "floor_fmd_dcgan_vs_dcgan": round(fmd(dcgan_a, dcgan_b), 2),
+        "floor_fmd_dcgan_vs_dcgan": round(fmd(dcgan_f, dcgan_b), 2),
         "floor_fmd_lfw0-24_vs_lfw25-49": round(fmd(lfw[:25], lfw[25:]), 2)}}
     samples: dict[tuple[str, str, float], torch.Tensor] = {}
     for label, name in (("before", args.before), ("after", args.after)):
@@ -71,7 +81,7 @@ def main() -> None:
         G = None if cached is not None else load_generator(name)
         z = None if G is None else G.sample_latent(args.n, seed=0)
         for g in args.guidance:
-            for prompt, ref in (("drawing", dcgan_a), ("photo", lfw)):
+            for prompt, ref in (("drawing", dcgan_f), ("photo", lfw_f)):
                 if cached is not None:
                     x = cached["samples"][f"{prompt}_g{g:g}"]
                 else:
