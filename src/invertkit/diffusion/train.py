@@ -2,7 +2,7 @@
 
     python -m invertkit.diffusion.train --shared ../shared/data --out runs/diffusion/faces32 [--steps 5000]
     python -m invertkit.diffusion.train --shared ../shared/data --init runs/diffusion/faces32 \
-        --out runs/diffusion/faces32-ft --steps 2000 --lr 2e-4 --warmup 50 --drawing-frac 0.75
+        --out runs/diffusion/faces32-ft --steps 2500 --stop-at 2000 --lr 2e-4 --warmup 50 --drawing-frac 0.75
 
 ``--init FOLDER`` fine-tunes a trained folder (e.g. the shipped one): its UNet weights (float16 in a
 shipped folder, read as float32) and prompt table start both the model and its EMA (a folder holds only
