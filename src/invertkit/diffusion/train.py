@@ -1,6 +1,12 @@
 """Train a small prompt-conditioned pixel-space diffusion model and save it as a diffusers folder.
 
     python -m invertkit.diffusion.train --shared ../shared/data --out runs/diffusion/faces32 [--steps 5000]
+    python -m invertkit.diffusion.train --shared ../shared/data --init runs/diffusion/faces32 \
+        --out runs/diffusion/faces32-ft --steps 2500 --stop-at 2000 --lr 2e-4 --warmup 50 --drawing-frac 0.75
+
+``--init FOLDER`` fine-tunes a trained folder (e.g. the shipped one): its UNet weights (float16 in a
+shipped folder, read as float32) and prompt table start both the model and its EMA (a folder holds only
+the EMA weights); the rest of the recipe is the same.
 
 The offline zoo has no pretrained diffusion model, so invertkit ships one trained by this script:
 greyscale 32 x 32 faces, two "prompts" (``photo``: real photographs, ``drawing``: faces drawn by the
@@ -130,6 +136,19 @@ def ship_model(src: str | Path, dst: str | Path) -> Path:
     return dst
 
 
+def load_folder(folder: str | Path, prompts: list[str]) -> tuple[torch.nn.Module, Tensor, dict]:
+    """The UNet (float32), the ``[len(prompts), 4, 32]`` prompt table and training.json of a trained folder."""
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    unet = UNet2DConditionModel.from_pretrained(str(folder / "unet"), torch_dtype=torch.float32).float()
+    embeds = load_file(str(folder / "prompt_embeds.safetensors"))
+    table = torch.stack([embeds[p].float() for p in prompts])
+    path = folder / "training.json"
+    return unet, table, (json.loads(path.read_text()) if path.exists() else {})
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Train the shipped faces32 diffusion model (see module docstring).")
     ap.add_argument("--out", default="runs/diffusion/faces32")
@@ -142,6 +161,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--drawn", type=int, default=20000, help="number of DCGAN faces in the drawing pool")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log-every", type=int, default=100)
+    ap.add_argument("--save-every", type=int, default=1000, help="write the folder every this many steps (and at the end)")
+    ap.add_argument("--warmup", type=int, default=200, help="linear learning-rate warm-up steps")
+    ap.add_argument("--drawing-frac", type=float, default=0.5, help="share of drawings in each batch (the rest: photos)")
+    ap.add_argument("--stop-at", type=int, default=None,
+                    help="stop after this many steps of the --steps-long schedule (the learning rate still follows --steps)")
+    ap.add_argument("--init", default=None, help="fine-tune: start from this trained folder's UNet, prompt table (and EMA = those weights)")
     args = ap.parse_args(argv)
     from diffusers import UNet2DConditionModel
 
@@ -149,20 +174,28 @@ def main(argv: list[str] | None = None) -> None:
     gen = torch.Generator().manual_seed(args.seed)
     photos = photo_faces(Path(args.shared), args.size)
     drawings = drawn_faces(args.drawn, args.size, seed=10_000)
-    unet = UNet2DConditionModel(**unet_config(args.size, 1, args.width))
-    ema = copy.deepcopy(unet).requires_grad_(False)
     prompts = ["", "photo", "drawing"]
-    table = torch.nn.Parameter(torch.randn(len(prompts), 4, 32, generator=gen) * 0.5)
+    prior_steps, init_info = 0, None
+    if args.init:
+        unet, start_table, init_info = load_folder(args.init, prompts)
+        prior_steps = int(init_info.get("steps", 0))
+        table = torch.nn.Parameter(start_table.clone())
+    else:
+        unet = UNet2DConditionModel(**unet_config(args.size, 1, args.width))
+        table = torch.nn.Parameter(torch.randn(len(prompts), 4, 32, generator=gen) * 0.5)
+    unet.train()
+    ema = copy.deepcopy(unet).requires_grad_(False)
     ema_table = table.detach().clone()
     opt = torch.optim.AdamW(list(unet.parameters()) + [table], lr=args.lr, weight_decay=0.0)
     ab = alphas_cumprod(SCHEDULER).float()
     n_params = sum(p.numel() for p in unet.parameters())
     print(f"unet: {n_params / 1e6:.2f} M parameters; photos {len(photos)}, drawings {len(drawings)}", flush=True)
     t0, running = time.time(), 0.0
-    half = args.batch // 2
-    for step in range(1, args.steps + 1):
-        # learning rate: 200-step warm-up, then cosine decay to 10%
-        lr = args.lr * min(1.0, step / 200) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
+    half = args.batch - round(args.batch * args.drawing_frac)  # photos per batch
+    last = min(args.steps, args.stop_at or args.steps)
+    for step in range(1, last + 1):
+        # learning rate: linear warm-up (200 steps by default), then cosine decay to 10%
+        lr = args.lr * min(1.0, step / max(1, args.warmup)) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
         for group in opt.param_groups:
             group["lr"] = lr
         x0 = torch.cat([photos[torch.randint(len(photos), (half,), generator=gen)],
@@ -187,10 +220,13 @@ def main(argv: list[str] | None = None) -> None:
         if step % args.log_every == 0:
             print(f"step {step} loss {running / args.log_every:.4f} lr {lr:.2e} {(time.time() - t0) / step:.3f} s/step", flush=True)
             running = 0.0
-        if step % 1000 == 0 or step == args.steps:
-            info = {"steps": step, "batch": args.batch, "lr": args.lr, "seed": args.seed, "seconds": round(time.time() - t0),
+        if step % args.save_every == 0 or step == last:
+            info = {"steps": prior_steps + step, "batch": args.batch, "lr": args.lr, "seed": args.seed, "seconds": round(time.time() - t0),
                     "parameters": n_params, "photos": "ORL s20-s40 (all 10), LFW 50-99", "drawings": args.drawn,
                     "prompts": prompts, "cfg_dropout": 0.15, "ema": 0.999}
+            if args.init:
+                info.update({"init": str(args.init), "init_training": init_info, "finetune_steps": step, "schedule_steps": args.steps,
+                             "warmup": args.warmup, "drawing_frac": args.drawing_frac, "torch_threads": torch.get_num_threads()})
             save_folder(Path(args.out), ema, {p: ema_table[i] for i, p in enumerate(prompts)}, info)
 
 
