@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from .diffusers_factories import write_folder
 from invertkit.errors import CheckpointError, ConfigError
+
+from .diffusers_factories import write_folder
 
 pytest.importorskip("diffusers")
 
@@ -197,6 +198,12 @@ def test_tiny_mnist_training_writes_a_loadable_resumable_folder(tmp_path, monkey
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert torch.equal(load_file(str(a / "token_embeds.safetensors"))["token_embeds"],
                        load_file(str(b / "token_embeds.safetensors"))["token_embeds"])
+    # a resume with another total continues the schedule towards it, and says so
+    tm.train(x, y, tmp_path / "b", steps=3, batch=4, width=8, checkpoint_every=1, log_every=1)
+    info = json.loads((b / "training.json").read_text())
+    assert info["steps"] == 3 and info["schedule_changes"] == [[2, 2, 3]]
+    with pytest.raises(SystemExit, match="made for batch=4 width=8"):
+        tm.train(x, y, tmp_path / "b", steps=3, batch=2, width=8)
 
 
 def test_ship_model_keeps_the_word_table(tmp_path):

@@ -20,7 +20,9 @@ positions one to one anyway).
 
 Output: the diffusers folder of ``train.save_folder`` with ``tokens.json`` + ``token_embeds.safetensors``
 (EMA weights), and ``checkpoint.pt`` (live + EMA weights, optimiser, random state) every
-``--checkpoint-every`` steps; a run that finds a checkpoint in ``--out`` resumes from it.
+``--checkpoint-every`` steps; a run that finds a checkpoint in ``--out`` resumes from it (with another
+``--steps``, the cosine learning-rate schedule follows the new total from there on; training.json
+records it under ``schedule_changes``).
 """
 
 from __future__ import annotations
@@ -119,12 +121,20 @@ def train(images: Tensor, labels: Tensor, out: Path, *, steps: int, batch: int =
     ab = alphas_cumprod(SCHEDULER).float()
     n_params = sum(p.numel() for p in unet.parameters())
     start, seconds_before = 0, 0.0
+    changes: list[list[int]] = []  # [step, old total, new total] of each resume with another --steps
     ckpt = out / "checkpoint.pt"
     if resume and ckpt.is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        if state["steps"] != steps or state["batch"] != batch or state["width"] != width:
-            raise SystemExit(f"{ckpt}: made for steps={state['steps']} batch={state['batch']} width={state['width']}; "
+        if state["batch"] != batch or state["width"] != width:
+            raise SystemExit(f"{ckpt}: made for batch={state['batch']} width={state['width']}; "
                              "pass the same options or another --out")
+        if int(state["step"]) > steps:
+            raise SystemExit(f"{ckpt}: already at step {state['step']}, beyond --steps {steps}")
+        changes = [list(c) for c in state.get("schedule_changes", [])]
+        if state["steps"] != steps:  # a new total: the cosine schedule follows it from this step on
+            changes.append([int(state["step"]), int(state["steps"]), steps])
+            print(f"{ckpt}: planned {state['steps']} steps, now {steps}; the learning-rate schedule follows the new "
+                  f"total from step {state['step']}", flush=True)
         unet.load_state_dict(state["unet"])
         ema.load_state_dict(state["ema"])
         with torch.no_grad():
@@ -145,7 +155,8 @@ def train(images: Tensor, labels: Tensor, out: Path, *, steps: int, batch: int =
                 "seconds": round(seconds), "parameters": n_params, "data": data_note, "vocabulary": VOCABULARY,
                 "max_tokens": MAX_TOKENS, "thickness_thresholds_px": list(thick_thresholds),
                 "slant_thresholds_rad": list(SLANT_THRESHOLDS), "word_dropout": 0.3, "cfg_dropout": 0.15,
-                "augmentation": "shift by at most 1 px", "ema": 0.999, "threads": torch.get_num_threads()}
+                "augmentation": "shift by at most 1 px", "ema": 0.999, "threads": torch.get_num_threads(),
+                "schedule_changes": changes}
 
     t0, running = time.time(), torch.zeros(())
     for step in range(start + 1, steps + 1):
@@ -163,7 +174,7 @@ def train(images: Tensor, labels: Tensor, out: Path, *, steps: int, batch: int =
             seconds = seconds_before + time.time() - t0
             save_folder(out, ema, {}, info(step, seconds), words=(VOCABULARY, MAX_TOKENS, ema_table))
             tmp = out / "checkpoint.pt.tmp"
-            torch.save({"step": step, "steps": steps, "batch": batch, "width": width, "seconds": seconds,
+            torch.save({"step": step, "steps": steps, "batch": batch, "width": width, "seconds": seconds, "schedule_changes": changes,
                         "unet": unet.state_dict(), "ema": ema.state_dict(), "table": table.detach(),
                         "ema_table": ema_table, "opt": opt.state_dict(), "gen": gen.get_state()}, tmp)
             tmp.replace(ckpt)
