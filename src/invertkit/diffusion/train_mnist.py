@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Train the shipped mnist32 diffusion model (see module docstring).")
     ap.add_argument("--out", default="runs/diffusion/mnist32")
     ap.add_argument("--shared", required=True, help="the real-data folder (e.g. ../shared/data): MNIST comes from there")
-    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--steps", type=int, default=4900)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=6e-4)
     ap.add_argument("--width", type=int, default=32)
