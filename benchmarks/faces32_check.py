@@ -46,10 +46,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from invertkit.diffusion.train import drawn_faces
+    from invertkit.features.mobilenet import cached_mobilenet_v2
     from invertkit.generators import load_generator
     from invertkit.io.images import make_grid
     from invertkit.io.samples import lfw_faces
-    from invertkit.features.mobilenet import cached_mobilenet_v2
     from invertkit.metrics.distribution import FMD_SIZE, extract_features, frechet_distance_features
 
     pooled = cached_mobilenet_v2("cpu").pooled

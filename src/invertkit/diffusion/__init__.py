@@ -12,7 +12,7 @@ Inversions for guided editing: ``nulltext`` (null-text and negative-prompt inver
 (PnP Direct Inversion), ``rf_inversion`` (RF-Inversion's controlled flow ODEs).
 """
 
-from invertkit.diffusion import family as _family  # noqa: F401  (registers diffusers:, analytic: and diffusion-faces32)
+from invertkit.diffusion import family as _family  # noqa: F401  (registers diffusers:, analytic:, diffusion-faces32 and diffusion-mnist32)
 from invertkit.diffusion.analytic import AnalyticGaussian, discrete_alpha_bar_fn
 from invertkit.diffusion.bdia import bdia_invert, bdia_sample
 from invertkit.diffusion.coupled_flow import coupled_flow_invert, coupled_flow_sample

@@ -9,6 +9,7 @@ A folder holds one denoising network in a sub-folder (``unet/`` or ``transformer
     scheduler/scheduler_config.json
     vae/config.json + vae/diffusion_pytorch_model.safetensors          (latent models only)
     prompt_embeds.safetensors        (optional, invertkit: named prompt embeddings)
+    tokens.json + token_embeds.safetensors   (optional, invertkit: a word-table text encoder, see WordTable)
 
 Networks are built with diffusers from their ``config.json`` (``from_config`` never touches the
 network) and their weights are read from safetensors only: pickled ``.bin`` files are refused,
@@ -52,6 +53,7 @@ class DiffusersFolder:
         vae: an ``AutoencoderKL`` or None (pixel-space model).
         prompts: name -> prompt embedding ``[tokens, width]`` (and ``pooled:<name>`` -> ``[width']``).
         path: the folder.
+        words: the folder's word-table text encoder, or None.
     """
 
     network: nn.Module
@@ -61,6 +63,7 @@ class DiffusersFolder:
     vae: nn.Module | None
     prompts: dict[str, Tensor] = field(default_factory=dict)
     path: Path = Path(".")
+    words: WordTable | None = None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -271,6 +274,140 @@ def read_prompts(path: Path) -> dict[str, Tensor]:
     return out
 
 
+# bounds of a word table (tokens.json + token_embeds.safetensors): far beyond the tiny models that
+# use one, small enough that a forged file cannot make invertkit allocate much
+MAX_VOCABULARY = 10_000
+MAX_WORD_CHARS = 64
+MAX_PROMPT_TOKENS = 512
+MAX_TOKENS_JSON_BYTES = 2 * 1024 * 1024
+_FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
+
+
+@dataclass(frozen=True)
+class WordTable:
+    """A text encoder that is a table of learned word embeddings (invertkit's own, for small models
+    trained here; no tokenizer, no transformer).
+
+    A prompt is a sentence of known words separated by spaces; its embedding ``[max_tokens, width]``
+    is the rows of its words in order followed by rows of the padding word ``vocabulary[0] == ""`` up to
+    ``max_tokens``. The empty prompt is all padding rows: the null embedding of classifier-free
+    guidance. There are no positional embeddings (a UNet's cross-attention treats its keys as a set).
+
+    Attributes:
+        vocabulary: the words, ``""`` first.
+        max_tokens: rows of every prompt embedding.
+        embeds: ``[len(vocabulary), width]`` float32.
+    """
+
+    vocabulary: tuple[str, ...]
+    max_tokens: int
+    embeds: Tensor
+    index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.index:
+            self.index.update({w: i for i, w in enumerate(self.vocabulary)})
+
+    @property
+    def width(self) -> int:
+        return int(self.embeds.shape[1])
+
+    def known(self, limit: int = 40) -> str:
+        """The vocabulary as a short phrase for error messages."""
+        words = [w for w in self.vocabulary if w]
+        head = ", ".join(words[:limit])
+        return head + (f" ... ({len(words)} words in all)" if len(words) > limit else "")
+
+    def words(self, prompt: str, model: str = "this model") -> list[str]:
+        """The word of each row of ``prompt``'s embedding (``""`` for padding rows).
+
+        Raises:
+            ConfigError: an unknown word, or more words than ``max_tokens`` (one line).
+        """
+        split = prompt.split()
+        for w in split:
+            if w not in self.index or not w:
+                raise ConfigError(f"{model}: unknown word {short_repr(w, 40)} in prompt {short_repr(prompt, 80)} "
+                                  f"(known words: {self.known()})")
+        if len(split) > self.max_tokens:
+            raise ConfigError(f"{model}: prompt {short_repr(prompt, 80)} has {len(split)} words; this model takes at most "
+                              f"{self.max_tokens}")
+        return split + [""] * (self.max_tokens - len(split))
+
+    def embed(self, prompt: str, model: str = "this model") -> Tensor:
+        """The embedding ``[max_tokens, width]`` of ``prompt`` (see :meth:`words`)."""
+        ids = torch.tensor([self.index[w] for w in self.words(prompt, model)], dtype=torch.long)
+        return self.embeds[ids]
+
+
+def read_word_table(root: Path) -> WordTable | None:
+    """The word table of a folder (``tokens.json`` + ``token_embeds.safetensors``), None when it has neither.
+
+    ``tokens.json`` is ``{"vocabulary": [words...], "max_tokens": T}`` (the first word ``""``, the
+    others distinct, without spaces, at most ``MAX_WORD_CHARS`` characters; at most ``MAX_VOCABULARY``
+    words; ``1 <= T <= MAX_PROMPT_TOKENS``); ``token_embeds.safetensors`` holds one floating-point tensor
+    ``token_embeds`` ``[len(vocabulary), width]`` of finite values within ``MAX_ABS_EMBEDDING``. Sizes and
+    shapes are checked before anything is allocated.
+
+    Raises:
+        CheckpointError: one line naming the file and what is wrong with it.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    tokens, weights = root / "tokens.json", root / "token_embeds.safetensors"
+    if not tokens.exists() and not weights.exists():
+        return None
+    for have, miss in ((tokens, weights), (weights, tokens)):
+        if not miss.is_file():
+            raise CheckpointError(f"{have}: found without {miss.name}; a word table needs both files (remove {have.name} or add {miss.name})")
+    try:
+        size = tokens.stat().st_size
+    except OSError as exc:
+        raise CheckpointError(f"{tokens}: cannot be read ({one_line(exc.strerror or exc)})") from None
+    if size > MAX_TOKENS_JSON_BYTES:
+        raise CheckpointError(f"{tokens}: {size} bytes, beyond the {MAX_TOKENS_JSON_BYTES} bytes any word table needs; "
+                              "the file is damaged or forged")
+    data = _read_json(tokens)
+    vocabulary, max_tokens = data.get("vocabulary"), data.get("max_tokens")
+    if not isinstance(vocabulary, list) or not 1 < len(vocabulary) <= MAX_VOCABULARY:
+        raise CheckpointError(f"{tokens}: field vocabulary must be a list of 2 to {MAX_VOCABULARY} words, got "
+                              f"{short_repr(vocabulary, 60) if not isinstance(vocabulary, list) else f'{len(vocabulary)} entries'}")
+    if type(max_tokens) is not int or not 1 <= max_tokens <= MAX_PROMPT_TOKENS:
+        raise CheckpointError(f"{tokens}: field max_tokens must be an integer from 1 to {MAX_PROMPT_TOKENS}, got {short_repr(max_tokens, 40)}")
+    if vocabulary[0] != "":
+        raise CheckpointError(f"{tokens}: the first vocabulary word must be the padding word \"\", got {short_repr(vocabulary[0], 40)}")
+    seen: set[str] = set()
+    for w in vocabulary[1:]:
+        if (not isinstance(w, str) or not w or len(w) > MAX_WORD_CHARS or w != w.strip() or len(w.split()) != 1
+                or not w.isprintable()):
+            raise CheckpointError(f"{tokens}: vocabulary entry {short_repr(w, 40)} is not a word (a string of 1 to "
+                                  f"{MAX_WORD_CHARS} printable characters without spaces)")
+        if w in seen:
+            raise CheckpointError(f"{tokens}: the word {short_repr(w, 40)} appears twice in the vocabulary")
+        seen.add(w)
+    header = safetensors_header(weights, "word-embedding file")[0]
+    if set(header) != {"token_embeds"}:
+        raise CheckpointError(f"{weights}: expected one tensor named token_embeds, found "
+                              f"{short_repr(sorted(header)[:5], 80)}")
+    dtype, shape = header["token_embeds"]
+    if dtype not in _FLOAT_DTYPES:
+        raise CheckpointError(f"{weights}: token_embeds is {dtype}, not floating point; the file is damaged")
+    if len(shape) != 2 or shape[0] != len(vocabulary) or not 0 < shape[1] <= _MAX_SIZE:
+        raise CheckpointError(f"{weights}: token_embeds has shape {list(shape)}; expected [{len(vocabulary)}, width] "
+                              f"(one row per word of {tokens.name}, width 1 to {_MAX_SIZE})")
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            table = f.get_tensor("token_embeds").float()
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({one_line(exc, 160)})") from exc
+    if not bool(torch.isfinite(table).all()):
+        raise CheckpointError(f"{weights}: token_embeds holds NaN or infinite values; the file is damaged")
+    if table.numel() and float(table.abs().max()) > MAX_ABS_EMBEDDING:
+        raise CheckpointError(f"{weights}: token_embeds holds a value of {float(table.abs().max()):.3g}, beyond "
+                              f"{MAX_ABS_EMBEDDING:g}; the file is damaged")
+    return WordTable(tuple(vocabulary), max_tokens, table)
+
+
 def hub_cache_dirs() -> list[Path]:
     """Where Hugging Face keeps downloaded models: ``$HF_HUB_CACHE``, ``$HF_HOME/hub``, ``~/.cache/huggingface/hub``."""
     import os
@@ -336,7 +473,14 @@ def read_folder(path: str | Path) -> DiffusersFolder:
         )
     vae = _build(root / "vae", ("AutoencoderKL",))[0] if (root / "vae" / "config.json").is_file() else None
     prompts = read_prompts(root / "prompt_embeds.safetensors") if (root / "prompt_embeds.safetensors").is_file() else {}
-    return DiffusersFolder(network, name, family, scheduler, vae, prompts, root)
+    words = read_word_table(root)
+    if words is not None:
+        dim = network.config.get("cross_attention_dim") if name == "UNet2DConditionModel" else None
+        if name != "UNet2DConditionModel" or dim != words.width:
+            raise CheckpointError(f"{root / 'token_embeds.safetensors'}: a word table of width {words.width} does not fit "
+                                  f"the {name} (word tables condition a UNet2DConditionModel with cross_attention_dim "
+                                  f"equal to their width, here {short_repr(dim, 20)})")
+    return DiffusersFolder(network, name, family, scheduler, vae, prompts, root, words)
 
 
 def vae_scale(vae: nn.Module | None) -> int:

@@ -10,7 +10,9 @@ Beyond the GAN interface it offers what the diffusion methods need:
 - ``denoiser(dtype)``: the network as a :class:`~invertkit.diffusion.parameterisation.Denoiser`
   ``(x, t, cond) -> output`` (a float64 copy of the network is made once on request);
 - ``cond(prompt)``: a prompt name -> the conditioning the network takes (prompt embeddings; SD3-style
-  transformers also take the pooled embedding), ``guidance(prompt, scale, negative)``;
+  transformers also take the pooled embedding), or, for a folder with a word table
+  (``diffusers_io.WordTable``), any sentence of its words; ``prompt_words(prompt)``: the word of each
+  embedding row; ``guidance(prompt, scale, negative)``;
 - ``grid(steps)``: the level chain from the model's own scheduler config;
 - ``encode`` / ``decode``: images <-> clean latents (identity for pixel-space models, the VAE with
   its scaling and shift factors for latent models).
@@ -40,6 +42,7 @@ class DiffusionGenerator(DiffusionModel):
 
     Attributes (besides DiffusionModel's):
         prompts: name -> embedding ``[tokens, width]`` (``pooled:<name>`` -> ``[width']``).
+        words: the folder's word table (prompts composed of words), or None.
     """
 
     family_label = "diffusers model folders (diffusers:FOLDER, diffusers:ORG/NAME) and diffusion-faces32"
@@ -54,6 +57,7 @@ class DiffusionGenerator(DiffusionModel):
         self.prediction_type = "flow" if self.family == "flow" else prediction_type(self.scheduler)
         self.vae = folder.vae
         self.prompts = dict(folder.prompts)
+        self.words = folder.words
         self.name = name or folder.path.name
         self.default_steps = default_steps
         # FLUX: the guidance-distilled models take the scale as an input (the FluxPipeline's default 3.5)
@@ -94,6 +98,9 @@ class DiffusionGenerator(DiffusionModel):
             "prompts": sorted(k for k in self.prompts if not k.startswith("pooled:")),
             "parameters": sum(p.numel() for p in self.network.parameters()),
         })
+        if self.words is not None:
+            info["words"] = [w for w in self.words.vocabulary if w]
+            info["max_tokens"] = self.words.max_tokens
         return info
 
     # ---- what diffusion methods use ----------------------------------------------------------
@@ -114,6 +121,8 @@ class DiffusionGenerator(DiffusionModel):
         if self.vae is not None:
             out.update({f"vae.{k}": v for k, v in self.vae.state_dict().items()})
         out.update({f"prompt.{k}": v for k, v in self.prompts.items()})
+        if self.words is not None:
+            out["words.token_embeds"] = self.words.embeds
         return out
 
     def add_prompts(self, path: str) -> None:
@@ -123,7 +132,10 @@ class DiffusionGenerator(DiffusionModel):
     def cond(self, prompt: str | Tensor | None, dtype: torch.dtype = torch.float32) -> Any:
         """The conditioning for ``prompt``: None for unconditional networks; an embedding tensor
         ``[tokens, width]`` (a prompt name, or a tensor passed through) for UNet2DConditionModel;
-        ``(embeds, pooled)`` for SD3-style transformers. ``None`` means the empty prompt ``""``."""
+        ``(embeds, pooled)`` for SD3-style transformers. ``None`` means the empty prompt ``""``.
+
+        With a word table, a prompt that is not a named embedding is a sentence of known words
+        (``"three thick right"``): their rows, then padding rows (``""``: all padding, the null embedding)."""
         if not self.conditional:
             if prompt not in (None, ""):
                 raise ConfigError(f"{self.name} is unconditional (UNet2DModel); drop the prompt {prompt!r}")
@@ -136,6 +148,8 @@ class DiffusionGenerator(DiffusionModel):
         if isinstance(prompt, Tensor):
             return prompt.to(self.device, dtype)
         key = "" if prompt is None else prompt
+        if key not in self.prompts and self.words is not None:
+            return self.words.embed(key, self.name).to(self.device, dtype)
         if key not in self.prompts:
             known = ", ".join(repr(k) for k in sorted(self.prompts) if not k.startswith("pooled:")) or "none"
             raise ConfigError(f"{self.name}: no prompt embedding named {key!r} (known: {known}); add a file with --prompt-embeds FILE")
@@ -146,6 +160,16 @@ class DiffusionGenerator(DiffusionModel):
                 raise ConfigError(f"{self.name}: prompt {key!r} has no pooled embedding 'pooled:{key}' (SD3/FLUX models need both)")
             return embeds, pooled.to(self.device, dtype)
         return embeds
+
+    def prompt_words(self, prompt: str | None) -> list[str] | None:
+        """The word of each row of ``cond(prompt)`` (``""`` for padding), None for a named precomputed
+        embedding (it has no words) or a tensor; raises ConfigError for an unknown word, like ``cond``."""
+        if isinstance(prompt, Tensor) or not self.conditional or self.num_classes:
+            return None
+        key = "" if prompt is None else prompt
+        if key in self.prompts or self.words is None:
+            return None
+        return self.words.words(key, self.name)
 
     def _networks(self, dtype: torch.dtype) -> tuple[nn.Module, nn.Module | None]:
         if dtype == torch.float32:

@@ -25,8 +25,8 @@ from ..optionfields import Options, option
 from ..registry import Registry
 from ..untrusted import short_repr
 from .guidance import Guidance
-from .results import StepHook
 from .model import DiffusionModel, parse_dtype
+from .results import StepHook
 from .schedules import DiffusionGrid, FlowGrid
 
 

@@ -103,8 +103,13 @@ def augment(x: Tensor, gen: torch.Generator) -> Tensor:
     return padded[:, :, dy:dy + h, dx:dx + w]
 
 
-def save_folder(out: Path, unet: torch.nn.Module, embeds: dict[str, Tensor], info: dict) -> None:
-    """Write the diffusers-layout folder (weights as safetensors, configs as JSON)."""
+def save_folder(out: Path, unet: torch.nn.Module, embeds: dict[str, Tensor], info: dict,
+                words: tuple[list[str], int, Tensor] | None = None) -> None:
+    """Write the diffusers-layout folder (weights as safetensors, configs as JSON).
+
+    ``embeds``: named prompt embeddings (``prompt_embeds.safetensors``, skipped when empty); ``words``:
+    an optional word table ``(vocabulary, max_tokens, embeddings [V, width])`` written as ``tokens.json``
+    and ``token_embeds.safetensors`` (see ``diffusers_io.read_word_table``)."""
     from safetensors.torch import save_file
 
     (out / "unet").mkdir(parents=True, exist_ok=True)
@@ -114,13 +119,25 @@ def save_folder(out: Path, unet: torch.nn.Module, embeds: dict[str, Tensor], inf
     index = {"_class_name": "DiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
              "scheduler": ["diffusers", "DDIMScheduler"]}
     (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
-    save_file({k: v.detach().contiguous().clone() for k, v in embeds.items()}, str(out / "prompt_embeds.safetensors"))
+    if embeds:
+        save_file({k: v.detach().contiguous().clone() for k, v in embeds.items()}, str(out / "prompt_embeds.safetensors"))
+    if words is not None:
+        vocabulary, max_tokens, table = words
+        (out / "tokens.json").write_text(json.dumps({"vocabulary": list(vocabulary), "max_tokens": int(max_tokens)}, indent=2) + "\n")
+        save_file({"token_embeds": table.detach().float().contiguous().clone()}, str(out / "token_embeds.safetensors"))
     (out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
-def ship_model(src: str | Path, dst: str | Path) -> Path:
-    """Copy a trained folder into ``dst`` with the network weights stored as float16 (half the size;
-    invertkit reads them back as float32), keeping configs, prompt embeddings and training.json."""
+# files of a trained folder besides the network weights; those marked optional may be absent
+_SHIPPED = {"model_index.json": False, "training.json": False, "unet/config.json": False,
+            "scheduler/scheduler_config.json": False, "prompt_embeds.safetensors": True,
+            "tokens.json": True, "token_embeds.safetensors": True}
+
+
+def ship_model(src: str | Path, dst: str | Path, dtype: str = "float16") -> Path:
+    """Copy a trained folder into ``dst`` with the network weights stored as ``dtype`` (float16: half the
+    size; invertkit reads them back as float32), keeping configs, prompt embeddings, the word table and
+    training.json."""
     import shutil
 
     from safetensors.torch import load_file, save_file
@@ -128,11 +145,14 @@ def ship_model(src: str | Path, dst: str | Path) -> Path:
     src, dst = Path(src), Path(dst)
     (dst / "unet").mkdir(parents=True, exist_ok=True)
     (dst / "scheduler").mkdir(parents=True, exist_ok=True)
-    for name in ("model_index.json", "prompt_embeds.safetensors", "training.json", "unet/config.json",
-                 "scheduler/scheduler_config.json"):
+    for name, optional in _SHIPPED.items():
+        if optional and not (src / name).is_file():
+            (dst / name).unlink(missing_ok=True)
+            continue
         shutil.copyfile(src / name, dst / name)
+    cast = {"float16": torch.float16, "float32": torch.float32}[dtype]
     weights = load_file(str(src / "unet" / "diffusion_pytorch_model.safetensors"))
-    save_file({k: v.half().contiguous() for k, v in weights.items()}, str(dst / "unet" / "diffusion_pytorch_model.safetensors"))
+    save_file({k: v.to(cast).contiguous() for k, v in weights.items()}, str(dst / "unet" / "diffusion_pytorch_model.safetensors"))
     return dst
 
 
@@ -147,6 +167,36 @@ def load_folder(folder: str | Path, prompts: list[str]) -> tuple[torch.nn.Module
     table = torch.stack([embeds[p].float() for p in prompts])
     path = folder / "training.json"
     return unet, table, (json.loads(path.read_text()) if path.exists() else {})
+
+
+def lr_at(step: int, steps: int, base: float, warmup: int = 200) -> float:
+    """Learning rate of ``step`` (1-based): linear warm-up over ``warmup`` steps, then cosine decay to 10%."""
+    return base * min(1.0, step / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+
+
+def train_step(unet: torch.nn.Module, opt: torch.optim.Optimizer, x0: Tensor, cond: Tensor, ab: Tensor,
+               gen: torch.Generator, lr: float) -> Tensor:
+    """One epsilon-prediction step (Ho et al. 2020) on clean images ``x0`` with conditioning ``cond``
+    ``[N, tokens, width]``; returns the loss (a tensor: no host sync here)."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    t = torch.randint(0, len(ab), (x0.shape[0],), generator=gen)
+    eps = torch.randn(x0.shape, generator=gen)
+    pred = unet(diffuse(x0, eps, ab[t]), t, encoder_hidden_states=cond).sample
+    loss = torch.nn.functional.mse_loss(pred, eps)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+    opt.step()
+    return loss.detach()
+
+
+@torch.no_grad()
+def ema_update(pairs: list[tuple[Tensor, Tensor]], step: int, cap: float = 0.999) -> None:
+    """Exponential moving average of each ``(ema, live)`` pair with the warm-up decay ``(1+step)/(10+step)``."""
+    decay = min(cap, (1 + step) / (10 + step))
+    for e, p in pairs:
+        e.lerp_(p.detach(), 1 - decay)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -193,30 +243,16 @@ def main(argv: list[str] | None = None) -> None:
     t0, running = time.time(), 0.0
     half = args.batch - round(args.batch * args.drawing_frac)  # photos per batch
     last = min(args.steps, args.stop_at or args.steps)
+    pairs = list(zip(ema.parameters(), unet.parameters())) + [(ema_table, table)]
     for step in range(1, last + 1):
-        # learning rate: linear warm-up (200 steps by default), then cosine decay to 10%
-        lr = args.lr * min(1.0, step / max(1, args.warmup)) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
-        for group in opt.param_groups:
-            group["lr"] = lr
+        lr = lr_at(step, args.steps, args.lr, max(1, args.warmup))  # linear warm-up, then cosine decay to 10%
         x0 = torch.cat([photos[torch.randint(len(photos), (half,), generator=gen)],
                         drawings[torch.randint(len(drawings), (args.batch - half,), generator=gen)]])
         x0 = augment(x0, gen)
         label = torch.cat([torch.ones(half, dtype=torch.long), torch.full((args.batch - half,), 2)])
         label = torch.where(torch.rand(args.batch, generator=gen) < 0.15, torch.zeros_like(label), label)
-        t = torch.randint(0, 1000, (args.batch,), generator=gen)
-        eps = torch.randn(x0.shape, generator=gen)
-        pred = unet(diffuse(x0, eps, ab[t]), t, encoder_hidden_states=table[label]).sample
-        loss = torch.nn.functional.mse_loss(pred, eps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
-        decay = min(0.999, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), unet.parameters()):
-                pe.lerp_(p, 1 - decay)
-            ema_table.lerp_(table.detach(), 1 - decay)
-        running += loss.item()
+        running += train_step(unet, opt, x0, table[label], ab, gen, lr).item()
+        ema_update(pairs, step)
         if step % args.log_every == 0:
             print(f"step {step} loss {running / args.log_every:.4f} lr {lr:.2e} {(time.time() - t0) / step:.3f} s/step", flush=True)
             running = 0.0

@@ -24,8 +24,17 @@ from typing import Any
 
 from torch import Tensor
 
-from ..diffusion.attention import (AttentionEditResult, Controller, P2POptions, PlugAndPlay, PnPOptions, PromptToPrompt,
-                                   ShareOptions, ValueSharing, attention_edit)
+from ..diffusion.attention import (
+    AttentionEditResult,
+    Controller,
+    P2POptions,
+    PlugAndPlay,
+    PnPOptions,
+    PromptToPrompt,
+    ShareOptions,
+    ValueSharing,
+    attention_edit,
+)
 from ..diffusion.model import DiffusionModel
 from ..diffusion.state import DiffusionState, Setup
 from ..errors import ConfigError

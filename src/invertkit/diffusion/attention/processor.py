@@ -103,7 +103,10 @@ class ControlProcessor:
 
         q, k, v = self.hooks.qkv(self.site, cross, split(query), split(key), split(value))
         B, _, Q, d = q.shape
-        flat = (lambda t: t.reshape(B * heads, t.shape[2], d))
+
+        def flat(t: Tensor) -> Tensor:  # [B, heads, L, d] -> [B * heads, L, d], diffusers' head-to-batch layout
+            return t.reshape(B * heads, t.shape[2], d)
+
         probs = attn.get_attention_scores(flat(q), flat(k), attention_mask)  # [B*heads, Q, K], softmax in float32 if upcast
         probs = self.hooks.attention(self.site, cross, probs.view(B, heads, Q, -1))
         out = torch.bmm(probs.reshape(B * heads, Q, -1).to(v.dtype), flat(v))  # [B*heads, Q, d]

@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 
 from ...diffusion.guidance import Guidance
-from ...diffusion.results import StepHook
 from ...diffusion.nulltext import null_text_optimize, null_text_sample
+from ...diffusion.results import StepHook
 from ...errors import ConfigError
 from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
