@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from ..generators import load_generator
     from ..io.report import ReportItem, write_report
     from ..io.strips import save_strip
-    from .edit import parse_ids, picture_scale
+    from .edit import parse_ids, picture_scale, slug
     from .invert import prepare_diffusion_flags
     from .regenerate import diffusion_runs
 
@@ -137,16 +137,16 @@ def run(args: argparse.Namespace) -> int:
                 edit = prompt_edit(G, result, prompt, opts, source_prompt=args.prompt)
                 recon = edit.source[0].cpu()
                 frames = [recon, edit.edited[0].cpu()]
-                labels = [branch, f"edit: {prompt or 'null'}"]
+                labels = ["recon" if branch == "reconstruction" else "source br.", "edit"]  # short: frames are 64 px
                 source = _source_image(run_dir, stem, recon)
                 if source is not None:
                     frames, labels = [source, *frames], ["source", *labels]
                 if edit.mask is not None:
                     m = torch.nn.functional.interpolate(edit.mask[:1].float().cpu(), size=recon.shape[-2:], mode="nearest")[0]
                     frames.append((m * 2 - 1).expand_as(recon))
-                    labels.append("blend mask")
+                    labels.append("mask")
                     extras[f"mask {prompt}"] = frames[-1]
-                name = f"{stem}_{opts.controller}_{prompt or 'null'}.png"
+                name = f"{stem}_{opts.controller}_{slug(prompt or 'null')}.png"
                 save_strip(torch.stack(frames), out / name, labels=labels, scale=scale)
                 extras[f"{opts.controller}: {prompt or 'null'}"] = edit.edited[0].cpu()
                 record["edits"].append({"image": stem, "prompt": prompt, "png": name, "nfe": edit.nfe})
