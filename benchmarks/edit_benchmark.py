@@ -480,8 +480,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         rows.append(row)
         if res is not None:
             edits.append((name, res.edits))
-        print(json.dumps({k: v for k, v in row.items() if k != "info"}), flush=True)
         add_bar(rows)
+        print(json.dumps({k: v for k, v in row.items() if k != "info"}), flush=True)
         (out / "edit_benchmark.json").write_text(json.dumps(rows, indent=1))  # after every route: finished rows stay
     write_strip(out / "edit_benchmark.png", sources, targets, source_classes, edits, classifier)
     print(markdown([r for r in rows if "error" not in r]))
