@@ -119,7 +119,7 @@ diffusion-model: install
 # python -m invertkit.diffusion.train_mnist prints s/step and resumes from runs/diffusion/mnist32/checkpoint.pt.
 mnist-diffusion-model: install
 	$(PY) -m invertkit.diffusion.train_mnist --shared $(SHARED) --out runs/diffusion/mnist32 --steps 4900 --batch 32 --threads 1
-	$(PY) -c "from invertkit.diffusion.train import ship_model; print(ship_model('runs/diffusion/mnist32', 'src/invertkit/diffusion/weights/mnist32', 'float32'))"
+	$(PY) -c "from invertkit.diffusion.train import ship_model; print(ship_model('runs/diffusion/mnist32', 'src/invertkit/diffusion/weights/mnist32', 'float16'))"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
