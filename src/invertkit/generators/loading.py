@@ -5,8 +5,10 @@ What a spec means is registered by the model families, never hard-wired here:
 - ``SCHEMES``: prefixed specs, ``"diffusers:FOLDER"``, ``"analytic:flow"`` ... (registered by
   ``invertkit.diffusion``, which sits above this package);
 - ``ZOO``: named offline models (``generators.zoo``; families add their own entries);
-- anything else is a checkpoint file, read by the safe readers of ``generators.checkpoints``
-  (NVIDIA ``.pkl``, rosinality ``.pt``, invertkit ``.safetensors``: StyleGAN2).
+- anything else is a checkpoint file or folder: a family registered in
+  ``generators.checkpoints.families.FAMILIES`` that claims it builds it; else it is read by the safe
+  StyleGAN2 readers of ``generators.checkpoints`` (NVIDIA ``.pkl``, rosinality ``.pt``, invertkit
+  ``.safetensors``).
 """
 
 from __future__ import annotations
@@ -96,11 +98,17 @@ def load_generator(
             raise CheckpointError(
                 f"{key}: no such file, and not a zoo model name (zoo: {', '.join(ZOO.names())}) nor a scheme ({schemes}); check the path"
             )
-        from .checkpoints import read_checkpoint  # local: keeps `import invertkit` light
-        from .stylegan2 import StyleGAN2Generator
+        from .checkpoints.families import claimed_by
 
-        loaded = read_checkpoint(path)
-        gen = StyleGAN2Generator(loaded.config, loaded.state_dict, name=path.name).to(device)
+        family = claimed_by(path)
+        if family is not None:
+            gen = family.build(path, device)
+        else:
+            from .checkpoints import read_checkpoint  # local: keeps `import invertkit` light
+            from .stylegan2 import StyleGAN2Generator
+
+            loaded = read_checkpoint(path)
+            gen = StyleGAN2Generator(loaded.config, loaded.state_dict, name=path.name).to(device)
     if delta is not None:
         from .tuning import apply_delta, read_delta
 

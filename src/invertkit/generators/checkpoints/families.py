@@ -1,0 +1,51 @@
+"""Checkpoint families beyond StyleGAN2: which files they claim and how they become generators.
+
+``load_generator(path)`` asks each family in :data:`FAMILIES`, in registration order, whether it
+claims ``path`` (a cheap look at the file or folder: its leading bytes, the names inside a zip, a
+companion ``config.json``; never a full load). The first that does builds the generator; a file no
+family claims is read as a StyleGAN2 checkpoint (``read_checkpoint``), as before.
+
+Each family's code lives in its own package under ``generators/`` and is imported only when one of
+its files is loaded, so ``import invertkit`` stays light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ...registry import Registry
+from ..base import Generator
+
+
+@dataclass(frozen=True)
+class CheckpointFamily:
+    """One kind of checkpoint.
+
+    Attributes:
+        label: what users call it and the file layout, for help and errors, e.g.
+            ``"BigGAN (pytorch-pretrained-biggan folder: config.json + pytorch_model.bin)"``.
+        claims: ``path -> bool``; True when ``path`` is this family's file (or folder). Must not raise
+            for files of other families, and must not load tensors.
+        build: ``(path, device) -> Generator``; raises CheckpointError (one line naming the file and the
+            fix) for a damaged or hostile file of this family.
+    """
+
+    label: str
+    claims: Callable[[Path], bool]
+    build: Callable[[Path, torch.device | str], Generator]
+
+
+FAMILIES: Registry[CheckpointFamily] = Registry("checkpoint family")
+
+
+def claimed_by(path: Path) -> CheckpointFamily | None:
+    """The first registered family that claims ``path``, or None (then it is a StyleGAN2 file)."""
+    for name in FAMILIES.names():
+        family = FAMILIES.get(name)
+        if family.claims(path):
+            return family
+    return None
