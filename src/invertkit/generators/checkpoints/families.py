@@ -49,3 +49,27 @@ def claimed_by(path: Path) -> CheckpointFamily | None:
         if family.claims(path):
             return family
     return None
+
+
+# ------------------------------------------------------------------------------------------------
+# registered families (each imports its package only when asked)
+# ------------------------------------------------------------------------------------------------
+
+
+def _claims_pggan(path: Path) -> bool:
+    from ..pggan.checkpoint import claims_pggan
+
+    return claims_pggan(path)
+
+
+def _build_pggan(path: Path, device: torch.device | str) -> Generator:
+    from ..pggan import load_pggan
+
+    return load_pggan(path, device)
+
+
+FAMILIES.add("pggan", CheckpointFamily(
+    label="PGGAN (pytorch_GAN_zoo PGAN .pth: torch.save dict with config, netG, avgG)",
+    claims=_claims_pggan,
+    build=_build_pggan,
+))
