@@ -44,6 +44,9 @@ def describe(source: str, weights: str | None = None) -> dict[str, Any]:
     directions = describe_directions(source)
     if directions is not None:
         return directions
+    family = describe_family(source)
+    if family is not None:
+        return family
     loaded = read_checkpoint(source)
     G = StyleGAN2Generator(loaded.config, loaded.state_dict, name=source)
     cfg = loaded.config
@@ -66,6 +69,20 @@ def describe(source: str, weights: str | None = None) -> dict[str, Any]:
         "config": cfg.to_dict(),
         "meta": loaded.meta,
     }
+
+
+def describe_family(source: str) -> dict[str, Any] | None:
+    """What ``info`` prints for a file a registered checkpoint family claims (PGGAN ...), or None."""
+    from pathlib import Path
+
+    from ..generators.checkpoints.families import claimed_by
+
+    family = claimed_by(Path(source))
+    if family is None:
+        return None
+    G = family.build(Path(source), "cpu")
+    return {"source": source, "format": family.label, "architecture": type(G).__name__, **G.describe(),
+            "parameters": sum(int(v.numel()) for v in G.weights().values())}
 
 
 def _has_header(source: str, key: str) -> bool:
