@@ -201,6 +201,10 @@ def test_nan_weights(tmp_path: Path) -> None:
     ({"categoryVectorDim": 5}, ("conditional",)),
     ({"perChannelNormalization": False}, ("perChannelNormalization",)),
     ({"dimOutput": 10**9}, ("dim_output",)),
+    ({"depthScale0": torch.ones(3)}, ("depths[0]", "integer")),
+    ({"latentVectorDim": torch.tensor(8.0)}, ("latent_dim", "integer")),
+    ({"categoryVectorDim": torch.ones(2)}, ("conditional",)),
+    ({"attribKeysOrder": {"Male": 0}}, ("conditional",)),
 ])
 def test_absurd_config_numbers(tmp_path: Path, fields: dict, words: tuple[str, ...]) -> None:
     msg = one_line_error(write_pggan(tmp_path / "g.pth", fields=fields), *words)

@@ -14,6 +14,7 @@ else ``netG``; a bare ``GNet`` state dict is read too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zipfile
 from collections.abc import Mapping
@@ -93,7 +94,11 @@ class LoadedPGGAN:
 def _load(p: Path) -> Any:
     with open(p, "rb") as f:
         zipped = f.read(4) == _ZIP_MAGIC
-    with torch.serialization.safe_globals([(AuthorsConfig, CONFIG_GLOBAL)]):
+    # torch >= 2.6 can map one named global to a stand-in; older versions refuse the authors' config
+    # object (one line: re-save the weights), and still read files whose config is a plain dict
+    stand_in = (torch.serialization.safe_globals([(AuthorsConfig, CONFIG_GLOBAL)])
+                if torch.__version__ >= (2, 6) else contextlib.nullcontext())
+    with stand_in:
         # mmap: the tensors' bytes are mapped, not read, until the validated ones are copied
         return torch_load_safe(p, p, mmap=zipped)
 
@@ -171,8 +176,11 @@ def _infer(tensors: Mapping[str, Any], p: Path) -> dict[str, Any]:
 def _config(declared: dict[str, Any], inferred: dict[str, Any], p: Path) -> tuple[PGGANConfig, list[str]]:
     """The file's config where it has a field, the shapes' otherwise; checked, with notes on what was assumed."""
     notes: list[str] = []
-    category = declared.get("categoryVectorDim", 0)
-    if declared.get("attribKeysOrder") or (category not in (0, None)):
+    category, attrib = declared.get("categoryVectorDim", 0), declared.get("attribKeysOrder")
+    # identity and type checks only: a hostile value (a tensor, say) must not decide its own truth
+    no_labels = category is None or (type(category) is int and category == 0)
+    no_attrib = attrib is None or (type(attrib) in (dict, list, tuple) and len(attrib) == 0)
+    if not (no_labels and no_attrib):
         raise CheckpointError(f"{p}: a conditional (AC-GAN) PGGAN (categoryVectorDim={short_repr(category)}); invertkit reads "
                               "unconditional PGGAN generators only")
     if declared.get("perChannelNormalization", True) is not True:

@@ -42,7 +42,10 @@ def _int(value: Any, name: str, lo: int, hi: int) -> int:
     if isinstance(v, float) and math.isfinite(v) and v == int(v):
         v = int(v)
     elif not isinstance(v, bool) and not isinstance(v, int) and hasattr(v, "__index__"):
-        v = int(v.__index__())  # numpy integers
+        try:
+            v = int(v.__index__())  # numpy integers
+        except (TypeError, ValueError, RuntimeError):  # a float or many-element tensor, say
+            v = None
     if not isinstance(v, int) or isinstance(v, bool):
         raise CheckpointError(f"PGGAN config field {name} must be an integer, got {short_repr(value)}")
     if not lo <= v <= hi:
