@@ -23,6 +23,10 @@ What it does, all on CPU with one thread:
 5. If invertkit is importable, loads both through ``invertkit.load_generator`` / ``PGGANGenerator``
    and prints ``max|ours - ref| / max|ref|`` per variant.
 
+``--live PX`` instead builds the authors' default widths (latent 512, depthScale0 512) grown to PX
+px, saves it with their ``save()`` to a temporary folder, loads it with ``load_generator`` and prints
+the error; it writes nothing.
+
 Only two things are patched, neither in the network: ``torch.optim.Adam`` gets float betas (the
 authors pass ``[0, 0.99]``, which torch >= 2.4 refuses), and nothing is moved to a GPU.
 """
@@ -39,6 +43,7 @@ import torch
 from safetensors.torch import save_file
 
 SEED_NETG, SEED_AVGG, SEED_Z = 1, 2, 3
+AUTHORS_DEPTHS = [512, 512, 512, 512, 256, 128, 64, 32, 16]  # their pgan_config.py depthScales (4 px ...)
 
 
 def _patch_adam() -> None:
@@ -64,6 +69,7 @@ def seeded_state(module: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
 def build(authors: Path, latent: int, depth0: int, others: list[int], loss: str):  # noqa: ANN201
     from models.progressive_gan import ProgressiveGAN  # the authors' code, from the checkout on sys.path
 
+    torch.manual_seed(0)  # netD's initialisation (not compared, but written by save()) is then reproducible
     model = ProgressiveGAN(dimLatentVector=latent, depthScale0=depth0, useGPU=False, lossMode=loss)
     for d in others:
         model.addScale(d)
@@ -85,15 +91,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("authors", type=Path, help="checkout of facebookresearch/pytorch_GAN_zoo")
     ap.add_argument("--out", type=Path, default=Path("tests/golden"))
+    ap.add_argument("--live", type=int, default=0, metavar="PX",
+                    help="instead: the authors' default widths (latent 512, depthScales 512 to 32 px, then halving) "
+                         "grown to PX, saved by their save() to a temporary folder, compared live; nothing is written")
+    ap.add_argument("--authors-commit", default="", help="record this commit (default: git rev-parse HEAD in AUTHORS)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     sys.path.insert(0, str(args.authors.resolve()))
     _patch_adam()
-    try:
-        commit = subprocess.run(["git", "-C", str(args.authors), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, check=False).stdout.strip() or "unknown"
-    except OSError:
-        commit = "unknown"
+    if args.live:
+        live(args.authors, args.live)
+        return
+    commit = args.authors_commit
+    if not commit:
+        try:
+            commit = subprocess.run(["git", "-C", str(args.authors), "rev-parse", "HEAD"], capture_output=True,
+                                    text=True, check=False).stdout.strip() or "unknown"
+        except OSError:
+            commit = "unknown"
 
     tensors: dict[str, torch.Tensor] = {}
     variants: dict[str, dict] = {}
@@ -141,6 +156,26 @@ def main() -> None:
     save_file(tensors, str(golden), metadata=meta)
     print(f"wrote {golden} ({golden.stat().st_size} bytes) and {tiny_path} ({tiny_path.stat().st_size} bytes)")
     compare(golden, tiny_path)
+
+
+def live(authors: Path, px: int) -> None:
+    """The authors' default-width ProgressiveGAN grown to ``px``, through their save() and our loader."""
+    import tempfile
+
+    from invertkit.generators import load_generator
+
+    n = max(1, px.bit_length() - 2)  # scales for 4 .. px
+    depths = AUTHORS_DEPTHS[:n]
+    with torch.no_grad(), tempfile.TemporaryDirectory() as tmp:
+        model = build(authors, 512, depths[0], depths[1:], "WGANGP")
+        z = torch.randn(2, 512, generator=torch.Generator().manual_seed(SEED_Z))
+        ref = model.test(z, getAvG=True)
+        path = Path(tmp) / f"pgan_{px}.pth"
+        model.save(str(path))
+        G = load_generator(path)
+        rel = float((G.synthesize(z, "z") - ref).abs().max() / ref.abs().max())
+    print(f"live {px} px (depths {depths}, latent 512, {path.name} from the authors' save()): "
+          f"{type(G).__name__} from {G.meta['generator']}, max rel err {rel:.3g} (tolerance 1e-4)")
 
 
 def compare(golden: Path, tiny_path: Path) -> None:

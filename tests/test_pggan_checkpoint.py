@@ -112,6 +112,14 @@ def test_legacy_stream_with_old_names_and_dataparallel_prefix(tmp_path: Path) ->
     assert all(torch.equal(loaded.state_dict[k], v) for k, v in sd.items())
 
 
+def test_parameters_stored_as_nn_parameter(tmp_path: Path) -> None:
+    cfg = PGGANConfig(**TINY)
+    sd = random_state(cfg)
+    params = {k: torch.nn.Parameter(v) for k, v in sd.items()}  # old files serialised Parameters
+    loaded = read_pggan(write_pggan(tmp_path / "p.pth", cfg, state=params, legacy=True))
+    assert all(type(t) is torch.Tensor and torch.equal(t, sd[k]) for k, t in loaded.state_dict.items())
+
+
 def test_half_precision_weights_are_read_as_float32(tmp_path: Path) -> None:
     cfg = PGGANConfig(**TINY)
     half = {k: v.half() for k, v in random_state(cfg).items()}

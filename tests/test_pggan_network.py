@@ -2,7 +2,8 @@
 the generator's protocol, split and tuning behaviour.
 
 How the golden values were produced: ``benchmarks/pggan_reference.py AUTHORS`` (AUTHORS a checkout of
-pytorch_GAN_zoo, commit b75dee4, outside this repository; torch 2.13, CPU, one thread) builds the
+pytorch_GAN_zoo, commit b75dee40918caabb4fe7ec561522717bf096a8cb, outside this repository; torch 2.13,
+CPU, one thread) builds the
 authors' ``ProgressiveGAN`` at 16 px (latent 16, depthScale0 32, scales [32, 16]) with seeded weights
 and non-zero biases, runs their forward for variants (average generator, alpha 0.5 fade-in, final
 tanh, no equalised lr, leaky ReLU 0.1), and saves a tiny 8 px ``ProgressiveGAN(lossMode="DCGAN")``
