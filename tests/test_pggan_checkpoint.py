@@ -276,6 +276,14 @@ def test_cli_info_describes_a_pggan(capsys: pytest.CaptureFixture[str]) -> None:
     assert "PGGANGenerator" in out and "8x8, 3 channel(s)" in out and "z [8]" in out and "2,958" in out
 
 
+def test_cli_convert_says_pggan_files_are_used_directly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["convert", str(AUTHORS_FILE), str(tmp_path / "x.safetensors")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and AUTHORS_FILE.name in lines[0] and "use this file directly" in lines[0], lines
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 @pytest.mark.slow  # ~0.4 s of work, but the first Adam in a process imports torch._dynamo (~3 s)
 def test_cli_invert_on_a_tiny_pggan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     p = write_pggan(tmp_path / "tiny.pth")

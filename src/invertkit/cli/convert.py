@@ -29,6 +29,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{dst}: cannot tell the output format from the suffix; use .safetensors or .pt, or pass --to")
     if dst.exists() and not args.force:
         raise ConfigError(f"{dst}: exists; pass --force to overwrite it")
+    from ..errors import CheckpointError
+    from ..generators.checkpoints.families import claimed_by
+
+    family = claimed_by(Path(args.src))
+    if family is not None:  # other families are read where they are used, not converted to StyleGAN2 formats
+        raise CheckpointError(f"{args.src}: a {family.label} file; convert writes StyleGAN2 checkpoints only, "
+                              "so use this file directly (-g/--generator)")
     loaded = read_checkpoint(args.src)
     if fmt == "native":
         save_native(loaded, dst)

@@ -61,9 +61,10 @@ def load_generator(
     """Load a generator by zoo name (``"dcgan-digiface64"``), from a checkpoint file, or from a
     registered scheme (``"diffusers:PATH"``, ``"analytic:flow"``; see ``SCHEMES``).
 
-    Checkpoint formats are detected from the file's content: NVIDIA StyleGAN2-ADA ``.pkl`` (read by a
-    restricted unpickler: nothing in the file executes), rosinality ``.pt`` (``weights_only`` load)
-    and invertkit's native ``.safetensors``.
+    Checkpoint formats are detected from the file's content: first the registered families
+    (``checkpoints.families.FAMILIES``: PGGAN ``.pth`` of pytorch_GAN_zoo), then NVIDIA StyleGAN2-ADA
+    ``.pkl`` (read by a restricted unpickler: nothing in the file executes), rosinality ``.pt``
+    (``weights_only`` load) and invertkit's native ``.safetensors``.
 
     Args:
         path_or_name: a name listed by ``invertkit zoo``, a scheme spec, or a path to a checkpoint.
