@@ -21,6 +21,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from invertkit.errors import CheckpointError
 from invertkit.generators import load_generator
 from invertkit.generators.capabilities import LayerSplitting, Tunable
 from invertkit.generators.pggan import PGGANConfig, PGGANGenerator, PGGANNetwork, load_pggan
@@ -148,6 +149,14 @@ def test_tunable_copy_is_independent() -> None:
     split = tuned.layer_split("3")
     assert torch.allclose(split.tail(split.head(z, "z"), None), tuned.synthesize(z, "z"), atol=1e-6)
     assert set(weight_delta(G, tuned)) == set(G.config.layout())
+
+
+def test_weights_that_do_not_fit_are_one_line() -> None:
+    cfg = PGGANConfig(**TINY)
+    sd = random_state(cfg)
+    del sd["toRGBLayers.1.module.bias"]
+    with pytest.raises(CheckpointError, match="missing toRGBLayers.1.module.bias"):
+        PGGANGenerator(cfg, sd)
 
 
 def test_deepcopy_and_device_move_keep_stages_shared() -> None:

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...errors import CheckpointError
+from ...store.tensorfiles import layout_problems
 from .config import PGGANConfig
 
 PIXEL_NORM_EPS = 1e-8
@@ -164,7 +166,15 @@ class PGGANNetwork(nn.Module):
         return tuple(stages)
 
     def load(self, state_dict: dict[str, Tensor]) -> PGGANNetwork:
-        """Take the (already validated) tensors as the weights, without copying."""
+        """Take the tensors as the weights, without copying (names and shapes: ``config.layout()``).
+
+        Raises:
+            CheckpointError: missing, unexpected, non-tensor or mis-shaped entries (one line).
+        """
+        problems = layout_problems(self.config.layout(), state_dict)
+        if problems:
+            raise CheckpointError(f"weights do not fit a PGGAN generator of {self.config.resolution} px "
+                                  f"(depths {list(self.config.depths)}): {'; '.join(problems)}")
         self.load_state_dict(state_dict, strict=True, assign=True)
         return self
 
