@@ -154,6 +154,7 @@ def test_refused_without_style_spaces_before_any_work(tiny_mlp, monkeypatch):
 @pytest.mark.parametrize("generator", ["dcgan-digiface64", "analytic:diffusion"])
 def test_cli_refuses_nscd_for_a_generator_without_style_spaces(generator, images, tmp_path, capsys):
     for command in (["invert", str(images), "--out", str(tmp_path / "x")],
+                    ["invert", str(images), "--format", "parquet", "--out", str(tmp_path / "x")],  # the dataset layout
                     ["bench", "--images", str(images), "--methods", "plain", "--out", str(tmp_path / "x")]):
         assert main([*command, "-g", generator, "--metrics", "nscd"]) == 2
         captured = capsys.readouterr()
