@@ -31,7 +31,8 @@ def score(
     a tuned result's (pti, hyperstyle) pivot, so its NSCD is that of the pivot under the base
     generator's anchors (tuning changes the weights, not the latent); a layerwise optimisation
     (``f:LAYER``) passes none, since the rows before its cut never reach the image, and gets no
-    ``nscd`` value even when asked for. Names of ``extra`` are checked by ``invert``
+    ``nscd`` value even when asked for (no value, not NaN: a NaN would mark the image failed); an fs
+    encoder's layerwise result passes its W+ code, which drives the layers before and after the cut. Names of ``extra`` are checked by ``invert``
     (:func:`invertkit.metrics.check_extra_metrics`) before any work.
 
     Args:
