@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--loss", default=None, help="loss for every method that takes one, e.g. mse=1,perceptual=1")
     p.add_argument("--max-images", type=int, default=None, help="use only the first N images")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--metrics", default="perceptual", help="extra metrics (default perceptual; lpips when its weights are present)")
+    p.add_argument("--metrics", default="perceptual", help="extra metrics (default perceptual; lpips when its weights are present; "
+                   "nscd: LSAP's NSCD of the latents, StyleGAN2 generators)")
     p.add_argument("--edit-direction", default=None, metavar="FILE[:INDEX]",
                    help="also measure editability: move every method's latents along this direction (from `invertkit directions`)")
     p.add_argument("--edit-classifier", default=None, help="classifier judging the edit, e.g. lenet5 or lenet5:PATH (flip rate, slope)")
@@ -50,10 +51,12 @@ def run(args: argparse.Namespace) -> int:
     from ..bench import run_bench
     from ..generators import load_generator
     from ..io.images import read_image
-    from .invert import expand_inputs, prepare_diffusion_flags
+    from ..metrics.requested import check_extra_metrics
+    from .invert import expand_inputs, metric_names, prepare_diffusion_flags
 
     check_numbers(args, at_least={"batch_size": 1, "max_images": 1, "steps": 1}, finite=("guidance", "edit_guidance"))
     G = load_generator(args.generator, device=args.device, weights=args.weights)
+    extra = check_extra_metrics(G, metric_names(args.metrics))  # nscd without style spaces: refused before any work
     edit_prompts = prepare_diffusion_flags(G, args.prompt_embeds, args.edit_prompt)
     if args.methods.strip() == "auto":
         from ..bench import default_methods
@@ -79,10 +82,10 @@ def run(args: argparse.Namespace) -> int:
     if args.loss:
         common["loss"] = args.loss
     common.update({k: v for k in ("prompt", "guidance", "dtype") if (v := getattr(args, k)) is not None})
-    extra = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
-    from ..metrics import available_metrics
+    from ..metrics import LATENT_METRICS, available_metrics
 
-    extra = tuple(m for m in extra if m in available_metrics())
+    # image metrics whose weight files are absent here are left out; latent metrics need none
+    extra = tuple(m for m in extra if m in LATENT_METRICS or m in available_metrics())
     rows = run_bench(
         G, torch.cat(tensors).to(G.device), names, methods, args.out,
         common=common, batch_size=args.batch_size, extra_metrics=extra, progress=lambda s: print(f"bench: {s}", flush=True),

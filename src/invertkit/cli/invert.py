@@ -65,7 +65,8 @@ def add_parser(sub: argparse._SubParsersAction, argv: Sequence[str] = ()) -> Non
     p.add_argument("--degrade", default=None, help="restoration: downsample:F, grayscale, noise:SIGMA, mask:PATH, joined by +")
     p.add_argument("--mask", default=None, help="inpainting mask image (white = known pixels)")
     p.add_argument("--simulate", action="store_true", help="the inputs are clean images: degrade them, restore, and score against the clean ones")
-    p.add_argument("--metrics", default="", help="extra metrics, comma-separated (perceptual, lpips, ...)")
+    p.add_argument("--metrics", default="", help="extra metrics, comma-separated (perceptual, lpips, ...; nscd: LSAP's NSCD "
+                   "of the inverted latent, StyleGAN2 generators)")
     p.add_argument("--prompt-embeds", default=None, help="diffusion models: a safetensors file of named prompt embeddings to add")
     p.add_argument("--edit-prompt", default="", help="diffusion models: regenerate each inversion with these prompts too (comma-separated)")
     p.add_argument("--edit-guidance", type=float, default=None, help="diffusion models: guidance scale of the edits (default: the inversion's)")
@@ -88,9 +89,15 @@ def expand_inputs(items: list[str]) -> list[Path]:
     return out
 
 
+def metric_names(flag: str) -> tuple[str, ...]:
+    """The names of a comma-separated ``--metrics`` value (blanks dropped)."""
+    return tuple(m.strip() for m in flag.split(",") if m.strip())
+
+
 def run(args: argparse.Namespace) -> int:
     from ..degradations import parse_degradation
     from ..generators import load_generator
+    from ..metrics.requested import check_extra_metrics
     from ..runs.lock import RunLock
     from .run_identity import run_identity
 
@@ -105,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     check_numbers(args, finite=("edit_guidance",))
     dataset_layout = invert_dataset.wants_dataset_layout(args)
     G = load_generator(args.generator, device=args.device, weights=args.weights)
+    check_extra_metrics(G, metric_names(args.metrics))  # e.g. nscd without style spaces: refused before any work
     if dataset_layout:
         if args.prompt_embeds:
             prepare_diffusion_flags(G, args.prompt_embeds, "")
@@ -135,7 +143,7 @@ def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, 
     from ..runs import RunWriter
     from ..runs.interrupt import Interrupted, Interrupts
 
-    extra = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    extra = metric_names(args.metrics)
     max_pixels = invert_dataset.pixel_limit(args)
     writer = RunWriter(args.out, G, title=f"invertkit invert: {len(paths)} image(s) into {G.name}", identity=identity)
     done = writer.done

@@ -18,6 +18,7 @@ from ..degradations import Degradation
 from ..errors import ConfigError, ImageError
 from ..generators.base import Generator
 from ..io.images import check_images
+from ..metrics.requested import check_extra_metrics
 from ..optionfields import declared_options, renamed_options
 from ..registry import Registry
 from ..results import InversionResult
@@ -83,7 +84,10 @@ def invert(
         init_latent: starting latents for ``init="given"`` (hybrid methods).
         image_ids: positions of the images in the whole run (seeds derive from them).
         reference: clean images to score against (when ``images`` is a simulated degradation).
-        extra_metrics: more metric names (``invertkit.metrics.METRICS``) to score.
+        extra_metrics: more metric names to score: image metrics (``invertkit.metrics.METRICS``:
+            perceptual, lpips, ...) and latent metrics (``invertkit.metrics.LATENT_METRICS``: ``nscd``,
+            LSAP's NSCD of the result's latent, StyleGAN2 only). Checked before any work: an unknown
+            name is a ConfigError, ``nscd`` for a generator without style spaces a CapabilityError.
         **options: fields of the method's options dataclass (e.g. ``space``, ``steps``, ``seed``).
     """
     want = (G.channels, G.resolution, G.resolution)
@@ -102,6 +106,7 @@ def invert(
         raise ConfigError(f"image_ids has {len(image_ids)} entries for {images.shape[0]} images")
     spec = METHODS.get(method)
     opts = make_options(method, **options)
+    extra_metrics = check_extra_metrics(G, extra_metrics)
     ctx = RunContext(
         degradation=degradation,
         init_latent=init_latent.to(G.device) if init_latent is not None else None,

@@ -16,6 +16,7 @@ as ``latents/<stem>_delta.safetensors`` like PTI's, so ``load_run``, ``edit`` an
 render it; edits of the pivot go through the image's offset generator. On a layerwise pivot the result
 is layerwise too (space ``f:LAYER``, the pivot's ``layer_state``): the offsets are the tail's layers,
 which render the pivot's state at the cut, and edits keep its residual there (``editing.apply``).
+Its ``nscd`` (LSAP) is the NSCD of the pivot latent under the base generator's anchors, as for pti.
 """
 
 from __future__ import annotations

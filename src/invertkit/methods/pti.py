@@ -30,7 +30,10 @@ factors, so they are exactly what loading the delta draws); each image's tuned w
 a delta (``result.deltas[i]``: tuned minus base for the tensors that changed, or their factors, see
 ``generators.tuning``); ``tuned_generator(G, result, i)`` rebuilds image i's generator, e.g. to render
 an edited pivot. Metrics are scored as for every method (the pivot's own scores are kept as
-``psnr_pivot`` / ``perceptual_pivot`` and in ``extras["pivot"]``).
+``psnr_pivot`` / ``perceptual_pivot`` and in ``extras["pivot"]``). A tuned result has no latent of
+its own beyond the pivot: its ``nscd`` (LSAP, ``--metrics nscd``) is the NSCD of the pivot under
+the *base* generator's anchors (tuning moves the weights, not the latent), so it equals the
+pivot method's ``nscd`` and says nothing about how far tuning moved the generator.
 """
 
 from __future__ import annotations

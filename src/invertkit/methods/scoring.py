@@ -7,7 +7,6 @@ from torch import Tensor
 
 from .. import metrics as M  # the metrics package (a lower layer), not the root
 from ..generators.base import Generator
-from ..generators.capabilities import StyleSpaces
 from .context import RunContext
 
 
@@ -26,8 +25,20 @@ def score(
     ``nscd`` for StyleGAN2 latents, and ``psnr_observed`` (degraded reconstruction vs observation) when
     ``observed = (degraded reconstructions, observations)`` is given.
 
+    ``nscd`` (LSAP) is a metric of ``latents``, never of the images: it is scored whenever ``G`` has
+    :class:`StyleSpaces` and ``latents`` fix its styles (``metrics.nscd.nscd_defined``: w, w+, s, p,
+    pn, unconditional z), whether or not ``extra`` names it. Callers pass the latent the result keeps:
+    a tuned result's (pti, hyperstyle) pivot, so its NSCD is that of the pivot under the base
+    generator's anchors (tuning changes the weights, not the latent); a layerwise optimisation
+    (``f:LAYER``) passes none, since the rows before its cut never reach the image, and gets no
+    ``nscd`` value even when asked for (no value, not NaN: a NaN would mark the image failed); an fs
+    encoder's layerwise result passes its W+ code, which drives the layers before and after the cut. Names of ``extra`` are checked by ``invert``
+    (:func:`invertkit.metrics.check_extra_metrics`) before any work.
+
     Args:
         reconstructions, reference: ``N x C x H x W`` in [-1, 1] (reference: the clean target).
+        latents: ``[N, *latent_shape(space)]``, the result's latents (None: no latent metric).
+        space: their generator space (``z`` for a ``z-sphere`` result).
     """
     cols: dict[str, Tensor] = {
         "psnr": M.psnr(reconstructions, reference),
@@ -36,13 +47,12 @@ def score(
         "mae": M.mae(reconstructions, reference),
     }
     for name in extra:
-        cols[name] = M.METRICS.get(name)(reconstructions, reference)
+        if name not in M.LATENT_METRICS:
+            cols[name] = M.METRICS.get(name)(reconstructions, reference)
     if observed is not None and observed[0].shape == observed[1].shape:
         cols["psnr_observed"] = M.psnr(*observed)
-    if latents is not None and isinstance(G, StyleSpaces) and space in G.spaces and space != "z":
-        from ..metrics.nscd import nscd
-
-        cols["nscd"] = nscd(G, latents, space)
+    if latents is not None and space is not None and M.nscd_defined(G, space):
+        cols["nscd"] = M.nscd(G, latents, space)
     # an image whose reconstruction or reference is not finite has no score: every metric NaN
     # (the run writer then records it as a failed image)
     finite = (M.finite_rows(reconstructions) & M.finite_rows(reference)).cpu()

@@ -24,11 +24,12 @@ from .edit_scores import EditScorers, score_edit
 from .identity import IDENTITY_PROTOCOL, IdentitySimilarity, identity_similarity
 from .lpips import LPIPSMetric, lpips
 from .mse_mae import MAE, MSE, mae, mse
-from .nscd import nscd, nscd_of_samples
+from .nscd import nscd, nscd_defined, nscd_of_samples
 from .perceptual import Perceptual, perceptual
 from .protocol import PROTOCOL, finite_rows, quantize
 from .psnr import PSNR, psnr
 from .registry import HIGHER_IS_BETTER, METRICS, available_metrics
+from .requested import LATENT_METRICS, check_extra_metrics, known_metrics
 from .ssim import SSIM, ssim
 from .structure_distance import structure_distance
 
@@ -36,7 +37,8 @@ PROTOCOL = {
     **PROTOCOL,
     **DISTRIBUTION_PROTOCOL,
     "identity": IDENTITY_PROTOCOL,
-    "nscd": "LSAP: mean over modulated convs + last ToRGB of 1 - cos(s_l, mu_l), mu_l = mean unit style over 10^4 mapped samples",
+    "nscd": ("LSAP: of the result's latent (a pti/hyperstyle result: its pivot), mean over modulated convs + last ToRGB of "
+             "1 - cos(s_l, mu_l), mu_l = mean unit style over 10^4 mapped samples (z ~ N(0, I), seed 0), once per generator"),
 }
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "kid_score",
     "load_mask",
     "nscd",
+    "nscd_defined",
     "nscd_of_samples",
     "LPIPSMetric",
     "MAE",
@@ -67,6 +70,9 @@ __all__ = [
     "Perceptual",
     "SSIM",
     "available_metrics",
+    "check_extra_metrics",
+    "known_metrics",
+    "LATENT_METRICS",
     "decode_rle",
     "lpips",
     "mae",
