@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-all demo encoders diffusion-model mnist-diffusion-model clean
+.PHONY: install test test-all demo encoders diffusion-model mnist-diffusion-model stylegan2-model clean
 
 install: $(STAMP)
 
@@ -120,6 +120,17 @@ diffusion-model: install
 mnist-diffusion-model: install
 	$(PY) -m invertkit.diffusion.train_mnist --shared $(SHARED) --out runs/diffusion/mnist32 --steps 4900 --batch 32 --threads 1
 	$(PY) -c "from invertkit.diffusion.train import ship_model; print(ship_model('runs/diffusion/mnist32', 'src/invertkit/diffusion/weights/mnist32', 'float16'))"
+
+# The shipped StyleGAN2 (src/invertkit/generators/weights/stylegan2-faces32.safetensors, float16): 32 px RGB faces
+# distilled from the DigiFace DCGAN with paired latents plus adversarial training with style mixing
+# (python -m invertkit.generators.stylegan2.train --help). Resumable: run it again after an interruption.
+SG2_STEPS ?= 6000
+SG2_STOP  ?= $(SG2_STEPS)
+stylegan2-model: install
+	$(PY) -m invertkit.generators.stylegan2.train --out runs/stylegan2/faces32 --steps $(SG2_STEPS) --stop-at $(SG2_STOP) \
+	  --r1-gamma 0.1 --threads 1
+	$(PY) -c "from invertkit.generators.stylegan2.train import ship; \
+	  print(ship('runs/stylegan2/faces32/generator.safetensors', 'src/invertkit/generators/weights/stylegan2-faces32.safetensors'))"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

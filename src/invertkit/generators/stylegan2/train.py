@@ -55,29 +55,57 @@ def faces32_config() -> StyleGAN2Config:
                            channels={4: 256, 8: 128, 16: 64, 32: 32}, architecture="skip", use_noise=True)
 
 
+class EqConv2d(nn.Module):
+    """A convolution with StyleGAN's equalised learning rate: weights stored N(0, 1), scaled by
+    ``1/sqrt(fan_in)`` at run time, so Adam's step (lr 0.0025) means the same for every layer."""
+
+    def __init__(self, cin: int, cout: int, k: int, bias: bool = True) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin, k, k))
+        self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
+        self.gain, self.padding = 1 / math.sqrt(cin * k * k), k // 2
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight * self.gain, self.bias, padding=self.padding)
+
+
+class EqLinear(nn.Module):
+    """A dense layer with the equalised learning rate of :class:`EqConv2d`."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin))
+        self.bias = nn.Parameter(torch.zeros(cout))
+        self.gain = 1 / math.sqrt(cin)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight * self.gain, self.bias)
+
+
 class Discriminator(nn.Module):
-    """A small residual discriminator (StyleGAN2's layout, plain convolutions): from-RGB 1x1, three
-    down-sampling residual blocks 32 -> 4, minibatch standard deviation, a 3x3 conv and two dense
-    layers. ``N x 3 x 32 x 32`` in [-1, 1] -> logits ``[N]``."""
+    """A small residual discriminator (StyleGAN2's layout and equalised learning rate): from-RGB 1x1,
+    three down-sampling residual blocks 32 -> 4, minibatch standard deviation, a 3x3 conv and two
+    dense layers. ``N x 3 x 32 x 32`` in [-1, 1] -> logits ``[N]``."""
 
     def __init__(self, channels: tuple[int, ...] = (32, 64, 128, 256), img_channels: int = 3, mbstd_group: int = 4) -> None:
         super().__init__()
         self.mbstd_group = mbstd_group
-        self.from_rgb = nn.Conv2d(img_channels, channels[0], 1)
+        self.from_rgb = EqConv2d(img_channels, channels[0], 1)
         self.blocks = nn.ModuleList()
         for cin, cout in zip(channels[:-1], channels[1:]):
             self.blocks.append(nn.ModuleDict({
-                "conv0": nn.Conv2d(cin, cin, 3, padding=1),
-                "conv1": nn.Conv2d(cin, cout, 3, padding=1),
-                "skip": nn.Conv2d(cin, cout, 1, bias=False),
+                "conv0": EqConv2d(cin, cin, 3),
+                "conv1": EqConv2d(cin, cout, 3),
+                "skip": EqConv2d(cin, cout, 1, bias=False),
             }))
         c = channels[-1]
-        self.conv = nn.Conv2d(c + 1, c, 3, padding=1)
-        self.fc = nn.Linear(c * 16, c)
-        self.out = nn.Linear(c, 1)
+        self.conv = EqConv2d(c + 1, c, 3)
+        self.fc = EqLinear(c * 16, c)
+        self.out = EqLinear(c, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        act = lambda t: F.leaky_relu(t, 0.2)  # noqa: E731
+        # lrelu with StyleGAN's sqrt(2) gain keeps activations at unit scale through the equalised layers
+        act = lambda t: F.leaky_relu(t, 0.2) * math.sqrt(2)  # noqa: E731
         x = act(self.from_rgb(x))
         for b in self.blocks:
             y = F.avg_pool2d(b["skip"](x), 2)
