@@ -117,6 +117,11 @@ class BigGANGenerator(Generator, Tunable):
             raise ConfigError(f"{self.name}: class_index {k} is outside [0, {self.config.num_classes})")
         return k
 
+    def describe(self) -> dict[str, object]:
+        """The Generator summary plus the class count, the settings and the package config."""
+        return {**super().describe(), "num_classes": self.config.num_classes, "truncation": self.truncation,
+                "class_index": self.class_index, "config": self.config.to_dict()}
+
     # ---- Generator -----------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:

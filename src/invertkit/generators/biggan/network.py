@@ -269,12 +269,13 @@ def seeded_weights(cfg: BigGANConfig, seed: int = 0) -> dict[str, Tensor]:
             t = torch.randn(shape, generator=g)
         out[key] = t
     for key in [k for k in out if k.endswith(".weight_orig")]:
-        w = out[key].reshape(out[key].shape[0], -1)
+        # float64, rounded once to float32: the same bits whatever the thread count's reduction order
+        w = out[key].reshape(out[key].shape[0], -1).double()
         g = torch.Generator().manual_seed(seed * 1000 + len(shapes) + sorted(shapes).index(key))
-        u = F.normalize(torch.randn(w.shape[0], generator=g), dim=0)
+        u = F.normalize(torch.randn(w.shape[0], generator=g, dtype=torch.float64), dim=0)
         for _ in range(3):
             v = F.normalize(torch.mv(w.t(), u), dim=0)
             u = F.normalize(torch.mv(w, v), dim=0)
         base = key[: -len("_orig")]
-        out[base + "_u"], out[base + "_v"] = u, v
+        out[base + "_u"], out[base + "_v"] = u.float(), v.float()
     return {k: out[k] for k in shapes}
