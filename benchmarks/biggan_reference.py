@@ -87,10 +87,10 @@ def main() -> None:
     sys.path.insert(0, str(Path(args.reference).resolve()))
     from pytorch_pretrained_biggan import BigGAN, truncated_noise_sample
     from pytorch_pretrained_biggan import BigGANConfig as RefConfig
+    from safetensors.torch import save_file
 
     from invertkit.generators.biggan import BigGANConfig, seeded_weights
     from invertkit.generators.loading import load_generator
-    from safetensors.torch import save_file
 
     tensors: dict[str, torch.Tensor] = {}
     meta: dict[str, object] = {"configs": {}, "runs": [], "keys": {}, "digests": {}}

@@ -7,8 +7,9 @@ Layouts claimed (:func:`claims`):
   named ``<prefix>pytorch_model.bin`` (the package's download names,
   ``biggan-deep-128-pytorch_model.bin`` / ``biggan-deep-128-config.json``).
 
-A folder or file is claimed when its config is a JSON object with BigGAN's ``channel_width`` and
-``layers`` keys (or cannot be parsed at all: then the error is ours, naming the config). Reading
+A folder or file is claimed when its config is a JSON object with one of BigGAN's own keys
+(``channel_width``, ``attention_layer_position``, ``n_stats``, ``class_embed_dim``), or is no JSON
+object at all (then the error is ours, naming the config). Reading
 (:func:`read_biggan`) checks, in this order, before any weight is copied: the config's types and
 ranges (:class:`~.config.BigGANConfig`), the parameter count it implies
 (``untrusted.check_parameter_count``), then the weight file, loaded with
@@ -37,7 +38,7 @@ from .network import BigGANNetwork, sn_prefixes
 
 WEIGHTS_NAME = "pytorch_model.bin"
 CONFIG_NAME = "config.json"
-LABEL = "BigGAN-deep (pytorch-pretrained-biggan: folder with config.json + pytorch_model.bin, or the .bin with its config beside it)"
+CLAIM_KEYS = ("channel_width", "attention_layer_position", "n_stats", "class_embed_dim")
 
 
 def locate(path: Path) -> tuple[Path, Path] | None:
@@ -70,7 +71,8 @@ def claims(path: Path) -> bool:
         obj = json.loads(cfg.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return True
-    return isinstance(obj, dict) and "channel_width" in obj and "layers" in obj
+    # a JSON object is ours when it has a BigGAN-only key (other libraries' config.json beside a .bin: not ours)
+    return not isinstance(obj, dict) or any(k in obj for k in CLAIM_KEYS)
 
 
 def read_config(path: Path) -> BigGANConfig:
