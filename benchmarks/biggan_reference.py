@@ -4,6 +4,7 @@ Usage (the checkout is the authors' repository, e.g. ``git archive`` of commit 1
 
     PYTHONPATH=src python benchmarks/biggan_reference.py /tmp/ref-biggan \
         [--out tests/golden/biggan_reference.safetensors] [--folders /tmp/biggan-golden]
+    PYTHONPATH=src python benchmarks/biggan_reference.py /tmp/ref-biggan --full 128   # live, full size
 
 For each tiny config below it builds the package's ``BigGAN(config)``, checks that its state-dict
 names and shapes equal invertkit's, loads invertkit's ``seeded_weights(config, seed)`` into it
@@ -81,6 +82,8 @@ def main() -> None:
     ap.add_argument("reference", help="checkout of huggingface/pytorch-pretrained-BigGAN")
     ap.add_argument("--out", default="tests/golden/biggan_reference.safetensors")
     ap.add_argument("--folders", default="/tmp/biggan-golden", help="where the package-layout folders are written")
+    ap.add_argument("--full", type=int, choices=(128, 256, 512), default=None,
+                    help="instead: a live check of the released BigGAN-deep-N architecture on seeded weights (no golden)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     stub_downloads()
@@ -92,6 +95,9 @@ def main() -> None:
     from invertkit.generators.biggan import BigGANConfig, seeded_weights
     from invertkit.generators.loading import load_generator
 
+    if args.full:
+        full_size_check(args, BigGAN, RefConfig, truncated_noise_sample)
+        return
     tensors: dict[str, torch.Tensor] = {}
     meta: dict[str, object] = {"configs": {}, "runs": [], "keys": {}, "digests": {}}
     worst = 0.0
@@ -131,6 +137,52 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out), metadata={"golden": json.dumps(meta)})
     print(f"worst max rel err {worst:.2e}; wrote {out} ({out.stat().st_size:,} bytes)")
+
+
+# the released configs (the package's convert_tf_to_pytorch.py): 128 px has the default layers
+FULL_LAYERS = {
+    128: None,
+    256: [[False, 16, 16], [True, 16, 16], [False, 16, 16], [True, 16, 8], [False, 8, 8], [True, 8, 8], [False, 8, 8],
+          [True, 8, 4], [False, 4, 4], [True, 4, 2], [False, 2, 2], [True, 2, 1]],
+    512: [[False, 16, 16], [True, 16, 16], [False, 16, 16], [True, 16, 8], [False, 8, 8], [True, 8, 8], [False, 8, 8],
+          [True, 8, 4], [False, 4, 4], [True, 4, 2], [False, 2, 2], [True, 2, 1], [False, 1, 1], [True, 1, 1]],
+}
+
+
+def full_size_check(args: argparse.Namespace, BigGAN, RefConfig, truncated_noise_sample) -> None:  # noqa: ANN001, N803
+    """The released architecture (z 128, width 128, 1000 classes, 51 levels) on seeded weights: the
+    package and invertkit, both loading the same package-layout folder, for 2 images at 2 truncations."""
+    import time
+
+    from invertkit.generators.biggan import BigGANConfig, seeded_weights
+    from invertkit.generators.loading import load_generator
+
+    res = args.full
+    cfg_dict = {"output_dim": res} if FULL_LAYERS[res] is None else {
+        "output_dim": res, "layers": FULL_LAYERS[res], "attention_layer_position": 8}
+    cfg = BigGANConfig.from_dict(cfg_dict)
+    ref_model = BigGAN(RefConfig.from_dict(cfg.to_dict()))
+    ref_model.load_state_dict(seeded_weights(cfg, 7), strict=True)
+    folder = Path(args.folders) / f"full{res}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(ref_model.config.to_json_string(), encoding="utf-8")
+    torch.save(ref_model.state_dict(), folder / "pytorch_model.bin")
+    del ref_model
+    ref_model = BigGAN.from_pretrained(str(folder)).eval()
+    G = load_generator(str(folder))
+    n_params = sum(p.numel() for p in ref_model.parameters())
+    for trunc in (0.4, 0.73):
+        z = torch.from_numpy(truncated_noise_sample(batch_size=2, dim_z=128, truncation=trunc, seed=5))
+        c = class_vectors([207, 980], 1000)
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            ref = ref_model(z, c, trunc)
+            t1 = time.perf_counter()
+            got = G.synthesize(torch.cat([z, G.embed_classes(c)], dim=1), "zc", truncation=trunc)
+            t2 = time.perf_counter()
+        err = float((got - ref).abs().max() / ref.abs().max())
+        print(f"BigGAN-deep-{res} layout ({n_params:,} parameters), truncation {trunc}: max rel err {err:.2e}; "
+              f"2 images: reference {t1 - t0:.2f} s, invertkit {t2 - t1:.2f} s (CPU, {torch.get_num_threads()} thread)")
 
 
 if __name__ == "__main__":

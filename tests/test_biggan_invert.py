@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from invertkit import invert
+from invertkit import invert, load_generator, load_run
 from invertkit.cli.main import main
 from invertkit.io.images import save_image
 
@@ -53,6 +53,8 @@ def test_invert_optimize_in_zc(setup, tmp_path):
     assert "zc" in json.dumps(run["config"])
     with np.load(out / "latents" / "im0.npz") as z:
         assert any(z[k].shape[-1] == 32 for k in z.files)  # z [16] + class embedding [16]
+    G = load_generator(str(folder))
+    assert load_run(out, G).render(G).shape == (1, 3, 32, 32)  # the run re-renders from its zc latents
 
 
 def test_info_describes_the_folder(setup, capsys):
