@@ -152,6 +152,9 @@ def test_damaged_weights(state, folder_with, capsys, damage, words):
     ({"layers": [[True, 16, 8]] * 100}, ("layers",)),
     ({"layers": "16"}, ("layers",)),
     ({"extra_code": "import os"}, ("unknown BigGAN config keys",)),
+    # self-attention at 512 x 512: a 262144 x 65536 matrix per image
+    ({"output_dim": 1024, "layers": [[True, 16, 8], [True, 8, 4], [True, 4, 2], [True, 2, 1]] + [[True, 1, 1]] * 4,
+      "attention_layer_position": 7}, ("self-attention over a 512 x 512",)),
     # in range, but 4.3 billion embedding weights: refused before anything is built
     ({"z_dim": 4096, "class_embed_dim": 4096, "num_classes": 1 << 20}, ("parameters", "INVERTKIT_MAX_PARAMETERS")),
 ])

@@ -40,6 +40,17 @@ def test_optimize_moves_z_and_the_class_embedding():
     assert r.metrics[0]["mse"] < start_mse
 
 
+def test_pti_in_zc_tunes_the_synthesis():
+    G = tiny_generator()
+    with torch.no_grad():
+        target = G.synthesize(G.sample_latent(1, "zc", seed=3, class_index=5), "zc")
+    r = invert(G, target, "pti", space="zc", pivot="optimize", pivot_steps=5, steps=5, loss="mse",
+               locality_loss="mse=0.1", target_perceptual=None)
+    assert r.space == "zc" and r.metrics[0]["psnr"] > r.metrics[0]["psnr_pivot"]
+    names = {k.removesuffix(".lora_A").removesuffix(".lora_B") for d in r.deltas for k in d}
+    assert names and all(k.startswith("generator.") for k in names)  # the class embeddings stay fixed
+
+
 @pytest.mark.slow  # the whole command, run folder and report (about 4 s on a shared CPU)
 def test_invert_optimize_in_zc(setup, tmp_path):
     root, folder = setup

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,7 @@ def _plain_layers(cfg: BigGANConfig, state: Mapping[str, object], where: Path) -
     return plain
 
 
-def expected_shapes(cfg: BigGANConfig, plain: set[str] = frozenset()) -> dict[str, tuple[int, ...]]:
+def expected_shapes(cfg: BigGANConfig, plain: Collection[str] = ()) -> dict[str, tuple[int, ...]]:
     """Names and shapes of the package's state dict for ``cfg`` (built on the meta device: nothing allocated)."""
     with torch.device("meta"):
         net = BigGANNetwork(cfg, plain)

@@ -42,6 +42,9 @@ MAX_LAYERS = 64
 MAX_STATS = 4096
 MAX_OUTPUT = 4096
 MAX_CONFIG_BYTES = 1 << 20  # a config.json larger than this is not a BigGAN config
+# Self-attention holds an (H W) x (H W / 4) matrix per image: 4 M entries at the released models' 64 x 64,
+# 1 G entries (4 GB) at 256 x 256. Beyond that a config asks for memory no forward pass can have.
+MAX_ATTENTION_SIDE = 256
 
 FIELDS = ("output_dim", "z_dim", "class_embed_dim", "channel_width", "num_classes", "layers",
           "attention_layer_position", "eps", "n_stats")
@@ -144,6 +147,11 @@ class BigGANConfig:
                 raise CheckpointError(f"BigGAN config: self-attention over {a} channels needs at least 8 (it projects to in / 8)")
             if self.attention_resolution < 2:
                 raise CheckpointError("BigGAN config: self-attention needs a map of at least 2 x 2 (it max-pools by 2)")
+            if self.attention_resolution > MAX_ATTENTION_SIDE:
+                side = self.attention_resolution
+                raise CheckpointError(f"BigGAN config: self-attention over a {side} x {side} map needs a {side * side:,} x "
+                                      f"{side * side // 4:,} matrix per image; invertkit allows at most {MAX_ATTENTION_SIDE} x "
+                                      f"{MAX_ATTENTION_SIDE} (the released models attend at 64 x 64)")
         want = 4 * 2 ** sum(up for up, _, _ in self.layers)
         if want != self.output_dim:
             raise CheckpointError(f"BigGAN config: output_dim {self.output_dim} but its layers produce {want} px "
