@@ -71,8 +71,12 @@ def describe(source: str, weights: str | None = None) -> dict[str, Any]:
     }
 
 
+# buffers of the families' state dicts: statistics and power-iteration vectors, not parameters
+_BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked", "running_means", "running_vars", "weight_u", "weight_v")
+
+
 def describe_family(source: str) -> dict[str, Any] | None:
-    """What ``info`` prints for a file a registered checkpoint family claims (PGGAN ...), or None."""
+    """What ``info`` prints for a checkpoint of a registered family (BigGAN ...), or None if none claims it."""
     from pathlib import Path
 
     from ..generators.checkpoints.families import claimed_by
@@ -81,8 +85,8 @@ def describe_family(source: str) -> dict[str, Any] | None:
     if family is None:
         return None
     G = family.build(Path(source), "cpu")
-    return {"source": source, "format": family.label, "architecture": type(G).__name__, **G.describe(),
-            "parameters": sum(int(v.numel()) for v in G.weights().values())}
+    params = sum(int(v.numel()) for k, v in G.weights().items() if not k.endswith(_BUFFER_SUFFIXES))
+    return {"source": source, "format": family.label, "architecture": type(G).__name__, **G.describe(), "parameters": params}
 
 
 def _has_header(source: str, key: str) -> bool:
@@ -166,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  resolution:    {d['resolution']}x{d['resolution']}, {d['channels']} channel(s)")
     print("  latent spaces: " + ", ".join(f"{s} {list(shapes.get(s, []))}" for s in d["spaces"]))
     print("  capabilities:  " + (", ".join(d.get("capabilities", [])) or "none beyond a Generator"))
+    if d.get("num_classes"):
+        print(f"  conditional:   {d['num_classes']} classes (class_index, or the class embedding inside zc); truncation {d['truncation']}")
     if "c_dim" in d and d["c_dim"]:
         print(f"  conditional:   c_dim={d['c_dim']} (pass a label)")
     if "channels_per_resolution" in d:

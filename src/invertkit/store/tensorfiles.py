@@ -29,14 +29,22 @@ def torch_load_safe(source: str | os.PathLike[str] | BinaryIO, where: Any, *, ma
     A payload that a weights-only load refuses (objects other than tensors and plain containers,
     which a full load would construct and which could execute code) is named as such; torch's own
     message, which proposes switching the weights-only safety off, is never quoted. ``allow``: extra
-    plain-data classes to accept (e.g. ``argparse.Namespace``). ``mmap``: map the tensors' bytes
-    instead of reading them (zip-format files only; a legacy stream cannot be mapped).
+    plain-data classes to accept (e.g. ``argparse.Namespace``). ``mmap``: map the tensors' bytes instead
+    of reading them (only for a file path in torch's zip format; other files are read as usual), so
+    nothing is allocated until the caller copies a tensor.
     """
+    kw: dict[str, Any] = {}
+    if mmap and isinstance(source, (str, os.PathLike)):
+        try:
+            with open(source, "rb") as f:
+                kw["mmap"] = f.read(4) == b"PK\x03\x04"  # torch's zip format; legacy files cannot be mapped
+        except OSError:
+            pass  # torch.load below names the problem
     try:
         if allow:
             with torch.serialization.safe_globals(list(allow)):
-                return torch.load(source, map_location=map_location, weights_only=True, mmap=mmap)
-        return torch.load(source, map_location=map_location, weights_only=True, mmap=mmap)
+                return torch.load(source, map_location=map_location, weights_only=True, **kw)
+        return torch.load(source, map_location=map_location, weights_only=True, **kw)
     except pickle.UnpicklingError as exc:
         msg = str(exc)
         if "weights only" in msg.lower() or "weights_only" in msg.lower() or _GLOBAL_RE.search(msg):

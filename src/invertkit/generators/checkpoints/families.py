@@ -73,3 +73,22 @@ FAMILIES.add("pggan", CheckpointFamily(
     claims=_claims_pggan,
     build=_build_pggan,
 ))
+
+
+def _biggan_claims(path: Path) -> bool:
+    from ..biggan.checkpoint import claims
+
+    return claims(path)
+
+
+def _biggan_build(path: Path, device: torch.device | str) -> Generator:
+    from ..biggan.checkpoint import load_biggan
+
+    return load_biggan(path, device)
+
+
+FAMILIES.register("biggan")(CheckpointFamily(
+    label="BigGAN-deep (pytorch-pretrained-biggan folder: config.json + pytorch_model.bin)",
+    claims=_biggan_claims,
+    build=_biggan_build,
+))
