@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 
@@ -44,6 +45,11 @@ def describe(source: str, weights: str | None = None) -> dict[str, Any]:
     directions = describe_directions(source)
     if directions is not None:
         return directions
+    family = _family_of(source)
+    if family is not None:  # a checkpoint family registered beside the StyleGAN2 readers (StyleGAN3 ...)
+        G = family.build(Path(source), "cpu")
+        params = sum(int(v.numel()) for v in G.weights().values())
+        return {"source": source, "format": family.label, "architecture": type(G).__name__, **G.describe(), "parameters": params}
     loaded = read_checkpoint(source)
     G = StyleGAN2Generator(loaded.config, loaded.state_dict, name=source)
     cfg = loaded.config
@@ -66,6 +72,14 @@ def describe(source: str, weights: str | None = None) -> dict[str, Any]:
         "config": cfg.to_dict(),
         "meta": loaded.meta,
     }
+
+
+def _family_of(source: str) -> Any:
+    """The registered checkpoint family that claims ``source`` (as ``load_generator`` asks), or None."""
+    from ..generators.checkpoints.families import claimed_by
+
+    path = Path(source)
+    return claimed_by(path) if path.exists() else None
 
 
 def _has_header(source: str, key: str) -> bool:

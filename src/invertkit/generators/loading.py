@@ -63,7 +63,8 @@ def load_generator(
 
     Checkpoint formats are detected from the file's content: NVIDIA StyleGAN2-ADA ``.pkl`` (read by a
     restricted unpickler: nothing in the file executes), rosinality ``.pt`` (``weights_only`` load)
-    and invertkit's native ``.safetensors``.
+    and invertkit's native ``.safetensors``; registered families first (NVIDIA stylegan3 ``.pkl`` gives a
+    ``StyleGAN3Generator``, read by the same restricted unpickler).
 
     Args:
         path_or_name: a name listed by ``invertkit zoo``, a scheme spec, or a path to a checkpoint.
