@@ -6,7 +6,7 @@ d72cc7d041b42ec8e806021a205ed9349f87c6a4) and by the stylegan3 repository's
 ``networks_stylegan2`` / ``networks_stylegan3`` (commit c233a919a6faee6e36a316ddd4eddababad1adf9):
 the reader returned exactly ``G_ema.state_dict()`` (keys, order, values) and the constructor
 config for skip / orig / resnet / conditional generators, a full snapshot with D and AugmentPipe
-loaded, and the StyleGAN3 generator was refused. ``test_factory_matches_real_structure`` pins the
+loaded, and the StyleGAN3 generator was refused (by these StyleGAN2 readers; ``read_stylegan3_pkl`` reads it). ``test_factory_matches_real_structure`` pins the
 byte-level facts the factory shares with those files (protocol, globals, top-level keys).
 """
 
@@ -182,9 +182,11 @@ def test_unsupported_option_refused(tmp_path):
 
 
 def test_stylegan3_refused(tmp_path):
+    """The StyleGAN2 readers refuse StyleGAN3 networks and name the reader that takes them
+    (``load_generator`` builds them: tests/test_stylegan3_checkpoints.py)."""
     cfg = tiny_config()
     path = write_nvidia_pkl(tmp_path / "sg3.pkl", cfg, random_nvidia_state(cfg), module_src=SG3_MODULE_SRC)
-    with pytest.raises(CheckpointError, match=r"sg3\.pkl: StyleGAN3 \(alias-free\) generators are not supported yet"):
+    with pytest.raises(CheckpointError, match=r"sg3\.pkl: G_ema is a StyleGAN3 \(alias-free\) generator.*load_generator"):
         read_checkpoint(path)
 
     def build(fake):  # structure only: a synthesis network with a SynthesisInput, as networks_stylegan3 has

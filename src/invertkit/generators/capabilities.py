@@ -8,10 +8,10 @@ raises one line naming what is missing and which generators have it; code that o
 
 | capability | what it offers | who has it |
 |---|---|---|
-| :class:`StyleSpaces` | W, W+ rows and S layers: styles of any latent, truncation, labels | StyleGAN2 |
+| :class:`StyleSpaces` | W, W+ rows and S layers: styles of any latent, truncation, labels | StyleGAN2, StyleGAN3 |
 | :class:`LayerSplitting` | cutting the network at a layer (``f:LAYER`` inversion) | StyleGAN2, wrapped ``nn.Sequential`` |
 | :class:`NoiseMaps` | per-layer noise inputs that can be set and optimised | StyleGAN2 (with noise layers) |
-| :class:`Tunable` | a weight subset to tune per image (PTI) | StyleGAN2 (synthesis), wrapped modules |
+| :class:`Tunable` | a weight subset to tune per image (PTI) | StyleGAN2 and StyleGAN3 (synthesis), wrapped modules |
 
 The diffusion / flow model interface (``invertkit.diffusion.model.DiffusionModel``) is a capability
 of the same kind, defined in the diffusion package, above this one.

@@ -62,9 +62,10 @@ def load_generator(
     registered scheme (``"diffusers:PATH"``, ``"analytic:flow"``; see ``SCHEMES``).
 
     Checkpoint formats are detected from the file's content: first the registered families
-    (``checkpoints.families.FAMILIES``: PGGAN ``.pth`` of pytorch_GAN_zoo), then NVIDIA StyleGAN2-ADA
-    ``.pkl`` (read by a restricted unpickler: nothing in the file executes), rosinality ``.pt``
-    (``weights_only`` load) and invertkit's native ``.safetensors``.
+    (``checkpoints.families.FAMILIES``: NVIDIA stylegan3 ``.pkl``, PGGAN ``.pth`` of pytorch_GAN_zoo,
+    pytorch-pretrained-biggan folders), then NVIDIA StyleGAN2-ADA ``.pkl`` (read by a restricted
+    unpickler: nothing in the file executes; stylegan3 pickles go through the same one), rosinality
+    ``.pt`` (``weights_only`` load) and invertkit's native ``.safetensors``.
 
     Args:
         path_or_name: a name listed by ``invertkit zoo``, a scheme spec, or a path to a checkpoint.

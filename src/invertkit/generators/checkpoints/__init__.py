@@ -10,7 +10,7 @@ import os
 
 from .detect import FORMATS, NATIVE, NVIDIA_PKL, ROSINALITY_PT, LoadedCheckpoint, detect_format, nvidia_layout
 from .native import read_native, save_native
-from .nvidia_pkl import read_nvidia_pkl
+from .nvidia_pkl import LoadedStyleGAN3, claims_stylegan3_pkl, read_nvidia_pkl, read_stylegan3_pkl
 from .rosinality import read_rosinality, save_rosinality
 
 __all__ = [
@@ -19,12 +19,15 @@ __all__ = [
     "NVIDIA_PKL",
     "ROSINALITY_PT",
     "LoadedCheckpoint",
+    "LoadedStyleGAN3",
+    "claims_stylegan3_pkl",
     "detect_format",
     "nvidia_layout",
     "read_checkpoint",
     "read_native",
     "read_nvidia_pkl",
     "read_rosinality",
+    "read_stylegan3_pkl",
     "save_native",
     "save_rosinality",
 ]

@@ -213,14 +213,25 @@ def validate_state_dict(
         CheckpointError: missing, unexpected or mis-shaped tensors, or non-finite values.
     """
     want = nvidia_layout(cfg)
-    fix = f"; {hint}" if hint else ""
     check_parameter_count(sum(numel(s) for s in want.values()), path, "its StyleGAN2 configuration")
+    what = f"the StyleGAN2 configuration ({cfg.img_resolution}px, w_dim={cfg.w_dim}, {cfg.mapping_layers} mapping layers)"
+    return validate_tensors(state, want, path, what, hint=hint)
+
+
+def validate_tensors(
+    state: Mapping[str, Tensor], want: Mapping[str, tuple[int, ...]], path: str | os.PathLike[str], what: str, *, hint: str = ""
+) -> dict[str, Tensor]:
+    """Check ``state`` against the layout ``want`` (key -> shape; ``what`` names it in messages) and return
+    the tensors as float32 CPU copies in ``want``'s order.
+
+    Raises:
+        CheckpointError: missing, unexpected or mis-shaped tensors, non-float dtypes, forged views (before
+            any copy), or non-finite values.
+    """
+    fix = f"; {hint}" if hint else ""
     parts = layout_problems(want, state)
     if parts:
-        raise CheckpointError(
-            f"{path}: weights do not fit the StyleGAN2 configuration ({cfg.img_resolution}px, "
-            f"w_dim={cfg.w_dim}, {cfg.mapping_layers} mapping layers): {'; '.join(parts)}{fix}"
-        )
+        raise CheckpointError(f"{path}: weights do not fit {what}: {'; '.join(parts)}{fix}")
     for k in want:
         if not isinstance(state[k], Tensor):
             raise CheckpointError(f"{path}: entry {k} is a {type(state[k]).__name__}, not a tensor{fix}")

@@ -92,3 +92,28 @@ FAMILIES.register("biggan")(CheckpointFamily(
     claims=_biggan_claims,
     build=_biggan_build,
 ))
+
+
+# StyleGAN3: NVIDIA stylegan3 network pickles (the same .pkl container as StyleGAN2-ADA's)
+# ------------------------------------------------------------------------------------------------
+
+
+def _stylegan3_claims(path: Path) -> bool:
+    from .nvidia_pkl import claims_stylegan3_pkl  # a bounded scan of the file's bytes for the input's class name
+
+    return claims_stylegan3_pkl(path)
+
+
+def _stylegan3_build(path: Path, device: torch.device | str) -> Generator:
+    from ..stylegan3 import StyleGAN3Generator
+    from .nvidia_pkl import read_stylegan3_pkl
+
+    loaded = read_stylegan3_pkl(path)
+    return StyleGAN3Generator(loaded.config, loaded.state_dict, name=path.name, device=device)
+
+
+FAMILIES.add("stylegan3", CheckpointFamily(
+    label="StyleGAN3 (NVIDIA stylegan3 network pickle .pkl, configs T and R)",
+    claims=_stylegan3_claims,
+    build=_stylegan3_build,
+))
