@@ -78,7 +78,6 @@ _BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked", "runni
 
 def describe_family(source: str) -> dict[str, Any] | None:
     """What ``info`` prints for a checkpoint of a registered family (BigGAN ...), or None if none claims it."""
-    from pathlib import Path
 
     from ..generators.checkpoints.families import claimed_by
 

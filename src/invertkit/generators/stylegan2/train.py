@@ -230,9 +230,10 @@ def train(out: Path, recipe: Recipe, *, checkpoint_every: int = 250, log_every: 
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
         if state["recipe"] != json.loads(json.dumps(asdict(recipe))):
             raise SystemExit(f"{ckpt}: written with another recipe {state['recipe']}; use the same options or a new --out")
-        G.load_state_dict(state["G"]); D.load_state_dict(state["D"]); G_ema.load_state_dict(state["G_ema"])
-        opt_g.load_state_dict(state["opt_g"]); opt_d.load_state_dict(state["opt_d"])
-        gen.set_state(state["rng"]); torch.set_rng_state(state["torch_rng"])
+        for module, key in ((G, "G"), (D, "D"), (G_ema, "G_ema"), (opt_g, "opt_g"), (opt_d, "opt_d")):
+            module.load_state_dict(state[key])
+        gen.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
         start, log = state["step"], state["log"]
         print(f"resumed at step {start}", flush=True)
     beta = ema_beta(recipe)
