@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ...errors import ConfigError
 from .config import StyleGAN2Config
 from .network import StyleGAN2Network
 
@@ -207,15 +208,21 @@ def ship(src: str | Path, dst: str | Path) -> Path:
     return write_safetensors(Path(dst), tensors, meta, "checkpoint")
 
 
-def train(out: Path, recipe: Recipe, *, checkpoint_every: int = 250, log_every: int = 50, stop_at: int | None = None) -> None:
+def train(out: Path, recipe: Recipe, *, checkpoint_every: int = 250, log_every: int = 50, stop_at: int | None = None,
+          config: StyleGAN2Config | None = None, d_channels: tuple[int, ...] = (32, 64, 128, 256)) -> None:
+    """Train (or resume) a run in ``out``; see the module docstring. ``config`` (default
+    :func:`faces32_config`; 32 px RGB, ``z_dim`` 100 as the teacher's) and ``d_channels`` exist so tests
+    can train a tiny network; ``stop_at`` ends early (resumably) without changing the recipe."""
     from ..zoo import ZOO
 
     out.mkdir(parents=True, exist_ok=True)
     teacher = ZOO.get(TEACHER).load().module  # frozen, eval mode
-    cfg = faces32_config()
+    cfg = config or faces32_config()
+    if (cfg.z_dim, cfg.img_resolution, cfg.img_channels) != (100, 32, 3):
+        raise ValueError("the student draws the teacher's 32 px RGB faces from the teacher's z: z_dim 100, 32 px, 3 channels")
     torch.manual_seed(recipe.seed)
     G = StyleGAN2Network(cfg)
-    D = Discriminator()
+    D = Discriminator(d_channels)
     G_ema = StyleGAN2Network(cfg).requires_grad_(False)
     G_ema.load_state_dict(G.state_dict())
     opt_g = torch.optim.Adam(G.parameters(), lr=recipe.lr, betas=recipe.betas)
@@ -229,7 +236,7 @@ def train(out: Path, recipe: Recipe, *, checkpoint_every: int = 250, log_every: 
     if ckpt.is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
         if state["recipe"] != json.loads(json.dumps(asdict(recipe))):
-            raise SystemExit(f"{ckpt}: written with another recipe {state['recipe']}; use the same options or a new --out")
+            raise ConfigError(f"{ckpt}: written with another recipe {state['recipe']}; use the same options or a new --out")
         for module, key in ((G, "G"), (D, "D"), (G_ema, "G_ema"), (opt_g, "opt_g"), (opt_d, "opt_d")):
             module.load_state_dict(state[key])
         gen.set_state(state["rng"])
