@@ -43,6 +43,7 @@ demo: install
 SHARED ?= ../shared/data
 ENC    := $(VENV)/bin/invertkit train-encoder --no-progress --perceptual-weight 0 --log-every 100
 REAL   := "$(SHARED)/orl_faces/s[234]?,runs/faces/train/lfw" --real-fraction 0.3
+SG2_E4E_STEPS ?= 1500
 LFW84  := runs/faces/train/lfw/lfw-[5-7]?.png,runs/faces/train/lfw/lfw-8[0-4].png
 encoders: install
 	$(PY) benchmarks/export_faces.py --shared $(SHARED) --out runs/faces
@@ -86,6 +87,9 @@ encoders: install
 	$(ENC) -g mnist-mlp-gan --weights $(SHARED)/mnist_mlp_gan/generator.ckpt --arch fs --layer 4 --steps 1500 --checkpoint-every 250 \
 	  --batch 64 --lr 5e-4 --init-from runs/encoders/mnist-psp/encoder.safetensors --images runs/mnist/train --real-fraction 0.5 \
 	  --out runs/encoders/mnist-fs
+	# the zoo StyleGAN2 (stylegan2-faces32, make stylegan2-model): e4e in W+ on its own faces with real faces mixed in
+	$(ENC) -g stylegan2-faces32 --arch e4e --augment --steps $(SG2_E4E_STEPS) --batch 32 --checkpoint-every 250 \
+	  --images $(REAL) --out runs/encoders/sg2-e4e
 	# ship them: float16 copies inside the package
 	# (the DCGAN ReStyle encoder refines the pSp one: shipped beside it, it names psp.safetensors)
 	$(PY) -c "from invertkit.encoders.files import ship_encoder as s; w = 'src/invertkit/encoders/weights/'; \
@@ -94,7 +98,7 @@ encoders: install
 	  ('dcgan-fs', 'dcgan-digiface64/fs', None), \
 	  ('dcgan-hyperstyle', 'dcgan-digiface64/hyperstyle', 'dcgan-digiface64/fs.safetensors'), \
 	  ('mnist-psp', 'mnist-mlp-gan/psp', None), ('mnist-restyle', 'mnist-mlp-gan/restyle', None), \
-	  ('mnist-fs', 'mnist-mlp-gan/fs', None)]]"
+	  ('mnist-fs', 'mnist-mlp-gan/fs', None), ('sg2-e4e', 'stylegan2-faces32/e4e', None)]]"
 	# the fs encoder's residual aligner (edits of fs-encoder inversions follow the edit), trained against the shipped
 	# fs file (its sha256 is recorded) and shipped beside it in float16
 	$(PY) -m invertkit.editing.aligner -g dcgan-digiface64 --encoder src/invertkit/encoders/weights/dcgan-digiface64/fs.safetensors \

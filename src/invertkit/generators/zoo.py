@@ -114,3 +114,29 @@ ZOO.add(
         build=_build_mnist_mlp,
     ),
 )
+
+
+def _build_stylegan2_faces32(path: Path) -> Generator:
+    from .checkpoints.native import read_native  # local: keeps `import invertkit` light
+    from .stylegan2 import StyleGAN2Generator
+
+    loaded = read_native(path)  # float16 on disk, read back as float32 and checked against its config
+    return StyleGAN2Generator(loaded.config, loaded.state_dict, name="stylegan2-faces32")
+
+
+ZOO.add(
+    "stylegan2-faces32",
+    ZooEntry(
+        name="stylegan2-faces32",
+        description="StyleGAN2 faces, 32x32 RGB, z in R^100, w in R^256, 8 ws (trained by invertkit from the DigiFace DCGAN)",
+        resolution=32,
+        channels=3,
+        spaces=("z", "w", "w+", "s", "p", "pn"),
+        source="trained by invertkit (make stylegan2-model): distilled from dcgan-digiface64 with paired latents plus "
+               "adversarial training with style mixing; shipped inside the package (float16)",
+        how_to_get="it ships inside the invertkit package; retrain it with: make stylegan2-model",
+        filename="stylegan2-faces32.safetensors",
+        candidates=lambda: [Path(__file__).parent / "weights" / "stylegan2-faces32.safetensors"],
+        build=_build_stylegan2_faces32,
+    ),
+)
