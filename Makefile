@@ -129,7 +129,7 @@ mnist-diffusion-model: install
 # distilled from the DigiFace DCGAN with paired latents plus adversarial training with style mixing
 # (python -m invertkit.generators.stylegan2.train --help). Resumable: run it again after an interruption.
 SG2_STEPS ?= 6000
-SG2_STOP  ?= $(SG2_STEPS)
+SG2_STOP  ?= 4250
 stylegan2-model: install
 	$(PY) -m invertkit.generators.stylegan2.train --out runs/stylegan2/faces32 --steps $(SG2_STEPS) --stop-at $(SG2_STOP) \
 	  --r1-gamma 0.1 --threads 1

@@ -12,7 +12,8 @@
 - **Style mixing**: 200 pairs (A, B); the mix takes W+ rows 0-3 (the 4 and 8 px layers, ``--mix
   coarse``) from A and rows 4-7 (16 and 32 px) from B. Pose/layout: cosine similarity of the
   mean-removed 8 x 8 greyscale image of the mix to A's and to B's. Colour: distance of the mix's mean
-  RGB to A's and to B's. Separation means layout follows A and colour follows B.
+  RGB to A's and to B's. Separation means layout follows A and colour follows B. The same for every
+  cut point (rows 0..cut-1 from A) shows where layout and colour are decided.
 
 Writes ``OUT/results.json`` and, with ``--figures``, ``stylegan2-faces32-samples.png`` (8 x 8 samples,
 2x) and ``stylegan2-faces32-mixing.png`` (top row: B; left column: A; cells: coarse from A, fine
@@ -103,6 +104,16 @@ def main() -> None:
         "colour_dist_to_B": round(float((cm - cb).norm(dim=1).mean()), 3),
         "colour_dist_A_to_B": round(float((ca - cb).norm(dim=1).mean()), 3),
     }
+    # where is the split? rows 0..cut-1 from A, the rest from B, for every cut
+    sweep = {}
+    with torch.no_grad():
+        for cut in range(1, G.num_ws):
+            xc = G.synthesize(torch.cat([wa[:, :cut], wb[:, cut:]], 1), "w+").clamp(-1, 1)
+            lc, cc = layout(xc), xc.mean((2, 3))
+            sweep[f"rows 0-{cut - 1} from A"] = {
+                "layout_cos_to_A": round(float((lc * la).sum(1).mean()), 3), "layout_cos_to_B": round(float((lc * lb).sum(1).mean()), 3),
+                "colour_dist_to_A": round(float((cc - ca).norm(dim=1).mean()), 3), "colour_dist_to_B": round(float((cc - cb).norm(dim=1).mean()), 3)}
+    results["mixing"]["cuts"] = sweep
     print(json.dumps(results["mixing"]), flush=True)
     results["seconds"] = round(time.time() - t0)
     out = Path(args.out)
