@@ -30,7 +30,7 @@ test-all: install
 demo: install
 	$(VENV)/bin/invertkit demo --out runs/demo
 
-# The shipped encoders (src/invertkit/encoders/weights/), retrained from scratch: about 1 h 50 min
+# The shipped encoders (src/invertkit/encoders/weights/), retrained from scratch: about 2 h 05 min
 # (105.7 minutes of training steps on one thread: python benchmarks/encoder_train_speed.py --threads 1). dcgan-digiface64: pSp on drawn
 # faces, then fine-tuned with real faces mixed in (ORL subjects 20-40 and LFW faces 50-99; ORL 1-19
 # and LFW 0-49 stay unseen for the benchmarks), then once more with half of each batch real (LFW
@@ -43,7 +43,7 @@ demo: install
 SHARED ?= ../shared/data
 ENC    := $(VENV)/bin/invertkit train-encoder --no-progress --perceptual-weight 0 --log-every 100
 REAL   := "$(SHARED)/orl_faces/s[234]?,runs/faces/train/lfw" --real-fraction 0.3
-SG2_E4E_STEPS ?= 1500
+SG2_E4E_STEPS ?= 1000
 LFW84  := runs/faces/train/lfw/lfw-[5-7]?.png,runs/faces/train/lfw/lfw-8[0-4].png
 encoders: install
 	$(PY) benchmarks/export_faces.py --shared $(SHARED) --out runs/faces
@@ -88,7 +88,8 @@ encoders: install
 	  --batch 64 --lr 5e-4 --init-from runs/encoders/mnist-psp/encoder.safetensors --images runs/mnist/train --real-fraction 0.5 \
 	  --out runs/encoders/mnist-fs
 	# the zoo StyleGAN2 (stylegan2-faces32, make stylegan2-model): e4e in W+ on its own faces with real faces mixed in
-	$(ENC) -g stylegan2-faces32 --arch e4e --augment --steps $(SG2_E4E_STEPS) --batch 32 --checkpoint-every 250 \
+	# (1000 steps, about 16 minutes on one thread of a busy machine, 1 s per step)
+	$(ENC) -g stylegan2-faces32 --arch e4e --augment --steps $(SG2_E4E_STEPS) --batch 32 --checkpoint-every 100 \
 	  --images $(REAL) --out runs/encoders/sg2-e4e
 	# ship them: float16 copies inside the package
 	# (the DCGAN ReStyle encoder refines the pSp one: shipped beside it, it names psp.safetensors)

@@ -20,7 +20,7 @@ of them converts to any other; nothing converts back to z, from s, or from a per
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor
@@ -30,6 +30,7 @@ from ...store.tensorfiles import layout_problems
 from ..base import NOISE_MODES, Generator, seeded_generator
 from ..capabilities import LayerSplitting, NoiseMaps, StyleAffine, StyleSpaces, Tunable
 from ..layers import LayerSplit, check_split_layer
+from ..stylecodes import StyleCodes
 from . import spaces as _sp
 from .config import StyleGAN2Config
 from .network import StyleGAN2Network, truncate
@@ -41,7 +42,7 @@ _CONVERSIONS = ("z->w, z->w+, z->p, z->pn, z->s, w->w+, w->p, w->pn, w->s, w+->s
 _PER_LAYER = ("w+", "p", "pn")
 
 
-class StyleGAN2Generator(Generator, StyleSpaces, LayerSplitting, NoiseMaps, Tunable):
+class StyleGAN2Generator(StyleCodes, Generator, StyleSpaces, LayerSplitting, NoiseMaps, Tunable):
     """A StyleGAN2 (NVIDIA stylegan2-ada-pytorch layout) generator.
 
     Capabilities: style spaces (w, w+, s, p, pn), layer splitting at block resolutions, noise maps
@@ -168,28 +169,7 @@ class StyleGAN2Generator(Generator, StyleSpaces, LayerSplitting, NoiseMaps, Tuna
         """Per-dimension variance of w averaged over dimensions, from the P-space fit's samples."""
         return self.p_stats().w_var
 
-    def truncated(self, latent: Tensor, space: str, psi: float) -> Tensor:
-        """``w_avg + psi (w - w_avg)`` in W, for latents of any space W reaches (result in ``space``)."""
-        return self.convert(latent, space, space, truncation_psi=psi)
-
-    def split_styles(self, flat: Tensor) -> list[Tensor]:
-        """``[N, sum(style_dims)]`` -> list of ``[N, style_dims[i]]`` (views)."""
-        flat = self.check_latent(flat, "s")
-        return list(torch.split(flat, self.style_dims, dim=1))
-
-    def join_styles(self, styles: Sequence[Tensor]) -> Tensor:
-        """Inverse of ``split_styles``."""
-        dims = self.style_dims
-        if len(styles) != len(dims) or any(s.ndim != 2 or s.shape[1] != d for s, d in zip(styles, dims)):
-            got = [list(s.shape) for s in styles]
-            raise LatentSpaceError(f"join_styles needs {len(dims)} tensors [N, d] with d = {dims}, got {got}")
-        return torch.cat(list(styles), dim=1)
-
     # ---- interface ----------------------------------------------------------------------------
-    @property
-    def device(self) -> torch.device:
-        return self.net.mapping.w_avg.device
-
     def to(self, device: torch.device | str) -> StyleGAN2Generator:
         self.net.to(device)
         return self
@@ -200,46 +180,6 @@ class StyleGAN2Generator(Generator, StyleSpaces, LayerSplitting, NoiseMaps, Tuna
         per_layer = (cfg.num_ws, cfg.w_dim)
         return {"z": (cfg.z_dim,), "w": (cfg.w_dim,), "w+": per_layer, "p": per_layer, "pn": per_layer,
                 "s": (sum(self.style_dims),)}[space]
-
-    def _label(self, c: Tensor | int | None, n: int) -> Tensor | None:
-        """Validate a label: ``[N, c_dim]`` or ``[c_dim]`` floats, ``[N]`` class indices or an int."""
-        c_dim = self.config.c_dim
-        if c_dim == 0:
-            if c is not None:
-                raise ConfigError(f"{self.name} is unconditional (c_dim=0); do not pass a label c")
-            return None
-        if c is None:
-            raise ConfigError(
-                f"{self.name} is conditional (c_dim={c_dim}): pass c, a [N, {c_dim}] one-hot/float label "
-                f"tensor or class indices, to map z to w"
-            )
-        if isinstance(c, int) or (isinstance(c, Tensor) and not c.is_floating_point()):
-            idx = torch.as_tensor(c, dtype=torch.long).reshape(-1)
-            if idx.numel() and (idx.min() < 0 or idx.max() >= c_dim):
-                raise ConfigError(f"class index out of range for c_dim={c_dim}: {idx.tolist()}")
-            c = torch.nn.functional.one_hot(idx, c_dim).float()
-        if not isinstance(c, Tensor):
-            raise ConfigError(f"label c must be a tensor or int, got {type(c).__name__}")
-        if c.ndim == 1:
-            c = c.unsqueeze(0)
-        if c.ndim != 2 or c.shape[1] != c_dim or c.shape[0] not in (1, n):
-            raise ConfigError(f"label c must have shape [{n}, {c_dim}] (or [1, {c_dim}]), got {list(c.shape)}")
-        return c.to(self.device, torch.float32).expand(n, c_dim)
-
-    def sample_latent(self, n: int, space: str = "z", *, seed: int | None = None,
-                      c: Tensor | int | None = None, **kw: object) -> Tensor:
-        """``n`` latents in ``space`` via z ~ N(0, I) from a seeded CPU generator (same bits on any device).
-
-        The result carries no autograd history (ready to be optimised). Extra keywords (truncation)
-        go to ``convert``.
-        """
-        self.check_space(space)
-        g = seeded_generator(seed)
-        z = torch.randn([int(n), self.config.z_dim], generator=g).to(self.device)
-        if space == "z":
-            return z
-        with torch.no_grad():
-            return self.convert(z, "z", space, c=c, **kw)
 
     def convert(self, latent: Tensor, src: str, dst: str, *, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, c: Tensor | int | None = None) -> Tensor:

@@ -34,8 +34,9 @@ from torch import Tensor
 from ...errors import CheckpointError, ConfigError, LatentSpaceError
 from ...store.statcache import cached_stats
 from ...store.tensorfiles import layout_problems
-from ..base import NOISE_MODES, Generator, seeded_generator
+from ..base import NOISE_MODES, Generator
 from ..capabilities import StyleAffine, StyleSpaces, Tunable
+from ..stylecodes import StyleCodes
 from ..stylegan2.network import truncate
 from ..stylegan2.spaces import mapped_w_batches
 from .config import StyleGAN3Config
@@ -61,7 +62,7 @@ def make_transform(translate: Sequence[float] = (0.0, 0.0), rotate_deg: float = 
     return torch.tensor([[c, s, tx], [-s, c, ty], [0.0, 0.0, 1.0]], dtype=torch.float64)
 
 
-class StyleGAN3Generator(Generator, StyleSpaces, Tunable):
+class StyleGAN3Generator(StyleCodes, Generator, StyleSpaces, Tunable):
     """A StyleGAN3 (alias-free; NVIDIA ``networks_stylegan3`` layout, configs T and R) generator.
 
     Capabilities: style spaces (w, w+, s; one style layer per w+ row), tunable synthesis weights (PTI).
@@ -248,26 +249,7 @@ class StyleGAN3Generator(Generator, StyleSpaces, Tunable):
                              expect={"w_var": ()}, compute=compute)
         return t["w_var"].to(self.device, torch.float32)
 
-    def truncated(self, latent: Tensor, space: str, psi: float) -> Tensor:
-        """``w_avg + psi (w - w_avg)`` in W, for latents of any space W reaches (result in ``space``)."""
-        return self.convert(latent, space, space, truncation_psi=psi)
-
-    def split_styles(self, flat: Tensor) -> list[Tensor]:
-        flat = self.check_latent(flat, "s")
-        return list(torch.split(flat, self.style_dims, dim=1))
-
-    def join_styles(self, styles: Sequence[Tensor]) -> Tensor:
-        dims = self.style_dims
-        if len(styles) != len(dims) or any(s.ndim != 2 or s.shape[1] != d for s, d in zip(styles, dims)):
-            got = [list(s.shape) for s in styles]
-            raise LatentSpaceError(f"join_styles needs {len(dims)} tensors [N, d] with d = {dims}, got {got}")
-        return torch.cat(list(styles), dim=1)
-
     # ---- interface ----------------------------------------------------------------------------
-    @property
-    def device(self) -> torch.device:
-        return self.net.mapping.w_avg.device
-
     def to(self, device: torch.device | str) -> StyleGAN3Generator:
         self.net.to(device)
         if self._transform is not None:
@@ -278,42 +260,6 @@ class StyleGAN3Generator(Generator, StyleSpaces, Tunable):
         self.check_space(space)
         cfg = self.config
         return {"z": (cfg.z_dim,), "w": (cfg.w_dim,), "w+": (cfg.num_ws, cfg.w_dim), "s": (sum(self.style_dims),)}[space]
-
-    def _label(self, c: Tensor | int | None, n: int) -> Tensor | None:
-        """Validate a label: ``[N, c_dim]`` or ``[c_dim]`` floats, ``[N]`` class indices or an int."""
-        c_dim = self.config.c_dim
-        if c_dim == 0:
-            if c is not None:
-                raise ConfigError(f"{self.name} is unconditional (c_dim=0); do not pass a label c")
-            return None
-        if c is None:
-            raise ConfigError(f"{self.name} is conditional (c_dim={c_dim}): pass c, a [N, {c_dim}] one-hot/float label "
-                              "tensor or class indices, to map z to w")
-        if isinstance(c, int) or (isinstance(c, Tensor) and not c.is_floating_point()):
-            idx = torch.as_tensor(c, dtype=torch.long).reshape(-1)
-            if idx.numel() and (idx.min() < 0 or idx.max() >= c_dim):
-                raise ConfigError(f"class index out of range for c_dim={c_dim}: {idx.tolist()}")
-            c = torch.nn.functional.one_hot(idx, c_dim).float()
-        if not isinstance(c, Tensor):
-            raise ConfigError(f"label c must be a tensor or int, got {type(c).__name__}")
-        if c.ndim == 1:
-            c = c.unsqueeze(0)
-        if c.ndim != 2 or c.shape[1] != c_dim or c.shape[0] not in (1, n):
-            raise ConfigError(f"label c must have shape [{n}, {c_dim}] (or [1, {c_dim}]), got {list(c.shape)}")
-        return c.to(self.device, torch.float32).expand(n, c_dim)
-
-    def sample_latent(self, n: int, space: str = "z", *, seed: int | None = None,
-                      c: Tensor | int | None = None, **kw: object) -> Tensor:
-        """``n`` latents in ``space`` via z ~ N(0, I) from a seeded CPU generator (same bits on any device).
-
-        No autograd history. Extra keywords (truncation) go to ``convert``.
-        """
-        self.check_space(space)
-        z = torch.randn([int(n), self.config.z_dim], generator=seeded_generator(seed)).to(self.device)
-        if space == "z":
-            return z
-        with torch.no_grad():
-            return self.convert(z, "z", space, c=c, **kw)  # type: ignore[arg-type]
 
     def convert(self, latent: Tensor, src: str, dst: str, *, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, c: Tensor | int | None = None) -> Tensor:
