@@ -8,7 +8,7 @@ A mixin, not a capability: it implements parts of :class:`~.base.Generator` and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -24,6 +24,23 @@ class StyleCodes:
     net: Any
     config: Any
     name: str
+
+    def _build_net(self, make_net: Callable[[], torch.nn.Module], state_dict: Mapping[str, Tensor] | None,
+                   init_seed: int, device: torch.device | str) -> None:
+        """``self.net = make_net()``: seeded random weights (and their ``w_avg``) when ``state_dict`` is
+        None, else the checked weights; then frozen and moved to ``device``."""
+        if state_dict is None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(init_seed)
+                self.net = make_net()
+                self._estimate_w_avg(init_seed)  # type: ignore[attr-defined]
+        else:
+            self.net = make_net()
+            self.load_state_dict(state_dict)  # type: ignore[attr-defined]
+        # frozen, as every loaded generator: inversion differentiates w.r.t. latents, never accumulates
+        # gradients in the weights (PTI tunes a copy, see generators.tuning.tunable_copy)
+        self.net.eval().requires_grad_(False)
+        self.net.to(device)
 
     @property
     def device(self) -> torch.device:

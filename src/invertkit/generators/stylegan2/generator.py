@@ -71,18 +71,7 @@ class StyleGAN2Generator(StyleCodes, Generator, StyleSpaces, LayerSplitting, Noi
         self.name = name
         self.resolution = config.img_resolution
         self.channels = config.img_channels
-        if state_dict is None:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(init_seed)
-                self.net = StyleGAN2Network(config)
-                self._estimate_w_avg(init_seed)
-        else:
-            self.net = StyleGAN2Network(config)
-            self.load_state_dict(state_dict)
-        # frozen, as every loaded generator: inversion differentiates w.r.t. latents, never accumulates
-        # gradients in the weights (PTI tunes a copy, see generators.tuning.tunable_copy)
-        self.net.eval().requires_grad_(False)
-        self.net.to(device)
+        self._build_net(lambda: StyleGAN2Network(config), state_dict, init_seed, device)
 
     # ---- weights ------------------------------------------------------------------------------
     def load_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:

@@ -90,17 +90,7 @@ class StyleGAN3Generator(StyleCodes, Generator, StyleSpaces, Tunable):
         self.channels = config.img_channels
         self._transform: Tensor | None = None  # set by with_transform: replaces the input's buffer
         self._transform_label: dict[str, object] | None = None
-        if state_dict is None:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(init_seed)
-                self.net = StyleGAN3Network(config)
-                self._estimate_w_avg(init_seed)
-        else:
-            self.net = StyleGAN3Network(config)
-            self.load_state_dict(state_dict)
-        # frozen, as every loaded generator (PTI tunes a copy, see generators.tuning.tunable_copy)
-        self.net.eval().requires_grad_(False)
-        self.net.to(device)
+        self._build_net(lambda: StyleGAN3Network(config), state_dict, init_seed, device)
 
     # ---- weights ------------------------------------------------------------------------------
     def load_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:
