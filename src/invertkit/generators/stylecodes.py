@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, LatentSpaceError
+from ..store.tensorfiles import layout_problems
 from .base import seeded_generator
 
 
@@ -33,7 +34,7 @@ class StyleCodes:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(init_seed)
                 self.net = make_net()
-                self._estimate_w_avg(init_seed)  # type: ignore[attr-defined]
+                self._estimate_w_avg(init_seed)
         else:
             self.net = make_net()
             self.load_state_dict(state_dict)  # type: ignore[attr-defined]
@@ -41,6 +42,29 @@ class StyleCodes:
         # gradients in the weights (PTI tunes a copy, see generators.tuning.tunable_copy)
         self.net.eval().requires_grad_(False)
         self.net.to(device)
+
+    def _weight_problems(self, state_dict: Mapping[str, Tensor]) -> list[str]:
+        """Missing, unexpected or mis-shaped tensors against ``self.net``'s own state dict, then NaN/Inf."""
+        expected = self.net.state_dict()
+        problems = layout_problems({k: tuple(v.shape) for k, v in expected.items()}, state_dict)
+        if not problems:
+            problems = [f"{k} contains NaN or Inf" for k in expected if not torch.isfinite(state_dict[k]).all()]
+        return problems
+
+    def _load_checked(self, state_dict: Mapping[str, Tensor]) -> None:
+        """Copy weights that passed the checks into ``self.net`` (float32, strict)."""
+        with torch.no_grad():
+            self.net.load_state_dict({k: state_dict[k].detach().to(torch.float32) for k in self.net.state_dict()}, strict=True)
+
+    @torch.no_grad()
+    def _estimate_w_avg(self, seed: int, n: int = 4096) -> None:
+        """``mapping.w_avg`` of random weights: the mean w of ``n`` seeded z (and random classes)."""
+        g = torch.Generator().manual_seed(seed + 1)
+        z = torch.randn(n, self.config.z_dim, generator=g)
+        c = None
+        if self.config.c_dim > 0:
+            c = torch.nn.functional.one_hot(torch.randint(0, self.config.c_dim, (n,), generator=g), self.config.c_dim).float()
+        self.net.mapping.w_avg.copy_(self.net.mapping(z, c).mean(0))
 
     @property
     def device(self) -> torch.device:

@@ -33,7 +33,6 @@ from torch import Tensor
 
 from ...errors import CheckpointError, ConfigError, LatentSpaceError
 from ...store.statcache import cached_stats
-from ...store.tensorfiles import layout_problems
 from ..base import NOISE_MODES, Generator
 from ..capabilities import StyleAffine, StyleSpaces, Tunable
 from ..stylecodes import StyleCodes
@@ -95,12 +94,9 @@ class StyleGAN3Generator(StyleCodes, Generator, StyleSpaces, Tunable):
     # ---- weights ------------------------------------------------------------------------------
     def load_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:
         """Load NVIDIA-named weights strictly; raise CheckpointError naming every mismatch."""
-        expected = self.net.state_dict()
-        problems = layout_problems({k: tuple(v.shape) for k, v in expected.items()}, state_dict)
+        problems = self._weight_problems(state_dict)
         if not problems:
-            problems = [f"{k} contains NaN or Inf" for k in expected if not torch.isfinite(state_dict[k]).all()]
-        if not problems:
-            problems = [f"{k} is {float(state_dict[k]):g}, not positive" for k in expected
+            problems = [f"{k} is {float(state_dict[k]):g}, not positive" for k in self.net.state_dict()
                         if k.endswith(".magnitude_ema") and not float(state_dict[k]) > 0]
         if problems:
             raise CheckpointError(
@@ -108,17 +104,7 @@ class StyleGAN3Generator(StyleCodes, Generator, StyleSpaces, Tunable):
                 f"({self.resolution}px, config {self.config.variant}, {self.config.num_layers} layers): " + "; ".join(problems)
                 + ". Check that the checkpoint and the config (resolution, channels, layers, c_dim) agree."
             )
-        with torch.no_grad():
-            self.net.load_state_dict({k: state_dict[k].detach().to(torch.float32) for k in expected}, strict=True)
-
-    @torch.no_grad()
-    def _estimate_w_avg(self, seed: int, n: int = 4096) -> None:
-        g = torch.Generator().manual_seed(seed + 1)
-        z = torch.randn(n, self.config.z_dim, generator=g)
-        c = None
-        if self.config.c_dim > 0:
-            c = torch.nn.functional.one_hot(torch.randint(0, self.config.c_dim, (n,), generator=g), self.config.c_dim).float()
-        self.net.mapping.w_avg.copy_(self.net.mapping(z, c).mean(0))
+        self._load_checked(state_dict)
 
     def weights(self) -> dict[str, Tensor]:
         """Weights in NVIDIA naming (``mapping.*``, ``synthesis.*``); ``synthesis.input.transform`` is the
