@@ -128,7 +128,8 @@ mnist-diffusion-model: install
 
 # The shipped StyleGAN2 (src/invertkit/generators/weights/stylegan2-faces32.safetensors, float16): 32 px RGB faces
 # distilled from the DigiFace DCGAN with paired latents plus adversarial training with style mixing
-# (python -m invertkit.generators.stylegan2.train --help). Resumable: run it again after an interruption.
+# (python -m invertkit.generators.stylegan2.train --help); about 100 minutes on one thread (1.4 s per step). Resumable:
+# run it again after an interruption. The shipped run stopped at step 4250 (SG2_STOP) of a constant-rate schedule.
 SG2_STEPS ?= 6000
 SG2_STOP  ?= 4250
 stylegan2-model: install
