@@ -349,7 +349,15 @@ def test_shipped_encoders_work_by_name(shared_data):
     from invertkit.encoders.shipped import shipped_encoders
     from invertkit.generators import load_generator
 
-    assert shipped_encoders() == {"dcgan-digiface64": ["fs", "hyperstyle", "psp", "restyle"], "mnist-mlp-gan": ["fs", "psp", "restyle"]}
+    assert shipped_encoders() == {"dcgan-digiface64": ["fs", "hyperstyle", "psp", "restyle"], "mnist-mlp-gan": ["fs", "psp", "restyle"],
+                                  "stylegan2-faces32": ["e4e"]}
+    G = load_generator("stylegan2-faces32")  # its e4e encoder, found by name, in W+
+    with torch.no_grad():
+        x = G.synthesize(torch.cat([G.sample_latent(1, "w", seed=s) for s in range(8)]), "w").clamp(-1, 1)
+        mean_psnr = psnr(G.synthesize(G.mean_latent("w").expand(8, -1), "w"), x).mean()
+    res = invert(G, x, "encoder")
+    assert res.config["encoder"].endswith("stylegan2-faces32/e4e.safetensors") and res.space == "w+"
+    assert sum(m["psnr"] for m in res.metrics) / 8 > mean_psnr + 5
     for G in (load_generator("dcgan-digiface64"),
               load_generator("mnist-mlp-gan", weights=shared_data / "mnist_mlp_gan" / "generator.ckpt")):
         with torch.no_grad():
