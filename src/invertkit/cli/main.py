@@ -65,6 +65,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
             invert.add_parser(sub, argv)
         else:
             module.add_parser(sub)
+    for command in sub.choices.values():  # every command: torch's CPU threads (see invertkit.threads)
+        command.add_argument("--threads", type=int, default=None, metavar="N",
+                             help="CPU threads for torch (default: $INVERTKIT_THREADS, else the physical cores; "
+                                  "torch's own default, every logical CPU, oversubscribes shared machines)")
     return parser
 
 
@@ -81,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
+        from ..threads import apply_threads
+
+        apply_threads(args.threads)
         check_arguments(args)
         return int(args.func(args) or 0)
     except InvertkitError as exc:
