@@ -57,6 +57,34 @@ def svg_scatter(points: Sequence[tuple[str, float, float]], *, x_label: str, y_l
     return "".join(out)
 
 
+BENCH_CSS = """
+.tablebox{max-width:100%;overflow-x:auto}
+table.bench th{font-size:12px;line-height:1.25;max-width:7.5em;vertical-align:bottom}
+table.bench td{font-size:13px} table.bench td.num{white-space:nowrap}
+table.bench td,table.bench th{padding:4px 6px}
+table.bench td.spec{max-width:16em}
+"""
+
+
+def format_number(v: float | int) -> str:
+    """A table number: integers (and integral floats: counts, bytes, evaluations) without decimals and
+    with thousands separators; other values with 3 decimals (4 significant digits below 0.01)."""
+    if isinstance(v, int) or (math.isfinite(v) and v == int(v) and abs(v) >= 1):
+        return f"{int(v):,}"
+    if not math.isfinite(v):
+        return "n/a"
+    return f"{v:.3f}" if abs(v) >= 0.01 or v == 0 else f"{v:.4g}"
+
+
+def _breakable(text: str) -> str:
+    """``text`` HTML-escaped, with a line-break opportunity after ``_ + ; @ , :`` (long column names and
+    method specs wrap there instead of widening the table)."""
+    out = html.escape(text)
+    for ch in ("_", "+", ";", "@", ",", ":"):
+        out = out.replace(ch, ch + "<wbr>")
+    return out
+
+
 def write_bench_html(
     path: str | os.PathLike[str],
     *,
@@ -72,21 +100,23 @@ def write_bench_html(
     """Write the bench page: table of ``rows`` (``columns``), plot, target + per-method grids and,
     when given, one edit strip per method (``strips``: method -> ``[S, C, H, W]`` frames of the first image)."""
     h = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{h(title)}</title><style>{CSS}</style></head><body>",
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{h(title)}</title><style>{CSS}{BENCH_CSS}</style></head><body>",
              f"<h1>{h(title)}</h1>"]
-    parts.append("<table><tr>" + "".join(f"<th>{h(c)}</th>" for c in columns) + "</tr>")
+    # the table fits a 1280 px screen: headers and method specs break at "_" / "+" / ";" / "@" / ","
+    # (a <wbr> after each), numbers stay on one line; what still does not fit scrolls inside its box
+    parts.append("<div class='tablebox'><table class='bench'><tr>" + "".join(f"<th>{_breakable(c)}</th>" for c in columns) + "</tr>")
     for r in rows:
         cells = []
         for c in columns:
             v = r.get(c, "")
             if v is None:  # not finite, or no score (a method whose images diverged)
                 cells.append("<td>n/a</td>")
-            elif isinstance(v, float):
-                cells.append(f"<td class='num'>{v:.3f}</td>")
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                cells.append(f"<td class='num'>{format_number(v)}</td>")
             else:
-                cells.append(f"<td>{h(str(v))}</td>")
+                cells.append(f"<td class='spec'>{_breakable(str(v))}</td>")
         parts.append("<tr>" + "".join(cells) + "</tr>")
-    parts.append("</table>")
+    parts.append("</table></div>")
     parts.append("<h2>Quality versus time</h2>")
     parts.append(svg_scatter([(r["method"], r["seconds_per_image"], r["psnr_mean"]) for r in rows
                              if isinstance(r.get("psnr_mean"), float) and isinstance(r.get("seconds_per_image"), float)],
