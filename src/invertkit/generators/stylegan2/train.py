@@ -286,10 +286,11 @@ def train(out: Path, recipe: Recipe, *, checkpoint_every: int = 250, log_every: 
                 p_ema.lerp_(p, 1 - beta)
             for b_ema, b in zip(G_ema.buffers(), G.buffers()):
                 b_ema.copy_(b)
-        window.append((float(rec.detach()), float(adv.detach()), float(loss_d.detach()), float(r1.detach())))
+        # kept as tensors: one host read per log line, not four per step
+        window.append(torch.stack([rec.detach(), adv.detach(), loss_d.detach(), r1.detach()]))
         if (step + 1) % log_every == 0:
             dt = (time.perf_counter() - t0) / len(window)
-            m = [sum(v[i] for v in window) / len(window) for i in range(4)]
+            m = torch.stack(window).mean(0).tolist()
             entry = {"step": step + 1, "l1": round(m[0], 4), "g_adv": round(m[1], 4), "d": round(m[2], 4),
                      "r1": round(m[3] * recipe.r1_every / log_every, 4), "s_per_step": round(dt, 3)}
             log.append(entry)
