@@ -17,6 +17,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("threads",),
     ("untrusted",),
     ("registry", "optiontext", "optionfields", "seeds", "store", "io", "morphometry"),
+    ("align",),
     ("generators",),
     ("features", "diffusion"),
     ("objectives", "metrics", "degradations"),

@@ -7,6 +7,7 @@ import argparse
 import torch
 
 from ..errors import ImageError
+from .align import add_align_flags, align_file, check_align_flags
 from .edit import allow_negative_values
 from .options import add_generator_flags, check_numbers
 
@@ -43,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(comma-separated) and report edit_psnr / edit_change columns")
     p.add_argument("--edit-guidance", type=float, default=None, help="diffusion models: guidance of those edits (default each method's)")
     p.add_argument("--out", "-o", default="runs/bench")
+    add_align_flags(p, paste_back=False)
     allow_negative_values(p)
     p.set_defaults(func=run)
 
@@ -55,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from .invert import expand_inputs, metric_names, prepare_diffusion_flags
 
     check_numbers(args, at_least={"batch_size": 1, "max_images": 1, "steps": 1}, finite=("guidance", "edit_guidance"))
+    check_align_flags(args)  # a missing extra is one line before the generator loads
     G = load_generator(args.generator, device=args.device, weights=args.weights)
     extra = check_extra_metrics(G, metric_names(args.metrics))  # nscd without style spaces: refused before any work
     edit_prompts = prepare_diffusion_flags(G, args.prompt_embeds, args.edit_prompt)
@@ -69,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
     tensors, names, failed = [], [], 0
     for p in paths:
         try:
-            tensors.append(read_image(p, G.resolution, G.channels))
+            if args.align:
+                tensors.append(align_file(p, G.resolution, G.channels, face=args.face, max_pixels=None).image)
+            else:
+                tensors.append(read_image(p, G.resolution, G.channels))
             names.append(p.name)
         except ImageError as exc:
             failed += 1

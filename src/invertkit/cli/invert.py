@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import ConfigError, ImageError
 from . import invert_dataset
+from .align import add_align_flags, align_file, check_align_flags
 from .options import add_generator_flags, add_options_flags, check_numbers, given_options
+
+if TYPE_CHECKING:
+    from ..align import AlignedFace
 
 DEFAULT_METHOD = "optimize"
 
@@ -70,6 +75,7 @@ def add_parser(sub: argparse._SubParsersAction, argv: Sequence[str] = ()) -> Non
     p.add_argument("--prompt-embeds", default=None, help="diffusion models: a safetensors file of named prompt embeddings to add")
     p.add_argument("--edit-prompt", default="", help="diffusion models: regenerate each inversion with these prompts too (comma-separated)")
     p.add_argument("--edit-guidance", type=float, default=None, help="diffusion models: guidance scale of the edits (default: the inversion's)")
+    add_align_flags(p, paste_back=True)
     invert_dataset.add_flags(p)
     add_options_flags(p, classes, shown=shown,
                       title=f"options of --method {shown}" + (" (the default method)" if method is None else ""))
@@ -111,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--batch-size must be >= 1")
     check_numbers(args, finite=("edit_guidance",))
     dataset_layout = invert_dataset.wants_dataset_layout(args)
+    if dataset_layout and args.align:
+        raise ConfigError("--align works on image files, not the dataset layout; align them first with invertkit align")
+    check_align_flags(args)
     G = load_generator(args.generator, device=args.device, weights=args.weights)
     check_extra_metrics(G, metric_names(args.metrics))  # e.g. nscd without style spaces: refused before any work
     if dataset_layout:
@@ -154,13 +163,19 @@ def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, 
             size = G.resolution if (degradation is None or args.simulate) else degradation.observed_size(G.resolution)
             channels = G.channels if (degradation is None or args.simulate) else degradation.observed_channels(G.channels)
             good: list[tuple[int, str, str, torch.Tensor]] = []
+            aligned: dict[str, AlignedFace] = {}  # input key -> its alignment (with --align)
             names = distinct_names(paths)  # a/x.png and b/x.png keep their folders: two rows, stems a_x and b_x
             for i, path in enumerate(paths):
                 key = display_name(str(path))
                 if key in done:
                     continue
                 try:
-                    good.append((i, display_name(names[i]), key, read_image(path, size, channels, max_pixels=max_pixels)))
+                    if args.align:
+                        aligned[key] = align_file(path, size, channels, face=args.face, max_pixels=max_pixels)
+                        image = aligned[key].image
+                    else:
+                        image = read_image(path, size, channels, max_pixels=max_pixels)
+                    good.append((i, display_name(names[i]), key, image))
                 except ImageError as exc:
                     writer.fail(key, str(exc))
                     print(f"invertkit: skipped {display_name(str(exc))}", flush=True)
@@ -186,6 +201,8 @@ def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, 
                 with stop.critical():  # a signal now waits until the batch's files and run.json are whole
                     writer.add(result, shown_target, [c[1] for c in chunk], inputs=[c[2] for c in chunk], ids=ids,
                                observed=_upsample(observation, G) if degradation is not None else None)
+                    if aligned:
+                        _write_alignment(writer, result, chunk, aligned, paste=args.paste_back)
                 bar.update(len(chunk))
             bar.close()
             with stop.critical():
@@ -200,6 +217,26 @@ def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, 
     print(f"wrote {out}/report.html, metrics.csv, metrics.json, run.json, images/, latents/ "
           f"({now} inverted{before}, {len(writer.failures)} failed)")
     return 1 if writer.failures else 0
+
+
+def _write_alignment(writer, result, chunk: list, aligned: dict, *, paste: bool) -> None:  # noqa: ANN001
+    """After a batch is written: each image's transform into align.json and, with ``paste``, its
+    reconstruction warped back into the photo (``images/<stem>_pasted.png``)."""
+    from ..align import paste_back_face
+    from ..io.images import save_image
+    from .align import read_sidecar, write_sidecar
+
+    stems = {str(e.get("input")): str(e["stem"]) for e in writer.entries if "stem" in e}
+    sidecar = writer.out / "align.json"
+    entries = read_sidecar(sidecar)
+    for j, (_, _, key, _) in enumerate(chunk):
+        if key not in stems or key not in aligned:
+            continue  # diverged: no outputs to pair with
+        stem = stems[key]
+        entries[stem] = aligned[key].to_json()
+        if paste:
+            save_image(paste_back_face(aligned[key], result.reconstructions[j : j + 1])[0], writer.out / "images" / f"{stem}_pasted.png")
+    write_sidecar(sidecar, entries)
 
 
 def prepare_diffusion_flags(G, prompt_embeds: str | None, edit_prompt: str) -> list[str]:

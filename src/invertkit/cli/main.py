@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from ..errors import InvertkitError
 from . import (
+    align,
     bench,
     convert,
     demo,
@@ -35,12 +36,13 @@ from . import (
     zoo,
 )
 
-COMMANDS = (zoo, info, convert, generate, invert, report, train_encoder, bench, demo, directions, edit, interpolate, regenerate)
+COMMANDS = (zoo, info, convert, generate, invert, align, report, train_encoder, bench, demo, directions, edit, interpolate, regenerate)
 
 # what each command writes: (argument attribute, its name in messages, "folder" or "file"); checked
 # before the command runs (report's --out is a run folder it reads, so it is not here)
 OUTPUTS: dict[str, tuple[str, str, str]] = {
     "invert": ("out", "--out", "folder"),
+    "align": ("out", "--out", "folder"),
     "bench": ("out", "--out", "folder"),
     "demo": ("out", "--out", "folder"),
     "edit": ("out", "--out", "folder"),

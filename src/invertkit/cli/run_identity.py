@@ -51,7 +51,7 @@ def run_identity(args: argparse.Namespace, G: Generator, options: dict[str, Any]
         return getattr(args, name, default)
 
     metrics = sorted({m.strip() for m in (flag("metrics") or "").split(",") if m.strip()})
-    return {
+    identity = {
         "method": args.method,
         "options": dataclasses.asdict(make_options(args.method, **options)),
         "generator": {"name": G.name, "fingerprint": G.fingerprint()},
@@ -64,3 +64,6 @@ def run_identity(args: argparse.Namespace, G: Generator, options: dict[str, Any]
         "edit_prompts": [p.strip() for p in (flag("edit_prompt") or "").split(",") if p.strip()],
         "edit_guidance": flag("edit_guidance"),
     }
+    if flag("align", False):  # only when given: runs written before --align existed keep their identity
+        identity["align"] = {"face": flag("face") or 1}
+    return identity

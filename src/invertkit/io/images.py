@@ -297,7 +297,23 @@ def _pillow_pixel_limit(max_pixels: int) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = before
 
 
+def read_photo(path: str | os.PathLike[str], channels: int, *, max_pixels: int = MAX_PIXELS) -> Tensor:
+    """Read one image file whole (no crop, no resize) as ``1 x channels x H x W`` in [-1, 1]: what face
+    alignment crops from. Same checks and limits as :func:`read_image`.
+
+    Raises:
+        ImageError: as :func:`read_image`; the message names the file.
+    """
+    path = Path(path)
+    with open_regular(path, str(path)) as stream:
+        return pil_to_tensor(_decode_pil(stream, channels, str(path), max_pixels))
+
+
 def _decode(stream, size: int, channels: int, name: str, max_pixels: int) -> Tensor:
+    return pil_to_tensor(center_crop_resize(_decode_pil(stream, channels, name, max_pixels), size))
+
+
+def _decode_pil(stream, channels: int, name: str, max_pixels: int) -> Image.Image:
     try:
         with _pillow_pixel_limit(max_pixels), Image.open(stream) as img:
             w, h = img.size
@@ -321,7 +337,7 @@ def _decode(stream, size: int, channels: int, name: str, max_pixels: int) -> Ten
         raise ImageError(f"{name}: not an image file (PNG, JPEG, PGM, ... expected); skip or replace it") from None
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise ImageError(f"{name}: cannot decode image ({str(exc)[:160]}); the file may be truncated or corrupt") from None
-    return pil_to_tensor(center_crop_resize(img, size))
+    return img
 
 
 @dataclass
