@@ -148,3 +148,29 @@ def test_invert_align_paste_back_writes_the_photo_with_the_face_replaced(astrona
     assert list(side) == ["astronaut"]
     recon = torch.from_numpy(np.asarray(Image.open(out / "images" / "astronaut_recon.png")).copy())
     assert recon.shape[0] == recon.shape[1]
+
+
+@pytest.mark.slow
+def test_edit_paste_back_warps_every_frame_into_the_photo(astronaut, sg2_file, tmp_path, capsys):
+    # an invert run plus the align.json an --align run writes (written here: no detector needed)
+    run = tmp_path / "run"
+    assert main(["invert", str(astronaut), "-g", str(sg2_file), "--steps", "2", "--out", str(run), "--no-progress"]) == 0
+    quad = [[150.0, 20.0], [150.0, 200.0], [330.0, 200.0], [330.0, 20.0]]
+    (run / "align.json").write_text(json.dumps({"format": "invertkit-align-1", "faces": {"astronaut": {
+        "source": str(astronaut), "photo_size": [512, 512], "quad": quad}}}))
+    dirs = tmp_path / "dirs.safetensors"
+    assert main(["directions", "sefa", "-g", str(sg2_file), "--out", str(dirs)]) == 0
+    out = tmp_path / "edits"
+    assert main(["edit", str(run), "-g", str(sg2_file), "-d", f"{dirs}:0", "--strength", "-3,3", "--paste-back",
+                 "--no-gif", "--out", str(out)]) == 0
+    photo = data.astronaut()
+    frames = [np.asarray(Image.open(out / f"astronaut_sefa_0_pasted_{s}.png").convert("RGB")) for s in ("-3.0", "3.0")]
+    assert all(f.shape == photo.shape for f in frames)
+    assert all(np.array_equal(f[300:], photo[300:]) for f in frames)  # below the square: the photo itself
+    assert np.abs(frames[0][60:160, 190:290].astype(int) - frames[1][60:160, 190:290].astype(int)).mean() > 1  # the edit shows
+    record = json.loads((out / "edits.json").read_text())
+    assert record["strips"][0]["pasted"] == ["astronaut_sefa_0_pasted_-3.0.png", "astronaut_sefa_0_pasted_3.0.png"]
+    capsys.readouterr()
+    assert main(["edit", str(tmp_path / "run" / "latents"), "-g", str(sg2_file), "-d", f"{dirs}:0", "--paste-back",
+                 "--out", str(tmp_path / "e2")]) == 2
+    assert "--paste-back needs a run folder made with invert --align" in _one_line_error(capsys)

@@ -51,7 +51,8 @@ class AlignedFace:
     def to_json(self) -> dict[str, Any]:
         """What the sidecar file stores: enough to redo the crop or paste any output back (no pixels)."""
         h, w = self.photo.shape[-2:]
-        return {"source": self.source, "photo_size": [int(w), int(h)], "size": self.size, "face": self.face,
+        # the absolute path: `invertkit edit --paste-back` reads the photo again, maybe from another folder
+        return {"source": os.path.abspath(self.source), "photo_size": [int(w), int(h)], "size": self.size, "face": self.face,
                 "faces": self.faces, "quad": self.quad.round(4).tolist(), "points": self.points.as_array().round(4).tolist(),
                 "points_order": ["eye_left", "eye_right", "mouth_left", "mouth_right"],
                 "box": None if self.box is None else [round(v, 4) for v in self.box],

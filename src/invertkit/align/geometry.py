@@ -85,8 +85,48 @@ def warp_quad(image: Tensor, quad: np.ndarray, size: int) -> Tensor:
     if shrink > 1 and min(image.shape[-2:]) >= shrink:
         image = F.avg_pool2d(image, shrink, ceil_mode=True, count_include_pad=False)
         quad = (quad + 0.5) / shrink - 0.5
+    image, quad = _pad_blurred(image, quad)
     origin, ex, ey = _frame(quad)
     return sample_parallelogram(image, origin, ex, ey, size, size)
+
+
+def _pad_blurred(image: Tensor, quad: np.ndarray) -> tuple[Tensor, np.ndarray]:
+    """Where the square reaches past the photo, pad it as FFHQ does: a reflection that fades, away from the
+    border, into a blur and then into the photo's median colour (a bare reflection shows mirrored faces)."""
+    h, w = image.shape[-2:]
+    qsize = quad_side(quad)
+    border = max(int(round(qsize * 0.1)), 3)
+    lo = np.floor(quad.min(axis=0)).astype(int)
+    hi = np.ceil(quad.max(axis=0)).astype(int)
+    pad = [max(-lo[0] + border, 0), max(hi[0] - w + border, 0), max(-lo[1] + border, 0), max(hi[1] - h + border, 0)]
+    if max(pad) <= border - 4:
+        return image, quad
+    pad = [max(p, int(round(qsize * 0.3))) for p in pad]  # left, right, top, bottom
+    mode = "reflect" if max(pad[0], pad[1]) < w and max(pad[2], pad[3]) < h else "replicate"
+    padded = F.pad(image, pad, mode=mode)
+    ph, pw = padded.shape[-2:]
+    xs = torch.arange(pw, dtype=image.dtype, device=image.device)
+    ys = torch.arange(ph, dtype=image.dtype, device=image.device)[:, None]
+    fx = torch.minimum(xs / max(pad[0], 1), (pw - 1 - xs) / max(pad[1], 1))
+    fy = torch.minimum(ys / max(pad[2], 1), (ph - 1 - ys) / max(pad[3], 1))
+    mask = torch.maximum(1.0 - fx, 1.0 - fy).clamp(min=0)  # 0 inside the photo, 1 at the padding's outer edge
+    blurred = _gaussian_blur(padded, max(qsize * 0.02, 0.5))
+    padded = padded + (blurred - padded) * (mask * 3.0 + 1.0).clamp(0, 1) * (mask > 0)
+    median = image.flatten(2).median(dim=2).values[:, :, None, None]
+    padded = padded + (median - padded) * mask.clamp(0, 1)
+    return padded, quad + np.array([pad[0], pad[2]])
+
+
+def _gaussian_blur(image: Tensor, sigma: float) -> Tensor:
+    radius = max(int(math.ceil(sigma * 3)), 1)
+    t = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = image.shape[1]
+    x = F.pad(image, [radius, radius, 0, 0], mode="replicate")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    x = F.pad(x, [0, 0, radius, radius], mode="replicate")
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def feather_mask(a: Tensor, b: Tensor, feather: float) -> Tensor:

@@ -102,6 +102,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "trained for the run's encoder), raw (re-added unchanged, HFGI's rule) or auto (aligned when an "
                    "aligner sits beside the encoder file, else raw; default)")
     p.add_argument("--out", "-o", required=True, help="output folder")
+    p.add_argument("--paste-back", action="store_true",
+                   help="a run made with invert --align: also warp every frame back into its photo "
+                   "(OUT/<name>_<direction>_pasted_<strength>.png, at the photo's size)")
     add_picture_flags(p)
     from .prompt_edit import add_flags
 
@@ -179,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
     if args.duration < 1:
         raise ConfigError(f"--duration must be >= 1 ms, got {args.duration}")
     items = read_latents(args.latents, G, parse_ids(args.ids), layerwise=True)
+    photos = _aligned_photos(args.latents) if args.paste_back else None
 
     # every direction and every (latent, direction) pair is checked before anything is rendered:
     # a wrong index or space fails at once instead of after half the strips
@@ -241,10 +245,12 @@ def run(args: argparse.Namespace) -> int:
                 stem = f"{item.name}_{job['slug']}"
                 png = save_strip(frames, out / f"{stem}.png", labels=labels, scale=scale)
                 gif = save_gif(frames, out / f"{stem}.gif", duration_ms=args.duration, scale=scale) if args.gif else None
+                pasted = _paste_frames(photos, item.name, frames, out / stem, labels) if photos is not None else []
                 record["strips"].append({"latent": item.name, "latent_file": str(item.file), "direction_file": str(job["file"]),
                                          "index": job["index"], "direction": job["name"], "space": space,
                                          "rows": job["rows"], "tuned": item.tuned,
-                                         "png": png.name, "gif": None if gif is None else gif.name})
+                                         "png": png.name, "gif": None if gif is None else gif.name,
+                                         **({"pasted": pasted} if photos is not None else {})})
                 written += 1
                 _write_record(out, record)
             del Gi
@@ -257,6 +263,42 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {written} {kinds} of {len(strengths)} frames and edits.json to {out}"
           + (f" ({len(record['failures'])} latent(s) failed)" if record["failures"] else ""))
     return 1 if record["failures"] else 0
+
+
+def _aligned_photos(source: str) -> dict[str, dict]:
+    """The alignment entries (``align.json``) of an ``invertkit invert --align`` run folder, by image stem."""
+    from .align import read_sidecar
+
+    sidecar = Path(source) / "align.json"
+    entries = read_sidecar(sidecar) if Path(source).is_dir() else {}
+    if not entries:
+        raise ConfigError(f"--paste-back needs a run folder made with invert --align (its align.json); {source} has none")
+    return entries
+
+
+def _paste_frames(photos: dict[str, dict], name: str, frames, stem: Path, labels: list[str]) -> list[str]:  # noqa: ANN001
+    """Each frame (``F x C x S x S``) warped back into the photo ``align.json`` names for ``name``; the files written."""
+    import numpy as np
+
+    from ..align.geometry import paste_back
+    from ..errors import ImageError
+    from ..io.images import read_photo, save_image
+
+    entry = photos.get(name)
+    if entry is None:
+        raise ImageError(f"{name}: not in the run's align.json (inverted without --align?); no paste-back")
+    photo = read_photo(entry["source"], 3)  # ImageError names the photo when it has moved
+    if [photo.shape[-1], photo.shape[-2]] != list(entry["photo_size"]):
+        raise ImageError(f"{entry['source']}: {photo.shape[-1]} x {photo.shape[-2]} now, {entry['photo_size']} when aligned; "
+                         "the photo changed, no paste-back")
+    quad = np.asarray(entry["quad"], dtype=np.float64)
+    files = []
+    for frame, label in zip(frames, labels):
+        face = frame[None].float().expand(-1, 3, -1, -1) if frame.shape[0] == 1 else frame[None].float()
+        path = stem.parent / f"{stem.name}_pasted_{label}.png"
+        save_image(paste_back(photo, face, quad).clamp(-1, 1)[0], path)
+        files.append(path.name)
+    return files
 
 
 def _write_record(out: Path, record: dict[str, Any]) -> None:
