@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-all demo encoders diffusion-model mnist-diffusion-model stylegan2-model clean
+.PHONY: install test test-all demo readme-examples encoders diffusion-model mnist-diffusion-model stylegan2-model clean
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ test-all: install
 
 demo: install
 	$(VENV)/bin/invertkit demo --out runs/demo
+
+# every command example of README.md, in order, in a temporary folder, with small step counts (about 2 min
+# on one thread); CI runs the blocks not marked "readme-examples: full" (tests/test_readme_examples.py)
+readme-examples: install
+	$(PY) benchmarks/readme_examples.py
 
 # The shipped encoders (src/invertkit/encoders/weights/), retrained from scratch: about 2 h 05 min
 # (105.7 minutes of training steps on one thread: python benchmarks/encoder_train_speed.py --threads 1). dcgan-digiface64: pSp on drawn

@@ -28,10 +28,12 @@ def test_method_help_lists_that_methods_options_with_defaults(capsys):
     assert "--lr-rampup" not in text and "--popsize" not in text  # other methods' flags stay out of this help
 
 
-def test_plain_help_shows_the_default_method_and_lists_every_method(capsys):
+def test_plain_help_lists_every_method_and_points_to_their_options(capsys):
     text = _help(capsys)
-    assert "options of --method optimize (the default method):" in text and "--lr-rampup" in text
-    listed = [line.split()[0] for line in text.split("methods (-m METHOD --help for each one's options):")[1].splitlines() if line.strip()]
+    assert "options of --method" not in text and "--lr-rampup" not in text  # each method's options: -m NAME --help
+    assert "`invertkit invert -m METHOD --help` lists METHOD's options" in text
+    section = text.split("methods (-m METHOD --help for each one's options; default optimize):")[1].split("\n\n")[0]
+    listed = [line.split()[0] for line in section.splitlines() if line.strip()]
     assert sorted(listed) == sorted(METHODS.names())
 
 

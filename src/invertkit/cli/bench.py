@@ -13,7 +13,17 @@ from .options import add_generator_flags, check_numbers
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="compare inversion methods on the same images (table, plot, grids)")
+    p = sub.add_parser(
+        "bench", help="compare inversion methods on the same images (table, plot, grids)",
+        description="Run several inversion methods on the same images with the same metric protocol and compare them.\n"
+        "Writes OUT/bench.md, bench.csv and bench.json (one row per method: PSNR, SSIM, perceptual and the\n"
+        "extra metrics, seconds and generator evaluations per image; with --edit-* the editability columns),\n"
+        "OUT/bench.html (the table, a quality-versus-time plot, one grid of reconstructions per method) and\n"
+        "each method's full run folder, OUT/<method>/.",
+        epilog="examples:\n"
+        "  invertkit bench -g dcgan-digiface64 --images runs/faces/bench --methods encoder,hybrid,optimize:z --out runs/bench\n"
+        "  invertkit bench -g stylegan2-faces32 --images photos/ --methods \"optimize:w,optimize:w+@steps=500\" --metrics nscd",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_generator_flags(p)
     p.add_argument("--images", nargs="+", required=True, help="image files or folders")
     p.add_argument("--methods", default="auto", help="comma-separated specs name[:space][@key=value;...], e.g. optimize:w,optimize:w+,cma:z,plain,"
@@ -54,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
     from ..generators import load_generator
     from ..io.images import read_image
     from ..metrics.requested import check_extra_metrics
-    from .invert import expand_inputs, metric_names, prepare_diffusion_flags
+    from .invert import check_inputs_exist, expand_inputs, metric_names, prepare_diffusion_flags
 
+    check_inputs_exist(args.images)  # before the generator loads
     check_numbers(args, at_least={"batch_size": 1, "max_images": 1, "steps": 1}, finite=("guidance", "edit_guidance"))
     check_align_flags(args)  # a missing extra is one line before the generator loads
     G = load_generator(args.generator, device=args.device, weights=args.weights)

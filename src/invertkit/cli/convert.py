@@ -11,7 +11,10 @@ TARGETS = {".safetensors": "native", ".pt": "rosinality", ".pth": "rosinality"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("convert", help="convert a StyleGAN2 checkpoint (NVIDIA .pkl, rosinality .pt, native) to native or rosinality")
+    p = sub.add_parser("convert", help="convert a StyleGAN2 checkpoint (NVIDIA .pkl, rosinality .pt, native) to native or rosinality",
+                       description="Convert a StyleGAN2 checkpoint (NVIDIA .pkl, rosinality .pt or native .safetensors; "
+                       "read without executing code) to the native format (.safetensors) or rosinality's (.pt). "
+                       "The converted generator draws the same images. Example: invertkit convert ffhq.pkl ffhq.safetensors")
     p.add_argument("src", help="checkpoint to read")
     p.add_argument("dst", help="file to write: .safetensors (native) or .pt (rosinality)")
     p.add_argument("--to", choices=["native", "rosinality"], default=None, help="output format (default: from DST's suffix)")

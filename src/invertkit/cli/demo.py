@@ -6,7 +6,10 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="invert real face photographs into dcgan-digiface64 and write a report")
+    p = sub.add_parser("demo", help="invert real face photographs into dcgan-digiface64 and write a report",
+                       description="Invert five real face photographs (the astronaut, four LFW faces) and two faces the "
+                       "generator drew itself into dcgan-digiface64 with optimize, and write the run folder (report.html, "
+                       "latents, metrics) to --out: the job `make demo` runs.")
     p.add_argument("--out", default="runs/demo", help="run directory to write (default: runs/demo)")
     p.add_argument("--steps", type=int, default=300, help="optimisation steps (default: 300)")
     p.add_argument("--seed", type=int, default=0)

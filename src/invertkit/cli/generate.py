@@ -16,7 +16,10 @@ from .options import add_generator_args, check_numbers, parse_seeds
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("generate", help="draw images from seeds, e.g. to check a converted checkpoint")
+    p = sub.add_parser("generate", help="draw images from seeds, e.g. to check a converted checkpoint",
+                       description="Draw images from a generator: one per seed, or from saved latents (--latent; a run "
+                       "folder, its latents/ or a .npz), optionally through a PTI weight delta (--delta). Writes PNG files "
+                       "and a grid to --out. Example: invertkit generate diffusion-faces32 --seeds 0-7 --prompt drawing")
     add_generator_args(p)
     p.add_argument("--seeds", default="0-7", help="seeds, e.g. 0-7,42 (default 0-7)")
     p.add_argument("--trunc", type=float, default=1.0, help="truncation psi for StyleGAN2 (default 1.0)")

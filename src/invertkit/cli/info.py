@@ -9,7 +9,9 @@ from typing import Any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="describe a checkpoint file or zoo model")
+    p = sub.add_parser("info", help="describe a checkpoint file or zoo model",
+                       description="Describe a checkpoint file, zoo model, diffusers folder or directions file: format, "
+                       "architecture, resolution, latent spaces, capabilities and parameter count (--json: everything).")
     p.add_argument("checkpoint", help="checkpoint path (.pkl, .pt, .safetensors), zoo name, diffusers:FOLDER or analytic:diffusion|flow")
     p.add_argument("--weights", default=None, help="weight file for a zoo model that needs one")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +42,13 @@ def chosen_method(argv: Sequence[str]) -> str | None:
     return None
 
 
+def method_summary(name: str) -> str:
+    """The one-line summary of method ``name``."""
+    from ..methods import METHODS
+
+    return METHODS.get(name).summary
+
+
 def method_list() -> str:
     """``name: summary`` for every method, one per line (the --help epilog)."""
     from ..methods import METHODS
@@ -49,16 +58,27 @@ def method_list() -> str:
     return "\n".join(f"  {n.ljust(width)}  {METHODS.get(n).summary}" for n in names)
 
 
+USAGE = "invertkit invert DATASET [DATASET ...] -g GENERATOR [-m METHOD] [--out OUT] [options]"
+
+
 def add_parser(sub: argparse._SubParsersAction, argv: Sequence[str] = ()) -> None:
+    """``invert``'s parser. Every method's options parse; the help lists those of the method named in
+    ``argv`` (``-m NAME --help``), else only the common options and the methods, one line each."""
     classes = _method_classes()
     method = chosen_method(argv)
-    shown = method if method in classes else DEFAULT_METHOD
+    shown = method if method in classes else None
+    methods = (f"methods (-m METHOD --help for each one's options; default {DEFAULT_METHOD}):\n{method_list()}"
+               if shown is None else f"{shown}: {method_summary(shown)}\nthe other methods: invertkit invert --help")
     p = sub.add_parser(
         "invert",
         help="invert image files into a generator; writes images, latents, metrics and report.html",
-        description="Invert images (files or folders) into a generator. Each method's options are flags; "
-        "unset flags keep the method's defaults. `invertkit invert -m METHOD --help` lists METHOD's options.",
-        epilog=f"methods (-m METHOD --help for each one's options):\n{method_list()}",
+        usage=USAGE if shown is None else USAGE.replace("[-m METHOD]", f"-m {shown}").replace("[options]", f"[{shown} options]"),
+        description=textwrap.fill("Invert images (files, folders, globs, lists, Parquet) into a generator and write a run "
+                                  "folder (images, latents, metrics, report.html). Each method's options are flags; unset "
+                                  "flags keep the method's defaults.", 79)
+        + "\n\n`invertkit invert -m METHOD --help` lists METHOD's options with their defaults.",
+        epilog=methods + ("\n\nexample:\n  invertkit invert photos/ -g dcgan-digiface64 -m optimize --steps 300 --out runs/faces"
+                          if shown is None else ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("images", nargs="+", metavar="DATASET", help="image files, folders (recursive for the dataset layout), globs, text files of paths, or Parquet files/folders")
@@ -77,8 +97,7 @@ def add_parser(sub: argparse._SubParsersAction, argv: Sequence[str] = ()) -> Non
     p.add_argument("--edit-guidance", type=float, default=None, help="diffusion models: guidance scale of the edits (default: the inversion's)")
     add_align_flags(p, paste_back=True)
     invert_dataset.add_flags(p)
-    add_options_flags(p, classes, shown=shown,
-                      title=f"options of --method {shown}" + (" (the default method)" if method is None else ""))
+    add_options_flags(p, classes, shown=shown, title=f"options of --method {shown}", listed=shown is not None)
     p.set_defaults(func=run)
 
 
@@ -93,6 +112,26 @@ def expand_inputs(items: list[str]) -> list[Path]:
         path = Path(item)
         out.extend(list_images(path) if path.is_dir() else [path])
     return out
+
+
+def check_inputs_exist(items: Sequence[str]) -> None:
+    """Refuse a command line none of whose DATASET arguments exists (no file, folder, link or glob
+    match): one :class:`ImageError` line naming them, raised before any folder is made. When some
+    exist, the missing ones are reported as failed inputs of the run, as unreadable files are."""
+    import glob
+
+    def present(item: str) -> bool:
+        if os.path.lexists(item):
+            return True
+        return glob.has_magic(item) and bool(glob.glob(item, recursive=True))
+
+    missing = [item for item in items if not present(item)]
+    if missing and len(missing) == len(items):
+        from ..io.filenames import display_name
+
+        names = ", ".join(display_name(m) for m in missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise ImageError(f"{names}: no such file, folder or glob match; check the path (DATASET is image files, "
+                         "folders, globs, text files of paths or Parquet files)")
 
 
 def metric_names(flag: str) -> tuple[str, ...]:
@@ -111,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if args.method not in classes:
         raise ConfigError(f"unknown --method {args.method!r}; choose one of: {', '.join(classes)}")
 
+    check_inputs_exist(args.images)  # before the generator loads and before the run folder exists
     owners = {m: set(c.__dataclass_fields__) for m, c in classes.items()}
     options = given_options(args, args.method, owners, classes)
     if args.batch_size < 1:

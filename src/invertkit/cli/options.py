@@ -89,16 +89,17 @@ def _default_text(value: object) -> str:
 
 
 def add_options_flags(p: argparse.ArgumentParser, classes: dict[str, type], *, shown: str | None = None,
-                      title: str | None = None) -> dict[str, set[str]]:
+                      title: str | None = None, listed: bool = True) -> dict[str, set[str]]:
     """One ``--flag`` per declared option (``optionfields.option``) of the given options dataclasses.
 
     Every flag parses (default None: "not given", so each method keeps its own default); only the
     options of ``shown`` (default: all classes) are listed in the help, with that class's help text,
-    allowed values and default, in a group titled ``title``. Returns method -> its option names.
+    allowed values and default, in a group titled ``title``; ``listed=False`` lists none (a help that
+    points to each method's own). Returns method -> its option names.
     """
     owners = {method: {o.name for o in declared_options(cls)} for method, cls in classes.items()}
-    visible = {shown: classes[shown]} if shown is not None else classes
-    group = p.add_argument_group(title) if title else p
+    visible = ({shown: classes[shown]} if shown is not None else classes) if listed else {}
+    group = p.add_argument_group(title) if title and listed else p
     added: set[str] = set()
     for method, cls in [*visible.items(), *[(m, c) for m, c in classes.items() if m not in visible]]:
         hints = {f.name: f.type for f in dataclasses.fields(cls)}

@@ -9,7 +9,9 @@ from ..generators.zoo import ZOO
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("zoo", help="list the named pretrained generators that work offline")
+    p = sub.add_parser("zoo", help="list the named pretrained generators that work offline",
+                       description="List the named pretrained generators (zoo models) that work offline: what each is, "
+                       "where its weights come from and whether they are present here. Pass a name as -g NAME.")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
