@@ -42,7 +42,8 @@ def test_invert_prints_plain_progress_lines_when_not_a_terminal_and_none_with_no
     out, err = capsys.readouterr()
     assert "wrote " in out  # the command's own message is kept
     assert "\r" not in err  # captured stderr is no terminal: plain lines, no carriage-return bar
-    ends = [line for line in err.splitlines() if line.endswith("done")]
+    ends = [line for line in err.splitlines() if line.endswith("done") and "adam" in line]
+    assert [line for line in err.splitlines() if line.startswith("invertkit: images: img 3/3 (100%)")]  # the whole command
     assert ends == ["invertkit: optimize, images 1-2 of 3, adam: step 4/4 (100%), loss " + ends[0].split("loss ")[1],
                     "invertkit: optimize, images 3-3 of 3, adam: step 4/4 (100%), loss " + ends[1].split("loss ")[1]]
 

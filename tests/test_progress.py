@@ -22,7 +22,7 @@ class Recorder:
         self.updates: list[StepUpdate] = []
         self.ended: list[StepUpdate] = []
 
-    def start(self, label: str, total: int) -> None:
+    def start(self, label: str, total: int, unit: str = "step") -> None:
         self.started.append((label, total))
 
     def due(self, step: int, total: int) -> bool:
@@ -146,6 +146,10 @@ def test_plain_lines_when_not_a_terminal_at_most_every_tenth_and_at_the_end():
     assert len(lines) == 10  # 10%, 20%, ... 90%, and the end line (100%)
     assert lines[0].startswith("invertkit: images 1-8 of 12, adam: step 10/100 (10%), loss 0.375")
     assert "ETA" in lines[0] and "step 100/100" in lines[-1] and lines[-1].endswith("done")
+
+
+def test_a_stream_that_is_no_terminal_gets_plain_lines():
+    assert not TerminalReporter(io.StringIO()).tty
 
 
 def test_short_phases_get_only_their_end_line():

@@ -138,6 +138,7 @@ def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, 
     from ..io.filenames import display_name, distinct_names
     from ..io.images import read_image
     from ..methods import invert
+    from ..progress import track
     from ..progress.terminal import terminal_reporter
     from ..runs import RunWriter
     from ..runs.interrupt import Interrupted, Interrupts
@@ -169,6 +170,7 @@ def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, 
 
             # every step of every phase, live on a terminal, plain lines in a log (progress.terminal)
             reporter = terminal_reporter(not args.no_progress)
+            done_bar = track(reporter, "images", len(good), unit="img")  # the whole command, one step per batch
             for start in range(0, len(good), args.batch_size):
                 chunk = good[start : start + args.batch_size]
                 if reporter is not None:
@@ -190,6 +192,10 @@ def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, 
                 with stop.critical():  # a signal now waits until the batch's files and run.json are whole
                     writer.add(result, shown_target, [c[1] for c in chunk], inputs=[c[2] for c in chunk], ids=ids,
                                observed=_upsample(observation, G) if degradation is not None else None)
+                if reporter is not None:
+                    reporter.set_context("")
+                done_bar.step(n=len(chunk))
+            done_bar.end()
             with stop.critical():
                 out = writer.finish()
         except Interrupted as exc:

@@ -197,7 +197,7 @@ class DatasetRunner:
             self.doc["sessions"].append(session)
             self._save_doc()
             # per batch of rows, not per optimiser step: batches run in worker processes (Ray) or in turn (local)
-            bar = track(self.progress, f"{self.spec.method}: images", todo, "failed")
+            bar = track(self.progress, f"{self.spec.method}: images", todo, "failed", unit="img")
             interrupted = None
 
             first: list[float] = []  # when the first rows came back, and how many: start-up vs steady rate

@@ -13,6 +13,7 @@ no global state. A reporter never changes a result: it only reads values the loo
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -33,6 +34,7 @@ class StepUpdate:
         total: the phase's step budget (a phase may end early: per-image early stopping).
         metric: what ``value`` is (``"loss"``, ``"psnr"``, ``"mse"``), or ``""``.
         value: the value so far (mean over the batch), or None when the loop has none.
+        unit: what a step is (``"step"``, ``"img"`` for a command's images done).
     """
 
     label: str
@@ -40,14 +42,15 @@ class StepUpdate:
     total: int
     metric: str = ""
     value: float | None = None
+    unit: str = "step"
 
 
 @runtime_checkable
 class Reporter(Protocol):
     """Receives the updates of the phases of long work (the terminal bar, a test's recorder)."""
 
-    def start(self, label: str, total: int) -> None:
-        """A phase of ``total`` steps begins."""
+    def start(self, label: str, total: int, unit: str = "step") -> None:
+        """A phase of ``total`` steps (of ``unit``) begins."""
 
     def due(self, step: int, total: int) -> bool:
         """Whether an update at ``step`` is wanted now: called every step, so it must be cheap (a clock
@@ -73,15 +76,15 @@ def _read(value: LazyValue) -> float | None:
 class Phase:
     """One phase of a loop reporting to a reporter (see the module docstring). Not thread-safe."""
 
-    __slots__ = ("reporter", "label", "total", "metric", "done", "_value", "_last_j")
+    __slots__ = ("reporter", "label", "total", "metric", "unit", "done", "_value", "_last_j")
 
-    def __init__(self, reporter: Reporter | None, label: str, total: int, metric: str = "") -> None:
-        self.reporter, self.label, self.total, self.metric = reporter, label, int(total), metric
+    def __init__(self, reporter: Reporter | None, label: str, total: int, metric: str = "", unit: str = "step") -> None:
+        self.reporter, self.label, self.total, self.metric, self.unit = reporter, label, int(total), metric, unit
         self.done = 0
         self._value: LazyValue = None
         self._last_j: int | None = None
         if reporter is not None:
-            reporter.start(label, self.total)
+            reporter.start(label, self.total, unit)
 
     def step(self, value: LazyValue = None, n: int = 1) -> None:
         """``n`` more steps done; ``value``: the latest value (lazy, read only if the reporter wants it)."""
@@ -91,7 +94,7 @@ class Phase:
         self.done += n
         self._value = value
         if r.due(self.done, self.total):
-            r.update(StepUpdate(self.label, self.done, self.total, self.metric, _read(value)))
+            r.update(StepUpdate(self.label, self.done, self.total, self.metric, _read(value), self.unit))
 
     def hook(self, j: int, x: Tensor) -> Tensor:
         """A sampler's ``on_step(j, x) -> x`` hook (``diffusion.results.StepHook``): one step per new
@@ -104,7 +107,7 @@ class Phase:
     def end(self) -> None:
         """Close the phase (at the steps done: an early stop ends it before its total)."""
         if self.reporter is not None:
-            self.reporter.end(StepUpdate(self.label, self.done, self.total, self.metric, _read(self._value)))
+            self.reporter.end(StepUpdate(self.label, self.done, self.total, self.metric, _read(self._value), self.unit))
             self.reporter = None
 
 
@@ -112,9 +115,9 @@ QUIET = Phase(None, "", 0)
 """The phase of a loop nobody watches: ``step``, ``hook`` and ``end`` do nothing."""
 
 
-def track(reporter: Reporter | None, label: str, total: int, metric: str = "") -> Phase:
+def track(reporter: Reporter | None, label: str, total: int, metric: str = "", unit: str = "step") -> Phase:
     """A phase reporting to ``reporter``, or :data:`QUIET` when it is None (no work at all)."""
-    return QUIET if reporter is None else Phase(reporter, label, total, metric)
+    return QUIET if reporter is None else Phase(reporter, label, total, metric, unit)
 
 
 class Prefixed:
@@ -127,17 +130,17 @@ class Prefixed:
     def _label(self, label: str) -> str:
         return f"{self.prefix}: {label}" if label else self.prefix
 
-    def start(self, label: str, total: int) -> None:
-        self.inner.start(self._label(label), total)
+    def start(self, label: str, total: int, unit: str = "step") -> None:
+        self.inner.start(self._label(label), total, unit)
 
     def due(self, step: int, total: int) -> bool:
         return self.inner.due(step, total)
 
     def update(self, update: StepUpdate) -> None:
-        self.inner.update(StepUpdate(self._label(update.label), update.step, update.total, update.metric, update.value))
+        self.inner.update(dataclasses.replace(update, label=self._label(update.label)))
 
     def end(self, update: StepUpdate) -> None:
-        self.inner.end(StepUpdate(self._label(update.label), update.step, update.total, update.metric, update.value))
+        self.inner.end(dataclasses.replace(update, label=self._label(update.label)))
 
 
 def prefixed(reporter: Reporter | None, prefix: str) -> Reporter | None:

@@ -14,6 +14,7 @@ least ``plain_gap`` seconds, since its last line, and one when it ends, e.g.::
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -43,7 +44,7 @@ class TerminalReporter:
                  plain_every: float = 10.0, plain_fraction: float = 0.1, plain_gap: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream if stream is not None else sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)()) if tty is None else tty
+        self.tty = _has_width(self.stream) if tty is None else tty
         self.interval, self.plain_every, self.plain_fraction, self.clock = interval, plain_every, plain_fraction, clock
         self.plain_gap = plain_gap  # a fraction's line waits this long after the last line (short phases: the end line only)
         self.context = ""
@@ -56,13 +57,13 @@ class TerminalReporter:
     def _title(self, label: str) -> str:
         return ", ".join(p for p in (self.context, label) if p)
 
-    def start(self, label: str, total: int) -> None:
+    def start(self, label: str, total: int, unit: str = "step") -> None:
         now = self.clock()
         phase = _Open(label, total, now)
         if self.tty:
             from tqdm import tqdm
 
-            phase.bar = tqdm(total=total, desc=self._title(label), unit="step", file=self.stream, leave=False,
+            phase.bar = tqdm(total=total, desc=self._title(label), unit=unit, file=self.stream, leave=False,
                              position=len(self._open), dynamic_ncols=True, mininterval=self.interval)
             phase.next_time = now + self.interval
         else:
@@ -113,7 +114,7 @@ class TerminalReporter:
 
     def _line(self, phase: _Open, update: StepUpdate, now: float, end: bool = False) -> None:
         elapsed = now - phase.started
-        parts = [f"step {update.step}/{update.total}" + (f" ({100 * update.step / update.total:.0f}%)" if update.total else "")]
+        parts = [f"{update.unit} {update.step}/{update.total}" + (f" ({100 * update.step / update.total:.0f}%)" if update.total else "")]
         if update.value is not None:
             parts.append(f"{update.metric or 'value'} {update.value:.4g}")
         parts.append(f"{elapsed:.0f} s")
@@ -139,6 +140,15 @@ class TerminalReporter:
             if phase.bar is not None:
                 phase.bar.close()
         self._open.clear()
+
+
+def _has_width(stream: TextIO) -> bool:
+    """A terminal a bar can be drawn on: a tty whose width is known and not 0 (a pseudo-terminal with no
+    size, as some job wrappers make, would get an empty bar: it gets plain lines instead)."""
+    try:
+        return bool(stream.isatty()) and os.get_terminal_size(stream.fileno()).columns > 0
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def terminal_reporter(enabled: bool, stream: TextIO | None = None) -> TerminalReporter | None:
