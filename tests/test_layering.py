@@ -15,6 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "invertkit"
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "version"),
     ("threads",),
+    ("progress",),
     ("untrusted",),
     ("registry", "optiontext", "optionfields", "seeds", "store", "io", "morphometry"),
     ("align",),

@@ -49,8 +49,9 @@ def images(ckpt, tmp_path) -> Path:
 
 def _invert(ckpt, images, out, *more: str) -> int:
     """Three batches (2, 2, 1) of a short optimisation (its latent noise is seeded by each image's id)."""
+    # --no-progress: these tests read stderr for the one line an interruption or a failure prints
     return main(["invert", str(images), "-g", str(ckpt), "--steps", "3", "--loss", "mse=1", "--space", "w",
-                 "--batch-size", "2", "--out", str(out), *more])
+                 "--batch-size", "2", "--out", str(out), "--no-progress", *more])
 
 
 def _once_each(out: Path) -> dict[str, dict]:

@@ -30,6 +30,7 @@ from .io.runinfo import strict_json_value, write_run_json
 from .methods import METHODS, invert, make_options
 from .metrics import HIGHER_IS_BETTER
 from .optiontext import parse_key_values
+from .progress import Reporter, prefixed
 from .results import DiffusionInversion, InversionResult, LatentInversion
 from .results.health import nonfinite_images
 from .runs import RunWriter, load_run
@@ -64,6 +65,18 @@ def parse_method_spec(spec: str) -> MethodRun:
     except ConfigError as exc:
         raise ConfigError(f"bench method {spec!r}: {exc}") from exc
     return MethodRun(spec, name, options)
+
+
+# the options that set a method's amount of work, and their warm-up values (an option a method lacks is skipped)
+_WARMUP_BUDGET = {"steps": 2, "pivot_steps": 2, "final_steps": 1, "inner_steps": 1, "restart_steps": 1}
+
+
+def warmup_options(method: str) -> dict[str, int]:
+    """The step budget of a method's untimed warm-up run: each of its work options (``steps``,
+    ``pivot_steps``, ...) at one or two, so the run passes through all of the method's code paths
+    (models loaded, kernels set up) at a small cost."""
+    fields = set(METHODS.get(method).options.__dataclass_fields__)
+    return {k: v for k, v in _WARMUP_BUDGET.items() if k in fields}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -105,6 +118,8 @@ def run_bench(
     batch_size: int = 8,
     extra_metrics: tuple[str, ...] = (),
     progress: Callable[[str], None] | None = None,
+    reporter: Reporter | None = None,
+    warmup: bool = True,
     edit: Any = None,
     edit_prompts: Sequence[str] = (),
     edit_guidance: float | None = None,
@@ -117,6 +132,12 @@ def run_bench(
     ``edit_guidance``) and add the ``edit_psnr_*`` / ``edit_change_*`` columns. Diffusion methods also
     get ``nfe_invert`` / ``nfe_reconstruct`` and the round-trip error columns. Returns the table rows
     (also written to ``bench.json``).
+
+    ``progress(spec)`` is called as each method starts; ``reporter`` (``invertkit.progress``) is shown
+    every step of every method, its labels prefixed with ``method i/n SPEC, images a-b of N``.
+    ``warmup``: before each method is timed it runs once, untimed, on the first batch with a step budget
+    of one or two (:func:`warmup_options`), so one-off costs (first-call allocations and kernel set-up,
+    lazily loaded feature networks and encoders) are charged to no method.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,18 +145,25 @@ def run_bench(
     rows: list[dict[str, Any]] = []
     recons: dict[str, Tensor] = {}
     strips: dict[str, Tensor] = {}
-    for run in runs:
+    for index, run in enumerate(runs):
         if progress:
             progress(run.spec)
         fields = set(METHODS.get(run.method).options.__dataclass_fields__)
         opts = {k: v for k, v in (common or {}).items() if k in fields}
         opts.update(run.options)
+        label = f"method {index + 1}/{len(runs)} {run.spec}"
+        if warmup:
+            first = images[:batch_size]  # the shapes the timed batches have
+            invert(G, first, run.method, image_ids=list(range(first.shape[0])), extra_metrics=extra_metrics,
+                   progress=prefixed(reporter, f"{label}, warm-up (untimed)"), **{**opts, **warmup_options(run.method)})
         folder = out / _slug(run.spec)
         writer = RunWriter(folder, G, title=f"bench: {run.spec} on {G.name}")
         kept: list[int] = []  # positions of the images whose inversion stayed finite
         for s in range(0, images.shape[0], batch_size):
             batch = images[s : s + batch_size]
-            res = invert(G, batch, run.method, image_ids=list(range(s, s + batch.shape[0])), extra_metrics=extra_metrics, **opts)
+            shown = prefixed(reporter, f"{label}, images {s + 1}-{s + batch.shape[0]} of {images.shape[0]}")
+            res = invert(G, batch, run.method, image_ids=list(range(s, s + batch.shape[0])), extra_metrics=extra_metrics,
+                         progress=shown, **opts)
             if edit_prompts:
                 from .methods.diffusion import add_edits
 
@@ -202,7 +230,8 @@ def run_bench(
         notes=[
             f"Metric protocol: uint8-quantised images on [0, 1] at {G.resolution} px; PSNR = 10 log10(1/MSE).",
             "Higher is better for: " + ", ".join(k for k, up in sorted(HIGHER_IS_BETTER.items()) if up) + "; lower for the others.",
-            "seconds_per_image: wall time of the batched run divided by the number of images.",
+            "seconds_per_image: wall time of the batched run divided by the number of images; each method first ran once, "
+            "untimed, on the first batch with a step budget of one or two (warm-up: one-off set-up costs are charged to no method).",
             "bytes_per_image: what a run stores per image to re-render it (latents/: the code, noise maps, layer state, "
             "weight deltas), the storage cost of a method beside its model's.",
             "evaluations_per_image: generator forward passes per image (all starts and line-search trials included); "

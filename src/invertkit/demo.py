@@ -11,13 +11,16 @@ import torch
 from .generators import load_generator
 from .io.samples import demo_faces
 from .methods import invert
+from .progress import Reporter
 from .runs import write_run
 
 DEMO_GENERATOR = "dcgan-digiface64"
 
 
-def run_demo(out_dir: str | os.PathLike[str] = "runs/demo", *, steps: int = 300, seed: int = 0, device: str = "cpu") -> Path:
-    """Run the demo and return the run directory (``report.html`` inside).
+def run_demo(out_dir: str | os.PathLike[str] = "runs/demo", *, steps: int = 300, seed: int = 0, device: str = "cpu",
+             progress: Reporter | None = None) -> Path:
+    """Run the demo and return the run directory (``report.html`` inside); ``progress``: shown every
+    optimisation step (``invertkit.progress``).
 
     Targets: the astronaut portrait and four LFW faces (real photographs shipped in scikit-image),
     plus two faces the generator itself draws from seeds 1000 and 1001 (a control: these have an
@@ -29,7 +32,7 @@ def run_demo(out_dir: str | os.PathLike[str] = "runs/demo", *, steps: int = 300,
         control = G.synthesize(torch.cat([G.sample_latent(1, seed=s) for s in (1000, 1001)]), "z")
     targets = torch.cat([real.to(G.device), control])
     names = names + ["control-seed1000", "control-seed1001"]
-    result = invert(G, targets, method="optimize", steps=steps, seed=seed)
+    result = invert(G, targets, method="optimize", steps=steps, seed=seed, progress=progress)
     return write_run(
         out_dir,
         G,

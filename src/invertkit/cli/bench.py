@@ -55,6 +55,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--edit-guidance", type=float, default=None, help="diffusion models: guidance of those edits (default each method's)")
     p.add_argument("--out", "-o", default="runs/bench")
     add_align_flags(p, paste_back=False)
+    p.add_argument("--no-progress", action="store_true", help="no per-step progress (bar on a terminal, plain lines otherwise)")
+    p.add_argument("--no-warmup", action="store_true", help="time each method from its first call (by default each method "
+                   "first runs once, untimed, on the first batch with a step budget of one or two)")
     allow_negative_values(p)
     p.set_defaults(func=run)
 
@@ -64,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from ..generators import load_generator
     from ..io.images import read_image
     from ..metrics.requested import check_extra_metrics
+    from ..progress.terminal import terminal_reporter
     from .invert import check_inputs_exist, expand_inputs, metric_names, prepare_diffusion_flags
 
     check_inputs_exist(args.images)  # before the generator loads
@@ -106,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     rows = run_bench(
         G, torch.cat(tensors).to(G.device), names, methods, args.out,
         common=common, batch_size=args.batch_size, extra_metrics=extra, progress=lambda s: print(f"bench: {s}", flush=True),
+        reporter=terminal_reporter(not args.no_progress), warmup=not args.no_warmup,
         edit=edit_probe(args, G), edit_prompts=edit_prompts, edit_guidance=args.edit_guidance,
     )
     print((open(f"{args.out}/bench.md").read()))

@@ -14,14 +14,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=300, help="optimisation steps (default: 300)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true", help="no per-step progress (bar on a terminal, plain lines otherwise)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..demo import run_demo
+    from ..progress.terminal import terminal_reporter
     from .options import check_numbers
 
     check_numbers(args, at_least={"steps": 1})
-    out = run_demo(args.out, steps=args.steps, seed=args.seed, device=args.device)
+    reporter = terminal_reporter(not args.no_progress)
+    if reporter is not None:
+        reporter.set_context("demo: 7 faces into dcgan-digiface64")
+    out = run_demo(args.out, steps=args.steps, seed=args.seed, device=args.device, progress=reporter)
     print(f"wrote {out}/report.html (open it in a browser), metrics.csv, metrics.json, run.json, images/, latents/")
     return 0

@@ -31,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guidance", type=float, default=1.0, help="diffusion models: classifier-free guidance scale (default 1)")
     p.add_argument("--steps", type=int, default=None, help="diffusion models: sampling steps (default the model's, 50)")
     p.add_argument("--out", default="runs/generate", help="output folder (default runs/generate)")
+    p.add_argument("--no-progress", action="store_true", help="diffusion models: no per-step progress (bar on a terminal, plain lines otherwise)")
     p.set_defaults(func=run)
 
 
@@ -55,6 +56,8 @@ def render_latent_file(args: argparse.Namespace) -> torch.Tensor:
 def run(args: argparse.Namespace) -> int:
     from ..generators import load_generator
     from ..io.images import make_grid, save_image
+    from ..progress import track
+    from ..progress.terminal import terminal_reporter
 
     check_numbers(args, at_least={"steps": 1}, finite=("trunc", "guidance"))
     out = Path(args.out)
@@ -70,14 +73,20 @@ def run(args: argparse.Namespace) -> int:
     if not styled and (args.trunc != 1.0 or args.class_idx is not None):
         raise ConfigError(f"--trunc and --class need a StyleGAN generator; {G.name} has only {', '.join(G.spaces)}")
     images = []
+    seeds = parse_seeds(args.seeds)
+    # diffusion sampling takes many model evaluations per image: its steps are shown (GANs draw at once)
+    reporter = terminal_reporter(not args.no_progress) if diffusion else None
     with torch.inference_mode():
-        for seed in parse_seeds(args.seeds):
+        for k, seed in enumerate(seeds):
             if isinstance(G, StyleSpaces):
                 label = {"c": args.class_idx} if args.class_idx is not None else {}
                 w = G.convert(G.sample_latent(1, "z", seed=seed), "z", "w", truncation_psi=args.trunc, **label)
                 img = G.synthesize(w, "w", noise_mode=args.noise_mode, generator=torch.Generator().manual_seed(seed))
             elif isinstance(G, DiffusionModel):  # deterministic sampling from the seed's noise
-                img = G.sample(G.sample_latent(1, "noise", seed=seed), prompt=args.prompt, guidance=args.guidance, steps=args.steps)
+                phase = track(reporter, f"seed {seed} ({k + 1} of {len(seeds)}): sampling", args.steps or G.default_steps)
+                img = G.sample(G.sample_latent(1, "noise", seed=seed), prompt=args.prompt, guidance=args.guidance, steps=args.steps,
+                               on_step=phase.hook if reporter is not None else None)
+                phase.end()
             else:
                 space = G.spaces[0]
                 img = G.synthesize(G.sample_latent(1, space, seed=seed), space)

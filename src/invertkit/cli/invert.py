@@ -184,11 +184,11 @@ def run(args: argparse.Namespace) -> int:
 def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, identity: dict, degradation,
                  edit_prompts: list[str]) -> int:
     """Invert ``paths`` into the run folder ``args.out`` (continuing a run of the same identity there)."""
-    from tqdm import tqdm
-
     from ..io.filenames import display_name, distinct_names
     from ..io.images import read_image
     from ..methods import invert
+    from ..progress import track
+    from ..progress.terminal import terminal_reporter
     from ..runs import RunWriter
     from ..runs.interrupt import Interrupted, Interrupts
 
@@ -196,6 +196,7 @@ def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, 
     max_pixels = invert_dataset.pixel_limit(args)
     writer = RunWriter(args.out, G, title=f"invertkit invert: {len(paths)} image(s) into {G.name}", identity=identity)
     done = writer.done
+    reporter = None
     with Interrupts() as stop:
         try:
             # read everything first: broken files are reported by name and skipped, the rest goes on;
@@ -222,9 +223,13 @@ def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, 
             if done:
                 print(f"invertkit: continuing {args.out}: {len(writer.entries)} image(s) done before, {len(good)} to go", flush=True)
 
-            bar = tqdm(total=len(good), unit="img", desc=f"{args.method}", disable=True if args.no_progress else None)
+            # every step of every phase, live on a terminal, plain lines in a log (progress.terminal)
+            reporter = terminal_reporter(not args.no_progress)
+            done_bar = track(reporter, "images", len(good), unit="img")  # the whole command, one step per batch
             for start in range(0, len(good), args.batch_size):
                 chunk = good[start : start + args.batch_size]
+                if reporter is not None:
+                    reporter.set_context(f"{args.method}, images {start + 1}-{start + len(chunk)} of {len(good)}")
                 ids = [c[0] for c in chunk]
                 images = torch.cat([c[3] for c in chunk]).to(G.device)
                 reference = None
@@ -232,7 +237,8 @@ def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, 
                 if args.simulate:
                     reference = images
                     observation = degradation.observe(images, ids=ids, seed=options.get("seed", 0))
-                result = invert(G, observation, args.method, degradation=degradation, image_ids=ids, reference=reference, extra_metrics=extra, **options)
+                result = invert(G, observation, args.method, degradation=degradation, image_ids=ids, reference=reference,
+                                extra_metrics=extra, progress=reporter, **options)
                 if edit_prompts:
                     from ..methods.diffusion import add_edits
 
@@ -243,11 +249,15 @@ def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, 
                                observed=_upsample(observation, G) if degradation is not None else None)
                     if aligned:
                         _write_alignment(writer, result, chunk, aligned, paste=args.paste_back)
-                bar.update(len(chunk))
-            bar.close()
+                if reporter is not None:
+                    reporter.set_context("")
+                done_bar.step(n=len(chunk))
+            done_bar.end()
             with stop.critical():
                 out = writer.finish()
         except Interrupted as exc:
+            if reporter is not None:
+                reporter.close()
             writer.interrupted()
             total = len(paths) - len(writer.failures)
             exc.detail = f"after {len(writer.entries)} of {total} images; run the same command again to continue"

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace, G: Any, options: dict[str, Any], degradation: 
     from ..datasets import DatasetRunner, JobSpec
     from ..datasets.engines import RayOptions
     from ..io.sources import ParquetColumns
+    from ..progress.terminal import terminal_reporter
     from ..runs.config import config_fingerprint
     from .run_identity import run_identity
 
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace, G: Any, options: dict[str, Any], degradation: 
         engine=args.engine, ray=RayOptions(args.workers, args.cpus_per_worker, args.gpus_per_worker, args.address),
         columns=ParquetColumns(args.image_column, args.path_column, args.id_column), batch_size=args.batch_size,
         shard_size=args.shard_size, retry_failed=args.retry_failed, save_images=args.save_images,
-        progress=False if args.no_progress else None, G=G)
+        progress=terminal_reporter(not args.no_progress), G=G)
     from ..datasets.report import write_dataset_report
 
     try:

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from ..errors import ConfigError
 from ..generators.base import Generator
 from ..io.sources import Entry, ParquetColumns, dataset_entries
+from ..progress import Reporter, track
 from ..runs.atomic import write_bytes_atomic, write_text_atomic
 from ..runs.config import config_difference
 from ..runs.dataset_reader import LAYOUT
@@ -70,7 +71,8 @@ class DatasetRunner:
         shard_size, flush_seconds: when buffered rows are written as a shard.
         retry_failed: re-run the inputs whose rows are errors.
         save_images: None, ``files`` (``OUT/images/<id>.png``) or ``parquet`` (a ``reconstruction`` column).
-        progress: show a live bar.
+        progress: where the images done are reported (``invertkit.progress``; the command line's bar on a
+            terminal, plain lines otherwise), one update per batch of rows; None: nowhere.
         G: the generator already loaded here; the local engine inverts with it.
     """
 
@@ -87,7 +89,7 @@ class DatasetRunner:
     flush_seconds: float = 60.0
     retry_failed: bool = False
     save_images: str | None = None
-    progress: bool | None = None  # None: only on a terminal
+    progress: Reporter | None = None
     G: Generator | None = None  # the generator this process loaded (the local engine uses it, not a second copy)
 
     def __post_init__(self) -> None:
@@ -176,8 +178,6 @@ class DatasetRunner:
     def run(self) -> RunSummary:
         """Run (or continue) the dataset run; returns what this session did. Raises ``Interrupted``
         after writing everything finished when a signal stops it."""
-        from tqdm import tqdm
-
         start = time.perf_counter()
         with RunLock(self.out), Interrupts() as stop:
             self._open_doc()
@@ -196,8 +196,8 @@ class DatasetRunner:
             session["planning_seconds"] = round(time.perf_counter() - start, 3)  # lock, status of the shards, listing
             self.doc["sessions"].append(session)
             self._save_doc()
-            bar = tqdm(total=todo, unit="img", desc=self.spec.method, disable=None if self.progress is None else not self.progress,
-                       dynamic_ncols=True)
+            # per batch of rows, not per optimiser step: batches run in worker processes (Ray) or in turn (local)
+            bar = track(self.progress, f"{self.spec.method}: images", todo, "failed", unit="img")
             interrupted = None
 
             first: list[float] = []  # when the first rows came back, and how many: start-up vs steady rate
@@ -206,8 +206,7 @@ class DatasetRunner:
                 if not first:
                     first.extend([time.perf_counter(), rows.num_rows])
                 self._take(rows, stop)
-                bar.update(rows.num_rows)
-                bar.set_postfix(failed=self.failed, refresh=False)
+                bar.step(self.failed, n=rows.num_rows)
 
             try:
                 if self.engine == "ray":
@@ -221,7 +220,7 @@ class DatasetRunner:
                               "run the same command again to continue")
                 raise
             finally:
-                bar.close()
+                bar.end()
                 with stop.critical():
                     self._flush()
                     seconds = time.perf_counter() - start

@@ -103,7 +103,10 @@ class BatchInverter:
             message = f"inversion failed ({type(exc).__name__}: {str(exc)[:200]})"
             return rows + [error_row(e.id, e.source, f"{e.source}: {message}", method=spec.method, fingerprint=spec.fingerprint)
                            for e in entries]
-        seconds = (time.perf_counter() - start) / len(entries)
+        wall = time.perf_counter() - start  # the call, scoring included: shared as the method's own seconds are
+        own = result.timings.image_seconds()
+        total = sum(own)
+        seconds = [wall * s / total for s in own] if total > 0 and len(own) == len(entries) else [wall / len(entries)] * len(entries)
         rows += result_rows(result, self.G, [e.id for e in entries], [e.source for e in entries],
-                            fingerprint=spec.fingerprint, seconds=[seconds] * len(entries), with_png=spec.save_png)
+                            fingerprint=spec.fingerprint, seconds=seconds, with_png=spec.save_png)
         return rows

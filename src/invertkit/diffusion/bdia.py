@@ -110,11 +110,12 @@ def _first_step(denoiser: Denoiser, x_0: Tensor, grid: DiffusionGrid, first_step
 
 def bdia_invert(
     denoiser: Denoiser, x_0: Tensor, grid: DiffusionGrid, *, gamma: float = 1.0, first_step: str = "bdia",
-    prediction_type: str = "epsilon", guidance: Guidance | None = None,
+    prediction_type: str = "epsilon", guidance: Guidance | None = None, on_step: StepHook | None = None,
 ) -> PairTrajectory:
     """BDIA inversion of a clean ``x_0 [N, ...]``: returns ``(x_T, x_level_1)`` and NFE = S (x2 for guidance).
 
-    ``first_step``: ``"bdia"`` (the authors') or ``"ddim"``, see the module doc.
+    ``first_step``: ``"bdia"`` (the authors') or ``"ddim"``, see the module doc. ``on_step(j, x)`` runs
+    after each step (progress only: its return value is not used).
     ``bdia_sample(denoiser, out.x, grid, x_next=out.y, gamma=gamma)`` returns x_0 up to rounding.
     """
     if gamma == 0:
@@ -124,7 +125,11 @@ def bdia_invert(
     s = grid.steps
     cur, nfe = _first_step(denoiser, x_0, grid, first_step, prediction_type, guidance)
     nxt = x_0
+    if on_step is not None:
+        on_step(s, cur)  # the first step (level 1)
     for j in range(s - 1, 0, -1):
         up, down, n = _two_way(denoiser, cur, grid, j, prediction_type, guidance)
         nxt, cur, nfe = cur, (nxt - down) / gamma + up, nfe + n
+        if on_step is not None:
+            on_step(j, cur)
     return PairTrajectory(cur, nxt, nfe)

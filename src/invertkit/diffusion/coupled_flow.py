@@ -63,12 +63,13 @@ def coupled_flow_sample(
 
 def coupled_flow_invert(
     denoiser: Denoiser, x_0: Tensor, grid: FlowGrid, *, y_0: Tensor | None = None, p: float = 1.0,
-    guidance: Guidance | None = None,
+    guidance: Guidance | None = None, on_step: StepHook | None = None,
 ) -> PairTrajectory:
-    """Exact inverse of :func:`coupled_flow_sample`: data pair ``(x_0, y_0)`` -> noise pair; NFE = 2 S."""
+    """Exact inverse of :func:`coupled_flow_sample`: data pair ``(x_0, y_0)`` -> noise pair; NFE = 2 S.
+    ``on_step(j, x) -> x`` runs after each step on both sequences (progress; it must not change them)."""
     _check_p(p)
     x, y, nfe = x_0, (x_0 if y_0 is None else y_0), 0
-    for t_next, t in _steps(grid, invert=True):
+    for j, (t_next, t) in enumerate(_steps(grid, invert=True)):
         # _steps(invert=True) yields (lower, upper) = (t', t) of the sampling step being undone.
         h = t_next - t
         y_int = (y - (1 - p) * x) / p
@@ -78,4 +79,6 @@ def coupled_flow_invert(
         v, n2 = _v(denoiser, y, t, grid, guidance)
         x = x_int - h * v
         nfe += n1 + n2
+        if on_step is not None:
+            x, y = on_step(j, x), on_step(j, y)
     return PairTrajectory(x, y, nfe)

@@ -67,13 +67,13 @@ def ddim_sample(
 
 def ddim_invert(
     denoiser: Denoiser, x_0: Tensor, grid: DiffusionGrid, *, prediction_type: str = "epsilon",
-    guidance: Guidance | None = None, fixed_point_iters: int = 0,
+    guidance: Guidance | None = None, fixed_point_iters: int = 0, on_step: StepHook | None = None,
 ) -> Trajectory:
     """DDIM inversion of a clean latent/image ``x_0 [N, ...]`` up to level ``grid.alpha_bar[0]``.
 
     Step j (levels j+1 -> j) evaluates the model at the current point with time ``timesteps[j]``;
     with ``fixed_point_iters = k`` it re-evaluates k more times at the updated estimate (ReNoise-style).
-    NFE = S * (1 + k) (x2 for guidance).
+    NFE = S * (1 + k) (x2 for guidance). ``on_step(j, x) -> x`` runs after each step (progress).
     """
     if fixed_point_iters < 0:
         raise ConfigError(f"fixed_point_iters={fixed_point_iters} must be >= 0")
@@ -86,4 +86,6 @@ def ddim_invert(
             eps, n = evaluate_eps(denoiser, z, t, ab, prediction_type, guidance)
             z, nfe = (x - b * eps) / a, nfe + n
         x = z
+        if on_step is not None:
+            x = on_step(j, x)
     return Trajectory(x, nfe)

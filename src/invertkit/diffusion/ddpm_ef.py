@@ -74,13 +74,13 @@ def draw_levels(x_0: Tensor, grid: DiffusionGrid, generators: list[torch.Generat
 
 def ddpm_ef_inversion(denoiser: Denoiser, x_0: Tensor, grid: DiffusionGrid, *, guidance: Guidance | None,
                       eta: float = 1.0, prediction_type: str = "epsilon", generator: torch.Generator | None = None,
-                      levels: list[Tensor] | None = None, skip: int = 0) -> DDPMInversion:
+                      levels: list[Tensor] | None = None, skip: int = 0, on_step: StepHook | None = None) -> DDPMInversion:
     """Edit-friendly DDPM inversion of clean latents ``x_0 [N, ...]`` for sampling with ``guidance``;
     the noisy levels are drawn with ``generator`` (seeded by the caller), or given: ``levels``, S
     tensors like ``x_0``, noisiest first (e.g. another implementation's draws). ``skip``: the first
     steps are left out (the paper's T_skip): ``x_T`` is then level ``skip`` and there are S - skip
     noise maps, so sampling starts ``skip`` steps in and an edit keeps more of the image's layout.
-    NFE = S - skip (x2 for guidance)."""
+    NFE = S - skip (x2 for guidance). ``on_step(j, x)`` runs after each step (progress)."""
     if not 0.0 < eta <= 1.0:
         raise ConfigError(f"eta must be in (0, 1] for edit-friendly DDPM inversion, got {eta}")
     if not 0 <= skip < grid.steps:
@@ -97,6 +97,8 @@ def ddpm_ef_inversion(denoiser: Denoiser, x_0: Tensor, grid: DiffusionGrid, *, g
         mu, n = _mean(denoiser, noisy[j], grid, j, eta, prediction_type, guidance)
         noise.append(noisy[j + 1] - mu)
         nfe += n
+        if on_step is not None:
+            on_step(j, noisy[j + 1])
     return DDPMInversion(x_T=noisy[skip], noise=noise, nfe=nfe)
 
 

@@ -54,12 +54,12 @@ def _guided_step(denoiser: Denoiser, x: Tensor, grid: DiffusionGrid, j: int, pre
 
 def direct_inversion(
     denoiser: Denoiser, x_0: Tensor, grid: DiffusionGrid, *, guidance: Guidance | None,
-    prediction_type: str = "epsilon",
+    prediction_type: str = "epsilon", on_step: StepHook | None = None,
 ) -> DirectResult:
     """Direct Inversion of ``x_0 [N, ...]`` for sampling with ``guidance`` (any cond/uncond/scale).
 
     The pivot path uses ``guidance.cond`` at scale 1. NFE = S + S x (cost of one guided evaluation:
-    1 at scale 1, else 2, batched or not).
+    1 at scale 1, else 2, batched or not). ``on_step(j, x) -> x`` runs after each corrected step (progress).
     """
     cond = guidance.cond if guidance is not None else None
     pivot, nfe = ddim_inversion_path(denoiser, x_0, grid, prediction_type=prediction_type, guidance=Guidance(cond=cond))
@@ -69,6 +69,8 @@ def direct_inversion(
         x_next, n = _guided_step(denoiser, pivot[j], grid, j, prediction_type, guidance)
         corrections.append(pivot[j + 1] - x_next)
         nfe += n
+        if on_step is not None:
+            on_step(j, x_next)
     return DirectResult(x_T=pivot[0], corrections=corrections, nfe=nfe)
 
 

@@ -85,11 +85,13 @@ def edict_sample(
 def edict_invert(
     denoiser: Denoiser, x_0: Tensor, grid: DiffusionGrid, *, y_0: Tensor | None = None, p: float = 0.93,
     leapfrog: bool = True, prediction_type: str = "epsilon", guidance: Guidance | None = None,
+    on_step: StepHook | None = None,
 ) -> PairTrajectory:
     """Exact EDICT inversion of ``(x_0, y_0)`` (``y_0 = x_0`` if None) to the noisy pair ``(x_T, y_T)``.
 
     ``edict_sample(..., x_T, grid, y_T=y_T)`` with the same denoiser, guidance, p and ``leapfrog``
-    returns ``(x_0, y_0)`` up to rounding. NFE = 2 S (x2 for guidance).
+    returns ``(x_0, y_0)`` up to rounding. NFE = 2 S (x2 for guidance). ``on_step(j, x) -> x`` runs
+    after each step on both sequences (progress; it must not change them, or the pair is no longer exact).
     """
     _check_p(p)
     x, y, nfe = x_0, (x_0 if y_0 is None else y_0), 0
@@ -107,4 +109,6 @@ def edict_invert(
         first = (first_int - b * e) / a
         x, y = (second, first) if swap else (first, second)
         nfe += n1 + n2
+        if on_step is not None:
+            x, y = on_step(j, x), on_step(j, y)
     return PairTrajectory(x, y, nfe)

@@ -67,13 +67,14 @@ def flow_euler_sample(denoiser: Denoiser, x_T: Tensor, grid: FlowGrid, *, guidan
 
 def flow_euler_invert(
     denoiser: Denoiser, x_0: Tensor, grid: FlowGrid, *, guidance: Guidance | None = None, fixed_point_iters: int = 0,
+    on_step: StepHook | None = None,
 ) -> Trajectory:
     """Euler inversion of data ``x_0 [N, ...]`` from t = 0 to sigmas[0]. NFE = S (1 + fixed_point_iters).
 
     With ``fixed_point_iters = k > 0`` each step is the implicit inverse of the Euler sampling step
     (model at the upper time), solved by k + 1 fixed-point evaluations.
     """
-    return _euler(denoiser, x_0, grid, True, guidance, fixed_point_iters)
+    return _euler(denoiser, x_0, grid, True, guidance, fixed_point_iters, on_step=on_step)
 
 
 def _midpoint(denoiser: Denoiser, x: Tensor, grid: FlowGrid, invert: bool, guidance: Guidance | None,
@@ -98,9 +99,10 @@ def flow_midpoint_sample(denoiser: Denoiser, x_T: Tensor, grid: FlowGrid, *, gui
     return _midpoint(denoiser, x_T, grid, False, guidance, reuse=False, on_step=on_step)
 
 
-def flow_midpoint_invert(denoiser: Denoiser, x_0: Tensor, grid: FlowGrid, *, guidance: Guidance | None = None) -> Trajectory:
+def flow_midpoint_invert(denoiser: Denoiser, x_0: Tensor, grid: FlowGrid, *, guidance: Guidance | None = None,
+                         on_step: StepHook | None = None) -> Trajectory:
     """Midpoint (RF-Solver-2) inversion, data -> noise. NFE = 2 S (x2 for guidance)."""
-    return _midpoint(denoiser, x_0, grid, True, guidance, reuse=False)
+    return _midpoint(denoiser, x_0, grid, True, guidance, reuse=False, on_step=on_step)
 
 
 def fireflow_sample(denoiser: Denoiser, x_T: Tensor, grid: FlowGrid, *, guidance: Guidance | None = None,
@@ -109,6 +111,7 @@ def fireflow_sample(denoiser: Denoiser, x_T: Tensor, grid: FlowGrid, *, guidance
     return _midpoint(denoiser, x_T, grid, False, guidance, reuse=True, on_step=on_step)
 
 
-def fireflow_invert(denoiser: Denoiser, x_0: Tensor, grid: FlowGrid, *, guidance: Guidance | None = None) -> Trajectory:
+def fireflow_invert(denoiser: Denoiser, x_0: Tensor, grid: FlowGrid, *, guidance: Guidance | None = None,
+                    on_step: StepHook | None = None) -> Trajectory:
     """FireFlow inversion, data -> noise. NFE = S + 1 (x2 for guidance)."""
-    return _midpoint(denoiser, x_0, grid, True, guidance, reuse=True)
+    return _midpoint(denoiser, x_0, grid, True, guidance, reuse=True, on_step=on_step)

@@ -24,6 +24,7 @@ from ..errors import ConfigError, LatentSpaceError
 from ..generators.base import Generator, seeded_generator
 from ..generators.capabilities import Capability, _register
 from .guidance import Guidance
+from .results import StepHook
 from .schedules import DiffusionGrid, FlowGrid, diffusion_grid, flow_grid, x0_clipper
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -111,9 +112,10 @@ class DiffusionModel(Generator, Capability):
 
     @torch.no_grad()
     def sample(self, latent: Tensor, *, steps: int | None = None, prompt: str | None = None, guidance: float = 1.0,
-               negative: str = "", dtype: str = "float32") -> Tensor:
+               negative: str = "", dtype: str = "float32", on_step: StepHook | None = None) -> Tensor:
         """Sample images ``N x C x H x W`` in [-1, 1] from noise latents ``[N, *latent_shape]`` by DDIM
-        (diffusion) or Euler (flow) with ``steps`` steps, prompt ``prompt`` and guidance ``guidance``."""
+        (diffusion) or Euler (flow) with ``steps`` steps, prompt ``prompt`` and guidance ``guidance``;
+        ``on_step(j, x) -> x`` runs after each step (``progress.Phase.hook``: progress)."""
         from .ddim import ddim_sample
         from .flow import flow_euler_sample
 
@@ -124,11 +126,11 @@ class DiffusionModel(Generator, Capability):
         x = (latent if latent.dim() == 4 else latent.unsqueeze(0)).to(self.device, dt)
         grid, g = self.grid(steps or self.default_steps), self.guidance(prompt, guidance, negative, dt)
         if self.family == "flow":
-            end = flow_euler_sample(self.denoiser(dt), x, grid, guidance=g).x
+            end = flow_euler_sample(self.denoiser(dt), x, grid, guidance=g, on_step=on_step).x
         else:
             # the scheduler's x0 clipping applies to plain sampling (inversion methods run the unclipped ODE)
             end = ddim_sample(self.denoiser(dt), x, grid, prediction_type=self.prediction_type, guidance=g,
-                              clip_x0=x0_clipper(self.scheduler)).x
+                              clip_x0=x0_clipper(self.scheduler), on_step=on_step).x
         return self.decode(end).float()
 
     # ---- what the methods share ---------------------------------------------------------------

@@ -221,7 +221,7 @@ def _optimize_step(
 def null_text_optimize(
     denoiser: Denoiser, x_0: Tensor, grid: DiffusionGrid, *, cond: Any, uncond: Tensor, scale: float = 7.5,
     prediction_type: str = "epsilon", inner_steps: int = 10, lr: float = 1e-2, early_stop: float = 1e-5,
-    schedule: str = "paper", pivot: list[Tensor] | None = None,
+    schedule: str = "paper", pivot: list[Tensor] | None = None, on_step: StepHook | None = None,
 ) -> NullTextResult:
     """Null-text inversion of ``x_0 [N, ...]``: per-step unconditional embeddings that make guided DDIM retrace the pivot.
 
@@ -240,6 +240,7 @@ def null_text_optimize(
     inner loop, k <= inner_steps) + 1 (final guided step, omitted when every image stopped before an
     update, "invertkit" only, because the last forward already used the final embeddings). Either way
     this is S + 2 S + ``backward`` (the number of Adam steps; a batch's Adam step counts once).
+    ``on_step(j, x)`` runs after each sampling step's optimisation (progress only: its return value is not used).
     """
     _check_optimize_args(uncond, x_0.shape[0], inner_steps, lr, schedule, grid.steps)
     x_0 = x_0.detach()
@@ -268,6 +269,8 @@ def null_text_optimize(
             nfe += 1
         found.append(u_prev)
         x = x_next
+        if on_step is not None:
+            on_step(j, x)
     return NullTextResult(x_T=pivot[0], uncond=found, nfe=nfe, reconstruction=x, backward=backward,
                           nfe_per_image=[int(v) for v in per_image.tolist()])
 

@@ -48,14 +48,14 @@ def _unit(name: str, value: float) -> None:
 
 def rf_invert(
     denoiser: Denoiser, x_0: Tensor, grid: FlowGrid, *, gamma: float = 0.5, noise: Tensor | None = None,
-    seed: int = 0, guidance: Guidance | None = None,
+    seed: int = 0, guidance: Guidance | None = None, on_step: StepHook | None = None,
 ) -> Trajectory:
     """Controlled forward ODE from image ``x_0 [N, ...]`` (t = 0) to t = ``sigmas[0]`` with Euler steps.
 
     ``gamma`` in [0, 1]: controller strength (paper default 0.5; 0 = :func:`flow_euler_invert`).
     ``noise``: the target sample ``y1`` (x_0's shape); default ``torch.randn`` from a CPU generator
     seeded with ``seed``, in x_0's dtype. ``guidance``: the model conditioning (the paper inverts
-    with the empty prompt). NFE = S (x2 for guidance).
+    with the empty prompt). NFE = S (x2 for guidance). ``on_step(j, x) -> x`` runs after each step (progress).
     """
     _unit("gamma", gamma)
     if noise is None:
@@ -64,11 +64,13 @@ def rf_invert(
     elif noise.shape != x_0.shape:
         raise ConfigError(f"noise shape {tuple(noise.shape)} != x_0 shape {tuple(x_0.shape)}; pass noise like x_0")
     x, nfe = x_0, 0
-    for t, t_next in _steps(grid, invert=True):
+    for j, (t, t_next) in enumerate(_steps(grid, invert=True)):
         v, n = _v(denoiser, x, t, grid, guidance)
         if gamma:
             v = v + gamma * ((noise - x) / (1 - t) - v)
         x, nfe = x + (t_next - t) * v, nfe + n
+        if on_step is not None:
+            x = on_step(j, x)
     return Trajectory(x, nfe)
 
 

@@ -20,6 +20,7 @@ from ..generators.base import Generator
 from ..io.images import check_images
 from ..metrics.requested import check_extra_metrics
 from ..optionfields import declared_options, renamed_options
+from ..progress import Reporter
 from ..registry import Registry
 from ..results import InversionResult
 from .context import RunContext
@@ -68,6 +69,7 @@ def invert(
     image_ids: list[int] | None = None,
     reference: Tensor | None = None,
     extra_metrics: tuple[str, ...] = (),
+    progress: Reporter | None = None,
     **options: Any,
 ) -> InversionResult:
     """Find latents that make ``G`` reproduce ``images``.
@@ -88,6 +90,9 @@ def invert(
             perceptual, lpips, ...) and latent metrics (``invertkit.metrics.LATENT_METRICS``: ``nscd``,
             LSAP's NSCD of the result's latent, StyleGAN2 only). Checked before any work: an unknown
             name is a ConfigError, ``nscd`` for a generator without style spaces a CapabilityError.
+        progress: a reporter (``invertkit.progress.Reporter``, e.g. the command line's
+            ``progress.terminal.TerminalReporter``) shown every step of the method's phases; the
+            result is the same with or without it. None (the default): no reporting, no cost.
         **options: fields of the method's options dataclass (e.g. ``space``, ``steps``, ``seed``).
     """
     want = (G.channels, G.resolution, G.resolution)
@@ -113,6 +118,7 @@ def invert(
         image_ids=image_ids,
         reference=reference.to(G.device).float() if reference is not None else None,
         extra_metrics=tuple(extra_metrics),
+        progress=progress,
     )
     result = spec.run(G, images.to(G.device).float(), opts, ctx)
     # methods may resolve "auto" options; their resolved values win in the recorded config

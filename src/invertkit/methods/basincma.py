@@ -10,6 +10,7 @@ import torch
 
 from ..generators.base import Generator
 from ..optionfields import Options, option
+from ..progress import QUIET, Phase, track
 from ..results import LatentInversion
 from . import METHODS, MethodSpec
 from .cma import Search
@@ -37,18 +38,24 @@ class BasinCMAOptions(Options):
 def run_basincma(G: Generator, images: torch.Tensor, opts: BasinCMAOptions, ctx: RunContext) -> LatentInversion:
     search = Search.begin(G, images, ctx, space=opts.space, loss=opts.loss, init=opts.init, sigma=opts.sigma,
                           popsize=opts.popsize, diagonal_above=opts.diagonal_above, seed=opts.seed)
+    phase = track(ctx.progress, "cma-es generations", opts.steps, "best loss")
     for _ in range(opts.steps):
         search.generation(lambda x, index: refine(search.problem, search.space, x, index, opts.inner_steps, opts.inner_lr),
                           opts.inner_steps + 1)
+        phase.step(search.best_f)
+    phase.end()
     if opts.final_steps:
-        search.best_x, search.best_f = refine(search.problem, search.space, search.best_x, None, opts.final_steps, opts.inner_lr)
+        search.best_x, search.best_f = refine(search.problem, search.space, search.best_x, None, opts.final_steps, opts.inner_lr,
+                                              track(ctx.progress, "polish (adam)", opts.final_steps, "loss"))
         search.evals += opts.final_steps + 1
         search.log.append(search.best_f.clone())
     return search.result(ctx, opts.steps)
 
 
-def refine(problem, space: str, x: torch.Tensor, index: torch.Tensor | None, steps: int, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``steps`` Adam steps from every row of ``x``; returns the refined latents and their losses."""
+def refine(problem, space: str, x: torch.Tensor, index: torch.Tensor | None, steps: int, lr: float,
+           phase: Phase = QUIET) -> tuple[torch.Tensor, torch.Tensor]:
+    """``steps`` Adam steps from every row of ``x``; returns the refined latents and their losses
+    (``phase`` is told every step)."""
     var = Variables.create(problem.G, space, x)
     prepared = problem.prepared_for(index)
     optim = torch.optim.Adam(var.tensors(), lr=lr)
@@ -58,6 +65,8 @@ def refine(problem, space: str, x: torch.Tensor, index: torch.Tensor | None, ste
         total.sum().backward()
         optim.step()
         var.project_()
+        phase.step(total.detach())
+    phase.end()
     with torch.no_grad():
         final = problem.loss(var, prepared)[0]
     return var.latent.detach(), final

@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..generators.base import Generator
 from ..generators.capabilities import StyleSpaces
 from ..optionfields import Auto, Options, is_auto, option
+from ..progress import track
 from ..results import LatentInversion
 from . import METHODS, MethodSpec
 from .context import RunContext
@@ -156,8 +157,11 @@ class Search:
 def run_cma(G: Generator, images: Tensor, opts: CMAOptions, ctx: RunContext) -> LatentInversion:
     search = Search.begin(G, images, ctx, space=opts.space, loss=opts.loss, init=opts.init, sigma=opts.sigma,
                           popsize=opts.popsize, diagonal_above=opts.diagonal_above, seed=opts.seed)
+    phase = track(ctx.progress, "cma-es generations", opts.steps, "best loss")
     for _ in range(opts.steps):
         search.generation(lambda x, index: (x, evaluate(search.problem, x, index, opts.chunk)), 1)
+        phase.step(search.best_f)
+    phase.end()
     return search.result(ctx, opts.steps)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from torch import Tensor
 
 from ..degradations import Degradation
+from ..progress import Reporter
 
 
 @dataclass
@@ -23,6 +24,7 @@ class RunContext:
         extra_terms: more loss terms, name -> (weight, fn); ``fn(latent, images) -> [B]`` gets the
             candidates' base-space latents and their rendered (undegraded) images; e.g. the hybrid
             method's domain regulariser ``||latent - E(G(latent))||^2``.
+        progress: where the method reports its steps (``invertkit.progress``); None: nowhere, no work.
     """
 
     degradation: Degradation | None = None
@@ -31,3 +33,4 @@ class RunContext:
     reference: Tensor | None = None
     extra_metrics: tuple[str, ...] = ()
     extra_terms: dict[str, tuple[float, Callable[[Tensor, Tensor], Tensor]]] = field(default_factory=dict)
+    progress: Reporter | None = None

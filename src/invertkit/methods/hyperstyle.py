@@ -38,6 +38,7 @@ from ..generators.tuning import generator_digest
 from ..metrics import psnr
 from ..optionfields import Auto, Options, is_auto, option
 from ..optiontext import parse_key_values
+from ..progress import prefixed, track
 from ..results import DeltaBase, LatentInversion, Pivot, Timings, TunedInversion
 from ..results.latent import LayerState
 from . import METHODS, MethodSpec, invert
@@ -115,7 +116,7 @@ def _pivots(G: Generator, net: HyperNet, images: Tensor, opts: HyperStyleOptions
     if opts.pivot in ("hyperstyle", "pti"):
         raise ConfigError(f"hyperstyle's pivot must be a method that finds latents, not {opts.pivot}")
     res = invert(G, images, opts.pivot, image_ids=ctx.image_ids, reference=ctx.reference, extra_metrics=ctx.extra_metrics,
-                 **parse_key_values(opts.pivot_options, where="pivot_options"))
+                 progress=prefixed(ctx.progress, f"pivot ({opts.pivot})"), **parse_key_values(opts.pivot_options, where="pivot_options"))
     if not isinstance(res, LatentInversion) or isinstance(res, TunedInversion) or res.noise:
         raise ConfigError(f"hyperstyle needs pivots that are latents of the generator (plain or layerwise); {opts.pivot!r} gives "
                           f"a {res.kind} result (or one with noise maps)")
@@ -138,8 +139,10 @@ def hyperstyle(G: Generator, images: Tensor, opts: HyperStyleOptions, ctx: RunCo
         check_split(net.config, G, split, space)
     pivot_seconds = time.perf_counter() - start
     deltas, recons, curves = [], [], []
+    chunks = range(0, images.shape[0], opts.chunk)
+    phase = track(ctx.progress, f"hypernetwork ({iters} passes per chunk)", len(chunks))
     with torch.inference_mode():
-        for s in range(0, images.shape[0], opts.chunk):
+        for s in chunks:
             sl = slice(s, s + opts.chunk)
             trace: list[Tensor] = []
             state = None if pv.layer_state is None else [None if t is None else t[sl] for t in pv.layer_state.tensors]
@@ -148,6 +151,8 @@ def hyperstyle(G: Generator, images: Tensor, opts: HyperStyleOptions, ctx: RunCo
             deltas += weight_deltas(G, net.config, D)
             recons.append(recon)
             curves.append(torch.stack([psnr(t, images[sl]) for t in trace]))
+            phase.step()
+    phase.end()
     seconds = time.perf_counter() - start
     recon = torch.cat(recons)
     reference = ctx.reference if ctx.reference is not None else images

@@ -30,6 +30,7 @@ from ..generators.capabilities import StyleSpaces
 from ..metrics import psnr
 from ..objectives.combined import Objective, parse_loss_spec
 from ..optionfields import Auto, Options, is_auto, option
+from ..progress import QUIET, Phase, track
 from ..results import LatentInversion, LayerState, Timings
 from . import METHODS, MethodSpec
 from .context import RunContext
@@ -132,8 +133,10 @@ def _adam_phase(
     rngs: list[torch.Generator],
     log: list[Tensor],
     early_stop: bool = False,
+    phase: Phase = QUIET,
 ) -> tuple[Tensor, Tensor]:
-    """Adam over ``steps`` with the projector schedule; returns (final per-candidate loss, evaluations per candidate)."""
+    """Adam over ``steps`` with the projector schedule; returns (final per-candidate loss, evaluations per candidate).
+    ``phase`` is told every step (the loss passed lazily: no host read unless its reporter wants one)."""
     prepared = problem.prepared_for(image_index)
     params = var.tensors()
     optim = torch.optim.Adam(params, lr=opts.lr, betas=(0.9, 0.999))
@@ -161,6 +164,7 @@ def _adam_phase(
         last = torch.where(done, last, total.detach())
         if step % opts.log_every == 0:
             log.append(last.clone())
+        phase.step(last)
         if before is not None:
             reached = _reached(problem, opts, total.detach(), images.detach(), image_index)
             newly = reached & ~done
@@ -170,6 +174,7 @@ def _adam_phase(
                 break
         if early_stop:
             var.assign_where(done, frozen)
+    phase.end()
     return last, evals
 
 
@@ -191,7 +196,8 @@ def _reached(problem: Problem, opts: OptimizeOptions, total: Tensor, images: Ten
 
 
 def _lbfgs_phase(
-    problem: Problem, var: Variables, opts: OptimizeOptions, steps: int, image_index: Tensor | None, log: list[Tensor]
+    problem: Problem, var: Variables, opts: OptimizeOptions, steps: int, image_index: Tensor | None, log: list[Tensor],
+    phase: Phase = QUIET,
 ) -> tuple[Tensor, Tensor]:
     prepared = problem.prepared_for(image_index)
     params = var.tensors()
@@ -232,6 +238,8 @@ def _lbfgs_phase(
         x, loss, grad = new_x, new_loss, new_grad
         evals += n_eval + 1
         log.append(loss.clone())
+        phase.step(loss)
+    phase.end()
     return loss, evals
 
 
@@ -271,20 +279,22 @@ def optimize(G: Generator, images: Tensor, opts: OptimizeOptions, ctx: RunContex
         main_steps = opts.steps - r_steps
         short = OptimizeOptions(**{**opts.__dict__, "latent_noise": 0.0, "schedule": "constant"})
         phase_log: list[Tensor] = []
+        starts = track(ctx.progress, f"{k} starts ({opts.optimizer})", r_steps, "loss")
         if opts.optimizer == "adam":
-            last, ev = _adam_phase(problem, var, short, r_steps, idx, rngs, phase_log)
+            last, ev = _adam_phase(problem, var, short, r_steps, idx, rngs, phase_log, phase=starts)
         else:
-            last, ev = _lbfgs_phase(problem, var, short, r_steps, idx, phase_log)
+            last, ev = _lbfgs_phase(problem, var, short, r_steps, idx, phase_log, phase=starts)
         best = last.view(n, k).argmin(dim=1)
         pick = torch.arange(n, device=G.device) * k + best
         evals += ev.view(n, k).sum(1)
         # fresh leaves from the best start (the projector schedule restarts for the main phase)
         var = var.take(pick)
         rngs = [rngs[int(j)] for j in pick.tolist()]
+    main = track(ctx.progress, opts.optimizer, main_steps, "loss")
     if opts.optimizer == "adam":
-        _, ev = _adam_phase(problem, var, opts, main_steps, None, rngs, log, early_stop=want_stop)
+        _, ev = _adam_phase(problem, var, opts, main_steps, None, rngs, log, early_stop=want_stop, phase=main)
     else:
-        _, ev = _lbfgs_phase(problem, var, opts, main_steps, None, log)
+        _, ev = _lbfgs_phase(problem, var, opts, main_steps, None, log, phase=main)
     evals += ev
     seconds = time.perf_counter() - start
     result = finish(G, problem, var, log, evals, seconds, opts.steps, ctx)
@@ -293,7 +303,8 @@ def optimize(G: Generator, images: Tensor, opts: OptimizeOptions, ctx: RunContex
 
 
 def finish(G: Generator, problem: Problem, var: Variables, log: list[Tensor], evals: Tensor, seconds: float, steps: int, ctx: RunContext) -> LatentInversion:
-    """Render the final latents, score them and package the result."""
+    """Render the final latents, score them and package the result (each image's seconds: ``seconds``
+    shared in proportion to ``evals``, see ``results.Timings``)."""
     with torch.inference_mode():
         recon = var.render()
     base = base_space(G, var.space)

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from ..generators.base import Generator
 from ..optionfields import Options, is_auto, option
+from ..progress import track
 from ..results import LatentInversion
 from . import METHODS, MethodSpec
 from .context import RunContext
@@ -40,12 +41,15 @@ def run_plain(G: Generator, images: Tensor, opts: PlainOptions, ctx: RunContext)
     var = Variables.create(G, space, initial_latents(G, space, ids, 1, init=resolve_init(G, opts.init), seed=opts.seed, given=ctx.init_latent))
     optim = torch.optim.Adam([var.latent], lr=opts.lr)
     log = []
+    phase = track(ctx.progress, "adam", opts.steps, "loss")
     for _ in range(opts.steps):
         loss = problem.loss(var, problem.prepared)[0]
         optim.zero_grad(set_to_none=True)
         loss.sum().backward()
         optim.step()
         log.append(loss.detach())
+        phase.step(log[-1])
+    phase.end()
     return finish(G, problem, var, log, torch.full((n,), float(opts.steps + 1)), time.perf_counter() - start, opts.steps, ctx)
 
 

@@ -55,6 +55,7 @@ from ..objectives.combined import Objective, index_prepared
 from ..objectives.image_losses import IMAGE_LOSSES, perceptual_distance
 from ..optionfields import Auto, Options, is_auto, option
 from ..optiontext import parse_key_values
+from ..progress import QUIET, Phase, prefixed, track
 from ..results import DeltaBase, InversionResult, LatentInversion, Pivot, Timings, TunedInversion
 from . import METHODS, MethodSpec, invert
 from .context import RunContext
@@ -132,7 +133,8 @@ def run_pivot(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext) -
         raise ConfigError("pti cannot be its own pivot; choose e.g. pivot=optimize")
     method, fallback = auto_pivot(G, opts, ctx) if opts.pivot == "auto" else (opts.pivot, None)
     result = invert(G, images, method, degradation=ctx.degradation, init_latent=ctx.init_latent, image_ids=ctx.image_ids,
-                    reference=ctx.reference, extra_metrics=ctx.extra_metrics, **_pivot_kwargs(G, method, opts))
+                    reference=ctx.reference, extra_metrics=ctx.extra_metrics, progress=prefixed(ctx.progress, f"pivot ({method})"),
+                    **_pivot_kwargs(G, method, opts))
     if not isinstance(result, LatentInversion) or isinstance(result, TunedInversion):
         raise ConfigError(f"pti needs a pivot method that finds latents of the generator; {method!r} returns a {result.kind} result")
     return method, result, fallback
@@ -184,12 +186,14 @@ def _tune_one(
     opts: PTIOptions,
     ctx: RunContext,
     seed: int = 0,
+    phase: Phase = QUIET,
 ) -> tuple[Generator, dict[str, Tensor], Tensor, Tensor, int]:
     """Tune a copy of ``G`` so that it draws ``observation`` ``[1, C', H', W']`` at ``pivot`` ``[1, ...]``.
 
     ``anchors`` ``[steps, ...]``: the regulariser's latents, one per step. ``opts.rank`` > 0 tunes
     the matrices through rank-r factors (``seed``: their random init). Returns (tuned generator,
-    its delta, loss curve ``[steps_taken]``, locality curve ``[steps_taken]``, steps taken).
+    its delta, loss curve ``[steps_taken]``, locality curve ``[steps_taken]``, steps taken). ``phase``
+    is told every step (the loss lazily).
     """
     if opts.rank > 0:
         T, groups, finish = lowrank_copy(G, opts.rank, seed=seed)
@@ -229,8 +233,10 @@ def _tune_one(
         optim.zero_grad(set_to_none=True)
         total.sum().backward()
         optim.step()
+        phase.step(losses[-1])
     else:
         step = opts.steps
+    phase.end()
     empty = torch.zeros(0, device=pivot.device)
     curve = torch.cat(losses) if losses else empty
     if finish is None:
@@ -240,6 +246,16 @@ def _tune_one(
         del T
         T = apply_delta(G, delta, source="the low-rank weight delta")
     return T, delta, curve, torch.cat(local) if local else empty, step
+
+
+def _image_seconds(pivot_own: list[float], pivot_seconds: float, tuning: list[float], seconds: float) -> list[float]:
+    """Each image's seconds: its share of the batched pivot (as the pivot's timings share it), its own
+    tuning, and an equal share of the rest (the locality scale); they sum to ``seconds``."""
+    n = max(len(tuning), 1)
+    rest = max(seconds - pivot_seconds - sum(tuning), 0.0) / n
+    total = sum(pivot_own)
+    pivot = [p * pivot_seconds / total for p in pivot_own] if total > 0 else [pivot_seconds / n] * len(tuning)
+    return [p + t + rest for p, t in zip(pivot, tuning)]
 
 
 def _pad(curves: list[Tensor], steps: int) -> Tensor:
@@ -275,6 +291,7 @@ def pti(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext | None =
     space = base_space(G, pivot.space)
     pivots = pivot.latents.detach()
     pivot_seconds = time.perf_counter() - start
+    pivot_own = pivot.timings.image_seconds()
 
     alpha = None
     if opts.locality:
@@ -282,14 +299,17 @@ def pti(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext | None =
     prepared = objective.prepare(images)
     digest = generator_digest(G)
     recons, deltas, curves, local_curves, taken = [], [], [], [], []
+    own: list[float] = []  # each image's tuning seconds (images are tuned one at a time)
     for i, image_id in enumerate(ids):
+        tune_start = time.perf_counter()
         anchors = None
         if alpha is not None:
             draws = locality_samples(G, space, max(opts.steps, 1), derive_seed(opts.seed, image_id, 13))
             anchors = toward(pivots[i : i + 1], draws, alpha)
         index = torch.tensor([i], device=images.device)
         T, delta, curve, local, steps_taken = _tune_one(G, pivots[i : i + 1], space, images[i : i + 1], index_prepared(prepared, index),
-                                                        objective, regulariser, anchors, opts, ctx, derive_seed(opts.seed, image_id, 17))
+                                                        objective, regulariser, anchors, opts, ctx, derive_seed(opts.seed, image_id, 17),
+                                                        phase=track(ctx.progress, f"tuning image {i + 1}/{n}", opts.steps, "loss"))
         with torch.inference_mode():
             recons.append(T.synthesize(pivots[i : i + 1], space))
         deltas.append(delta)
@@ -297,6 +317,7 @@ def pti(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext | None =
         local_curves.append(local)
         taken.append(steps_taken)
         del T  # one tuned copy alive at a time
+        own.append(time.perf_counter() - tune_start)
     seconds = time.perf_counter() - start
     recon = torch.cat(recons)
 
@@ -324,7 +345,8 @@ def pti(G: Generator, images: Tensor, opts: PTIOptions, ctx: RunContext | None =
         history=history,
         metrics=metrics,
         timings=Timings(seconds=seconds, steps=opts.steps, evaluations=evals,
-                        phases={"pivot": pivot_seconds, "tuning": seconds - pivot_seconds}),
+                        phases={"pivot": pivot_seconds, "tuning": seconds - pivot_seconds},
+                        per_image=_image_seconds(pivot_own, pivot_seconds, own, seconds)),
         config=config,
         composite=composite,
         deltas=deltas,

@@ -1,7 +1,8 @@
 """The fields every inversion result has, and its timings.
 
 Units: images are ``N x C x H x W`` float tensors in [-1, 1]; ``timings.seconds`` is the wall time
-of the whole call (all N images), ``timings.evaluations[i]`` the network evaluations image ``i``
+of the whole call (all N images), ``timings.image_seconds()[i]`` image ``i``'s share of it (see
+:class:`Timings`), ``timings.evaluations[i]`` the network evaluations image ``i``
 needed: generator forward passes for GAN methods (every start and line-search trial included),
 model evaluations (NFE) of the inversion for diffusion methods, a guided evaluation counting 2.
 """
@@ -9,6 +10,7 @@ model evaluations (NFE) of the inversion for diffusion methods, a guided evaluat
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,27 +35,51 @@ class Timings:
         evaluations: per image, the network evaluations it needed (see the module docstring).
         phases: wall time of named phases of the call (``"pivot"``, ``"tuning"``, ``"encoder"``,
             ``"invert"``), seconds.
+        per_image: each image's own seconds where the method measured them (PTI tunes one image
+            at a time: its share of the batched pivot plus its own tuning), else empty; see
+            :meth:`image_seconds`.
+
+    An image's seconds (:meth:`image_seconds`, the ``seconds`` column of metrics.csv) are its share of
+    the call's wall time: ``per_image`` where measured, else ``seconds`` split in proportion to the
+    evaluations each image needed. The images of a batch are optimised together, one forward pass per
+    step, so a step's time is theirs alike; an image that stops early (``target_psnr``, null-text's
+    early stop) needed fewer evaluations and gets a smaller share. Equal evaluations give equal shares
+    (the batch's time over its size); the shares of a call always sum to ``seconds``.
     """
 
     seconds: float = 0.0
     steps: int = 0
     evaluations: list[float] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
+    per_image: list[float] = field(default_factory=list)
+
+    def image_seconds(self) -> list[float]:
+        """Each image's seconds (see the class docstring); one per entry of ``evaluations``."""
+        n = len(self.evaluations)
+        if len(self.per_image) == n:
+            return list(self.per_image)
+        total = float(sum(self.evaluations))
+        if total <= 0 or not all(math.isfinite(e) and e >= 0 for e in self.evaluations):
+            return [self.seconds / max(n, 1)] * n
+        return [self.seconds * e / total for e in self.evaluations]
 
     def seconds_per_image(self) -> float:
-        """``seconds`` over the number of images (the batch shares the wall time)."""
+        """``seconds`` over the number of images (the mean of :meth:`image_seconds`)."""
         return self.seconds / max(len(self.evaluations), 1)
 
     def mean_evaluations(self) -> float:
         return float(np.mean(self.evaluations)) if self.evaluations else 0.0
 
     def select(self, index: Sequence[int]) -> Timings:
-        """The timings of images ``index``: their evaluations, the wall time shared pro rata."""
+        """The timings of images ``index``: their evaluations and seconds (``seconds`` is the sum of their
+        :meth:`image_seconds`), phases shared pro rata."""
         if not self.evaluations:  # nothing recorded (a result built by hand, or read without its tables)
             return Timings(0.0, self.steps, [], {})
+        own = self.image_seconds()
+        mine = [own[i] for i in index]
         share = len(index) / len(self.evaluations)
-        return Timings(self.seconds * share, self.steps, [self.evaluations[i] for i in index],
-                       {k: v * share for k, v in self.phases.items()})
+        return Timings(float(sum(mine)), self.steps, [self.evaluations[i] for i in index],
+                       {k: v * share for k, v in self.phases.items()}, mine)
 
     @staticmethod
     def concat(parts: Sequence[Timings]) -> Timings:
@@ -62,10 +88,11 @@ class Timings:
             for k, v in p.phases.items():
                 phases[k] = phases.get(k, 0.0) + v
         return Timings(sum(p.seconds for p in parts), max((p.steps for p in parts), default=0),
-                       [e for p in parts for e in p.evaluations], phases)
+                       [e for p in parts for e in p.evaluations], phases, [s for p in parts for s in p.image_seconds()])
 
     def to_json(self) -> dict[str, Any]:
-        return {"seconds": self.seconds, "steps": self.steps, "evaluations": list(self.evaluations), "phases": dict(self.phases)}
+        return {"seconds": self.seconds, "steps": self.steps, "evaluations": list(self.evaluations), "phases": dict(self.phases),
+                "image_seconds": self.image_seconds()}
 
 
 def select_rows(x: Tensor | None, index: Sequence[int]) -> Tensor | None:

@@ -267,7 +267,7 @@ def _attach_rows(result: InversionResult, folder: Path, names: Sequence[str]) ->
     result.metrics = [{k: float(v) for k, v in r.items() if k not in TIMING_COLUMNS and isinstance(v, (int, float))} for r in own]
     seconds = [float(r.get("seconds", 0.0)) for r in own]
     result.timings = Timings(seconds=float(np.sum(seconds)), steps=int(result.config.get("steps", 0) or 0),
-                             evaluations=[float(r.get("evaluations", 0.0)) for r in own])
+                             evaluations=[float(r.get("evaluations", 0.0)) for r in own], per_image=seconds)
     nfe_back = [float(r["nfe_reconstruct"]) for r in own if "nfe_reconstruct" in r]
     if len(nfe_back) == len(own) and isinstance(result, DiffusionInversion):
         result.nfe_reconstruct = nfe_back

@@ -20,7 +20,7 @@ state                binary (null)     what re-renders the row besides the laten
                                        state, loss curve), a ``.npz``
 state_extra          binary (null)     pti: the image's weight delta; diffusion methods: the sampling
                                        state (safetensors bytes, as ``latents/<stem>_delta|_state``)
-seconds              float64           wall time of the image's batch divided by its size
+seconds              float64           the image's share of its batch's wall time (results.Timings.image_seconds)
 evaluations          float64           network evaluations of the image (NFE for diffusion methods)
 config_fingerprint   string            the run configuration's fingerprint (``run.json``)
 reconstruction       binary (null)     PNG of the reconstruction (only with ``--save-images parquet``)

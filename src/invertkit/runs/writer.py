@@ -187,7 +187,7 @@ class RunWriter:
         """
         if self.kind is not None and result.kind != self.kind:
             raise ValueError(f"a run holds one kind of result: got {result.kind} after {self.kind}")
-        per_image_s = result.timings.seconds_per_image()
+        per_image_s = result.timings.image_seconds()  # each image's share of the call (results.Timings)
         entries, rows, deltas, failed = [], [], {}, []
         diverged = nonfinite_images(result)
         used = set(self.used_stems)  # taken only when the whole batch is on disk
@@ -197,7 +197,7 @@ class RunWriter:
                 message = diverged_message(name, diverged[i])
                 failed.append({"image": name, "status": FAILED, "error": message,
                                **{k: None for k in (result.metrics[i] if i < len(result.metrics) else {})},
-                               "seconds": per_image_s,
+                               "seconds": per_image_s[i],
                                "evaluations": float(result.timings.evaluations[i]) if i < len(result.timings.evaluations) else None})
                 self.failures[display_name(str(inputs[i])) if inputs is not None else name] = message
                 continue
@@ -217,7 +217,7 @@ class RunWriter:
                 deltas[name] = f"latents/{stem}_delta.safetensors"
                 if result.pivot is not None and result.pivot.reconstructions is not None:
                     save_image(result.pivot.reconstructions[i], self.out / "images" / f"{stem}_pivot.png")
-            row: dict[str, Any] = {"image": name, "status": OK, **result.metrics[i], "seconds": per_image_s,
+            row: dict[str, Any] = {"image": name, "status": OK, **result.metrics[i], "seconds": per_image_s[i],
                                    "evaluations": float(result.timings.evaluations[i])}
             if isinstance(result, DiffusionInversion):  # regenerated with other prompts; NFE of both directions
                 edits = {}

@@ -28,9 +28,9 @@ class BdiaOptions(DiffusionOptions):
                              choices=("bdia", "ddim"))
 
 
-def invert(s: Setup) -> DiffusionState:
+def invert(s: Setup, on_step: StepHook | None = None) -> DiffusionState:
     out = bdia_invert(s.denoiser, s.x0, s.grid, gamma=s.options.gamma, first_step=s.options.first_step,
-                      prediction_type=s.prediction_type, guidance=s.guidance)
+                      prediction_type=s.prediction_type, guidance=s.guidance, on_step=on_step)
     return DiffusionState(out.x, out.nfe, {"x_next": out.y})
 
 

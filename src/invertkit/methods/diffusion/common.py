@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from ...diffusion.model import DiffusionModel, ExactInversion
+from ...diffusion.results import StepHook
 from ...diffusion.state import SAMPLERS, DiffusionOptions, DiffusionState, SampleFn, SamplerSpec, Setup, copy_branch, make_setup
 from ...errors import ConfigError
 from ...generators.base import Generator
 from ...generators.capabilities import require
+from ...progress import track
 from ...results import DiffusionInversion, InversionResult, Timings
 from .. import METHODS, MethodSpec
 from ..context import RunContext
@@ -36,7 +39,11 @@ from ..scoring import score
 
 __all__ = ["DiffusionOptions", "DiffusionState", "Setup", "add_edits", "check_diffusion_generator", "regenerate", "register"]
 
-InvertFn = Callable[[Setup], DiffusionState]
+class InvertFn(Protocol):
+    """``invert(setup, on_step=None) -> state``: a method's way from ``setup.x0`` to its state; ``on_step``
+    (``results.StepHook``) runs after every inversion step (progress: it returns ``x`` unchanged)."""
+
+    def __call__(self, setup: Setup, on_step: StepHook | None = None) -> DiffusionState: ...
 
 SUMMARIES = {  # one line each for `invertkit invert --help`
     "ddim": "DDIM inversion (first order; drifts under guidance)",
@@ -74,12 +81,17 @@ def _run(G: Generator, images: Tensor, opts: DiffusionOptions, ctx: RunContext, 
     assert setup.x0 is not None
     setup.image_ids = list(ctx.image_ids) if ctx.image_ids is not None else list(range(images.shape[0]))
     start = time.perf_counter()
+    # progress through the samplers' step hooks (None without a reporter: the loops do no extra work)
+    phase = track(ctx.progress, "invert", opts.steps)
     with torch.no_grad():
-        state = invert(setup)
+        state = invert(setup, on_step=phase.hook if ctx.progress is not None else None)
+    phase.end()
     invert_s = time.perf_counter() - start
+    phase = track(ctx.progress, "reconstruct", opts.steps)
     with torch.no_grad():
-        x0_hat, nfe_back = sample(setup, state, setup.guidance)
+        x0_hat, nfe_back = sample(setup, state, setup.guidance, on_step=phase.hook if ctx.progress is not None else None)
         recon = D.decode(x0_hat).float().clamp(-1, 1)
+    phase.end()
     total_s = time.perf_counter() - start
     err = (x0_hat - setup.x0).flatten(1).abs().max(dim=1).values.double().cpu()
     reference = ctx.reference if ctx.reference is not None else images

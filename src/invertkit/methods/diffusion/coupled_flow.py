@@ -21,8 +21,8 @@ class CoupledFlowOptions(DiffusionOptions):
     p: float = option(1.0, "mixing weight (1: no mixing; the two sequences stay close on a smooth flow)", min=0, max=1, min_exclusive=True)
 
 
-def invert(s: Setup) -> DiffusionState:
-    out = coupled_flow_invert(s.denoiser, s.x0, s.grid, p=s.options.p, guidance=s.guidance)
+def invert(s: Setup, on_step: StepHook | None = None) -> DiffusionState:
+    out = coupled_flow_invert(s.denoiser, s.x0, s.grid, p=s.options.p, guidance=s.guidance, on_step=on_step)
     return DiffusionState(out.x, out.nfe, {"y_T": out.y})
 
 

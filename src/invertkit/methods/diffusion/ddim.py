@@ -17,8 +17,8 @@ class DDIMOptions(DiffusionOptions):
     """Options of ``ddim`` (see DiffusionOptions)."""
 
 
-def invert(s: Setup) -> DiffusionState:
-    out = ddim_invert(s.denoiser, s.x0, s.grid, prediction_type=s.prediction_type, guidance=s.guidance)
+def invert(s: Setup, on_step: StepHook | None = None) -> DiffusionState:
+    out = ddim_invert(s.denoiser, s.x0, s.grid, prediction_type=s.prediction_type, guidance=s.guidance, on_step=on_step)
     return DiffusionState(out.x, out.nfe)
 
 

@@ -29,12 +29,12 @@ class DDPMEFOptions(DiffusionOptions):
     seed: int = option(0, "seeds the independent noisy levels of each image (with its position in the run: the same in any batch)")
 
 
-def invert(s: Setup) -> DiffusionState:
+def invert(s: Setup, on_step: StepHook | None = None) -> DiffusionState:
     assert s.x0 is not None
     ids = s.image_ids if s.image_ids is not None else list(range(s.x0.shape[0]))
     gens = [torch.Generator().manual_seed(derive_seed(int(s.options.seed), i)) for i in ids]
     out = ddpm_ef_inversion(s.denoiser, s.x0, s.grid, guidance=s.guidance, eta=float(s.options.eta),
-                            prediction_type=s.prediction_type, levels=draw_levels(s.x0, s.grid, gens), skip=int(s.options.skip))
+                            prediction_type=s.prediction_type, levels=draw_levels(s.x0, s.grid, gens), skip=int(s.options.skip), on_step=on_step)
     return DiffusionState(out.x_T, out.nfe, {"noise": out.noise}, {"ode_latent": False, "eta": float(s.options.eta), "skip": int(s.options.skip)})
 
 

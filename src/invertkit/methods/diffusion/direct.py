@@ -25,8 +25,8 @@ class DirectOptions(DiffusionOptions):
     guidance: float = option(7.5, "the scale whose reconstruction the corrections make exact")
 
 
-def invert(s: Setup) -> DiffusionState:
-    out = direct_inversion(s.denoiser, s.x0, s.grid, guidance=s.guidance, prediction_type=s.prediction_type)
+def invert(s: Setup, on_step: StepHook | None = None) -> DiffusionState:
+    out = direct_inversion(s.denoiser, s.x0, s.grid, guidance=s.guidance, prediction_type=s.prediction_type, on_step=on_step)
     return DiffusionState(out.x_T, out.nfe, {"corrections": out.corrections}, {"ode_latent": False})
 
 

@@ -26,9 +26,9 @@ class EdictOptions(DiffusionOptions):
     leapfrog: bool = option(True, "alternate the update order on odd sampling steps (the authors' default)")
 
 
-def invert(s: Setup) -> DiffusionState:
+def invert(s: Setup, on_step: StepHook | None = None) -> DiffusionState:
     out = edict_invert(s.denoiser, s.x0, s.grid, p=s.options.p, leapfrog=s.options.leapfrog,
-                       prediction_type=s.prediction_type, guidance=s.guidance)
+                       prediction_type=s.prediction_type, guidance=s.guidance, on_step=on_step)
     return DiffusionState(out.x, out.nfe, {"y_T": out.y})
 
 

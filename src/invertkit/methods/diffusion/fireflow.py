@@ -20,8 +20,8 @@ class FireFlowOptions(DiffusionOptions):
     steps: int = option(28, "integration steps (the authors' default for FLUX: 28)", min=1)
 
 
-def invert(s: Setup) -> DiffusionState:
-    out = fireflow_invert(s.denoiser, s.x0, s.grid, guidance=s.guidance)
+def invert(s: Setup, on_step: StepHook | None = None) -> DiffusionState:
+    out = fireflow_invert(s.denoiser, s.x0, s.grid, guidance=s.guidance, on_step=on_step)
     return DiffusionState(out.x, out.nfe)
 
 

@@ -22,8 +22,8 @@ class FlowEulerOptions(DiffusionOptions):
     iterations: int = option(0, "fixed-point iterations per inversion step", min=0)
 
 
-def invert(s: Setup) -> DiffusionState:
-    out = flow_euler_invert(s.denoiser, s.x0, s.grid, guidance=s.guidance, fixed_point_iters=s.options.iterations)
+def invert(s: Setup, on_step: StepHook | None = None) -> DiffusionState:
+    out = flow_euler_invert(s.denoiser, s.x0, s.grid, guidance=s.guidance, fixed_point_iters=s.options.iterations, on_step=on_step)
     return DiffusionState(out.x, out.nfe)
 
 

@@ -20,8 +20,8 @@ class FlowMidpointOptions(DiffusionOptions):
     steps: int = option(14, "half of flow-euler's 28: the same number of model evaluations", min=1)
 
 
-def invert(s: Setup) -> DiffusionState:
-    out = flow_midpoint_invert(s.denoiser, s.x0, s.grid, guidance=s.guidance)
+def invert(s: Setup, on_step: StepHook | None = None) -> DiffusionState:
+    out = flow_midpoint_invert(s.denoiser, s.x0, s.grid, guidance=s.guidance, on_step=on_step)
     return DiffusionState(out.x, out.nfe)
 
 

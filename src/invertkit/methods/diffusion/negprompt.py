@@ -23,8 +23,8 @@ class NegPromptOptions(DiffusionOptions):
     guidance: float = option(7.5, "the scale of the (edited) sampling; inversion itself runs at 1")
 
 
-def invert(s: Setup) -> DiffusionState:
-    out = ddim_invert(s.denoiser, s.x0, s.grid, prediction_type=s.prediction_type, guidance=Guidance(cond=s.guidance.cond))
+def invert(s: Setup, on_step: StepHook | None = None) -> DiffusionState:
+    out = ddim_invert(s.denoiser, s.x0, s.grid, prediction_type=s.prediction_type, guidance=Guidance(cond=s.guidance.cond), on_step=on_step)
     return DiffusionState(out.x, out.nfe, info={"ode_latent": False})
 
 

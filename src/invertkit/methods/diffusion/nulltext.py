@@ -43,7 +43,7 @@ def _per_image(value: Tensor, n: int) -> Tensor:
     return value.detach().unsqueeze(0).expand(n, *value.shape).clone() if value.dim() < 3 or value.shape[0] != n else value.detach().clone()
 
 
-def invert(s: Setup) -> DiffusionState:
+def invert(s: Setup, on_step: StepHook | None = None) -> DiffusionState:
     uncond = s.G.cond(s.options.negative, s.dtype)
     if not isinstance(uncond, Tensor) or not uncond.is_floating_point():  # class labels cannot be optimised
         raise ConfigError(f"nulltext needs a network conditioned on one embedding tensor (UNet2DConditionModel); {s.G.name} is not")
@@ -54,7 +54,7 @@ def invert(s: Setup) -> DiffusionState:
         out = null_text_optimize(s.denoiser, s.x0, s.grid, cond=s.guidance.cond, uncond=_per_image(uncond, n),
                                  scale=s.options.guidance, prediction_type=s.prediction_type,
                                  inner_steps=inner, lr=s.options.lr, early_stop=s.options.early_stop,
-                                 schedule=s.options.schedule)
+                                 schedule=s.options.schedule, on_step=on_step)
     return DiffusionState(out.x_T, out.nfe, {"uncond": [u.detach() for u in out.uncond]},
                           {"backward_passes": out.backward, "ode_latent": False}, out.nfe_per_image)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...diffusion.ddim import ddim_invert
+from ...diffusion.results import StepHook
 from ...errors import ConfigError
 from ...optionfields import option
 from .common import DiffusionOptions, DiffusionState, Setup, register
@@ -22,11 +23,11 @@ class RenoiseOptions(DiffusionOptions):
     iterations: int = option(4, "extra evaluations per step (ReNoise's renoising iterations)", min=0)
 
 
-def invert(s: Setup) -> DiffusionState:
+def invert(s: Setup, on_step: StepHook | None = None) -> DiffusionState:
     k = s.options.iterations
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
         raise ConfigError(f"iterations={k!r} must be a non-negative integer")
-    out = ddim_invert(s.denoiser, s.x0, s.grid, prediction_type=s.prediction_type, guidance=s.guidance, fixed_point_iters=k)
+    out = ddim_invert(s.denoiser, s.x0, s.grid, prediction_type=s.prediction_type, guidance=s.guidance, fixed_point_iters=k, on_step=on_step)
     return DiffusionState(out.x, out.nfe)
 
 

@@ -27,10 +27,10 @@ class RFInversionOptions(DiffusionOptions):
     seed: int = option(0, "seed of the target noise sample")
 
 
-def invert(s: Setup) -> DiffusionState:
+def invert(s: Setup, on_step: StepHook | None = None) -> DiffusionState:
     if not 0 <= s.options.stop <= 1:
         raise ConfigError(f"stop={s.options.stop} must be a share of the steps in [0, 1]")
-    out = rf_invert(s.denoiser, s.x0, s.grid, gamma=s.options.gamma, seed=s.options.seed, guidance=s.guidance)
+    out = rf_invert(s.denoiser, s.x0, s.grid, gamma=s.options.gamma, seed=s.options.seed, guidance=s.guidance, on_step=on_step)
     return DiffusionState(out.x, out.nfe, {"y_0": s.x0}, {"ode_latent": s.options.gamma == 0})
 
 
