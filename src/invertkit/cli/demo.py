@@ -20,5 +20,5 @@ def run(args: argparse.Namespace) -> int:
 
     check_numbers(args, at_least={"steps": 1})
     out = run_demo(args.out, steps=args.steps, seed=args.seed, device=args.device)
-    print(f"wrote {out}/report.html (open it in a browser), metrics.csv, metrics.json, run.json, images/, latents/")
+    print(f"wrote {out}/report.html (open it in a browser), metrics.csv, metrics.json, history.csv, run.json, images/, latents/")
     return 0
