@@ -122,6 +122,12 @@ def test_demo_small(tmp_path, capsys):
     assert run["environment"]["packages"]["torch"]
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64") == 14 and "<svg" in html and "astronaut" in html
+    # the controls (the generator's own faces, easy by construction) are never averaged with the real photos
+    assert [r["group"] for r in rows] == ["real"] * 5 + ["control"] * 2
+    real = sum(r["psnr"] for r in rows[:5]) / 5
+    control = sum(r["psnr"] for r in rows[5:]) / 2
+    assert "Means by group" in html and f"{real:.3f} dB (real), {control:.3f} dB (control)" in html
+    assert (out / "history.csv").read_text().startswith("image,step,loss\nastronaut,0,")
     with np.load(out / "latents" / "lfw-0.npz") as f:
         assert f["z"].shape == (1, 100) and str(f["space"]) == "z"
 

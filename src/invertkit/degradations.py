@@ -61,6 +61,13 @@ class Degradation:
         pixels kept, the rest from the generator); None when no pixel is observed exactly."""
         return None
 
+    def hide_unknown(self, observation: Tensor) -> Tensor:
+        """The observation as the loss compares ``self(G(latent))`` with it: pixels the operator does
+        not observe set as the operator sets them (a mask's hole zeroed). A real photo given with
+        ``--mask`` still holds its hole's pixels; unmasked, they would enter perceptual losses and
+        the observed fit, and show in the report as if the model had seen them."""
+        return observation
+
 
 @dataclass
 class Downsample(Degradation):
@@ -119,6 +126,9 @@ class Mask(Degradation):
 
     def describe(self) -> str:
         return f"mask({float(self.mask.mean()):.0%} known)"
+
+    def hide_unknown(self, observation: Tensor) -> Tensor:
+        return self(observation)
 
     def composite(self, restored: Tensor, observation: Tensor) -> Tensor | None:
         if observation.shape != restored.shape:
@@ -180,8 +190,25 @@ class Compose(Degradation):
             channels = op.observed_channels(channels)
         return channels
 
+    def hide_unknown(self, observation: Tensor) -> Tensor:
+        for op in self.ops:  # a mask before a down-sampling is applied at the observation's size (nearest)
+            observation = op.hide_unknown(observation)
+        return observation
+
     def describe(self) -> str:
         return "+".join(op.describe() for op in self.ops)
+
+
+def show_observation(observation: Tensor, resolution: int, channels: int) -> Tensor:
+    """Observations ``N x c x h x w`` shown at the generator's ``resolution`` and ``channels``: enlarged
+    with nearest neighbour (each observed pixel a visible block, nothing invented) and a one-channel
+    observation repeated over the colour channels."""
+    x = observation
+    if x.shape[-1] != resolution:
+        x = F.interpolate(x, size=(resolution, resolution), mode="nearest")
+    if x.shape[1] != channels:
+        x = x.expand(-1, channels, -1, -1)
+    return x
 
 
 def _check_ids(x: Tensor, ids: Sequence[int] | None) -> list[int]:

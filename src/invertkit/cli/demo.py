@@ -28,5 +28,5 @@ def run(args: argparse.Namespace) -> int:
     if reporter is not None:
         reporter.set_context("demo: 7 faces into dcgan-digiface64")
     out = run_demo(args.out, steps=args.steps, seed=args.seed, device=args.device, progress=reporter)
-    print(f"wrote {out}/report.html (open it in a browser), metrics.csv, metrics.json, run.json, images/, latents/")
+    print(f"wrote {out}/report.html (open it in a browser), metrics.csv, metrics.json, history.csv, run.json, images/, latents/")
     return 0

@@ -184,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
 def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, identity: dict, degradation,
                  edit_prompts: list[str]) -> int:
     """Invert ``paths`` into the run folder ``args.out`` (continuing a run of the same identity there)."""
+    from ..degradations import show_observation
     from ..io.filenames import display_name, distinct_names
     from ..io.images import read_image
     from ..methods import invert
@@ -191,6 +192,7 @@ def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, 
     from ..progress.terminal import terminal_reporter
     from ..runs import RunWriter
     from ..runs.interrupt import Interrupted, Interrupts
+    from ..runs.writer import Restoration
 
     extra = metric_names(args.metrics)
     max_pixels = invert_dataset.pixel_limit(args)
@@ -243,10 +245,14 @@ def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, 
                     from ..methods.diffusion import add_edits
 
                     add_edits(G, result, edit_prompts, guidance=args.edit_guidance)
-                shown_target = reference if reference is not None else (images if degradation is None else _upsample(observation, G))
+                restoration = None
+                if degradation is not None:  # the observation as the model saw it, at the generator's size
+                    restoration = Restoration(show_observation(degradation.hide_unknown(observation), G.resolution, G.channels), degradation.describe(),
+                                              clean_reference=reference is not None)
+                shown_target = reference if reference is not None else (images if restoration is None else restoration.observed)
                 with stop.critical():  # a signal now waits until the batch's files and run.json are whole
                     writer.add(result, shown_target, [c[1] for c in chunk], inputs=[c[2] for c in chunk], ids=ids,
-                               observed=_upsample(observation, G) if degradation is not None else None)
+                               restoration=restoration)
                     if aligned:
                         _write_alignment(writer, result, chunk, aligned, paste=args.paste_back)
                 if reporter is not None:
@@ -264,7 +270,7 @@ def _invert_into(args: argparse.Namespace, G, paths: list[Path], options: dict, 
             raise
     now = len(writer.entries) - writer.resumed
     before = f", {writer.resumed} done before" if writer.resumed else ""
-    print(f"wrote {out}/report.html, metrics.csv, metrics.json, run.json, images/, latents/ "
+    print(f"wrote {out}/report.html, metrics.csv, metrics.json, history.csv, run.json, images/, latents/ "
           f"({now} inverted{before}, {len(writer.failures)} failed)")
     return 1 if writer.failures else 0
 
@@ -305,13 +311,3 @@ def prepare_diffusion_flags(G, prompt_embeds: str | None, edit_prompt: str) -> l
     for p in prompts:
         G.cond(p)  # an unknown prompt fails now, before any work
     return prompts
-
-
-def _upsample(observation: torch.Tensor, G) -> torch.Tensor:
-    """Observations shown at the generator's size and channels (nearest neighbour: pixels stay honest)."""
-    x = observation
-    if x.shape[-1] != G.resolution:
-        x = torch.nn.functional.interpolate(x, size=(G.resolution, G.resolution), mode="nearest")
-    if x.shape[1] != G.channels:
-        x = x.expand(-1, G.channels, -1, -1)
-    return x

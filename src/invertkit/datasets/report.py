@@ -52,6 +52,14 @@ def build(out: str | os.PathLike[str], G: Generator | None = None) -> DatasetRep
         "files": "results/part-*.parquet (one row per input; schema: README, dataset runs), run.json",
         "config fingerprint": str(doc.get("config_fingerprint", "")),
     }
+    restoration = doc.get("restoration") if isinstance(doc.get("restoration"), dict) else None
+    if restoration is not None:
+        what = "+".join(x for x in (f"mask {restoration.get('mask')}" if restoration.get("mask") else "", restoration.get("degrade") or "") if x)
+        summary["restoration"] = what + (": observations simulated from the clean inputs, scored against them" if restoration.get("simulate")
+                                         else ": real observations, no clean image known (only the fit to the observation is scored)")
+        summary["delivered result"] = ("the composite (observed pixels kept, the generator's in the hole): psnr_composite, ssim_composite"
+                                       if "psnr_composite" in metrics or restoration.get("mask") else
+                                       "the reconstruction itself (no pixel is observed exactly)")
     rep = DatasetReport(title=f"invertkit dataset run: {out.name}", summary=summary, metrics=metrics, failures=failures,
                         sessions=sessions)
     by = ranking_metric([m for m in names if m in metrics and metrics[m].size])
@@ -64,6 +72,8 @@ def build(out: str | os.PathLike[str], G: Generator | None = None) -> DatasetRep
         rep.worst = [Extreme(ids[k], float(v[k])) for k in order[:SHOWN]]
         rep.best = [Extreme(ids[k], float(v[k])) for k in order[::-1][:SHOWN]]
         _attach_images(out, rep.worst + rep.best, {ids[k]: sources[k] for k in order[:SHOWN] + order[::-1][:SHOWN]}, G)
+        if restoration is not None and G is not None:
+            _attach_observations(rep, restoration, int((cfg.get("options") or {}).get("seed") or 0), {ids[k]: sources[k] for k in order}, G)
     if G is None:
         rep.notes.append("reconstructions of the best and worst images are shown when the report is built with the "
                          "run's generator (invertkit report OUT -g GENERATOR), or saved with --save-images")
@@ -88,6 +98,41 @@ def _attach_images(out: Path, extremes: list[Extreme], sources: dict[str, str], 
                 e.target = decode_image(src, G.resolution, G.channels, name=src)[0]
             except InvertkitError:
                 e.target = None
+
+
+def _attach_observations(rep: DatasetReport, restoration: dict[str, Any], seed: int, sources: dict[str, str], G: Generator) -> None:
+    """Restoration runs: each extreme's observation as the model saw it (re-simulated from the clean
+    input with the run's seed and the image's id, or the observed file itself) and, for inpainting,
+    the delivered composite; a simulated run's target stays the clean input, a real one's is dropped
+    (it would repeat the observation). Nothing is added when the mask file is gone (a note says so)."""
+    from ..degradations import parse_degradation, show_observation
+    from .job import id_key
+
+    try:
+        degradation = parse_degradation(restoration.get("degrade"), G.resolution, restoration.get("mask"))
+    except InvertkitError as exc:
+        rep.notes.append(f"observations of the best and worst images not shown: {exc}")
+        return
+    if degradation is None:
+        return
+    simulate = bool(restoration.get("simulate"))
+    for e in rep.worst + rep.best:
+        src = sources.get(e.id, "")
+        try:
+            if simulate:
+                if e.target is None:
+                    continue
+                observation = degradation.observe(e.target[None], ids=[id_key(e.id)], seed=seed)
+            else:
+                observation = decode_image(src, degradation.observed_size(G.resolution), degradation.observed_channels(G.channels), name=src)
+                e.target = None
+        except (InvertkitError, OSError):
+            continue
+        seen = degradation.hide_unknown(observation)
+        e.observed = show_observation(seen, G.resolution, G.channels)[0]
+        if e.reconstruction is not None:
+            composite = degradation.composite(e.reconstruction[None], seen)
+            e.delivered = None if composite is None else composite[0]
 
 
 def _saved_reconstructions(out: Path, ids: list[str]) -> dict[str, Any]:

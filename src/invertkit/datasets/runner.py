@@ -127,6 +127,9 @@ class DatasetRunner:
                         "config": self.config, "config_fingerprint": self.spec.fingerprint,
                         "generator": self.generator, "metric_columns": [], "sessions": [],
                         "schema": "see invertkit.runs.table (README: dataset runs)"}
+            if self.spec.degrade or self.spec.mask:  # the report re-observes its best and worst images (the paths:
+                # the config keeps only the mask files' digests)
+                self.doc["restoration"] = {"degrade": self.spec.degrade, "mask": self.spec.mask, "simulate": bool(self.spec.simulate)}
         self._save_doc()
 
     def _save_doc(self) -> None:

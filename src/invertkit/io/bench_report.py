@@ -15,7 +15,7 @@ from .images import make_grid
 from .report import CSS, PALETTE, png_data_uri
 
 
-def svg_scatter(points: Sequence[tuple[str, float, float]], *, x_label: str, y_label: str, width: int = 640, height: int = 300) -> str:
+def svg_scatter(points: Sequence[tuple[str, float, float]], *, x_label: str, y_label: str, width: int = 820, height: int = 300) -> str:
     """Labelled points ``(name, x, y)``; x on a log scale (seconds span orders of magnitude)."""
     pts = [(n, x, y) for n, x, y in points if x > 0 and math.isfinite(y)]
     if not pts:
@@ -26,7 +26,7 @@ def svg_scatter(points: Sequence[tuple[str, float, float]], *, x_label: str, y_l
     y0, y1 = min(ys), max(ys)
     pad = max((y1 - y0) * 0.15, 0.5)
     y0, y1 = y0 - pad, y1 + pad
-    left, right, top, bottom = 56, 170, 12, 40
+    left, right, top, bottom = 56, 350, 12, 40  # the legend names whole method specs (up to 54 characters)
     pw, ph = width - left - right, height - top - bottom
 
     def px(v: float) -> float:
@@ -52,7 +52,8 @@ def svg_scatter(points: Sequence[tuple[str, float, float]], *, x_label: str, y_l
         c = PALETTE[j % len(PALETTE)]
         out.append(f'<circle cx="{px(math.log10(x)):.1f}" cy="{py(y):.1f}" r="5" fill="{c}"/>')
         ly = top + 10 + 14 * j
-        out.append(f'<circle cx="{left + pw + 14}" cy="{ly - 4}" r="4" fill="{c}"/><text x="{left + pw + 22}" y="{ly}">{html.escape(name[:22])}</text>')
+        shown = name if len(name) <= 54 else name[:53] + "\u2026"
+        out.append(f'<circle cx="{left + pw + 14}" cy="{ly - 4}" r="4" fill="{c}"/><text x="{left + pw + 22}" y="{ly}">{html.escape(shown)}</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -60,8 +61,8 @@ def svg_scatter(points: Sequence[tuple[str, float, float]], *, x_label: str, y_l
 BENCH_CSS = """
 .tablebox{max-width:100%;overflow-x:auto}
 table.bench th{font-size:12px;line-height:1.25;max-width:7.5em;vertical-align:bottom}
-table.bench td{font-size:13px} table.bench td.num{white-space:nowrap}
-table.bench td,table.bench th{padding:4px 6px}
+table.bench td{font-size:12px} table.bench td.num{white-space:nowrap}
+table.bench td,table.bench th{padding:4px 4px}
 table.bench td.spec{max-width:16em}
 """
 

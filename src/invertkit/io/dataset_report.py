@@ -22,12 +22,18 @@ from .report import CSS, png_data_uri
 
 @dataclass
 class Extreme:
-    """One of the best or worst images: id, the ranking metric's value, images (``C x H x W`` in [-1, 1])."""
+    """One of the best or worst images: id, the ranking metric's value, images (``C x H x W`` in [-1, 1]).
+
+    Restoration runs add the observation as the model saw it (``observed``, enlarged nearest to the
+    generator's size) and the delivered inpainting composite (``delivered``); ``target`` is then the
+    clean image of a simulated observation (None for a real one)."""
 
     id: str
     value: float
     reconstruction: Tensor | None = None
     target: Tensor | None = None
+    observed: Tensor | None = None
+    delivered: Tensor | None = None
 
 
 @dataclass
@@ -81,9 +87,10 @@ def render(rep: DatasetReport) -> str:
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{h(rep.title)}</title><style>{CSS}"
            ".hist{display:inline-block;margin:0 18px 12px 0;vertical-align:top}</style></head><body>",
            f"<h1>{h(rep.title)}</h1>",
-           "<table>" + "".join(f"<tr><th>{h(k)}</th><td>{h(v)}</td></tr>" for k, v in rep.summary.items()) + "</table>"]
+           "<div class='tablebox'><table class='summary'>" + "".join(f"<tr><th>{h(k)}</th><td>{h(v)}</td></tr>" for k, v in rep.summary.items())
+           + "</table></div>"]
     if rep.metrics:
-        out.append("<h2>Metrics over the images inverted</h2><table><tr><th>metric</th><th>images</th><th>mean</th>"
+        out.append("<h2>Metrics over the images inverted</h2><div class='tablebox'><table><tr><th>metric</th><th>images</th><th>mean</th>"
                    "<th>min</th><th>5%</th><th>median</th><th>95%</th><th>max</th></tr>")
         for name, v in rep.metrics.items():
             if v.size == 0:
@@ -91,35 +98,35 @@ def render(rep: DatasetReport) -> str:
             q = np.quantile(v, [0.05, 0.5, 0.95])
             out.append(f"<tr><td>{h(name)}</td>" + "".join(f"<td class='num'>{_fmt(x)}</td>" for x in
                                                             (v.size, v.mean(), v.min(), q[0], q[1], q[2], v.max())) + "</tr>")
-        out.append("</table>")
+        out.append("</table></div>")
         out.append("".join(f"<div class='hist'>{svg_histogram(v, label=k)}</div>" for k, v in rep.metrics.items()
-                           if k in ("psnr", "ssim", "psnr_observed", "lpips", "nscd") and v.size))
+                           if k in ("psnr", "ssim", "psnr_composite", "psnr_observed", "lpips", "nscd") and v.size))
     for label, items in (("Worst", rep.worst), ("Best", rep.best)):
         if not items:
             continue
         out.append(f"<h2>{label} {len(items)} by {h(rep.ranked_by or '')}</h2><div class='pairs'>")
         for e in items:
-            imgs = "".join(f"<img alt='{a}' src='{png_data_uri(tensor_to_pil(t))}'>" for a, t in
-                           (("target", e.target), ("reconstruction", e.reconstruction)) if t is not None)
-            shown = " | ".join(a for a, t in (("target", e.target), ("reconstruction", e.reconstruction)) if t is not None)
-            out.append(f"<div class='pair'>{imgs}<div class='lbl'>{h(shown)}</div>"
+            panels = (("target", e.target), ("observed", e.observed), ("reconstruction", e.reconstruction), ("delivered", e.delivered))
+            imgs = "".join(f"<figure><img alt='{a}' src='{png_data_uri(tensor_to_pil(t))}'><figcaption>{a}</figcaption></figure>"
+                           for a, t in panels if t is not None)
+            out.append(f"<div class='pair'>{imgs}"
                        f"<div class='cap'><b>{h(e.id)}</b><br>{h(rep.ranked_by or '')} {_fmt(e.value)}</div></div>")
         out.append("</div>")
     if rep.sessions:
-        out.append("<h2>Sessions</h2><table><tr><th>started</th><th>engine</th><th>workers</th><th>rows written</th><th>failed</th>"
+        out.append("<h2>Sessions</h2><div class='tablebox'><table><tr><th>started</th><th>engine</th><th>workers</th><th>rows written</th><th>failed</th>"
                    "<th>seconds</th><th>start-up s</th><th>images/s</th><th>images/s after start-up</th><th>stopped by</th></tr>")
         for s in rep.sessions:
             out.append("<tr>" + "".join(f"<td>{h(str(s.get(k) if s.get(k) is not None else ''))}</td>" for k in
                                         ("started", "engine", "workers", "written", "failed", "seconds", "startup_seconds",
                                          "images_per_second", "steady_images_per_second", "interrupted")) + "</tr>")
-        out.append("</table>")
+        out.append("</table></div>")
     if rep.failures:
         groups = Counter(cause(e) for _, e in rep.failures)
-        out.append(f"<h2>Failed inputs ({len(rep.failures)})</h2><table><tr><th>cause</th><th>inputs</th><th>example</th></tr>")
+        out.append(f"<h2>Failed inputs ({len(rep.failures)})</h2><div class='tablebox'><table><tr><th>cause</th><th>inputs</th><th>example</th></tr>")
         for c, n in groups.most_common(20):
             example = next(i for i, e in rep.failures if cause(e) == c)
             out.append(f"<tr><td>{h(c)}</td><td class='num'>{n}</td><td>{h(example)}</td></tr>")
-        out.append("</table><p class='sub'>every failed input with its full error: the rows with status 'error' "
+        out.append("</table></div><p class='sub'>every failed input with its full error: the rows with status 'error' "
                    "(load_results(OUT).filter(...), or DuckDB: SELECT id, error FROM 'OUT/results/*.parquet' WHERE status = 'error')</p>")
     if rep.notes:
         out.append("<h2>Notes</h2><ul>" + "".join(f"<li>{h(n)}</li>" for n in rep.notes) + "</ul>")

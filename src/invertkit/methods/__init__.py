@@ -82,7 +82,9 @@ def invert(
             them (``x.float() / 127.5 - 1``); see :func:`invertkit.io.images.check_images`.
         method: a registered method name (``invertkit.methods.METHODS.names()``).
         degradation: restoration by inversion: the loss compares ``degradation(G(latent))`` with
-            ``images`` and the result holds the restored full images.
+            ``images`` and the result holds the restored full images; pixels the operator does not
+            observe (a mask's hole) are hidden in ``images`` first (``Degradation.hide_unknown``), so a
+            whole photo can be given with its mask.
         init_latent: starting latents for ``init="given"`` (hybrid methods).
         image_ids: positions of the images in the whole run (seeds derive from them).
         reference: clean images to score against (when ``images`` is a simulated degradation).
@@ -120,7 +122,10 @@ def invert(
         extra_metrics=tuple(extra_metrics),
         progress=progress,
     )
-    result = spec.run(G, images.to(G.device).float(), opts, ctx)
+    observation = images.to(G.device).float()
+    if degradation is not None:  # a real photo given with a mask: its hole is not part of what was observed
+        observation = degradation.hide_unknown(observation)
+    result = spec.run(G, observation, opts, ctx)
     # methods may resolve "auto" options; their resolved values win in the recorded config
     result.config = {"method": method, **dataclasses.asdict(opts), **result.config, "space": result.space}
     if degradation is not None:

@@ -66,7 +66,8 @@ def score_inversion(G: Generator, recon: Tensor, observation: Tensor, ctx: RunCo
     """The metric protocol every method applies to its reconstructions ``recon`` of ``observation``:
     against the clean reference when one is known (``ctx.reference``, or the observation itself
     without a degradation), else only the observed fit (``psnr_observed``); under inpainting also the
-    delivered composite (known pixels as observed, the hole from the generator) and its PSNR.
+    delivered composite (known pixels as observed, the hole from the generator) and its PSNR and SSIM
+    (``psnr_composite``, ``ssim_composite``).
 
     Returns ``(metrics per image, composite N x C x H x W or None)``.
     """
@@ -76,9 +77,9 @@ def score_inversion(G: Generator, recon: Tensor, observation: Tensor, ctx: RunCo
     metrics = score(G, recon, reference if reference is not None else recon, latents=latents, space=space,
                     observed=observed, extra=ctx.extra_metrics)
     composite = degradation.composite(recon, observation) if degradation is not None else None
-    if composite is not None and reference is not None:
-        for m, v in zip(metrics, M.psnr(composite, reference).tolist()):
-            m["psnr_composite"] = float(v)
+    if composite is not None and reference is not None:  # the delivered image scored like the reconstruction
+        for m, p, s in zip(metrics, M.psnr(composite, reference).tolist(), M.ssim(composite, reference).tolist()):
+            m["psnr_composite"], m["ssim_composite"] = float(p), float(s)
     if reference is None:  # a real observation without its clean image: only the observed fit is meaningful
         for m in metrics:
             for key in ("psnr", "ssim", "mse", "mae"):

@@ -19,6 +19,13 @@ Layout of ``OUT/`` (run format 2)::
     latents/<stem>_state.safetensors   diffusion methods: the noise latent and the method's state
     latents/<stem>_delta.safetensors   pti: the image's tuned weights minus the base's
     metrics.csv  metrics.json run.json  report.html   [.lock while a writer holds the folder]
+    history.csv               every image's loss curve as data (:mod:`invertkit.runs.history`), written with the report
+
+A restoration run (``add(..., restoration=...)``) lists per image in run.json ``items`` the
+``observed`` image file and, for inpainting, the ``delivered`` composite, and records ``restoration``
+(the degradation and whether the targets are clean references); its composite is scored as
+``psnr_composite`` / ``ssim_composite`` beside ``psnr`` / ``ssim``. Rows of images given a group
+(``add(..., groups=...)``, the demo's ``real`` / ``control``) have a ``group`` column.
 
 Every row of the tables has a ``status``: ``ok``, or ``failed`` for an image whose inversion diverged
 (a NaN or inf latent, reconstruction or metric: :func:`invertkit.results.health.nonfinite_images`).
@@ -39,6 +46,7 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +69,23 @@ from .config import config_difference, config_fingerprint
 TIMING_COLUMNS = frozenset({"image", "seconds", "evaluations", "nfe_invert", "nfe_reconstruct"})
 OK, FAILED = "ok", "failed"  # a row's status
 
+
+@dataclass(frozen=True)
+class Restoration:
+    """What a restoration batch observed, for the run folder and its report.
+
+    Attributes:
+        observed: the observations as the model saw them, shown at the generator's size and channels
+            (``N x C x R x R`` in [-1, 1], enlarged nearest: :func:`invertkit.degradations.show_observation`).
+        degradation: the operator (``Degradation.describe()``, e.g. ``"downsample:4"``).
+        clean_reference: the targets given to ``add`` are the clean images the observations were
+            simulated from (``--simulate``), so scores against them are meaningful; False: the inputs
+            were real observations and the targets are the observations themselves.
+    """
+
+    observed: Tensor
+    degradation: str
+    clean_reference: bool
 
 
 def unique_stem(name: str, used: set[str]) -> str:
@@ -124,6 +149,7 @@ class RunWriter:
         self.status = "running"
         self.notes: list[str] = []
         self.extra: dict[str, Any] = {}
+        self.restoration: dict[str, Any] | None = None  # run.json "restoration": the degradation, whether targets are clean
         self.created = now_utc()
         self._environment = environment()  # once: run.json is rewritten after every batch
         self.resumed = 0  # images done by earlier commands
@@ -165,6 +191,7 @@ class RunWriter:
         self.kind = doc.get("kind")
         self.config = dict(doc.get("config") or {})
         self.deltas = dict(doc.get("deltas") or {})
+        self.restoration = doc.get("restoration") if isinstance(doc.get("restoration"), dict) else None
         self.seconds = float((doc.get("timings") or {}).get("seconds", 0.0))
         self.created = str(doc.get("created") or self.created)
         self.resumed = len(entries)
@@ -175,15 +202,19 @@ class RunWriter:
         return {str(e.get("input", e["image"])) for e in self.entries}
 
     # ---- writing -----------------------------------------------------------------------------------
-    def add(self, result: InversionResult, targets: Tensor, names: Sequence[str], *, observed: Tensor | None = None,
-            inputs: Sequence[str] | None = None, ids: Sequence[int] | None = None) -> None:
+    def add(self, result: InversionResult, targets: Tensor, names: Sequence[str], *, restoration: Restoration | None = None,
+            inputs: Sequence[str] | None = None, ids: Sequence[int] | None = None, groups: Sequence[str] | None = None) -> None:
         """Write the files of a finished batch: images, each image's latent file and what re-renders it
         (``result.save_item``), its row of the tables, then run.json (which makes the batch count as done).
 
         Args:
             names: the images' names (file names), shown in tables and the report.
+            restoration: a restoration batch's observations (``images/<stem>_observed.png``); the
+                delivered composite of an inpainting result is written as ``images/<stem>_restored.png``.
             inputs: what identifies each input when a run is continued (default ``names``).
             ids: each image's position in the run's full input list (its seeds derive from it).
+            groups: each image's group (e.g. ``"real"`` / ``"control"``): a ``group`` column of the
+                tables, and the report shows each group's means apart.
         """
         if self.kind is not None and result.kind != self.kind:
             raise ValueError(f"a run holds one kind of result: got {result.kind} after {self.kind}")
@@ -195,7 +226,8 @@ class RunWriter:
             name = display_name(raw)
             if i in diverged:  # no score and no latent file: a failed image, with its reason
                 message = diverged_message(name, diverged[i])
-                failed.append({"image": name, "status": FAILED, "error": message,
+                failed.append({"image": name, "status": FAILED, **({"group": str(groups[i])} if groups is not None else {}),
+                               "error": message,
                                **{k: None for k in (result.metrics[i] if i < len(result.metrics) else {})},
                                "seconds": per_image_s[i],
                                "evaluations": float(result.timings.evaluations[i]) if i < len(result.timings.evaluations) else None})
@@ -204,20 +236,23 @@ class RunWriter:
             stem = unique_stem(name, used)
             save_image(targets[i], self.out / "images" / f"{stem}_target.png")
             save_image(result.reconstructions[i], self.out / "images" / f"{stem}_recon.png")
-            if observed is not None:
-                save_image(observed[i], self.out / "images" / f"{stem}_observed.png")
-            if isinstance(result, LatentInversion) and result.composite is not None:  # inpainting: observed pixels kept, hole filled
-                save_image(result.composite[i], self.out / "images" / f"{stem}_restored.png")
             files = result.save_item(i, self.out / "latents", stem, self.G, image=name)
             entry: dict[str, Any] = {"image": name, "stem": stem, "files": [f"latents/{f}" for f in files],
                                      "input": display_name(str(inputs[i])) if inputs is not None else name}
+            if restoration is not None:
+                entry["observed"] = f"images/{stem}_observed.png"
+                save_image(restoration.observed[i], self.out / entry["observed"])
+            if isinstance(result, LatentInversion) and result.composite is not None:  # inpainting: observed pixels kept, hole filled
+                entry["delivered"] = f"images/{stem}_restored.png"
+                save_image(result.composite[i], self.out / entry["delivered"])
             if ids is not None:
                 entry["id"] = int(ids[i])
             if isinstance(result, TunedInversion):  # generator tuning (pti): the image's own weights, as a difference
                 deltas[name] = f"latents/{stem}_delta.safetensors"
                 if result.pivot is not None and result.pivot.reconstructions is not None:
                     save_image(result.pivot.reconstructions[i], self.out / "images" / f"{stem}_pivot.png")
-            row: dict[str, Any] = {"image": name, "status": OK, **result.metrics[i], "seconds": per_image_s[i],
+            row: dict[str, Any] = {"image": name, "status": OK, **({"group": str(groups[i])} if groups is not None else {}),
+                                   **result.metrics[i], "seconds": per_image_s[i],
                                    "evaluations": float(result.timings.evaluations[i])}
             if isinstance(result, DiffusionInversion):  # regenerated with other prompts; NFE of both directions
                 edits = {}
@@ -230,6 +265,8 @@ class RunWriter:
                 row["nfe_reconstruct"] = float(result.nfe_reconstruct[i])
             entries.append(entry)
             rows.append(row)
+        if restoration is not None:
+            self.restoration = {"degradation": restoration.degradation, "clean_reference": restoration.clean_reference}
         self.kind, self.config = result.kind, result.config
         self.seconds += result.timings.seconds
         self.used_stems = used
@@ -280,6 +317,7 @@ class RunWriter:
             items=self.entries,
             failures=self.failures,
             **({"deltas": self.deltas} if self.deltas else {}),
+            **({"restoration": self.restoration} if self.restoration else {}),
             **({"notes": self.notes} if self.notes else {}),
             **self.extra,
         )
@@ -313,8 +351,9 @@ def write_run(
     *,
     title: str = "invertkit inversion",
     notes: Sequence[str] = (),
+    groups: Sequence[str] | None = None,
 ) -> Path:
-    """One-batch convenience: ``RunWriter`` with a single ``add``."""
+    """One-batch convenience: ``RunWriter`` with a single ``add`` (``groups``: see :meth:`RunWriter.add`)."""
     writer = RunWriter(out_dir, G, title=title)
-    writer.add(result, targets, names)
+    writer.add(result, targets, names, groups=groups)
     return writer.finish(notes=notes)
