@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -153,3 +154,18 @@ def test_bench_default_methods_follow_the_shipped_models(sg2_pkl, drawn_images, 
     assert main(["bench", "-g", str(sg2_pkl), "--images", str(drawn_images), "--steps", "2", "--out", str(out)]) == 1  # broken.jpg
     assert "methods optimize (--methods auto)" in capsys.readouterr().out
     assert [r["method"] for r in json.loads((out / "bench.json").read_text())] == ["optimize"]
+
+
+def test_bench_keeps_images_with_the_same_file_name_apart(sg2_pkl, tmp_path):
+    """s1/1.png and s2/1.png are two faces: the bench scores both (it used to name both 1.png and
+    read one image's row twice)."""
+    G = load_generator(sg2_pkl)
+    with torch.no_grad():
+        x = G.synthesize(G.sample_latent(2, "w", seed=9), "w").clamp(-1, 1)
+    paths = [save_image(x[i], tmp_path / f"s{i + 1}" / "1.png") for i in range(2)]
+    out = tmp_path / "bench"
+    assert main(["bench", "-g", str(sg2_pkl), "--images", *map(str, paths), "--methods", "optimize:w",
+                 "--steps", "3", "--loss", "mse=1", "--out", str(out), "--no-progress"]) == 0
+    rows = list(csv.DictReader((out / "optimize_w" / "metrics.csv").open()))
+    assert sorted(r["image"] for r in rows) == ["s1/1.png", "s2/1.png"]
+    assert rows[0]["psnr"] != rows[1]["psnr"]

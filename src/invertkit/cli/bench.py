@@ -65,6 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..bench import run_bench
     from ..generators import load_generator
+    from ..io.filenames import display_name, distinct_names
     from ..io.images import read_image
     from ..metrics.requested import check_extra_metrics
     from ..progress.terminal import terminal_reporter
@@ -85,13 +86,14 @@ def run(args: argparse.Namespace) -> int:
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     paths = expand_inputs(args.images)[: args.max_images]
     tensors, names, failed = [], [], 0
-    for p in paths:
+    distinct = distinct_names(paths)  # s1/1.pgm and s2/1.pgm are two rows, not one name twice
+    for p, name in zip(paths, distinct):
         try:
             if args.align:
                 tensors.append(align_file(p, G.resolution, G.channels, face=args.face, max_pixels=None).image)
             else:
                 tensors.append(read_image(p, G.resolution, G.channels))
-            names.append(p.name)
+            names.append(display_name(name))
         except ImageError as exc:
             failed += 1
             print(f"invertkit: skipped {exc}")
