@@ -21,6 +21,7 @@ Runs (``--runs``):
 - ``w``: ``invertkit.invert(G, x, "optimize", space="w")`` with the default loss (mse + perceptual);
 - ``noise``: the same with ``noise=True`` (noise maps and their regulariser at the default weight);
 - ``noise-mse``: ``noise=True`` and ``loss="mse=1"``;
+- ``noise@WEIGHT``: ``noise=True`` and ``loss="mse=1,noise=WEIGHT"`` (the regulariser's weight swept);
 - ``nvidia``: NVIDIA's projector loop (:func:`invertkit.methods.projector_reference.reference_projector`,
   audited line by line against stylegan2-ada-pytorch's ``projector.py``) one image at a time, W plus
   noise maps, its schedule and its regulariser weight 1e5, with a pixel loss in place of its VGG
@@ -95,7 +96,10 @@ def main() -> None:
             w_inv = torch.cat([p.latent for p in parts])
             maps = {k: torch.cat([p.noise[k] for p in parts]) for k in parts[0].noise}
         else:
-            kw = {"w": {}, "noise": {"noise": True}, "noise-mse": {"noise": True, "loss": "mse=1"}}[run]
+            if run.startswith("noise@"):  # the regulariser's weight swept: loss mse=1,noise=WEIGHT
+                kw = {"noise": True, "loss": f"mse=1,noise={float(run[6:]):g}"}
+            else:
+                kw = {"w": {}, "noise": {"noise": True}, "noise-mse": {"noise": True, "loss": "mse=1"}}[run]
             r = invertkit.invert(G, targets, "optimize", space="w", steps=args.steps, **kw)
             w_inv, maps = r.latents, r.noise
         seconds = time.perf_counter() - t0
