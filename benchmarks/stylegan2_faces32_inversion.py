@@ -5,7 +5,8 @@
 
 Generator ``stylegan2-faces32``. Each method, with its options:
 
-- ``optimize:w``, ``optimize:w+``, ``optimize:pn`` (P_N, Zhu et al. 2020), ``optimize:w+ nscd``
+- ``optimize:w``, ``optimize:w+``, ``optimize:w noise`` / ``optimize:w+ noise`` (the noise maps
+  optimised too, at the default regulariser weight), ``optimize:pn`` (P_N, Zhu et al. 2020), ``optimize:w+ nscd``
   (W+ with LSAP's NSCD loss added: ``mse=1,perceptual=1,nscd=0.5``), all ``--steps`` steps of
   NVIDIA's projector schedule; ``pti`` (W pivot, PTI's defaults); ``encoder`` (the shipped e4e, when
   present).
@@ -33,6 +34,8 @@ import torch
 METHODS = {
     "optimize:w": ("optimize", {"space": "w"}),
     "optimize:w+": ("optimize", {"space": "w+"}),
+    "optimize:w noise": ("optimize", {"space": "w", "noise": True}),
+    "optimize:w+ noise": ("optimize", {"space": "w+", "noise": True}),
     "optimize:pn": ("optimize", {"space": "pn"}),
     "optimize:w+ nscd=0.5": ("optimize", {"space": "w+", "loss": "mse=1,perceptual=1,nscd=0.5"}),
     "pti (W pivot)": ("pti", {}),

@@ -111,6 +111,32 @@ def test_stylegan2_default_space_and_noise(tiny_sg2):
         assert torch.allclose(v.flatten(1).std(1, unbiased=False), torch.ones(2), atol=1e-3)
 
 
+def test_noise_regulariser_weight_follows_the_pixel_terms():
+    from invertkit.methods.optimize import loss_with_noise
+
+    # NVIDIA's 1e5 is balanced against its own distance; a pixel term on [-1, 1] gets it / 127.5^2 (L1: / 127.5)
+    assert loss_with_noise("mse=1", True) == "mse=1,noise=6.151"
+    assert loss_with_noise("mse=1,perceptual=1", True) == "mse=1,perceptual=1,noise=6.151"
+    assert loss_with_noise("mse=2,l1=1", True) == "mse=2,l1=1,noise=796.6"
+    assert loss_with_noise("lpips=1", True) == "lpips=1,noise=1e+05"  # NVIDIA's own balance
+    assert loss_with_noise("mse=1,noise=3", True) == "mse=1,noise=3"
+    assert loss_with_noise("mse=1,noise=0", True) == "mse=1,noise=0"  # zero means none, not the default
+    assert loss_with_noise("mse=1", False) == "mse=1"
+
+
+@pytest.mark.slow
+def test_noise_maps_fit_what_w_cannot(tiny_sg2):
+    """Targets drawn with random noise: W alone cannot reach them, W plus noise maps (default weight) can."""
+    sd = {k: torch.full_like(v, 0.3) if k.endswith("noise_strength") else v for k, v in tiny_sg2.state_dict().items()}
+    G = type(tiny_sg2)(tiny_sg2.config, sd, name="tiny-sg2-noise")
+    with torch.no_grad():
+        target = G.synthesize(G.sample_latent(2, "w", seed=3), "w", noise_mode="random", generator=torch.Generator().manual_seed(3))
+    w_only = invertkit.invert(G, target, space="w", steps=150, loss=MSE)
+    with_maps = invertkit.invert(G, target, space="w", steps=150, loss=MSE, noise=True)
+    # NVIDIA's unscaled 1e5 against this MSE pinned the maps: with them the fit was no better than W's
+    assert mean_psnr(with_maps) > mean_psnr(w_only) + 3, (mean_psnr(with_maps), mean_psnr(w_only))
+
+
 def test_bad_inputs(tiny_mlp):
     with pytest.raises(ImageError, match=r"N x 1 x 8 x 8"):
         invertkit.invert(tiny_mlp, torch.zeros(1, 3, 8, 8))

@@ -23,8 +23,11 @@ import invertkit
 from invertkit.generators.stylegan2 import StyleGAN2Generator
 from invertkit.methods.projector_reference import reference_projector
 
+# optimize's default regulariser weight for loss="mse=1": NVIDIA's 1e5 in units of [-1, 1] pixels, as
+# it is written into the resolved loss spec (4 significant digits)
+NVIDIA_WEIGHT_FOR_MSE = 6.151
 BATCH_ATOL = 1e-4  # latents and noise maps (entries of order 1), batch vs one-image reference
-BATCH_RTOL_LOSS = 1e-4  # loss curves, which span 2e4 (the regulariser of fresh noise maps) down to ~1
+BATCH_RTOL_LOSS = 1e-4  # loss curves
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +54,11 @@ def _assert_matches(result, i: int, ref, atol: float = 0.0, rtol_loss: float = 0
         torch.testing.assert_close(result.noise[name][i], maps[0], rtol=0, atol=atol, msg=lambda m: f"{name}: {m}")
     curve = result.history["loss"][:, i]
     assert curve.shape == ref.loss.shape
-    # step 0 renders the same start with the same draws in both
-    assert torch.equal(curve[:1], ref.loss[:1])
+    # step 0 renders the same start with the same draws in both (a batch's reductions round differently)
+    if atol == 0:
+        assert torch.equal(curve[:1], ref.loss[:1])
+    else:
+        torch.testing.assert_close(curve[:1], ref.loss[:1], rtol=1e-6, atol=0)
     torch.testing.assert_close(curve, ref.loss, rtol=rtol_loss, atol=atol_loss)
 
 
@@ -63,12 +69,13 @@ def test_optimize_is_the_reference_loop_for_one_image(noisy_sg2, targets, space)
     r = invertkit.invert(noisy_sg2, targets[1:], "optimize", space=space, noise=True, steps=steps, loss="mse=1",
                          seed=4, image_ids=[1])
     ref = reference_projector(noisy_sg2, targets[1:], space=space, steps=steps, noise=True, loss={"mse": 1.0},
-                              seed=4, image_id=1)
+                              noise_weight=NVIDIA_WEIGHT_FOR_MSE, seed=4, image_id=1)
+    assert r.config["loss"] == "mse=1,noise=6.151"
     assert r.config["schedule"] == "projector" and r.config["latent_noise"] == 0.05 and r.config["restarts"] == 1
     _assert_matches(r, 0, ref)
     # the run did something: the latent left the mean, the loss fell, the maps stay renormalised
     assert (ref.latent - noisy_sg2.mean_latent(space)).abs().max() > 0.5
-    assert ref.loss[-1] < 1e-3 * ref.loss[0]
+    assert ref.loss[-1] < 0.1 * ref.loss[0]
     for maps in ref.noise.values():
         assert abs(float(maps.mean())) < 1e-5 and abs(float(maps.square().mean()) - 1) < 1e-5
 
@@ -89,11 +96,11 @@ def test_optimize_batch_is_reference_per_image(noisy_sg2, targets, space):
     r = invertkit.invert(noisy_sg2, targets, "optimize", space=space, noise=True, steps=steps, loss="mse=1", seed=1)
     for i in range(2):
         ref = reference_projector(noisy_sg2, targets[i : i + 1], space=space, steps=steps, noise=True,
-                                  loss={"mse": 1.0}, seed=1, image_id=i)
+                                  loss={"mse": 1.0}, noise_weight=NVIDIA_WEIGHT_FOR_MSE, seed=1, image_id=i)
         _assert_matches(r, i, ref, atol=BATCH_ATOL, rtol_loss=BATCH_RTOL_LOSS)
     # ids matter: image 1 run as id 0 starts from other noise maps and ends elsewhere
     other = reference_projector(noisy_sg2, targets[1:], space=space, steps=steps, noise=True, loss={"mse": 1.0},
-                                seed=1, image_id=0)
+                                noise_weight=NVIDIA_WEIGHT_FOR_MSE, seed=1, image_id=0)
     assert not torch.allclose(r.latents[1], other.latent[0], atol=1e-2)
 
 

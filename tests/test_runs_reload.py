@@ -236,10 +236,10 @@ def test_a_newer_run_format_is_refused(tiny_mlp, tmp_path):
 
 
 def test_run_json_records_the_loss_that_was_minimised(noisy_sg2, tmp_path):
-    """noise=True appends NVIDIA's noise regulariser to the loss; run.json says so (it did not)."""
+    """noise=True appends the noise regulariser to the loss; run.json says so (it did not)."""
     G = noisy_sg2
     _, run = _round_trip(G, _targets(G), tmp_path / "run", "optimize", space="w", noise=True, steps=2, loss="mse=1")
-    assert run.config["loss"] == "mse=1,noise=100000"
+    assert run.config["loss"] == "mse=1,noise=6.151"
     again = invertkit.invert(G, _targets(G)[:1], "optimize", space="w", noise=False, steps=2, loss=run.config["loss"])
-    assert again.config["loss"] == "mse=1,noise=100000"  # a loss that names the term is kept as given
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["loss"] == "mse=1,noise=100000"
+    assert again.config["loss"] == "mse=1,noise=6.151"  # a loss that names the term is kept as given
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["loss"] == "mse=1,noise=6.151"

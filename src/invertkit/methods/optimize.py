@@ -89,7 +89,7 @@ class OptimizeOptions(Options):
     init: str = option("auto", "start: auto (mean for StyleGAN2, random otherwise), mean, random or given", choices=("auto", "mean", "random", "given"))
     restarts: int | Auto = option("auto", "K seeded starts per image, the best kept after restart_steps (auto: 1 for StyleGAN2, 8 otherwise)", min=1)
     restart_steps: int | Auto = option("auto", "steps of the K-start phase, part of steps (auto: steps // 20)", min=0)
-    noise: bool = option(False, "also optimise the noise maps (StyleGAN2; adds noise=1e5 to the loss unless it names the noise term)")
+    noise: bool = option(False, "also optimise the noise maps (StyleGAN2; adds the noise regulariser, 1e5 scaled to the pixel terms: noise=6.15 for mse=1, unless the loss names it)")
     target_loss: float | None = option(None, "per-image early stop when the loss falls below this (unset: never)")
     target_psnr: float | None = option(None, "per-image early stop when PSNR against the observation reaches this, dB (unset: never)")
     check_every: int = option(10, "steps between early-stop checks", min=1)
@@ -106,14 +106,36 @@ def resolve_space(G: Generator, space: str | None) -> str:
     return space
 
 
-NOISE_WEIGHT = 1e5  # NVIDIA projector's regularize_noise_weight
+NOISE_WEIGHT = 1e5  # NVIDIA projector's regularize_noise_weight, against its squared VGG16 LPIPS distance
+# NVIDIA's weight is balanced against a distance of its own units. A pixel term here is on [-1, 1]
+# images; the same error on NVIDIA's [0, 255] images is this factor larger. Dividing the weight by it
+# keeps NVIDIA's balance (its projector loop with a pixel loss in place of the VGG distance); 1e5
+# against an MSE on [-1, 1] (about 1e-3 once the fit is good) pins the maps to their start and they
+# fit nothing (benchmarks/noise_maps.py measures both).
+PIXEL_TERM_UNITS = {"mse": 127.5**2, "l1": 127.5}
+
+
+def default_noise_weight(terms: dict[str, float]) -> float:
+    """The noise regulariser's weight for a loss of these weighted image terms (``{"mse": 1.0, ...}``).
+
+    The regulariser keeps the optimised noise maps white; what it is balanced against is the part of
+    the loss that can pull them toward the target's pixel detail, the pixel terms (a feature distance
+    is nearly blind to which white noise texture is drawn). So the weight is NVIDIA's 1e5 divided by
+    each pixel term's unit factor (:data:`PIXEL_TERM_UNITS`), summed over the pixel terms: 6.15 for
+    ``mse=1``. A loss with no pixel term (``lpips=1``, as NVIDIA's own) keeps NVIDIA's 1e5.
+    """
+    pixel = sum(w / PIXEL_TERM_UNITS[name] for name, w in terms.items() if name in PIXEL_TERM_UNITS)
+    return NOISE_WEIGHT * pixel if pixel > 0 else NOISE_WEIGHT
 
 
 def loss_with_noise(loss: str, noise: bool) -> str:
-    """The loss spec actually minimised: ``loss`` plus NVIDIA's noise regulariser when noise maps are
-    optimised and ``loss`` does not weigh the ``noise`` term itself."""
-    if noise and "noise" not in parse_loss_spec(loss):
-        return f"{loss},noise={NOISE_WEIGHT:g}"
+    """The loss spec actually minimised: ``loss`` plus the noise regulariser at
+    :func:`default_noise_weight` when noise maps are optimised and ``loss`` does not weigh the
+    ``noise`` term itself (``noise=0`` included: no regulariser)."""
+    named = {part.partition("=")[0].strip() for part in loss.split(",")}  # zero weights count as named
+    terms = parse_loss_spec(loss)  # a malformed spec is refused here, with its own message
+    if noise and "noise" not in named:
+        return f"{loss},noise={default_noise_weight(terms):.4g}"
     return loss
 
 
