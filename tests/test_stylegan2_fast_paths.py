@@ -157,3 +157,44 @@ def test_tuned_weights_get_gradients_on_the_channels_last_path():
         G.net.synthesis.channels_last = None
     assert grads[None].abs().sum() > 0
     _close(grads[None], grads[False], 1e-5)
+
+
+def _fresh_compile_state(monkeypatch):
+    from invertkit.generators.stylegan2 import epilogue
+
+    monkeypatch.setattr(epilogue._Compiled, "fn", None)
+    monkeypatch.setattr(epilogue._Compiled, "failed", False)
+    return epilogue
+
+
+def test_compile_switch_falls_back_to_eager_when_compiling_fails(monkeypatch):
+    epilogue = _fresh_compile_state(monkeypatch)
+
+    def broken_compile(*args, **kwargs):
+        raise RuntimeError("no C compiler")
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    G = golden_generator("resnet32")
+    ws = G.sample_latent(2, "w+", seed=7)
+    expected = G.synthesize(ws, "w+")
+    monkeypatch.setenv(epilogue.COMPILE_ENV, "1")
+    with pytest.warns(RuntimeWarning, match="torch.compile failed"):
+        got = G.synthesize(ws, "w+")
+    assert torch.equal(got, expected)
+    G.synthesize(ws, "w+")  # tried once per process: no second warning, no second attempt
+    assert epilogue._Compiled.failed
+
+
+@pytest.mark.slow
+def test_compile_switch_gives_the_same_values_and_gradients(monkeypatch):
+    # real inductor compilation: tens of seconds
+    epilogue = _fresh_compile_state(monkeypatch)
+    G = golden_generator("resnet32")
+    ws = G.convert(G.sample_latent(2, "z", seed=3), "z", "w+")
+    eager = _value_and_grads(G, ws, {}, PATHS["non-fused channels-last (CPU default)"])
+    monkeypatch.setenv(epilogue.COMPILE_ENV, "1")
+    compiled = _value_and_grads(G, ws, {}, PATHS["non-fused channels-last (CPU default)"])
+    assert epilogue._Compiled.fn is not None
+    _close(compiled[0], eager[0], 1e-5)
+    for a, r in zip(compiled[1], eager[1]):
+        _close(a, r, 1e-4)

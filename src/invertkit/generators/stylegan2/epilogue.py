@@ -13,15 +13,33 @@ PyTorch composition it must equal (tested, values and gradients).
 The gain is folded into the per-(sample, channel) demodulation coefficient, the noise and the bias
 before the activation, which is exact because ``lrelu(a) * g = lrelu(a * g)`` and
 ``clamp(a * g, c) = clamp(a, c / g) * g`` for ``g > 0``.
+
+``INVERTKIT_COMPILE=1`` in the environment runs the reference composition through
+``torch.compile`` instead (inductor writes one fused C++ loop forward and one backward; a C
+compiler is needed). On 1 CPU thread at 256 px that epilogue took 160-190 ms forward+backward per
+4 images against 220-240 ms for the hand-written one (about 5% of a whole step), for 25-70 s of
+compilation per new shape, so eager stays the default. Should compiling fail (no compiler, an
+unsupported platform) the eager path is used, with one warning.
 """
 
 from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["demod_bias_act", "demod_bias_act_reference"]
+__all__ = ["demod_bias_act", "demod_bias_act_reference", "COMPILE_ENV", "compile_requested"]
+
+COMPILE_ENV = "INVERTKIT_COMPILE"
+
+
+def compile_requested() -> bool:
+    """Whether ``INVERTKIT_COMPILE=1`` asks for the ``torch.compile`` epilogue (read at each call)."""
+    return os.environ.get(COMPILE_ENV, "") == "1"
 
 
 def demod_bias_act_reference(y: Tensor, dcoefs: Tensor, noise: Tensor | None, bias: Tensor, *, gain: float,
@@ -76,6 +94,31 @@ class _DemodBiasAct(torch.autograd.Function):
         return grad_y, grad_d, grad_noise, grad_b, None, None, None
 
 
+class _Compiled:
+    """The compiled reference, built and tried once per process; None after a failure."""
+
+    fn: Callable[..., Tensor] | None = None
+    failed: bool = False
+
+
+def _compiled_epilogue() -> Callable[..., Tensor] | None:
+    if _Compiled.fn is None and not _Compiled.failed:
+        try:
+            # static shapes and constants: one graph per layer shape, gain and clamp (with dynamic
+            # ones, gradients came out wrong on torch 2.13 once the gain changed between calls)
+            fn = torch.compile(demod_bias_act_reference, dynamic=False)
+            # a tiny forward and backward, so a missing compiler shows here rather than mid-backward
+            with torch.enable_grad():
+                y = torch.randn(1, 2, 4, 4, requires_grad=True)
+                fn(y, torch.ones(1, 2), None, torch.zeros(2), gain=2.0, clamp=None).sum().backward()
+            _Compiled.fn = fn
+        except Exception as exc:  # noqa: BLE001 - any compiler failure means: use the eager path
+            _Compiled.failed = True
+            warnings.warn(f"{COMPILE_ENV}=1: torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); "
+                          "using the eager StyleGAN2 epilogue", RuntimeWarning, stacklevel=3)
+    return _Compiled.fn
+
+
 def demod_bias_act(y: Tensor, dcoefs: Tensor, noise: Tensor | None, bias: Tensor, *, gain: float,
                    clamp: float | None, slope: float = 0.2) -> Tensor:
     """Same value and gradients as :func:`demod_bias_act_reference` (``gain > 0``), fewer memory passes.
@@ -86,4 +129,8 @@ def demod_bias_act(y: Tensor, dcoefs: Tensor, noise: Tensor | None, bias: Tensor
         return demod_bias_act_reference(y, dcoefs, noise, bias, gain=gain, clamp=clamp, slope=slope)
     if noise is not None and noise.shape[-2:] != y.shape[-2:]:
         raise ValueError(f"noise of shape {list(noise.shape)} does not match the feature map {list(y.shape)}")
+    if compile_requested():
+        compiled = _compiled_epilogue()
+        if compiled is not None:
+            return compiled(y, dcoefs, noise, bias, gain=gain, clamp=clamp, slope=slope)
     return _DemodBiasAct.apply(y, dcoefs, noise, bias, float(gain), None if clamp is None else float(clamp), slope)
