@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -164,6 +165,7 @@ def bench(G, space: str, steps: int, batches: list[int], rounds: int, limit: flo
     }
     if "1" in throughput and "8" in throughput:
         out["per_image_gain_8_over_1"] = throughput["8"] / throughput["1"]
+    print(json.dumps({G.name: out}), file=sys.stderr, flush=True)  # progress: a long run that is cut off keeps its rows
     return out
 
 
@@ -174,6 +176,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer steps and rounds (a few minutes on 1 core)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (stated in the output)")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved repetitions (default 2 quick, 3 full)")
+    ap.add_argument("--batches", default="1,4,8,16", help="batches for the throughput figures")
     ap.add_argument("--only", choices=("dcgan", "mnist", "stylegan2"), action="append", help="run only these generators")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
@@ -186,7 +189,7 @@ def main() -> None:
     out: dict[str, object] = {"device": args.device, "torch_threads": torch.get_num_threads(),
                               "clock": "wall" if DEVICE.startswith("cuda") else "process CPU time",
                               "matmul_limit_gflops": limit / 1e9}
-    small = [1, 4, 8, 16]
+    small = [int(b) for b in args.batches.split(",")]
     if "dcgan" in only:
         out["dcgan-digiface64"] = bench(invertkit.load_generator("dcgan-digiface64", DEVICE), "z", steps, small, rounds, limit)
     if "mnist" in only:
@@ -198,7 +201,7 @@ def main() -> None:
     if "stylegan2" in only:
         cfg = StyleGAN2Config(z_dim=512, w_dim=512, img_resolution=256, channel_base=16384, channel_max=512)
         sg = StyleGAN2Generator(cfg, name="stylegan2-256-random").to(DEVICE)
-        out["stylegan2-256-random"] = bench(sg, "w+", 3 if args.quick else 6, [1, 4, 8, 16], rounds, limit)
+        out["stylegan2-256-random"] = bench(sg, "w+", 3 if args.quick else 6, small, rounds, limit)
     print(json.dumps(out, indent=2))
 
 

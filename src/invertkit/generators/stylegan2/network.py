@@ -504,11 +504,11 @@ class SynthesisNetwork(nn.Module):
         # (modulate the activations, one shared-weight convolution, demodulate in the epilogue) is
         # faster at every batch, batch 1 included: the fused form's per-sample weights need a weight
         # gradient (a third convolution's worth of work) and a grouped convolution. Measured at 256 px,
-        # 1 thread, forward+backward: 0.77 against 1.28 s at batch 1 (benchmarks/generator_speed.py).
+        # 1 thread, forward+backward: 0.77 against 1.28 s at batch 1 (CPU seconds per image, interleaved A/B runs).
         self.fused_modconv: bool | None = None
         # Feature maps in channels-last (NHWC) memory: on CPU oneDNN's convolutions, transposed
         # convolutions and depthwise filters run 1.3-2x faster on it (256 px, measured in
-        # benchmarks/generator_speed.py); None ("auto") = on CPU only. Same maths either way.
+        # interleaved A/B runs, 1 thread); None ("auto") = on CPU only. Same maths either way.
         self.channels_last: bool | None = None
         for res in self.block_resolutions:
             in_ch = cfg.channels_at(res // 2) if res > 4 else 0
