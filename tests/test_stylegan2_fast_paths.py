@@ -198,3 +198,16 @@ def test_compile_switch_gives_the_same_values_and_gradients(monkeypatch):
     _close(compiled[0], eager[0], 1e-5)
     for a, r in zip(compiled[1], eager[1]):
         _close(a, r, 1e-4)
+
+
+def test_generator_whose_weights_are_inference_tensors_renders():
+    # e.g. a tuned copy whose weights were written under inference_mode: no version counter to cache on
+    G = golden_generator("skip16")
+    w = G.sample_latent(2, "w", seed=8)
+    with torch.no_grad():
+        expected = G.synthesize(w, "w")
+    with torch.inference_mode():
+        sd = {k: v.clone() for k, v in G.net.state_dict().items()}
+        T = StyleGAN2Generator(G.config, sd)
+        got = T.synthesize(w, "w")
+    _close(got, expected, 1e-6)

@@ -328,7 +328,9 @@ class SynthesisLayer(nn.Module):
         w = self.weight.transpose(0, 1) if self.up > 1 else self.weight
         if not channels_last:
             return w
-        if self.weight.requires_grad:  # being tuned (PTI): the copy must stay in the autograd graph
+        if self.weight.requires_grad or self.weight.is_inference():
+            # being tuned (PTI): the copy must stay in the autograd graph; an inference tensor (a
+            # generator built under inference_mode) has no version counter to key a cache on
             return w.contiguous(memory_format=torch.channels_last)
         key = (self.weight._version, self.weight.data_ptr(), self.weight.device, self.weight.dtype)
         if self._weight_cache is None or self._weight_cache[0] != key:
