@@ -28,6 +28,7 @@ The style of each layer has ``in_channels`` entries (the channels the layer read
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -318,7 +319,7 @@ class SynthesisLayer(nn.Module):
             self.register_buffer("noise_const", torch.randn([resolution, resolution]))
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
-        self._weight_cache: tuple[tuple[object, ...], Tensor] | None = None
+        self._weight_cache: tuple[weakref.ref[Tensor], tuple[object, ...], Tensor] | None = None
 
     def _conv_weight(self, channels_last: bool) -> Tensor:
         """The shared weight as the convolution takes it (transposed to ``[I, O, k, k]`` when
@@ -328,15 +329,19 @@ class SynthesisLayer(nn.Module):
         w = self.weight.transpose(0, 1) if self.up > 1 else self.weight
         if not channels_last:
             return w
-        if self.weight.requires_grad or self.weight.is_inference():
-            # being tuned (PTI): the copy must stay in the autograd graph; an inference tensor (a
-            # generator built under inference_mode) has no version counter to key a cache on
+        weight = self.weight
+        if type(weight) is not nn.Parameter or weight.requires_grad or weight.is_inference():
+            # being tuned (PTI): the copy must stay in the autograd graph; a tensor swapped in by
+            # torch.func.functional_call (HyperStyle's per-image weights) is transient, and its
+            # address may be reused by the next one; an inference tensor has no version counter
             return w.contiguous(memory_format=torch.channels_last)
-        key = (self.weight._version, self.weight.data_ptr(), self.weight.device, self.weight.dtype)
-        if self._weight_cache is None or self._weight_cache[0] != key:
+        key = (weight._version, weight.data_ptr(), weight.device, weight.dtype)
+        cache = self._weight_cache
+        if cache is None or cache[0]() is not weight or cache[1] != key:
             with torch.inference_mode(False):  # a cache built under inference_mode must still serve autograd
-                self._weight_cache = (key, w.detach().contiguous(memory_format=torch.channels_last))
-        return self._weight_cache[1]
+                cache = (weakref.ref(weight), key, w.detach().contiguous(memory_format=torch.channels_last))
+            self._weight_cache = cache
+        return cache[2]
 
     def make_noise(self, x: Tensor, noise_mode: str, generator: torch.Generator | None,
                    noise: Tensor | None) -> Tensor | None:
