@@ -33,6 +33,7 @@ from ..optionfields import Auto, Options, is_auto, option
 from ..progress import QUIET, Phase, track
 from ..results import LatentInversion, LayerState, Timings
 from . import METHODS, MethodSpec
+from .adam import Adam
 from .context import RunContext
 from .init import derive_seed, initial_latents, latent_row_std, resolve_init
 from .lbfgs import BatchedLBFGS
@@ -161,27 +162,36 @@ def _adam_phase(
     ``phase`` is told every step (the loss passed lazily: no host read unless its reporter wants one)."""
     prepared = problem.prepared_for(image_index)
     params = var.tensors()
-    optim = torch.optim.Adam(params, lr=opts.lr, betas=(0.9, 0.999))
+    adam = Adam(params, betas=(0.9, 0.999))
     row_std = latent_row_std(problem.G, base_space(problem.G, problem.space)) if opts.latent_noise > 0 else 0.0
     b = var.batch
-    done = torch.zeros(b, dtype=torch.bool, device=var.latent.device)
-    evals = torch.zeros(b, device=var.latent.device)
-    frozen = var.snapshot()
-    last = torch.zeros(b, device=var.latent.device)
+    device = var.latent.device
+    # Without early stopping nothing is ever done: the per-step masking, counting and copying below
+    # is then skipped (each is a tensor op, and at a 0.7 ms step a few of them show).
+    done = torch.zeros(b, dtype=torch.bool, device=device) if early_stop else None
+    evals = torch.zeros(b, device=device)
+    frozen = var.snapshot() if early_stop else None
+    last = torch.zeros(b, device=device)
+    taken = 0
+    constrained = var.constrained
     for step in range(steps):
         t = step / max(steps, 1)
         lr = projector_lr(t, opts.lr, opts.lr_rampup, opts.lr_rampdown) if opts.schedule == "projector" else opts.lr
-        for group in optim.param_groups:
-            group["lr"] = lr
         scale = latent_noise_scale(t, opts.latent_noise, opts.latent_noise_ramp) * row_std
         perturb = _row_noise(rngs, var.latent) * scale if scale > 0 else None
         total, parts, images = problem.loss(var, prepared, perturb)
         check = early_stop and (step + 1) % opts.check_every == 0
         before = var.snapshot() if check else None  # the variables the checked loss and images belong to
-        optim.zero_grad(set_to_none=True)
-        total.sum().backward()
-        optim.step()
-        var.project_()
+        adam.step(torch.autograd.grad(total.sum(), params, allow_unused=True), lr)
+        if constrained:
+            var.project_()
+        taken += 1
+        if done is None:
+            last = total.detach()  # a fresh tensor every step: no copy needed to log it
+            if step % opts.log_every == 0:
+                log.append(last)
+            phase.step(last)
+            continue
         evals += (~done).float()
         last = torch.where(done, last, total.detach())
         if step % opts.log_every == 0:
@@ -194,8 +204,9 @@ def _adam_phase(
             done |= newly
             if bool(done.all()):  # one sync every check_every steps
                 break
-        if early_stop:
-            var.assign_where(done, frozen)
+        var.assign_where(done, frozen)
+    if done is None:
+        evals += taken
     phase.end()
     return last, evals
 

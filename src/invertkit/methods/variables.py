@@ -120,6 +120,11 @@ class Variables:
             return require(self.G, NoiseMaps, "noise maps").synthesize_with_noise(latent, base_space(self.G, self.space), self.noise)
         return self.G.synthesize(latent, base_space(self.G, self.space))
 
+    @property
+    def constrained(self) -> bool:
+        """Whether :meth:`project_` does anything (the sphere, or noise maps)."""
+        return self.space == SPHERE or bool(self.noise)
+
     @torch.no_grad()
     def project_(self) -> None:
         """Constraints after an optimiser step: the sphere, and unit-variance noise maps."""
