@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "invertkit"
 # low to high; a package may import packages of earlier rows (and its own)
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "version"),
-    ("threads",),
+    ("threads", "allocator"),
     ("progress",),
     ("untrusted",),
     ("registry", "optiontext", "optionfields", "seeds", "store", "io", "morphometry"),

@@ -133,5 +133,15 @@ def terminal_safe(text: str) -> str:
     return "".join(out)
 
 
+def console_main() -> int:
+    """The ``invertkit`` program (a process of its own): :func:`main`, with glibc told first to keep freed
+    memory for reuse (:mod:`invertkit.allocator`: batched steps stop page-faulting their feature maps).
+    ``main`` itself leaves the process's allocator alone, so calling it in-process changes nothing."""
+    from ..allocator import reuse_freed_memory
+
+    reuse_freed_memory()
+    return main()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console_main())
