@@ -1,34 +1,61 @@
 """``optimize``'s own Adam update is ``torch.optim.Adam``'s, bit for bit (it only drops the optimiser's
-per-step machinery), including a changing learning rate and a tensor the loss does not reach."""
+per-step machinery), including a changing learning rate and a tensor the loss does not reach: the
+``reference`` kernel against ``torch.optim.Adam()``, the ``fused`` one against ``torch.optim.Adam(fused=True)``."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from invertkit.methods.adam import Adam
+from invertkit.errors import ConfigError
+from invertkit.methods.adam import Adam, fused_supported
 
 
-def test_adam_matches_torch_optim_bit_for_bit():
+def _run_both(kernel: str, fused_ref: bool, steps: int = 25) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
     g = torch.Generator().manual_seed(0)
     init = [torch.randn(4, 6, generator=g), torch.randn(4, 1, 3, 3, generator=g), torch.randn(2, generator=g)]
     target = torch.randn(4, 6, generator=g)
     ours = [t.clone().requires_grad_(True) for t in init]
     ref = [t.clone().requires_grad_(True) for t in init]
-    adam = Adam(ours)
-    opt = torch.optim.Adam(ref, lr=0.1, betas=(0.9, 0.999))
+    adam = Adam(ours, kernel=kernel)
+    opt = torch.optim.Adam(ref, lr=0.1, betas=(0.9, 0.999), fused=fused_ref)
 
     def loss(p: list[torch.Tensor]) -> torch.Tensor:  # p[2] is never used: no gradient, no update
         return ((p[0] - target) ** 2).sum() + (p[1].sin() * p[0][:, :1, None, None]).sum()
 
-    for step in range(25):
-        lr = 0.1 * (0.5 - 0.5 * torch.cos(torch.tensor(step / 25 * 3.14159)).item())  # a schedule, as the projector's
+    for step in range(steps):
+        lr = 0.1 * (0.5 - 0.5 * torch.cos(torch.tensor(step / steps * 3.14159)).item())  # a schedule, as the projector's
         adam.step(torch.autograd.grad(loss(ours), ours, allow_unused=True), lr)
         for group in opt.param_groups:
             group["lr"] = lr
         opt.zero_grad(set_to_none=True)
         loss(ref).backward()
         opt.step()
+    return init, ours, ref
+
+
+@pytest.mark.parametrize(("kernel", "fused_ref"), [("reference", False), ("fused", True)])
+def test_adam_matches_torch_optim_bit_for_bit(kernel, fused_ref):
+    init, ours, ref = _run_both(kernel, fused_ref)
     for a, b in zip(ours, ref):
         assert torch.equal(a, b)
     assert torch.equal(ours[2], init[2])
     assert not torch.equal(ours[0], init[0])
+
+
+def test_fused_and_reference_kernels_differ_by_rounding_only():
+    _, fused, _ = _run_both("fused", True)
+    _, reference, _ = _run_both("reference", False)
+    assert any(not torch.equal(a, b) for a, b in zip(fused, reference))  # two kernels ...
+    for a, b in zip(fused, reference):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)  # ... of one update
+
+
+def test_default_kernel_is_fused_on_cpu_and_refused_where_unsupported():
+    p = torch.zeros(3, requires_grad=True)
+    assert fused_supported([p]) and Adam([p]).kernel == "fused"
+    ints = torch.zeros(3, dtype=torch.int64)
+    assert not fused_supported([ints])
+    assert Adam([ints]).kernel == "reference"  # auto falls back
+    with pytest.raises(ConfigError, match="adam_kernel=reference"):
+        Adam([ints], kernel="fused")

@@ -12,6 +12,7 @@ from skimage.metrics import structural_similarity
 from invertkit.errors import ImageError
 from invertkit.io.images import to_uint8
 from invertkit.metrics import SSIM, ssim
+from invertkit.metrics.ssim import compute_dtype
 
 
 def _skimage_ssim(a: torch.Tensor, b: torch.Tensor) -> list[float]:
@@ -45,6 +46,20 @@ def test_real_photo_matches_skimage():
     assert 0.3 < ours.min() < ours.max() < 0.99
     grey_a, grey_b = batch_a[:, :1], batch_b[:, :1]
     assert ssim(grey_a, grey_b).tolist() == pytest.approx(_skimage_ssim(grey_a, grey_b), abs=1e-4)
+
+
+def test_float32_arithmetic_of_accelerators_stays_within_the_promise():
+    # GPUs compute SSIM in float32 (compute_dtype); run that path here on the same images
+    img = torch.from_numpy(data.astronaut()).permute(2, 0, 1)[None].float() / 127.5 - 1
+    img = F.interpolate(img, size=(96, 80), mode="bilinear", antialias=True, align_corners=False)
+    g = torch.Generator().manual_seed(2)
+    a = torch.cat([img, img, img.flip(3)])
+    b = torch.cat([(img + 0.05 * torch.randn(img.shape, generator=g)).clamp(-1, 1), img.roll(1, 3), img])
+    assert compute_dtype(torch.device("cpu")) == torch.float64
+    assert compute_dtype(torch.device("cuda", 0)) == torch.float32
+    single = ssim(a, b, dtype=torch.float32)
+    assert single.tolist() == pytest.approx(_skimage_ssim(a, b), abs=1e-4)
+    assert single.tolist() == pytest.approx(ssim(a, b).tolist(), abs=1e-5)
 
 
 def test_identity_module_and_errors():

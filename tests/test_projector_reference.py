@@ -1,9 +1,11 @@
 """``optimize`` reproduces the flat reference loop (NVIDIA's projector, ``methods/projector_reference.py``).
 
-One image (``image_ids`` given, batch of 1): the reference spells out the same operations in the same
-order (``torch.optim.Adam``'s update, the noise renormalisation, the same loss terms), so latent,
-noise maps and loss curve are compared bit for bit. Were a PyTorch release to reorder Adam's
-arithmetic, these would drift by rounding (see the reference's docstring for how far).
+One image (``image_ids`` given, batch of 1) with ``adam_kernel="reference"``: the reference spells out
+the same operations in the same order (``torch.optim.Adam``'s update, the noise renormalisation, the
+same loss terms), so latent, noise maps and loss curve are compared bit for bit. Were a PyTorch
+release to reorder Adam's arithmetic, these would drift by rounding (see the reference's docstring
+for how far). The default kernel, PyTorch's fused Adam, is such a reordering: it is held to the
+batch bounds below.
 
 A batch of 2: on CPU a batch takes the non-fused modulated convolution (the same maths in another
 order), so each image drifts from its own reference run by float32 rounding that the optimisation
@@ -67,12 +69,18 @@ def test_optimize_is_the_reference_loop_for_one_image(noisy_sg2, targets, space)
     # NVIDIA's setting (in w): noise maps, the projector schedule and latent noise (auto for StyleGAN2)
     steps = 100
     r = invertkit.invert(noisy_sg2, targets[1:], "optimize", space=space, noise=True, steps=steps, loss="mse=1",
-                         seed=4, image_ids=[1])
+                         seed=4, image_ids=[1], adam_kernel="reference")
     ref = reference_projector(noisy_sg2, targets[1:], space=space, steps=steps, noise=True, loss={"mse": 1.0},
                               noise_weight=NVIDIA_WEIGHT_FOR_MSE, seed=4, image_id=1)
     assert r.config["loss"] == "mse=1,noise=6.151"
     assert r.config["schedule"] == "projector" and r.config["latent_noise"] == 0.05 and r.config["restarts"] == 1
     _assert_matches(r, 0, ref)
+    # the default kernel (PyTorch's fused Adam) orders the same update's arithmetic differently: rounding
+    fused = invertkit.invert(noisy_sg2, targets[1:], "optimize", space=space, noise=True, steps=steps, loss="mse=1",
+                             seed=4, image_ids=[1])
+    assert fused.config["adam_kernel"] == "fused"
+    assert not torch.equal(fused.latents[0], ref.latent[0])  # it is another kernel ...
+    _assert_matches(fused, 0, ref, atol=BATCH_ATOL, rtol_loss=BATCH_RTOL_LOSS)  # ... of the same loop
     # the run did something: the latent left the mean, the loss fell, the maps stay renormalised
     assert (ref.latent - noisy_sg2.mean_latent(space)).abs().max() > 0.5
     assert ref.loss[-1] < 0.1 * ref.loss[0]
@@ -83,7 +91,7 @@ def test_optimize_is_the_reference_loop_for_one_image(noisy_sg2, targets, space)
 def test_optimize_without_noise_maps_and_two_terms(noisy_sg2, targets):
     # the generator's stored noise, two weighted image terms, other schedule lengths and lr
     kw = dict(space="w+", steps=50, lr=0.05, lr_rampup=0.1, lr_rampdown=0.4, latent_noise=0.1, latent_noise_ramp=0.5, seed=2)
-    r = invertkit.invert(noisy_sg2, targets[:1], "optimize", loss="mse=1,l1=0.5", image_ids=[7], **kw)
+    r = invertkit.invert(noisy_sg2, targets[:1], "optimize", loss="mse=1,l1=0.5", image_ids=[7], adam_kernel="reference", **kw)
     ref = reference_projector(noisy_sg2, targets[:1], noise=False, loss={"mse": 1.0, "l1": 0.5}, image_id=7, **kw)
     assert ref.noise == {} and r.noise is None
     _assert_matches(r, 0, ref)

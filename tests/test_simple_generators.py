@@ -101,3 +101,14 @@ def test_zoo_cache_folder_is_searched(tmp_path, monkeypatch, tiny_mlp):
 def test_unknown_name_or_path():
     with pytest.raises(CheckpointError, match="not a zoo model name"):
         invertkit.load_generator("no-such-model")
+
+
+def test_device_follows_the_module_when_parameters_are_replaced():
+    # the device is read from the first parameter's owner each time, so a .to() that swaps the
+    # Parameter objects (meta tensors do) is seen, through G.to() or the module itself
+    G = wrap(nn.Sequential(nn.Linear(4, 12), nn.Tanh()), (4,), 2, 3)
+    assert G.device == torch.device("cpu")
+    G.module.to("meta")
+    assert G.device == torch.device("meta")
+    buffers_only = wrap(nn.Sequential(nn.Flatten()), (12,), 2, 3)
+    assert buffers_only.device == torch.device("cpu")

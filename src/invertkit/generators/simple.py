@@ -57,11 +57,18 @@ class SimpleGenerator(Generator, Tunable):
 
     @property
     def device(self) -> torch.device:
-        for t in self.module.parameters():
-            return t.device
-        for t in self.module.buffers():
-            return t.device
-        return torch.device("cpu")
+        # Asked at every step (check_latent): walking the module's parameters each time cost about
+        # 10 µs of a 0.4 ms MNIST step. The submodule that owns the first parameter and the
+        # parameter's name are found once; reading the attribute again each time stays right when
+        # .to() swaps the Parameter object itself (meta tensors, or torch's overwrite-on-conversion).
+        probe = self.__dict__.get("_device_probe")
+        if probe is None:
+            name = next((n for n, _ in self.module.named_parameters()), None)
+            if name is None:  # buffers only: look each time
+                return next((b.device for b in self.module.buffers()), torch.device("cpu"))
+            owner, _, attr = name.rpartition(".")
+            probe = self._device_probe = (self.module.get_submodule(owner), attr)
+        return getattr(probe[0], probe[1]).device
 
     def to(self, device: torch.device | str) -> SimpleGenerator:
         self.module.to(device)

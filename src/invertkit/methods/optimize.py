@@ -33,7 +33,7 @@ from ..optionfields import Auto, Options, is_auto, option
 from ..progress import QUIET, Phase, track
 from ..results import LatentInversion, LayerState, Timings
 from . import METHODS, MethodSpec
-from .adam import Adam
+from .adam import Adam, fused_available
 from .context import RunContext
 from .init import derive_seed, initial_latents, latent_row_std, resolve_init
 from .lbfgs import BatchedLBFGS
@@ -67,6 +67,8 @@ def resolve_options(G: Generator, opts: OptimizeOptions) -> OptimizeOptions:
     for name in ("latent_noise", "restarts", "loss"):
         if is_auto(getattr(opts, name)):
             changes[name] = auto[name]
+    if opts.adam_kernel == "auto":  # resolved here so that run.json records the kernel that ran
+        changes["adam_kernel"] = "fused" if fused_available(G.device) else "reference"
     if is_auto(opts.restart_steps) or opts.restart_steps == 0:
         changes["restart_steps"] = max(1, opts.steps // 20)
     return dataclasses.replace(opts, **changes)
@@ -79,6 +81,8 @@ class OptimizeOptions(Options):
     space: str = option("auto", "latent space: auto (w+ for StyleGAN2, z otherwise), z, z-sphere, w, w+, s, p, pn, or f:LAYER (layerwise)")
     steps: int = option(300, "optimiser steps per image", min=1)
     optimizer: str = option("adam", "adam, or lbfgs (batched per-image L-BFGS)", choices=("adam", "lbfgs"))
+    adam_kernel: str = option("auto", "Adam's update: auto (fused on CPU and CUDA), fused (torch.optim.Adam(fused=True)'s kernel) or reference (torch.optim.Adam()'s op by op, NVIDIA's projector bit for bit)",
+                              choices=("auto", "fused", "reference"))
     lr: float = option(0.1, "learning rate (peak of the projector schedule; L-BFGS: first step length)", min=0, min_exclusive=True)
     schedule: str = option("auto", "learning-rate schedule: auto (projector for StyleGAN2, constant otherwise), projector (NVIDIA's ramp up / cosine down) or constant",
                            choices=("auto", "projector", "constant"))
@@ -162,7 +166,7 @@ def _adam_phase(
     ``phase`` is told every step (the loss passed lazily: no host read unless its reporter wants one)."""
     prepared = problem.prepared_for(image_index)
     params = var.tensors()
-    adam = Adam(params, betas=(0.9, 0.999))
+    adam = Adam(params, betas=(0.9, 0.999), kernel=None if opts.adam_kernel == "auto" else opts.adam_kernel)  # type: ignore[arg-type]
     row_std = latent_row_std(problem.G, base_space(problem.G, problem.space)) if opts.latent_noise > 0 else 0.0
     b = var.batch
     device = var.latent.device

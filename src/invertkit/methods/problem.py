@@ -12,7 +12,7 @@ from torch import Tensor
 from ..degradations import Degradation
 from ..generators.base import Generator
 from ..objectives.combined import Objective, index_prepared
-from .variables import Variables, base_space
+from .variables import Variables
 
 
 @dataclass
@@ -54,7 +54,7 @@ class Problem:
         latent = variables.latent if perturb is None else variables.latent + perturb
         images = variables.render(latent)
         total, parts = self.objective(
-            self.observe(images), prepared, G=self.G, latent=latent, space=base_space(self.G, self.space), noise=variables.noise or None,
+            self.observe(images), prepared, G=self.G, latent=latent, space=variables.base, noise=variables.noise or None,
             images=images,
         )
         return total, parts, images

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 from torch import Tensor
@@ -117,8 +118,13 @@ class Variables:
         if self.split is not None:  # the noise maps of the layers after the cut reach the image through the tail
             return self.split.tail(self.state, latent if self.split.tail_space else None, noise=self.noise or None)
         if self.noise:
-            return require(self.G, NoiseMaps, "noise maps").synthesize_with_noise(latent, base_space(self.G, self.space), self.noise)
-        return self.G.synthesize(latent, base_space(self.G, self.space))
+            return require(self.G, NoiseMaps, "noise maps").synthesize_with_noise(latent, self.base, self.noise)
+        return self.G.synthesize(latent, self.base)
+
+    @cached_property
+    def base(self) -> str:
+        """``base_space(G, space)``, worked out once (it is asked at every step)."""
+        return base_space(self.G, self.space)
 
     @property
     def constrained(self) -> bool:
