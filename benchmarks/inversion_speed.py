@@ -1,6 +1,7 @@
 """Speed of the optimisation engine, per generator, on a shared machine.
 
     python benchmarks/inversion_speed.py [--quick] [--threads 1] [--only stylegan2] [--device cpu]
+                                         [--modconv auto|fused|nonfused] [--malloc reuse|system]
 
 Prints one JSON object. For each generator (the two offline zoo models and a random-weight 256 px
 StyleGAN2 in W+), with the default (auto) settings of ``optimize`` for that generator:
@@ -11,6 +12,9 @@ StyleGAN2 in W+), with the default (auto) settings of ``optimize`` for that gene
 - ``overhead_ratio``: that over one generator + objective forward+backward at the same batch
   (1.0: the loop adds nothing, not even the optimiser update);
 - ``plain_loop_ratio``: that over a plain 20-line ``torch.optim.Adam`` loop on the same objective;
+- ``minimal_loop_ratio``: that over the least a loop with an Adam update can cost: the forward and
+  backward above, then one call of PyTorch's fused Adam kernel (``torch._fused_adam_``) and nothing
+  else (so ``overhead_ratio / minimal_loop_ratio`` is what the update itself costs);
 - ``throughput``: images x steps per second at batch 1, 4, 8, 16 (``per_image_gain_8_over_1``:
   batch 8's over batch 1's);
 - ``roofline``: FLOPs of one image's generator + objective forward+backward (counted by
@@ -19,6 +23,12 @@ StyleGAN2 in W+), with the default (auto) settings of ``optimize`` for that gene
   0.5 means a step is 2x the time the matmul limit allows);
 - ``peak_memory_mb``: peak resident memory of the process after that generator (cumulative), or
   peak CUDA memory allocated.
+
+``--modconv`` picks StyleGAN2's modulated convolution: ``auto`` (the default: NVIDIA's fused grouped
+form on CUDA, the non-fused channels-last form on CPU), ``fused`` or ``nonfused`` on any device, so
+both forms can be timed on a GPU (and on CPU). ``--malloc reuse`` (the default) keeps freed memory
+for reuse as the ``invertkit`` program does (:func:`invertkit.allocator.reuse_freed_memory`);
+``system`` leaves glibc's allocator as it is, as a plain ``import invertkit`` does.
 
 Timing: on CPU the clock is the process's CPU time (``time.process_time``) at a fixed thread count,
 so other sessions on a shared machine do not inflate it (wall time would); on CUDA it is wall time
@@ -41,11 +51,14 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import invertkit
+from invertkit.allocator import reuse_freed_memory
 from invertkit.generators.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from invertkit.methods.optimize import auto_defaults
 from invertkit.objectives.combined import Objective
 
 DEVICE = "cpu"
+# --modconv -> (SynthesisNetwork.fused_modconv, .channels_last); None: the device's default
+MODCONV: dict[str, tuple[bool | None, bool | None]] = {"auto": (None, None), "fused": (True, False), "nonfused": (False, None)}
 
 
 def clock() -> float:
@@ -79,6 +92,24 @@ def plain_loop(G, targets: torch.Tensor, space: str, steps: int, objective: Obje
             opt.zero_grad()
             loss.backward()
             opt.step()
+
+    return timed(run) / steps
+
+
+def minimal_loop(G, targets: torch.Tensor, space: str, steps: int, objective: Objective) -> float:
+    """Forward, backward, one fused Adam kernel call: the floor of any Adam loop; seconds per step."""
+    prepared = objective.prepare(targets)
+    latent = _start(G, targets, space)
+    data, m, v = latent.detach(), torch.zeros_like(latent), torch.zeros_like(latent)
+    counts = torch.arange(1, steps + 1, dtype=torch.float32, device=latent.device).unbind()
+
+    def run() -> None:
+        for k in range(steps):
+            img = G.synthesize(latent, space)
+            loss = objective(img, prepared, G=G, latent=latent, space=space)[0].sum()
+            (grad,) = torch.autograd.grad(loss, [latent])
+            torch._fused_adam_([data], [grad], [m], [v], [], [counts[k]], lr=0.1, beta1=0.9, beta2=0.999,
+                               weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
 
     return timed(run) / steps
 
@@ -133,11 +164,12 @@ def bench(G, space: str, steps: int, batches: list[int], rounds: int, limit: flo
         pool = G.synthesize(G.sample_latent(max(batches), space, seed=1), space).clamp(-1, 1)
     b4 = pool[: min(4, pool.shape[0])]
     invertkit.invert(G, b4[:1], space=space, steps=2, restarts=1)  # warm-up: feature networks, caches
-    times: dict[str, list[float]] = {"ours": [], "fwd_bwd": [], "plain": []}
-    for _ in range(rounds):  # interleaved, so drift on a shared machine hits all three alike
+    times: dict[str, list[float]] = {"ours": [], "fwd_bwd": [], "plain": [], "minimal": []}
+    for _ in range(rounds):  # interleaved, so drift on a shared machine hits all four alike
         times["ours"].append(ours(G, b4, space, steps))
         times["fwd_bwd"].append(fwd_bwd(G, b4, space, objective, max(2, steps // 4)))
         times["plain"].append(plain_loop(G, b4, space, steps, objective))
+        times["minimal"].append(minimal_loop(G, b4, space, steps, objective))
     best = {k: min(v) for k, v in times.items()}
     per_step = {b: (best["ours"] if b == b4.shape[0] else ours(G, pool[:b], space, max(2, steps // 2)))
                 for b in batches}
@@ -154,6 +186,8 @@ def bench(G, space: str, steps: int, batches: list[int], rounds: int, limit: flo
         "plain_loop_seconds_per_step": best["plain"],
         "overhead_ratio": best["ours"] / best["fwd_bwd"],
         "plain_loop_ratio": best["ours"] / best["plain"],
+        "minimal_loop_seconds_per_step": best["minimal"],
+        "minimal_loop_ratio": best["ours"] / best["minimal"],
         "throughput": throughput,
         "roofline": {
             "gflop_per_image_step": flops / 1e9,
@@ -179,14 +213,17 @@ def main() -> None:
     ap.add_argument("--batches", default="1,4,8,16", help="batches for the throughput figures")
     ap.add_argument("--only", choices=("dcgan", "mnist", "stylegan2"), action="append", help="run only these generators")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--modconv", choices=tuple(MODCONV), default="auto", help="StyleGAN2's modulated convolution form")
+    ap.add_argument("--malloc", choices=("reuse", "system"), default="reuse", help="keep freed memory for reuse, as the invertkit program does")
     args = ap.parse_args()
+    applied = reuse_freed_memory() if args.malloc == "reuse" else False
     DEVICE = args.device
     torch.set_num_threads(args.threads)
     rounds = args.rounds or (2 if args.quick else 3)
     steps = 30 if args.quick else 100
     only = set(args.only or ("dcgan", "mnist", "stylegan2"))
     limit = matmul_limit()
-    out: dict[str, object] = {"device": args.device, "torch_threads": torch.get_num_threads(),
+    out: dict[str, object] = {"device": args.device, "torch_threads": torch.get_num_threads(), "malloc": args.malloc, "malloc_applied": applied,
                               "clock": "wall" if DEVICE.startswith("cuda") else "process CPU time",
                               "matmul_limit_gflops": limit / 1e9}
     small = [int(b) for b in args.batches.split(",")]
@@ -201,6 +238,8 @@ def main() -> None:
     if "stylegan2" in only:
         cfg = StyleGAN2Config(z_dim=512, w_dim=512, img_resolution=256, channel_base=16384, channel_max=512)
         sg = StyleGAN2Generator(cfg, name="stylegan2-256-random").to(DEVICE)
+        sg.net.synthesis.fused_modconv, sg.net.synthesis.channels_last = MODCONV[args.modconv]
+        out["stylegan2_modconv"] = args.modconv
         out["stylegan2-256-random"] = bench(sg, "w+", 3 if args.quick else 6, small, rounds, limit)
     print(json.dumps(out, indent=2))
 

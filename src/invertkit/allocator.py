@@ -10,10 +10,14 @@ at batch 1 / 4 / 8); with freed memory kept for reuse it fell with the batch (0.
 the kernel's share dropped to 1.4 s.
 
 :func:`reuse_freed_memory` sets ``M_MMAP_MAX`` to 0 (large blocks come from the heap and go back to
-it) and raises ``M_TRIM_THRESHOLD`` (the heap is not shrunk after each step) through ``mallopt``. It
-changes speed and resident memory only, never a result: the process keeps its peak heap until it
-exits. Commands call it at start unless ``$INVERTKIT_SYSTEM_MALLOC`` is set; Python users call it
-themselves. On a C library other than glibc it does nothing and returns False.
+it) and turns trimming off (``M_TRIM_THRESHOLD`` -1: the heap is never shrunk) through ``mallopt``.
+Trimming once 1 GiB lay free at the top of the heap was tried first: a batch of 16 at 256 px frees
+several GiB there after each backward pass, and every step faulted it back in: 0.625 against 0.555 s
+per image-step at batch 16, kernel time 15.7 against 6.2 s (``python
+benchmarks/stylegan2_batch_scaling.py --threads 1 --batches 4,16 --rounds 2``; batch 4 unchanged). It changes
+speed and resident memory only, never a result: the process keeps its peak heap until it exits, and
+freed blocks serve later allocations. Commands call it at start unless ``$INVERTKIT_SYSTEM_MALLOC`` is
+set; Python users call it themselves. On a C library other than glibc it does nothing and returns False.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import sys
 ENV_OPT_OUT = "INVERTKIT_SYSTEM_MALLOC"
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
 M_MMAP_MAX = -4
-TRIM_THRESHOLD = 1 << 30  # shrink the heap only when 1 GiB is free at its top (int: mallopt takes an int)
+TRIM_NEVER = -1  # M_TRIM_THRESHOLD -1: glibc never shrinks the heap
 
 
 def reuse_freed_memory() -> bool:
@@ -43,4 +47,4 @@ def reuse_freed_memory() -> bool:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     # mallopt returns 1 on success
-    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_NEVER))
