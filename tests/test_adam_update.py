@@ -11,36 +11,42 @@ from invertkit.errors import ConfigError
 from invertkit.methods.adam import Adam, fused_supported
 
 
-def _run_both(kernel: str, fused_ref: bool, steps: int = 25) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+def _run_both(kernel: str, fused_ref: bool, steps: int = 25, intermittent: bool = False) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
     g = torch.Generator().manual_seed(0)
-    init = [torch.randn(4, 6, generator=g), torch.randn(4, 1, 3, 3, generator=g), torch.randn(2, generator=g)]
+    init = [torch.randn(4, 6, generator=g), torch.randn(4, 1, 3, 3, generator=g), torch.randn(2, generator=g),
+            torch.randn(3, generator=g)]
     target = torch.randn(4, 6, generator=g)
     ours = [t.clone().requires_grad_(True) for t in init]
     ref = [t.clone().requires_grad_(True) for t in init]
     adam = Adam(ours, kernel=kernel)
     opt = torch.optim.Adam(ref, lr=0.1, betas=(0.9, 0.999), fused=fused_ref)
 
-    def loss(p: list[torch.Tensor]) -> torch.Tensor:  # p[2] is never used: no gradient, no update
-        return ((p[0] - target) ** 2).sum() + (p[1].sin() * p[0][:, :1, None, None]).sum()
+    def loss(p: list[torch.Tensor], step: int) -> torch.Tensor:
+        # p[2] is never used: no gradient, no update; p[3] (with intermittent) only at every third
+        # step, so its own step count, which the bias corrections read, falls behind the others'
+        out = ((p[0] - target) ** 2).sum() + (p[1].sin() * p[0][:, :1, None, None]).sum()
+        return out + (p[3].cos().sum() * p[0].mean() if intermittent and step % 3 == 0 else 0)
 
     for step in range(steps):
         lr = 0.1 * (0.5 - 0.5 * torch.cos(torch.tensor(step / steps * 3.14159)).item())  # a schedule, as the projector's
-        adam.step(torch.autograd.grad(loss(ours), ours, allow_unused=True), lr)
+        adam.step(torch.autograd.grad(loss(ours, step), ours, allow_unused=True), lr)
         for group in opt.param_groups:
             group["lr"] = lr
         opt.zero_grad(set_to_none=True)
-        loss(ref).backward()
+        loss(ref, step).backward()
         opt.step()
     return init, ours, ref
 
 
+@pytest.mark.parametrize("intermittent", [False, True])
 @pytest.mark.parametrize(("kernel", "fused_ref"), [("reference", False), ("fused", True)])
-def test_adam_matches_torch_optim_bit_for_bit(kernel, fused_ref):
-    init, ours, ref = _run_both(kernel, fused_ref)
+def test_adam_matches_torch_optim_bit_for_bit(kernel, fused_ref, intermittent):
+    init, ours, ref = _run_both(kernel, fused_ref, intermittent=intermittent)
     for a, b in zip(ours, ref):
         assert torch.equal(a, b)
     assert torch.equal(ours[2], init[2])
     assert not torch.equal(ours[0], init[0])
+    assert torch.equal(ours[3], init[3]) is not intermittent
 
 
 def test_fused_and_reference_kernels_differ_by_rounding_only():

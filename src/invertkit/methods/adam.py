@@ -75,40 +75,52 @@ class Adam:
         # it), from a table of counts made once per STEP_TABLE steps (no increment op per step).
         self._data = [p.detach() for p in params]
         self._counts: list[Tensor] = []
-        # per parameter: steps it has taken (a tensor without gradient skips a step, as in torch.optim)
-        self._taken = [0] * len(params)
+        # per parameter: steps it skipped for want of a gradient (its own step count is k minus these,
+        # as torch.optim counts per parameter); while none has skipped, all share the count k
+        self._skipped = [0] * len(params)
 
     def step(self, grads: Sequence[Tensor | None], lr: float) -> None:
         """One update with learning rate ``lr`` (``grads`` aligned with ``params``; a None grad, a
-        tensor the loss does not reach, leaves that tensor alone as ``torch.optim.Adam`` does)."""
+        tensor the loss does not reach, leaves that tensor and its step count alone, as
+        ``torch.optim.Adam`` does)."""
         self.k += 1
-        if self.kernel == "fused":
-            self._fused(grads, lr)
+        if not any(self._skipped) and all(g is not None for g in grads):  # every step of a latent's loop
+            live = None
         else:
-            self._reference(grads, lr)
+            live = []
+            for i, g in enumerate(grads):
+                if g is None:
+                    self._skipped[i] += 1
+                else:
+                    live.append(i)
+        if self.kernel == "fused":
+            self._fused(grads, lr, live)
+        else:
+            self._reference(grads, lr, live)
 
     @torch.no_grad()
-    def _reference(self, grads: Sequence[Tensor | None], lr: float) -> None:
-        step_size = lr / (1 - self.beta1**self.k)  # bias corrections in float64, as torch computes them
-        correction2_sqrt = (1 - self.beta2**self.k) ** 0.5
-        for p, g, m, v in zip(self.params, grads, self.m, self.v):
-            if g is None:
-                continue
+    def _reference(self, grads: Sequence[Tensor | None], lr: float, live: list[int] | None) -> None:
+        for i in range(len(self.params)) if live is None else live:
+            k = self.k - self._skipped[i]
+            step_size = lr / (1 - self.beta1**k)  # bias corrections in float64, as torch computes them
+            correction2_sqrt = (1 - self.beta2**k) ** 0.5
+            g, m, v = grads[i], self.m[i], self.v[i]
             m.lerp_(g, 1 - self.beta1)
             v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
             denom = (v.sqrt() / correction2_sqrt).add_(self.eps)
-            p.addcdiv_(m, denom, value=-step_size)
+            self.params[i].addcdiv_(m, denom, value=-step_size)
 
-    def _fused(self, grads: Sequence[Tensor | None], lr: float) -> None:
-        live = [i for i, g in enumerate(grads) if g is not None]
-        if not live:
+    def _fused(self, grads: Sequence[Tensor | None], lr: float, live: list[int] | None) -> None:
+        if live is None:
+            params, gs, ms, vs = self._data, list(grads), self.m, self.v
+            steps = [self._count(self.k)] * len(params)
+        elif not live:
             return
-        steps = []
-        for i in live:
-            self._taken[i] += 1
-            steps.append(self._count(self._taken[i]))
-        torch._fused_adam_([self._data[i] for i in live], [grads[i] for i in live], [self.m[i] for i in live],
-                           [self.v[i] for i in live], [], steps, lr=lr, beta1=self.beta1, beta2=self.beta2,
+        else:
+            params, gs = [self._data[i] for i in live], [grads[i] for i in live]
+            ms, vs = [self.m[i] for i in live], [self.v[i] for i in live]
+            steps = [self._count(self.k - self._skipped[i]) for i in live]
+        torch._fused_adam_(params, gs, ms, vs, [], steps, lr=lr, beta1=self.beta1, beta2=self.beta2,
                            weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
 
     def _count(self, k: int) -> Tensor:
