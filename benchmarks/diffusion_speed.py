@@ -83,7 +83,7 @@ def main() -> None:
             emb = cond.expand(args.batch, -1, -1)
             null = G.cond("").expand(args.batch, -1, -1)
             for step_t in sched.timesteps:
-                tt = step_t.expand(args.batch)
+                tt = step_t.expand(args.batch).to(DEVICE)
                 e = G.network(y, tt, encoder_hidden_states=emb).sample
                 if scale != 1.0:
                     u = G.network(y, tt, encoder_hidden_states=null).sample
