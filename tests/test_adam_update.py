@@ -65,3 +65,17 @@ def test_default_kernel_is_fused_on_cpu_and_refused_where_unsupported():
     assert Adam([ints]).kernel == "reference"  # auto falls back
     with pytest.raises(ConfigError, match="adam_kernel=reference"):
         Adam([ints], kernel="fused")
+
+
+def test_optimize_resolves_the_kernel_and_refuses_fused_where_there_is_none():
+    from torch import nn
+
+    from invertkit.generators import wrap
+    from invertkit.methods.optimize import OptimizeOptions, resolve_options
+
+    G = wrap(nn.Sequential(nn.Linear(4, 12), nn.Tanh()), (4,), 2, 3)
+    assert resolve_options(G, OptimizeOptions()).adam_kernel == "fused"  # CPU
+    G.module.to("meta")  # a device type without the fused kernel
+    assert resolve_options(G, OptimizeOptions()).adam_kernel == "reference"
+    with pytest.raises(ConfigError, match="adam_kernel=reference"):
+        resolve_options(G, OptimizeOptions(adam_kernel="fused"))

@@ -69,6 +69,9 @@ def resolve_options(G: Generator, opts: OptimizeOptions) -> OptimizeOptions:
             changes[name] = auto[name]
     if opts.adam_kernel == "auto":  # resolved here so that run.json records the kernel that ran
         changes["adam_kernel"] = "fused" if fused_available(G.device) else "reference"
+    elif opts.adam_kernel == "fused" and not fused_available(G.device):  # refused before any work
+        raise ConfigError(f"adam_kernel=fused: PyTorch has no fused Adam kernel for {G.device.type} here; "
+                          "use adam_kernel=reference (or auto)")
     if is_auto(opts.restart_steps) or opts.restart_steps == 0:
         changes["restart_steps"] = max(1, opts.steps // 20)
     return dataclasses.replace(opts, **changes)
